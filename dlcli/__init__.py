@@ -1,0 +1,25 @@
+"""dlcli: train, evaluate and predict with Keras 3 models described by YAML files.
+
+    >>> from dlcli import load_config, train
+    >>> result = train(load_config("configs/iris.yaml"))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["evaluate", "load_config", "predict", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    # Resolved on first use so that `import dlcli` stays instant.
+    if name == "load_config":
+        from dlcli.config import load_config
+
+        return load_config
+    if name in ("train", "evaluate", "predict"):
+        from dlcli import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'dlcli' has no attribute {name!r}")

@@ -1,0 +1,304 @@
+"""train / evaluate / predict as plain functions; no printing.
+
+    >>> from dlcli import load_config, train, evaluate, predict
+    >>> result = train(load_config("configs/iris.yaml"))
+    >>> evaluate(result.run_dir)["accuracy"]
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlcli import data as data_mod
+from dlcli import model as model_mod
+from dlcli import report, runs
+from dlcli import train as train_mod
+from dlcli.config import Config
+from dlcli.errors import DataError, DlcliError, TrainingFailed
+from dlcli.preprocessing import Preprocessor
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict[str, dict]
+    epochs: int
+    best_epoch: int | None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Examples:
+    """One split ready for the model: inputs plus targets (encoded and in original units)."""
+
+    x: Any  # features array, or the whole series for time series
+    y: np.ndarray | None  # encoded targets aligned with x's rows
+    y_raw: np.ndarray | None  # original-unit targets, one per prediction
+    naive: np.ndarray | None = None  # time series: the last observed value before each target
+
+    def dataset(self, prep: Preprocessor, batch_size: int):
+        if prep.kind == "timeseries":
+            return prep.window_dataset(self.x, self.y, batch_size)
+        return train_mod.array_dataset(self.x, self.y, batch_size, shuffle=False, seed=0)
+
+
+def examples(prep: Preprocessor, part: Any, history: pd.DataFrame | None = None,
+             source: str = "", labelled: bool = True) -> Examples:
+    if prep.kind != "timeseries":
+        x = prep.features(part, source)
+        if not labelled:
+            return Examples(x, None, None)
+        y_raw = prep.raw_target(part, source)
+        return Examples(x, prep.encode_target(y_raw), y_raw)
+    import pandas as pd
+
+    frame = part if history is None else pd.concat([history, part])
+    series = prep.features(frame, source)
+    if not labelled:
+        return Examples(series, None, None)
+    length, horizon = prep.window["length"], prep.window["horizon"]
+    if len(frame) < length + horizon:
+        raise DataError(f"{source}: {len(frame)} rows are too few for windows of length {length} with "
+                        f"horizon {horizon} (expected at least {length + horizon} rows)")
+    y_all = prep.raw_target(frame, source)
+    return Examples(series, prep.encode_target(y_all), y_all[length - 1 + horizon:],
+                    naive=y_all[length - 1: len(y_all) - horizon])
+
+
+def train(config: Config, run_root: Path | str = runs.DEFAULT_ROOT, listener=None,
+          command: list[str] | None = None) -> TrainResult:
+    """Validate, load, fit preprocessing on train only, build, train, score every split, save."""
+    train_mod.import_tensorflow()
+    run_dir = runs.create(Path(run_root), config.name)
+    runs.save_config(run_dir, config)
+    record = runs.RunRecord(run_dir, config, command or runs.command_line())
+    try:
+        result = _train(config, run_dir, record, listener)
+    except KeyboardInterrupt:
+        record.finish("interrupted", "interrupted by the user")
+        raise
+    except DlcliError as exc:
+        record.finish("failed", str(exc))
+        raise
+    except Exception as exc:
+        record.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    record.finish("completed")
+    runs.mark_latest(run_dir)
+    return result
+
+
+def _train(config: Config, run_dir: Path, record: runs.RunRecord, listener) -> TrainResult:
+    timings = record.data["timings"]
+    clock = time.perf_counter()
+    train_mod.seed_everything(config.seed)
+    record.data["device"] = train_mod.device_name()
+    loaded = data_mod.load(config)
+    record.data["data"] = {"source": loaded.source, "sha256": loaded.sha256,
+                           "rows": {k: _rows(v) for k, v in loaded.splits.items()}}
+    if config.has_validation and "validation" not in loaded.splits:
+        raise DataError(f"{loaded.source}: no validation rows, but the config monitors validation "
+                        "quantities: give data.split.validation a fraction or add validation rows")
+    prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
+    runs.write_atomic(run_dir / "preprocessing.json", prep.to_json())
+    sets = _split_examples(prep, loaded)
+    timings["load_s"] = round(time.perf_counter() - clock, 3)
+    record.save()
+
+    model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes,
+                            prep.image["rescale"] if prep.image else None)
+    model_mod.compile_model(model, config, train_mod.steps_per_execution(config))
+    batch = config.train.batch_size
+    train_ds, steps = _train_dataset(prep, sets["train"], config)
+    val_ds = sets["validation"].dataset(prep, batch) if "validation" in sets else None
+    clock = time.perf_counter()
+    history = train_mod.fit(model, train_ds, val_ds, config, run_dir, listener, steps)
+    timings["fit_s"] = round(time.perf_counter() - clock, 3)
+    _check_finite(history, config)
+    epochs = len(history.history.get("loss", []))
+    best_epoch = _best_epoch(history.history, config.checkpoint_monitor())
+    record.data["epochs"] = {"completed": epochs, "best": best_epoch, "monitor": config.checkpoint_monitor()}
+    save_model(model, run_dir / "model.keras")
+
+    clock = time.perf_counter()
+    metrics = {name: score(prep, config, model, ex) for name, ex in sets.items()}
+    runs.write_json(run_dir / "metrics.json", metrics)
+    timings["evaluate_s"] = round(time.perf_counter() - clock, 3)
+    return TrainResult(run_dir, metrics, epochs, best_epoch, prep.warnings)
+
+
+def _rows(part: Any) -> int:
+    return len(part[0]) if isinstance(part, tuple) else len(part)
+
+
+def _split_examples(prep: Preprocessor, loaded: data_mod.Loaded) -> dict[str, Examples]:
+    import pandas as pd
+
+    sets, seen = {}, []
+    for name in data_mod.SPLITS:
+        if name not in loaded.splits:
+            continue
+        part = loaded.splits[name]
+        history = None
+        if prep.kind == "timeseries" and seen:
+            history = pd.concat(seen).tail(prep.context)  # earlier rows feed this split's first windows
+        sets[name] = examples(prep, part, history, f"{loaded.source} ({name} split)")
+        if prep.kind == "timeseries":
+            seen.append(part)
+    return sets
+
+
+def _train_dataset(prep: Preprocessor, ex: Examples, config: Config):
+    batch, seed = config.train.batch_size, config.seed
+    if prep.kind == "timeseries":
+        windows = prep.window_dataset(ex.x, ex.y, batch_size=None, stride=prep.window["stride"])
+        return train_mod.window_pipeline(windows, batch, shuffle=True, seed=seed), None
+    steps = -(-len(ex.x) // batch)
+    return train_mod.array_dataset(ex.x, ex.y, batch, shuffle=True, seed=seed), steps
+
+
+def _check_finite(history, config: Config) -> None:
+    import math
+
+    losses = history.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise TrainingFailed(
+            f"the loss became {losses[-1]} in epoch {len(losses)}; training stopped. Try a lower "
+            f"optimizer.learning_rate or scale the inputs (preprocessing.numeric.scale)"
+        )
+
+
+def _best_epoch(history: dict, monitor: str) -> int | None:
+    values = history.get(monitor)
+    if not values:
+        return None
+    pick = max if any(w in monitor for w in ("acc", "auc", "precision", "recall", "f1")) else min
+    return values.index(pick(values)) + 1
+
+
+def save_model(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def score(prep: Preprocessor, config: Config, model, ex: Examples) -> dict:
+    """Metrics of one labelled split, in the target's original units."""
+    ds = ex.dataset(prep, config.train.batch_size)
+    outputs = model.predict(ds, verbose=0)
+    predictions, _ = prep.decode(outputs)
+    if prep.task == "regression":
+        return report.regression(config, ex.y_raw, predictions, ex.naive)
+    compiled = model.evaluate(ds, verbose=0, return_dict=True)
+    return report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions)
+
+
+# ---- evaluate and predict ----------------------------------------------------------------------
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: Config
+    prep: Preprocessor
+    model: Any
+
+
+def load_run(run: str | Path, root: Path | str = runs.DEFAULT_ROOT) -> LoadedRun:
+    """Everything evaluate and predict need, from the run directory alone; executes no code from it."""
+    run_dir = runs.resolve(run, Path(root))
+    train_mod.import_tensorflow()
+    config = runs.load_config(run_dir)
+    state_path = run_dir / "preprocessing.json"
+    if not state_path.is_file():
+        raise DataError(f"{state_path}: missing; the run did not get past loading its data")
+    prep = Preprocessor.from_json(state_path.read_text(encoding="utf-8"), str(state_path))
+    return LoadedRun(run_dir, config, prep, runs.load_model(run_dir))
+
+
+def evaluate(run: str | Path, data_path: str | Path | None = None,
+             root: Path | str = runs.DEFAULT_ROOT) -> dict:
+    """Test-split metrics of a finished run, or metrics on another labelled file."""
+    loaded_run = load_run(run, root)
+    prep, config = loaded_run.prep, loaded_run.config
+    if data_path is None:
+        loaded = data_mod.load(config)
+        recorded = runs.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("sha256")
+        if recorded and loaded.sha256 and recorded != loaded.sha256:
+            raise DataError(f"{loaded.source}: the data changed since training (sha256 {loaded.sha256}, "
+                            f"trained on {recorded}); pass the file with --data to evaluate on it anyway")
+        if "test" not in loaded.splits:
+            raise DataError("the run has no test split (data.split.test is 0); pass --data FILE")
+        ex = _split_examples(prep, loaded)["test"]
+    else:
+        ex = examples(prep, read_input(prep, Path(data_path)), source=str(data_path))
+    return score(prep, config, loaded_run.model, ex)
+
+
+def read_input(prep: Preprocessor, path: Path) -> Any:
+    """A table for tabular and time-series runs; `(x, y or None)` for image runs."""
+    if prep.kind != "image":
+        return data_mod.read_table(path)
+    arrays = data_mod.read_arrays(path)
+    for x_key, y_key in (("x_test", "y_test"), ("x", "y"), ("x_train", "y_train")):
+        if x_key in arrays:
+            y = arrays.get(y_key)
+            return (arrays[x_key], None if y is None else y.reshape(len(y)))
+    if len(arrays) == 1:
+        return (next(iter(arrays.values())), None)
+    raise DataError(f"{path}: expected an array named x or x_test (it holds {', '.join(sorted(arrays))})")
+
+
+def predict(run: str | Path, input_path: str | Path, output_path: str | Path | None = None,
+            root: Path | str = runs.DEFAULT_ROOT) -> tuple[Path, pd.DataFrame, list[str]]:
+    """Predictions for every input row, written as CSV or Parquet; returns (path, table, warnings)."""
+    import numpy as np
+    import pandas as pd
+
+    loaded_run = load_run(run, root)
+    prep, model = loaded_run.prep, loaded_run.model
+    input_path = Path(input_path)
+    part = read_input(prep, input_path)
+    if prep.kind == "image" and part[1] is None:
+        part = part[0]
+    ex = examples(prep, part, source=str(input_path), labelled=False)
+    batch = loaded_run.config.train.batch_size
+    if prep.kind == "timeseries":
+        outputs = model.predict(prep.window_dataset(ex.x, None, batch), verbose=0)
+    else:
+        outputs = model.predict(ex.x, batch_size=batch, verbose=0)
+    predictions, probs = prep.decode(outputs)
+    table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
+    if prep.kind == "timeseries":  # row i: forecast `horizon` steps after row i, from the window ending there
+        pad = prep.window["length"] - 1
+        predictions = np.concatenate([np.full(pad, np.nan), predictions])
+        if probs is not None:
+            probs = np.concatenate([np.full((pad, probs.shape[1]), np.nan), probs])
+    table["prediction"] = predictions
+    if probs is not None:
+        for i, label in enumerate(prep.target_encoder.classes_):
+            table[f"probability_{label}"] = probs[:, i]
+    out = Path(output_path) if output_path else Path(f"{input_path.stem}_predictions.csv")
+    write_table(table, out)
+    return out, table, prep.warnings
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        content = table.to_parquet(index=False)
+    elif suffix == ".csv":
+        content = table.to_csv(index=False)
+    else:
+        raise DataError(f"--output {path}: unsupported suffix {suffix!r} (expected .csv or .parquet)")
+    try:
+        runs.write_atomic(path, content)
+    except OSError as exc:
+        raise DataError(f"--output {path}: cannot write ({exc})") from None

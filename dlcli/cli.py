@@ -1,0 +1,195 @@
+"""The `dlcli` command: parse arguments, call `dlcli.api`, print. The only module importing typer and rich.
+
+Importing this module must not import TensorFlow, Keras, pandas or scikit-learn: `dlcli --help` and
+`dlcli validate` start instantly (tests/test_startup.py holds us to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dlcli.config import load_config
+from dlcli.errors import DlcliError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, evaluate and predict with Keras models described by YAML configs.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
+app.add_typer(config_app, name="config")
+out = Console()
+err = Console(stderr=True)
+
+Overrides = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 - typer needs Optional
+    "-o", "--override", help="key.path=value (repeatable); the value is read as YAML.")]
+RunsRoot = Annotated[Path, typer.Option("--runs", help="Folder that holds the runs.")]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    if debug:
+        os.environ["DLCLI_DEBUG"] = "1"
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="The YAML config.")],
+    override: Overrides = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Folder under which runs/<name>/ go.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+) -> None:
+    """Validate, load data, train, evaluate on the test split and write the run directory."""
+    from dlcli import api
+
+    cfg = load_config(config, override or [])
+    listener = None if quiet else _Progress()
+    result = api.train(cfg, run_dir, listener)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
+    out.print(f"[bold green]done[/] {result.epochs} epochs{best} → {result.run_dir}", highlight=False)
+    out.print(_metrics_table(result.metrics))
+
+
+@app.command()
+def evaluate(
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Another labelled file.")] = None,  # noqa: UP045
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    runs_root: RunsRoot = Path("runs"),
+) -> None:
+    """Metrics of a finished run on its test split, or on another labelled file."""
+    from dlcli import api
+
+    metrics = api.evaluate(run, data, runs_root)
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        out.print(_metrics_table({"test" if data is None else str(data): metrics}))
+
+
+@app.command()
+def predict(
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet rows, or .npy/.npz images.")],
+    output: Annotated[Optional[Path], typer.Option("--output", help=".csv or .parquet")] = None,  # noqa: UP045
+    runs_root: RunsRoot = Path("runs"),
+) -> None:
+    """Predictions for new data (the target column is optional)."""
+    from dlcli import api
+
+    path, table, warnings = api.predict(run, input, output, runs_root)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    out.print(f"wrote {len(table)} predictions → {path}", highlight=False)
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="The YAML config.")], override: Overrides = None) -> None:
+    """Check a config without loading data or TensorFlow."""
+    cfg = load_config(config, override or [])
+    out.print(f"[green]ok[/] {config}: {cfg.name} ({cfg.task})", highlight=False)
+
+
+@config_app.command("show")
+def config_show(config: Annotated[Path, typer.Argument(help="The YAML config.")], override: Overrides = None) -> None:
+    """The resolved config: defaults filled in, overrides applied."""
+    from dlcli.yamlio import dump
+
+    print(dump(load_config(config, override or []).to_yaml_dict()), end="")
+
+
+def _metrics_table(metrics: dict[str, dict]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("metric")
+    splits = list(metrics)
+    for split in splits:
+        table.add_column(split, justify="right")
+    names: list[str] = []
+    for values in metrics.values():
+        names += [k for k, v in values.items() if isinstance(v, int | float) and k not in names]
+    for name in names:
+        table.add_row(name, *(_fmt(metrics[s].get(name)) for s in splits))
+    return table
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+
+
+class _Progress:
+    """Live per-epoch progress (rich), fed by dlcli.train's Keras callback."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[logs]}"), console=out,
+                                 transient=True)
+        self.task = None
+        self.epoch = 1
+
+    def train_begin(self, epochs: int, steps: int | None) -> None:
+        self.epochs, self.steps = epochs, steps
+        self.progress.start()
+        self._new_task()
+
+    def _new_task(self) -> None:
+        self.task = self.progress.add_task(f"epoch {self.epoch}/{self.epochs}", total=self.steps, logs="")
+
+    def batch_end(self, step: int, logs: dict[str, float]) -> None:
+        self.progress.update(self.task, completed=step, logs=_logline(logs))
+
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.progress.remove_task(self.task)
+        self.progress.console.print(f"epoch {epoch}/{self.epochs}  {_logline(logs)}", highlight=False,
+                                    soft_wrap=True)
+        self.epoch = epoch + 1
+        if epoch < self.epochs:
+            self._new_task()
+
+    def train_end(self) -> None:
+        self.progress.stop()
+
+
+def _logline(logs: dict[str, float]) -> str:
+    return "  ".join(f"{k} {_fmt(v)}" for k, v in logs.items() if k != "learning_rate")
+
+
+def main() -> None:
+    """Console entry point: user errors exit 2 without a traceback; failed runs exit 1."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    debug = os.environ.get("DLCLI_DEBUG") == "1" or "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except DlcliError as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]")
+        sys.exit(130)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - click's usage errors and anything unexpected
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # a usage error from typer's (vendored) click: wrong option, missing argument
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                  "run again with --debug for the traceback", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""The config: pydantic models (unknown keys refused), YAML with line marks, `-o` overrides.
+
+This module is the single source of truth for every option; the CLI, `config show` and the JSON
+Schema derive from it. It imports neither TensorFlow nor pandas, so `dlcli validate` starts instantly.
+
+    >>> cfg = load_config("configs/iris.yaml", ["train.epochs=3"])
+    >>> cfg.train.epochs
+    3
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from dlcli.errors import ConfigError
+from dlcli.yamlio import Marks, load_marked
+
+Scale = Literal["standard", "minmax", "robust", "none"]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+#: Losses whose targets are class labels; every other loss means regression.
+CLASSIFICATION_LOSSES = {
+    "sparse_categorical_crossentropy": "sparse",
+    "categorical_crossentropy": "one_hot",
+    "categorical_focal_crossentropy": "one_hot",
+    "binary_crossentropy": "binary",
+    "binary_focal_crossentropy": "binary",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SplitConfig(_Strict):
+    """How rows are divided into train, validation and test."""
+
+    validation: Fraction = 0.1
+    test: Fraction | None = Field(
+        None, description="Fraction for the test split; default 0.2 unless the data has its own test split."
+    )
+    shuffle: bool = Field(True, description="false keeps the file's (or time column's) order: for series.")
+    column: str | None = Field(None, description="A column holding train/validation/test (or 0/1/2).")
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> SplitConfig:
+        if self.validation + (self.test or 0) >= 0.9:
+            raise ValueError(
+                f"validation + test = {self.validation + (self.test or 0):g} leaves too few rows for "
+                "training (expected a sum below 0.9)"
+            )
+        return self
+
+
+class DataConfig(_Strict):
+    """Where the data comes from: exactly one of `path`, `url` (with `sha256`) or `dataset`."""
+
+    path: str | None = Field(None, description="CSV, Parquet, JSON lines or NPZ; relative to the config.")
+    url: str | None = None
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    dataset: Literal[KERAS_DATASETS + SKLEARN_DATASETS] | None = None  # type: ignore[valid-type]
+    target: str | None = Field(None, description="The column to predict (default 'target' for datasets).")
+    time_column: str | None = Field(None, description="Sorted on and left out of the features.")
+    test_path: str | None = Field(None, description="A separate labelled file used as the test split.")
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        given = [k for k in ("path", "url", "dataset") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one data source (got {', '.join(given) or 'none'}; expected one of "
+                "path, url or dataset)"
+            )
+        if self.url is not None and self.sha256 is None:
+            raise ValueError(
+                "url needs sha256 so the download can be verified (compute it with `sha256sum FILE`)"
+            )
+        if self.dataset is None and self.target is None and not _is_npz(self.path):
+            raise ValueError("target is required for a path or url: name the column to predict")
+        return self
+
+
+def _is_npz(path: str | None) -> bool:
+    return path is not None and path.lower().endswith(".npz")
+
+
+class NumericConfig(_Strict):
+    columns: list[str] | None = Field(None, description="Default: every column not named elsewhere.")
+    impute: Literal["mean", "median", "constant", "none"] = "mean"
+    fill_value: float = 0.0
+    scale: Scale = "standard"
+
+
+class CategoricalConfig(_Strict):
+    columns: list[str] = []
+    impute: Literal["most_frequent", "constant"] = "constant"
+    fill_value: str = "missing"
+    encode: Literal["one_hot"] = "one_hot"
+
+
+class TargetConfig(_Strict):
+    scale: Scale = Field("none", description="Regression only; undone on every reported number.")
+
+
+class ImageConfig(_Strict):
+    rescale: float | None = Field(None, description="Multiplies pixels inside the model, e.g. 1/255.")
+
+
+class WindowConfig(_Strict):
+    length: int = Field(gt=0, description="Time steps in each input window.")
+    horizon: int = Field(1, ge=1, description="How many steps after the window's last one to predict.")
+    stride: int = Field(1, ge=1, description="Steps between the starts of training windows.")
+
+
+class PreprocessingConfig(_Strict):
+    numeric: NumericConfig = NumericConfig()
+    categorical: CategoricalConfig = CategoricalConfig()
+    target: TargetConfig = TargetConfig()
+    image: ImageConfig = ImageConfig()
+    window: WindowConfig | None = None
+
+
+LayerSpec = dict[str, dict[str, Any] | None]
+
+
+class ModelConfig(_Strict):
+    input_shape: list[Annotated[int, Field(gt=0)]] | None = Field(
+        None, description="Default: the shape of one row of the data."
+    )
+    layers: list[LayerSpec] = Field(min_length=1, description="`- ClassName: {kwargs}`, Keras names.")
+
+    @model_validator(mode="after")
+    def _one_class_per_item(self) -> ModelConfig:
+        for i, layer in enumerate(self.layers):
+            if len(layer) != 1:
+                raise ValueError(
+                    f"layers[{i}] has {len(layer)} keys {sorted(layer)} (expected one: "
+                    "`- Dense: {units: 8}`)"
+                )
+        return self
+
+
+class OptimizerConfig(BaseModel):
+    """`name` plus the optimizer's own constructor arguments (checked against Keras at build time)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "adam"
+
+
+class EarlyStoppingConfig(_Strict):
+    monitor: str = "val_loss"
+    patience: int = Field(10, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    mode: Literal["auto", "min", "max"] = "auto"
+
+
+class CheckpointConfig(_Strict):
+    monitor: str | None = Field(None, description="Default val_loss, or loss without a validation split.")
+    mode: Literal["auto", "min", "max"] = "auto"
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(32, gt=0)
+    early_stopping: EarlyStoppingConfig | None = None
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    steps_per_execution: int | Literal["auto"] = Field(
+        "auto", description="Steps run per call into TensorFlow; auto picks a value good for the device."
+    )
+    tensorboard: bool = True
+
+
+class Config(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Runs go to runs/<name>/.")
+    seed: int = 42
+    data: DataConfig
+    preprocessing: PreprocessingConfig = PreprocessingConfig()
+    model: ModelConfig
+    optimizer: OptimizerConfig = OptimizerConfig()
+    loss: str
+    metrics: list[str] = []
+    train: TrainConfig = TrainConfig()
+
+    _source: Path | None = PrivateAttr(None)
+    _marks: Marks = PrivateAttr(default_factory=dict)
+
+    def where(self, *path: str | int) -> str:
+        """`FILE:LINE:COL: key.path` for messages about a key, as precisely as the marks allow."""
+        dotted = ".".join(str(p) for p in path)
+        mark = _nearest_mark(tuple(path), self._marks)
+        if mark == (0, 0):
+            return f"-o {dotted}"
+        if self._source is None:
+            return dotted
+        return f"{self._source}:{mark[0]}:{mark[1]}: {dotted}" if mark else f"{self._source}: {dotted}"
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        return "classification" if self.loss in CLASSIFICATION_LOSSES else "regression"
+
+    @property
+    def has_validation(self) -> bool:
+        split = self.data.split
+        return split.column is not None or split.validation > 0
+
+    def quantities(self) -> list[str]:
+        """What the model will report each epoch, as Keras names it in its logs."""
+        names = ["loss", *self.metrics]
+        return names + [f"val_{n}" for n in names] if self.has_validation else names
+
+    def checkpoint_monitor(self) -> str:
+        if self.train.checkpoint.monitor:
+            return self.train.checkpoint.monitor
+        if self.train.early_stopping is not None:
+            return self.train.early_stopping.monitor
+        return "val_loss" if self.has_validation else "loss"
+
+    @model_validator(mode="after")
+    def _monitors_exist(self) -> Config:
+        reported = self.quantities()
+        monitors = [("train.checkpoint.monitor", self.checkpoint_monitor())]
+        if self.train.early_stopping is not None:
+            monitors.append(("train.early_stopping.monitor", self.train.early_stopping.monitor))
+        for where, name in monitors:
+            if name not in reported:
+                raise ValueError(
+                    f"{where}: {name!r} is not a quantity this model reports (expected one of "
+                    f"{', '.join(reported)}){_did_you_mean(name, reported)}"
+                )
+        return self
+
+    def to_yaml_dict(self) -> dict:
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, override and validate a config file; every problem is reported in one ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (resolved to {path.resolve()})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
+    raw, marks = load_marked(text, str(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level (got {type(raw).__name__})")
+    apply_overrides(raw, marks, overrides)
+    return validate(raw, marks, path)
+
+
+def validate(raw: dict, marks: Marks, path: Path) -> Config:
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err, marks, str(path)) for err in exc.errors()]) from None
+    config._source, config._marks = path, marks
+    _resolve_paths(config, path.parent)
+    return config
+
+
+def _resolve_paths(config: Config, base: Path) -> None:
+    for key in ("path", "test_path"):
+        value = getattr(config.data, key)
+        if value is not None and "://" not in value:
+            setattr(config.data, key, str((base / Path(value).expanduser()).resolve()))
+
+
+def apply_overrides(raw: dict, marks: Marks, overrides: list[str] | tuple[str, ...]) -> None:
+    """Set `key.path=value` items into `raw`; values go through `yaml.safe_load`."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"-o {item}: expected key.path=value, e.g. -o train.epochs=3")
+        parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"-o {item}: the value is not valid YAML ({exc})") from None
+        node: Any = raw
+        for depth, part in enumerate(parts[:-1]):
+            child = node[part] if _has(node, part) else None
+            if child is None:
+                child = {}
+                node[part] = child
+            if not isinstance(child, dict | list):
+                done = ".".join(map(str, parts[: depth + 1]))
+                raise ConfigError(f"-o {item}: {done} is a value, not a section; cannot set {key} inside it")
+            node = child
+        if isinstance(node, list) and not _has(node, parts[-1]):
+            raise ConfigError(f"-o {item}: {key}: index out of range (the list has {len(node)} items)")
+        node[parts[-1]] = parsed
+        marks[tuple(parts)] = (0, 0)  # (0, 0) marks a value set on the command line
+
+
+def _has(node: Any, part: str | int) -> bool:
+    if isinstance(node, list):
+        return isinstance(part, int) and 0 <= part < len(node)
+    return isinstance(node, dict) and part in node
+
+
+def _describe(err: dict, marks: Marks, filename: str) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    line_col = _nearest_mark(loc, marks)
+    if line_col == (0, 0):
+        where = f"-o {dotted}"
+    elif line_col:
+        where = f"{filename}:{line_col[0]}:{line_col[1]}"
+    else:
+        where = filename
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        msg = f"unknown key {loc[-1]!r}{_did_you_mean(str(loc[-1]), allowed)}"
+        if allowed:
+            msg += f" (allowed: {', '.join(allowed)})"
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    else:
+        msg = f"{msg} (got {err.get('input')!r})"
+    return f"{where}: {dotted}: {msg}"
+
+
+def _nearest_mark(loc: tuple, marks: Marks) -> tuple[int, int] | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in marks:
+            return marks[loc[:end]]
+    return None
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The keys a config section accepts, found by walking the models along `loc`."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return []
+        model = _unwrap(model.model_fields[part].annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while get_origin(annotation) is not None:
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        models = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        annotation = models[0] if models else inner[0]
+    return annotation

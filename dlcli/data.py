@@ -1,0 +1,284 @@
+"""Data sources, the offline mirror and download cache, and the train/validation/test split.
+
+A source yields either a table (pandas DataFrame; tabular data and time series) or arrays (NumPy;
+images from NPZ files and Keras datasets). `load(config)` returns both kinds as a `Loaded`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from dlcli.config import KERAS_DATASETS, Config
+from dlcli.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+SPLITS = ("train", "validation", "test")
+TABLE_SUFFIXES = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet", ".jsonl": "JSON lines",
+                  ".json": "JSON lines"}
+ARRAY_SUFFIXES = {".npz", ".npy"}
+
+
+@dataclass
+class Loaded:
+    """Data split three ways: DataFrames for tables, `(x, y)` array pairs for arrays."""
+
+    kind: str  # "table" or "arrays"
+    splits: dict[str, Any]
+    sha256: str | None = None
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def mirror_dir() -> Path | None:
+    """`$DLCLI_DATA_DIR`, the offline mirror checked before any download."""
+    value = os.environ.get("DLCLI_DATA_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DLCLI_CACHE_DIR", Path.home() / ".cache" / "dlcli")).expanduser()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch_url(url: str, sha256: str) -> Path:
+    """The verified local copy of `url`: from the mirror, the cache, or downloaded once into the cache."""
+    name = Path(urlparse(url).path).name or "download"
+    mirror = mirror_dir()
+    if mirror is not None and (mirror / name).is_file():
+        local = mirror / name
+        actual = sha256_of(local)
+        if actual != sha256.lower():
+            raise DataError(
+                f"{local}: sha256 is {actual} but the config expects {sha256} (data.sha256); the mirror "
+                "file differs from the one the config was written for: fix data.sha256 or the file"
+            )
+        return local
+    import keras
+
+    try:
+        got = keras.utils.get_file(
+            fname=name, origin=url, file_hash=sha256, hash_algorithm="sha256",
+            cache_dir=str(cache_dir()), cache_subdir="downloads",
+        )
+    except ValueError as exc:  # hash mismatch after download
+        raise DataError(f"{url}: the downloaded file failed verification: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - urllib raises many kinds; all mean "could not download"
+        raise DataError(
+            f"{url}: download failed ({exc}); check the address and your connection, or put the file "
+            f"in $DLCLI_DATA_DIR as {name}"
+        ) from None
+    return Path(got)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV, Parquet or JSON-lines file as a DataFrame; DataError for missing or unreadable files."""
+    import pandas as pd
+
+    path = Path(path)
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix!r} (expected one of "
+            f"{', '.join(sorted(TABLE_SUFFIXES) + sorted(ARRAY_SUFFIXES))})"
+        )
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (resolved to {path.resolve()})")
+    try:
+        if kind == "CSV":
+            frame = pd.read_csv(path)
+        elif kind == "Parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=True)
+    except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many types for a bad file
+        raise DataError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc})") from None
+    if frame.empty:
+        raise DataError(f"{path}: the file holds no data rows (expected a header and at least one row)")
+    return frame
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a `.npz` (by key) or `.npy` (as `x`), never unpickling objects."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (resolved to {path.resolve()})")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {"x": loaded}
+        with loaded:
+            return {key: loaded[key] for key in loaded.files}
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"{path}: cannot be read as NumPy arrays ({type(exc).__name__}: {exc})") from None
+
+
+def load(config: Config) -> Loaded:
+    """Read the configured source and split it (see DESIGN.md, Data sources)."""
+    data = config.data
+    if data.dataset in KERAS_DATASETS:
+        return _split_arrays(config, _keras_dataset(data.dataset))
+    if data.dataset is not None:
+        frame = _sklearn_dataset(data.dataset)
+        return _split_table(config, frame, sha256=None, source=f"scikit-learn {data.dataset}")
+    path = fetch_url(data.url, data.sha256) if data.url else Path(data.path)
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return _split_arrays(config, _npz_source(path))
+    return _split_table(config, read_table(path), sha256=sha256_of(path), source=str(path))
+
+
+def _keras_dataset(name: str) -> tuple[dict, str | None, str]:
+    mirror = mirror_dir()
+    if mirror is not None and (mirror / f"{name}.npz").is_file():
+        # Read the mirror with NumPy: keras.datasets rejects files whose hash differs from its own.
+        local = mirror / f"{name}.npz"
+        return read_arrays(local), sha256_of(local), str(local)
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return arrays, None, f"keras.datasets.{name}"
+
+
+def _npz_source(path: Path) -> tuple[dict, str, str]:
+    arrays = read_arrays(path)
+    if "x_train" not in arrays or "y_train" not in arrays:
+        raise DataError(
+            f"{path}: an NPZ data file needs arrays x_train and y_train (and optionally x_test, y_test); "
+            f"it holds {', '.join(sorted(arrays)) or 'nothing'}"
+        )
+    return arrays, sha256_of(path), str(path)
+
+
+def _sklearn_dataset(name: str) -> pd.DataFrame:
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
+    frame = bunch.frame
+    if name in ("iris", "wine", "breast_cancer"):  # class names read better than codes in predictions
+        frame["target"] = [str(bunch.target_names[i]) for i in bunch.target]
+    return frame
+
+
+def _split_arrays(config: Config, source: tuple[dict, str | None, str]) -> Loaded:
+    import numpy as np
+
+    arrays, sha, where = source
+    x, y = arrays["x_train"], np.asarray(arrays["y_train"]).reshape(len(arrays["x_train"]), -1).squeeze(-1)
+    split = config.data.split
+    own_test = "x_test" in arrays and "y_test" in arrays
+    if own_test and split.test is not None:
+        raise ConfigError(
+            f"data.split.test: {where} has its own test split (got split.test={split.test}); "
+            "remove data.split.test to use it"
+        )
+    parts: dict[str, Any] = {}
+    if own_test:
+        parts["test"] = (arrays["x_test"], np.asarray(arrays["y_test"]).reshape(len(arrays["x_test"])))
+        test_frac = 0.0
+    else:
+        test_frac = split.test if split.test is not None else 0.2
+    index = np.arange(len(x))
+    chunks = _split_index(config, index, y, test_frac)
+    for name, idx in chunks.items():
+        if idx is not None:
+            parts[name] = (x[idx], y[idx])
+    return Loaded("arrays", parts, sha, where)
+
+
+def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source: str) -> Loaded:
+    import numpy as np
+
+    data = config.data
+    target = data.target or "target"
+    for role, column in (("data.target", target), ("data.time_column", data.time_column),
+                         ("data.split.column", data.split.column)):
+        if column is not None and column not in frame.columns:
+            raise DataError(_missing_column(source, role, column, list(frame.columns)))
+    if data.time_column is not None:
+        frame = frame.sort_values(data.time_column, kind="stable")
+    if data.split.column is not None:
+        return Loaded("table", _split_by_column(frame, data.split.column, source), sha256, source)
+    parts: dict[str, Any] = {}
+    test_frac = data.split.test if data.split.test is not None else 0.2
+    if data.test_path is not None:
+        parts["test"] = read_table(Path(data.test_path))
+        test_frac = 0.0
+    y = frame[target].to_numpy() if config.task == "classification" else None
+    chunks = _split_index(config, np.arange(len(frame)), y, test_frac)
+    for name, idx in chunks.items():
+        if idx is not None:
+            parts[name] = frame.iloc[idx]
+    return Loaded("table", parts, sha256, source)
+
+
+def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
+    """Indices for train/validation/test: stratified for classification, in order when shuffle is off."""
+    split = config.data.split
+    val_frac = split.validation
+    out: dict[str, Any] = {"train": index, "validation": None, "test": None}
+    n = len(index)
+    if not split.shuffle:
+        n_test, n_val = round(n * test_frac), round(n * val_frac)
+        n_train = n - n_test - n_val
+        out["train"] = index[:n_train]
+        out["validation"] = index[n_train:n_train + n_val] if n_val else None
+        out["test"] = index[n_train + n_val:] if n_test else None
+        return out
+    from sklearn.model_selection import train_test_split
+
+    def cut(idx, labels, frac, what):
+        try:
+            return train_test_split(idx, test_size=frac, random_state=config.seed, stratify=labels)
+        except ValueError as exc:
+            raise DataError(
+                f"cannot split off the {what} rows ({exc}); a stratified split needs at least 2 rows of "
+                "every class in each part: use more data or smaller data.split fractions"
+            ) from None
+
+    rest = index
+    if test_frac:
+        rest, out["test"] = cut(index, None if y is None else y[index], test_frac, "test")
+    if val_frac:
+        out["train"], out["validation"] = cut(
+            rest, None if y is None else y[rest], val_frac / (1 - test_frac), "validation")
+    else:
+        out["train"] = rest
+    return out
+
+
+def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str, Any]:
+    codes = {"train": "train", "validation": "validation", "test": "test", "0": "train",
+             "1": "validation", "2": "test", "val": "validation", "valid": "validation"}
+    labels = frame[column].astype(str).str.strip().str.lower().map(codes)
+    bad = frame[column][labels.isna()]
+    if len(bad):
+        raise DataError(
+            f"{source}: column {column!r} row {bad.index[0] + 2}: {bad.iloc[0]!r} is not a split name "
+            "(expected train/validation/test or 0/1/2)"
+        )
+    rest = frame.drop(columns=[column])
+    return {name: rest[labels == name] for name in SPLITS if (labels == name).any()}
+
+
+def _missing_column(source: str, role: str, column: str, columns: list[str]) -> str:
+    close = difflib.get_close_matches(column, [str(c) for c in columns], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{source}: {role}: column {column!r} not found (the file has {', '.join(map(str, columns))}){hint}"

@@ -1,0 +1,38 @@
+"""Errors a user can cause, each with what happened, what was expected and how to fix it.
+
+The CLI prints any `DlcliError` as one block without a traceback and exits with `exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class DlcliError(Exception):
+    """Base of every error dlcli reports to a user (exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(DlcliError):
+    """The YAML config or an override is wrong.
+
+    Args:
+        problems: one line each, already prefixed with `FILE:LINE:COL: key.path:` where known.
+    """
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class DataError(DlcliError):
+    """A data file, column or array is not what the config says it should be."""
+
+
+class RunError(DlcliError):
+    """A run directory is missing, incomplete or cannot be used for the requested command."""
+
+
+class TrainingFailed(DlcliError):
+    """The run itself failed (diverged, interrupted); exit code 1."""
+
+    exit_code = 1

@@ -1,0 +1,263 @@
+"""Fit preprocessing on the train split, apply it to any split or new file, save it as JSON.
+
+Three kinds of data: `table` (rows → one feature vector each), `timeseries` (rows → sliding windows via
+`keras.utils.timeseries_dataset_from_array`) and `image` (arrays kept in their own dtype; rescaling
+happens inside the model so predict takes raw pixels).
+
+    >>> prep = Preprocessor.fit(config, loaded.splits["train"])
+    >>> x, y = prep.features(frame), prep.target(frame)
+    >>> Preprocessor.from_json(prep.to_json()).features(frame)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from dlcli.config import CLASSIFICATION_LOSSES, Config
+from dlcli.errors import DataError, RunError
+from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+FORMAT = "dlcli.preprocessing/1"
+
+
+class Preprocessor:
+    def __init__(self, kind: str, task: str, label_mode: str | None, target: TargetEncoder,
+                 numeric: NumericTransformer | None = None, categorical: CategoricalEncoder | None = None,
+                 window: dict | None = None, image: dict | None = None, time_column: str | None = None):
+        self.kind, self.task, self.label_mode = kind, task, label_mode
+        self.target_encoder, self.numeric, self.categorical = target, numeric, categorical
+        self.window, self.image, self.time_column = window, image, time_column
+        self.warnings: list[str] = []
+
+    # ---- fitting -------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, config: Config, train: Any, source: str = "") -> Preprocessor:
+        pre = config.preprocessing
+        task = config.task
+        target = TargetEncoder(config.data.target or "target", task, pre.target.scale)
+        label_mode = CLASSIFICATION_LOSSES.get(config.loss)
+        if isinstance(train, tuple):  # image arrays
+            x, y = train
+            image = {"shape": list(x.shape[1:]), "dtype": str(x.dtype), "rescale": pre.image.rescale}
+            prep = cls("image", task, label_mode, target.fit(y), image=image)
+        else:
+            kind = "timeseries" if pre.window is not None else "table"
+            window = pre.window.model_dump() if pre.window is not None else None
+            numeric_cols, categorical_cols = feature_columns(config, list(train.columns))
+            _check_numeric(train, numeric_cols, source)
+            numeric = NumericTransformer(numeric_cols, pre.numeric.impute, pre.numeric.fill_value,
+                                         pre.numeric.scale).fit(train)
+            categorical = CategoricalEncoder(categorical_cols, pre.categorical.impute,
+                                             pre.categorical.fill_value).fit(train)
+            y = _target_values(train, target.column, task, source)
+            prep = cls(kind, task, label_mode, target.fit(y), numeric, categorical, window,
+                       time_column=config.data.time_column)
+        if label_mode == "binary" and len(prep.target_encoder.classes_) != 2:
+            raise DataError(
+                f"loss {config.loss} needs exactly 2 classes, but target {target.column!r} has "
+                f"{len(prep.target_encoder.classes_)}: use sparse_categorical_crossentropy"
+            )
+        return prep
+
+    # ---- shapes the model needs ----------------------------------------------------------------
+    @property
+    def input_shape(self) -> list[int]:
+        if self.kind == "image":
+            return self.image["shape"]
+        width = len(self.numeric.columns) + self.categorical.width
+        return [self.window["length"], width] if self.kind == "timeseries" else [width]
+
+    @property
+    def input_dtype(self) -> str:
+        return self.image["dtype"] if self.kind == "image" else "float32"
+
+    @property
+    def n_classes(self) -> int | None:
+        return len(self.target_encoder.classes_) if self.task == "classification" else None
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [*self.numeric.columns, *self.categorical.columns] if self.numeric else []
+
+    # ---- transforming --------------------------------------------------------------------------
+    def features(self, part: Any, source: str = "") -> np.ndarray:
+        """Model input for a DataFrame (one row per row) or an image array, checked against training."""
+        import numpy as np
+
+        if self.kind == "image":
+            x = part[0] if isinstance(part, tuple) else part
+            if list(x.shape[1:]) != self.image["shape"]:
+                raise DataError(
+                    f"{source}: images have shape {list(x.shape[1:])} per item (array {list(x.shape)}); "
+                    f"the model was trained on {self.image['shape']}: expected an array of shape "
+                    f"[n, {', '.join(map(str, self.image['shape']))}]"
+                )
+            return x
+        missing = [c for c in self.input_columns if c not in part.columns]
+        if missing:
+            raise DataError(
+                f"{source}: missing input column(s) {', '.join(map(repr, missing))} (the model was "
+                f"trained on {', '.join(self.input_columns)})"
+            )
+        _check_numeric(part, self.numeric.columns, source)
+        blocks = [self.numeric.transform(part, source), self.categorical.transform(part)]
+        unknown = {c: n for c, n in self.categorical.unknown_counts_.items() if n}
+        if unknown:
+            counts = ", ".join(f"{n} in {c!r}" for c, n in unknown.items())
+            self.warnings.append(f"{source}: categories not seen in training ({counts}) encode as all zeros")
+        return np.concatenate(blocks, axis=1)
+
+    def target(self, part: Any, source: str = "") -> np.ndarray:
+        """Encoded labels or scaled targets as the loss expects them."""
+        raw = part[1] if isinstance(part, tuple) else _target_values(part, self.target_encoder.column,
+                                                                      self.task, source)
+        return self.encode_target(raw)
+
+    def raw_target(self, part: Any, source: str = "") -> np.ndarray:
+        if isinstance(part, tuple):
+            return part[1]
+        return _target_values(part, self.target_encoder.column, self.task, source)
+
+    def encode_target(self, raw: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        codes = self.target_encoder.transform(raw)
+        if self.label_mode == "one_hot":
+            return np.eye(self.n_classes, dtype="float32")[codes]
+        if self.label_mode == "binary":
+            return codes.astype("float32").reshape(-1, 1)
+        return codes
+
+    def decode(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model outputs → (predictions in original units or labels, class probabilities or None)."""
+        import numpy as np
+
+        outputs = np.asarray(outputs, dtype="float64")
+        if self.task == "regression":
+            return self.target_encoder.inverse(outputs.reshape(len(outputs), -1)[:, 0]), None
+        if self.label_mode == "binary":
+            p1 = outputs.reshape(-1)
+            probs = np.stack([1 - p1, p1], axis=1)
+        else:
+            probs = outputs
+        return self.target_encoder.inverse(probs.argmax(axis=1)), probs
+
+    # ---- time series windows -------------------------------------------------------------------
+    def series(self, frame: pd.DataFrame, source: str = "") -> np.ndarray:
+        return self.features(frame, source)
+
+    def window_dataset(self, series: np.ndarray, targets: np.ndarray | None, batch_size: int,
+                       stride: int = 1, shuffle: bool = False, seed: int | None = None):
+        """Windows of `length` rows; with targets, each window's target is `horizon` rows after its end.
+
+        Without targets, there is one window ending at every row from `length - 1` on.
+        """
+        import keras
+
+        length, horizon = self.window["length"], self.window["horizon"]
+        data = series if targets is None else series[: len(series) - horizon]
+        if targets is not None:
+            targets = targets[length - 1 + horizon:]
+        return keras.utils.timeseries_dataset_from_array(
+            data, targets, sequence_length=length, sequence_stride=stride, batch_size=batch_size,
+            shuffle=shuffle, seed=seed,
+        )
+
+    @property
+    def context(self) -> int:
+        """Rows before a split's first target row that its first window reads."""
+        return self.window["length"] + self.window["horizon"] - 1 if self.window else 0
+
+    # ---- JSON state ----------------------------------------------------------------------------
+    def to_json(self) -> str:
+        state = {
+            "format": FORMAT, "kind": self.kind, "task": self.task, "label_mode": self.label_mode,
+            "target": self.target_encoder.get_state(),
+            "numeric": self.numeric.get_state() if self.numeric else None,
+            "categorical": self.categorical.get_state() if self.categorical else None,
+            "window": self.window, "image": self.image, "time_column": self.time_column,
+        }
+        return json.dumps(state, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "preprocessing.json") -> Preprocessor:
+        try:
+            state = json.loads(text)
+            if state.get("format") != FORMAT:
+                raise ValueError(f"format is {state.get('format')!r}, expected {FORMAT!r}")
+            return cls(
+                state["kind"], state["task"], state["label_mode"],
+                TargetEncoder.from_state(state["target"]),
+                NumericTransformer.from_state(state["numeric"]) if state["numeric"] else None,
+                CategoricalEncoder.from_state(state["categorical"]) if state["categorical"] else None,
+                state["window"], state["image"], state["time_column"],
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RunError(f"{source}: not a valid dlcli preprocessing state ({exc})") from None
+
+
+def feature_columns(config: Config, columns: list[str]) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) feature columns: by default every column not otherwise used.
+
+    For time series the target is also a feature: the model reads its past values.
+    """
+    pre, data = config.preprocessing, config.data
+    categorical = list(pre.categorical.columns)
+    if pre.numeric.columns is not None:
+        numeric = list(pre.numeric.columns)
+    else:
+        skip = {data.time_column, data.split.column, *categorical}
+        if pre.window is None:
+            skip.add(data.target or "target")
+        numeric = [c for c in columns if c not in skip]
+    missing = [c for c in numeric + categorical if c not in columns]
+    if missing:
+        raise DataError(
+            f"preprocessing: column(s) {', '.join(map(repr, missing))} not found in the data "
+            f"(it has {', '.join(map(str, columns))})"
+        )
+    return numeric, categorical
+
+
+def _check_numeric(frame: pd.DataFrame, columns: list[str], source: str) -> None:
+    """Refuse text in a numeric column instead of silently turning it into NaN."""
+    import pandas as pd
+
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = values[numbers.isna() & values.notna()]
+        if len(bad):
+            raise DataError(
+                f"{source}: column {column!r} row {bad.index[0] + 1}: {bad.iloc[0]!r} is not a number "
+                f"({len(bad)} such rows); list the column under preprocessing.categorical.columns if it "
+                "holds categories, or fix the value"
+            )
+
+
+def _target_values(frame: pd.DataFrame, column: str, task: str, source: str) -> np.ndarray:
+    if column not in frame.columns:
+        raise DataError(f"{source}: the target column {column!r} is missing (the file has "
+                        f"{', '.join(map(str, frame.columns))})")
+    values = frame[column]
+    if values.isna().any():
+        row = values.index[values.isna()][0]
+        raise DataError(f"{source}: target {column!r} row {row + 1} is empty ({int(values.isna().sum())} "
+                        "rows); drop those rows or fill them in")
+    if task == "regression":
+        _check_numeric(frame, [column], source)
+        return values.to_numpy(dtype="float64")
+    return values.to_numpy(dtype=object) if not _is_int_like(values) else values.to_numpy()
+
+
+def _is_int_like(values: pd.Series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values)

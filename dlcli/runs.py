@@ -1,0 +1,195 @@
+"""The run directory: create it, write into it atomically, find `latest`, load it back safely.
+
+    runs/<name>/<YYYYmmdd-HHMMSS>/   config.yaml run.json preprocessing.json model.keras
+                                     checkpoints/ history.csv metrics.json plots/ tensorboard/
+    runs/<name>/latest → the newest completed run of that name
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlcli.config import Config, validate
+from dlcli.errors import DlcliError, RunError
+from dlcli.yamlio import dump
+
+DEFAULT_ROOT = Path("runs")
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(content, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the permissions open() would
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing; is this a dlcli run directory?") from None
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: unreadable ({exc})") from None
+
+
+def create(root: Path, name: str) -> Path:
+    """A new, empty run directory; two runs started in the same second get distinct names."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    parent = Path(root) / name
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(
+            f"{parent}: cannot create the run directory ({exc}); choose another with --run-dir"
+        ) from None
+    for attempt in range(1000):
+        run_dir = parent / (stamp if attempt == 0 else f"{stamp}-{attempt + 1}")
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunError(f"{run_dir}: cannot create the run directory ({exc})") from None
+        return run_dir
+    raise RunError(f"{parent}: too many runs started in the same second")
+
+
+def mark_latest(run_dir: Path) -> None:
+    """Point `<root>/<name>/latest` at `run_dir`, replacing the link atomically."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(run_dir.name, tmp)
+    os.replace(tmp, link)
+
+
+def resolve(run: str | Path, root: Path = DEFAULT_ROOT) -> Path:
+    """A run directory from a path, `latest` (newest under `root`) or `NAME/latest`."""
+    text = str(run)
+    if text == "latest":
+        links = [p for p in Path(root).glob("*/latest") if p.exists()]
+        if not links:
+            raise RunError(f"latest: no completed runs under {Path(root).resolve()}; train one first "
+                           "with `dlcli train CONFIG`, or pass the run directory")
+        return max((p.resolve() for p in links), key=lambda d: (d.name, str(d)))
+    path = Path(text)
+    if not path.exists() and (Path(root) / text).exists():
+        path = Path(root) / text
+    path = path.resolve()
+    if not (path / "run.json").is_file():
+        raise RunError(f"{run}: not a dlcli run directory (no run.json in {path})")
+    return path
+
+
+class RunRecord:
+    """`run.json`: status, command, seed, versions, device, data hash and timings, kept up to date."""
+
+    def __init__(self, run_dir: Path, config: Config, command: list[str]):
+        self.path = run_dir / "run.json"
+        self.started = time.time()
+        self.data: dict[str, Any] = {
+            "status": "running", "name": config.name, "run_dir": str(run_dir.resolve()), "command": command,
+            "seed": config.seed, "started_at": _iso(self.started), "finished_at": None,
+            "duration_s": None, "versions": versions(), "device": None, "data": {}, "timings": {},
+            "epochs": {}, "error": None,
+        }
+        self.save()
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        now = time.time()
+        self.data.update(status=status, error=error, finished_at=_iso(now),
+                         duration_s=round(now - self.started, 3))
+        self.save()
+
+
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("dlcli", "tensorflow", "keras", "numpy", "pandas", "scikit-learn"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def save_config(run_dir: Path, config: Config) -> None:
+    write_atomic(run_dir / "config.yaml", dump(config.to_yaml_dict()))
+
+
+def load_config(run_dir: Path) -> Config:
+    path = run_dir / "config.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing; the run directory is incomplete") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunError(f"{path}: unreadable ({exc})") from None
+    try:
+        return validate(raw, {}, path)
+    except DlcliError as exc:
+        raise RunError(f"{path}: the saved config is no longer valid:\n{exc}") from None
+
+
+def load_model(run_dir: Path):
+    """`model.keras`, loaded with `safe_mode=True`: a run directory never executes code."""
+    import keras
+
+    path = run_dir / "model.keras"
+    if not path.is_file():
+        raise RunError(f"{path}: missing; the run did not finish (see {run_dir / 'run.json'})")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=True)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a broken archive
+        raise RunError(f"{path}: cannot be loaded safely ({type(exc).__name__}: {exc})") from None
+
+
+def command_line() -> list[str]:
+    return [Path(sys.argv[0]).name, *sys.argv[1:]]
