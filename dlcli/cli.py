@@ -122,7 +122,7 @@ def _metrics_table(metrics: dict[str, dict]) -> Table:
 def _fmt(value) -> str:
     if value is None:
         return ""
-    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 class _Progress:

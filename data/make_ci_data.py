@@ -1,0 +1,58 @@
+"""Make the tiny data files that configs/ci/ train on. Deterministic: rerunning gives identical files.
+
+    python data/make_ci_data.py
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import load_digits
+
+HERE = Path(__file__).parent
+
+
+def regression(rng: np.random.Generator, n: int = 240) -> pd.DataFrame:
+    """Price-like target from two numbers and a category; some values missing."""
+    area = rng.uniform(30, 200, n).round(1)
+    rooms = rng.integers(1, 7, n).astype(float)
+    city = rng.choice(["north", "south", "east"], n)
+    bonus = pd.Series(city).map({"north": 50_000, "south": 0, "east": 20_000}).to_numpy()
+    price = 2_000 * area + 15_000 * rooms + bonus + rng.normal(0, 10_000, n)
+    rooms[rng.choice(n, 12, replace=False)] = np.nan
+    return pd.DataFrame({"area": area, "rooms": rooms, "city": city, "price": price.round(0)})
+
+
+def binary(rng: np.random.Generator, n: int = 240) -> pd.DataFrame:
+    """String labels 'yes'/'no' from two features."""
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    colour = rng.choice(["red", "blue"], n)
+    logit = 2 * x1 - 1.5 * x2 + (colour == "red")
+    label = np.where(logit + rng.normal(0, 0.5, n) > 0.5, "yes", "no")
+    return pd.DataFrame({"x1": x1.round(4), "x2": x2.round(4), "colour": colour, "label": label})
+
+
+def series(rng: np.random.Generator, n: int = 300) -> pd.DataFrame:
+    """A seasonal daily series with noise."""
+    days = pd.date_range("2020-01-01", periods=n, freq="D")
+    value = 10 + 5 * np.sin(np.arange(n) * 2 * np.pi / 30) + rng.normal(0, 0.5, n)
+    return pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "value": value.round(3)})
+
+
+def images() -> dict[str, np.ndarray]:
+    """scikit-learn's 8x8 digits as uint8 arrays in the Keras NPZ layout."""
+    digits = load_digits()
+    x, y = digits.images.astype("uint8"), digits.target.astype("uint8")
+    return {"x_train": x[:600], "y_train": y[:600], "x_test": x[600:800], "y_test": y[600:800]}
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    regression(rng).to_csv(HERE / "tiny_regression.csv", index=False)
+    binary(rng).to_csv(HERE / "tiny_binary.csv", index=False)
+    series(rng).to_csv(HERE / "tiny_series.csv", index=False)
+    np.savez_compressed(HERE / "tiny_digits.npz", **images())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Shared helpers: run the real `dlcli` in a subprocess, find ../shared/data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def dlcli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m dlcli ARGS` in `cwd`; returns the finished process (text output)."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "dlcli", *args], cwd=cwd, env=full_env, text=True,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def latest_run(cwd: Path, name: str) -> Path:
+    return (cwd / "runs" / name / "latest").resolve()
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """`$DLCLI_DATA_DIR` (CI sets it to ../shared/data); tests that need real data skip without it."""
+    value = os.environ.get("DLCLI_DATA_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("real datasets not available: set DLCLI_DATA_DIR=../shared/data")
+    return Path(value).resolve()

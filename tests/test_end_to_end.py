@@ -1,0 +1,117 @@
+"""Every configs/ci/ config through the real CLI: train → evaluate → predict, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import CONFIGS, ROOT, dlcli, latest_run, ok, read_json
+
+RUN_FILES = ["config.yaml", "run.json", "preprocessing.json", "model.keras", "history.csv", "metrics.json",
+             "checkpoints/best.keras", "checkpoints/last.keras"]
+
+
+def _predict_input(name: str, tmp_path):
+    """A file of new inputs without the target, and the number of rows it holds."""
+    if name == "images":
+        x = np.load(ROOT / "data" / "tiny_digits.npz")["x_test"][:7]
+        np.save(tmp_path / "images.npy", x)
+        return tmp_path / "images.npy", 7
+    source = {"regression": "tiny_regression.csv", "binary": "tiny_binary.csv", "series": "tiny_series.csv"}
+    if name == "iris":
+        from sklearn.datasets import load_iris
+
+        frame = load_iris(as_frame=True).frame.drop(columns="target")
+    else:
+        frame = pd.read_csv(ROOT / "data" / source[name])
+        frame = frame.drop(columns={"regression": ["price"], "binary": ["label"]}.get(name, []))
+    frame = frame.head(40)
+    frame.to_csv(tmp_path / "input.csv", index=False)
+    return tmp_path / "input.csv", 40
+
+
+@pytest.mark.parametrize("name", ["iris", "regression", "binary", "images", "series"])
+def test_train_evaluate_predict(name, tmp_path):
+    config = CONFIGS / "ci" / f"{name}.yaml"
+    proc = ok(dlcli("train", str(config), "--quiet", cwd=tmp_path))
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "epoch 1/" not in proc.stdout  # --quiet prints only the summary
+    run = latest_run(tmp_path, f"ci-{name}")
+    for file in RUN_FILES:
+        assert (run / file).is_file(), file
+    status = read_json(run / "run.json")
+    assert status["status"] == "completed"
+    assert status["versions"]["tensorflow"] and status["seed"] == 42
+    metrics = read_json(run / "metrics.json")
+    assert set(metrics) == {"train", "validation", "test"}
+    history = pd.read_csv(run / "history.csv")
+    assert len(history) == status["epochs"]["completed"] >= 1
+
+    # evaluate latest --json reproduces the test metrics of metrics.json
+    evaluated = json.loads(ok(dlcli("evaluate", "latest", "--json", cwd=tmp_path)).stdout)
+    assert evaluated.keys() == metrics["test"].keys()
+    for key, value in metrics["test"].items():
+        if isinstance(value, float):
+            assert evaluated[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+        else:
+            assert evaluated[key] == value, key
+
+    # predict: one row per input row, in the target's own values
+    path, rows = _predict_input(name, tmp_path)
+    out = tmp_path / "pred.csv"
+    ok(dlcli("predict", str(run), "--input", str(path), "--output", str(out), cwd=tmp_path))
+    predicted = pd.read_csv(out)
+    assert len(predicted) == rows
+    if name in ("iris", "binary", "images"):
+        labels = metrics["test"]["confusion_matrix"]["labels"]
+        assert set(predicted["prediction"]) <= set(labels)
+        probs = predicted[[f"probability_{c}" for c in labels]].to_numpy()
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
+    elif name == "series":  # the first length-1 rows have no full window yet
+        assert predicted["prediction"].isna().sum() == 9
+        assert predicted["prediction"].iloc[9:].notna().all()
+    else:
+        assert predicted["prediction"].between(20_000, 1_000_000).all()  # dollars, not scaled units
+
+
+def test_classification_metrics_and_string_labels(tmp_path):
+    ok(dlcli("train", str(CONFIGS / "ci" / "binary.yaml"), "-q", cwd=tmp_path))
+    metrics = read_json(latest_run(tmp_path, "ci-binary") / "metrics.json")["test"]
+    assert {"loss", "accuracy", "f1_macro", "confusion_matrix"} <= metrics.keys()
+    assert metrics["confusion_matrix"]["labels"] == ["no", "yes"]
+    matrix = np.array(metrics["confusion_matrix"]["matrix"])
+    assert matrix.sum() == 48  # 20 % of 240 rows
+    assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+
+
+def test_regression_metrics_are_in_original_units(tmp_path):
+    ok(dlcli("train", str(CONFIGS / "ci" / "regression.yaml"), "-q", "-o", "train.epochs=30", cwd=tmp_path))
+    run = latest_run(tmp_path, "ci-regression")
+    test = read_json(run / "metrics.json")["test"]
+    assert test["r2"] > 0.8
+    assert 1_000 < test["mae"] < 60_000  # dollars; a scaled target would give about 0.1
+    assert test["rmse"] >= test["mae"]
+    assert test["loss"] == pytest.approx(test["rmse"] ** 2, rel=1e-4)  # mse in dollars²
+
+
+def test_evaluate_on_another_labelled_file(tmp_path):
+    ok(dlcli("train", str(CONFIGS / "ci" / "binary.yaml"), "-q", cwd=tmp_path))
+    other = pd.read_csv(ROOT / "data" / "tiny_binary.csv").tail(30)
+    other.to_csv(tmp_path / "other.csv", index=False)
+    result = json.loads(ok(dlcli("evaluate", "latest", "--data", str(tmp_path / "other.csv"), "--json",
+                                 cwd=tmp_path)).stdout)
+    assert sum(map(sum, result["confusion_matrix"]["matrix"])) == 30
+
+
+def test_predict_writes_parquet(tmp_path):
+    ok(dlcli("train", str(CONFIGS / "ci" / "regression.yaml"), "-q", cwd=tmp_path))
+    frame = pd.read_csv(ROOT / "data" / "tiny_regression.csv").drop(columns="price").head(12)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    ok(dlcli("predict", "latest", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "p.parquet"),
+             cwd=tmp_path))
+    out = pd.read_parquet(tmp_path / "p.parquet")
+    assert list(out.columns) == ["area", "rooms", "city", "prediction"]
+    assert len(out) == 12
