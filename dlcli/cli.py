@@ -39,7 +39,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="The YAML config.")],
+    config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")],
     override: Overrides = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Folder under which runs/<name>/ go.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
@@ -51,7 +51,7 @@ def train(
     listener = None if quiet else _Progress()
     result = api.train(cfg, run_dir, listener)
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
     out.print(f"[bold green]done[/] {result.epochs} epochs{best} → {result.run_dir}", highlight=False)
     out.print(_metrics_table(result.metrics))
@@ -59,7 +59,7 @@ def train(
 
 @app.command()
 def evaluate(
-    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.")],
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
     data: Annotated[Optional[Path], typer.Option("--data", help="Another labelled file.")] = None,  # noqa: UP045
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     runs_root: RunsRoot = Path("runs"),
@@ -76,7 +76,7 @@ def evaluate(
 
 @app.command()
 def predict(
-    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.")],
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet rows, or .npy/.npz images.")],
     output: Annotated[Optional[Path], typer.Option("--output", help=".csv or .parquet")] = None,  # noqa: UP045
     runs_root: RunsRoot = Path("runs"),
@@ -86,19 +86,19 @@ def predict(
 
     path, table, warnings = api.predict(run, input, output, runs_root)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     out.print(f"wrote {len(table)} predictions → {path}", highlight=False)
 
 
 @app.command()
-def validate(config: Annotated[Path, typer.Argument(help="The YAML config.")], override: Overrides = None) -> None:
+def validate(config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")], override: Overrides = None) -> None:
     """Check a config without loading data or TensorFlow."""
     cfg = load_config(config, override or [])
     out.print(f"[green]ok[/] {config}: {cfg.name} ({cfg.task})", highlight=False)
 
 
 @config_app.command("show")
-def config_show(config: Annotated[Path, typer.Argument(help="The YAML config.")], override: Overrides = None) -> None:
+def config_show(config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")], override: Overrides = None) -> None:
     """The resolved config: defaults filled in, overrides applied."""
     from dlcli.yamlio import dump
 
@@ -173,7 +173,7 @@ def main() -> None:
     except DlcliError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
@@ -187,7 +187,7 @@ def main() -> None:
         if debug:
             raise
         err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-                  "run again with --debug for the traceback", highlight=False)
+                  "run again with --debug for the traceback", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -196,7 +196,7 @@ class Config(_Strict):
         dotted = ".".join(str(p) for p in path)
         mark = _nearest_mark(tuple(path), self._marks)
         if mark == (0, 0):
-            return f"-o {dotted}"
+            return f"-o: {dotted}"
         if self._source is None:
             return dotted
         return f"{self._source}:{mark[0]}:{mark[1]}: {dotted}" if mark else f"{self._source}: {dotted}"
@@ -222,20 +222,6 @@ class Config(_Strict):
             return self.train.early_stopping.monitor
         return "val_loss" if self.has_validation else "loss"
 
-    @model_validator(mode="after")
-    def _monitors_exist(self) -> Config:
-        reported = self.quantities()
-        monitors = [("train.checkpoint.monitor", self.checkpoint_monitor())]
-        if self.train.early_stopping is not None:
-            monitors.append(("train.early_stopping.monitor", self.train.early_stopping.monitor))
-        for where, name in monitors:
-            if name not in reported:
-                raise ValueError(
-                    f"{where}: {name!r} is not a quantity this model reports (expected one of "
-                    f"{', '.join(reported)}){_did_you_mean(name, reported)}"
-                )
-        return self
-
     def to_yaml_dict(self) -> dict:
         return self.model_dump(mode="json", exclude_none=False)
 
@@ -260,10 +246,28 @@ def validate(raw: dict, marks: Marks, path: Path) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError([_describe(err, marks, str(path)) for err in exc.errors()]) from None
+        errors = sorted(exc.errors(), key=lambda e: _nearest_mark(_clean_loc(e["loc"]), marks) or (1 << 30, 0))
+        raise ConfigError([_describe(err, marks, str(path)) for err in errors]) from None
     config._source, config._marks = path, marks
+    problems = [f"{config.where(*key)}: {msg}" for key, msg in cross_checks(config)]
+    if problems:
+        raise ConfigError(problems)
     _resolve_paths(config, path.parent)
     return config
+
+
+def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
+    """Checks that span several keys: `(key path, message)` for each problem."""
+    problems = []
+    reported = config.quantities()
+    monitors = [(("train", "checkpoint", "monitor"), config.train.checkpoint.monitor)]
+    if config.train.early_stopping is not None:
+        monitors.insert(0, (("train", "early_stopping", "monitor"), config.train.early_stopping.monitor))
+    for key, name in monitors:
+        if name is not None and name not in reported:
+            problems.append((key, f"{name!r} is not a quantity this model reports (expected one of "
+                                  f"{', '.join(reported)}){_did_you_mean(name, reported)}"))
+    return problems
 
 
 def _resolve_paths(config: Config, base: Path) -> None:
@@ -306,12 +310,17 @@ def _has(node: Any, part: str | int) -> bool:
     return isinstance(node, dict) and part in node
 
 
+def _clean_loc(loc: tuple) -> tuple:
+    # pydantic adds "function-after[...]" steps for validators; they are not keys a user wrote
+    return tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+
+
 def _describe(err: dict, marks: Marks, filename: str) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = _clean_loc(err["loc"])
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     line_col = _nearest_mark(loc, marks)
     if line_col == (0, 0):
-        where = f"-o {dotted}"
+        where = "-o"
     elif line_col:
         where = f"{filename}:{line_col[0]}:{line_col[1]}"
     else:

@@ -69,13 +69,19 @@ def fetch_url(url: str, sha256: str) -> Path:
                 "file differs from the one the config was written for: fix data.sha256 or the file"
             )
         return local
+    import contextlib
+    import sys
+
     import keras
 
+    cache = cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)  # get_file falls back to /tmp/.keras for a missing folder
     try:
-        got = keras.utils.get_file(
-            fname=name, origin=url, file_hash=sha256, hash_algorithm="sha256",
-            cache_dir=str(cache_dir()), cache_subdir="downloads",
-        )
+        with contextlib.redirect_stdout(sys.stderr):  # Keras' progress bar; stdout may carry --json
+            got = keras.utils.get_file(
+                fname=name, origin=url, file_hash=sha256, hash_algorithm="sha256",
+                cache_dir=str(cache), cache_subdir="downloads",
+            )
     except ValueError as exc:  # hash mismatch after download
         raise DataError(f"{url}: the downloaded file failed verification: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - urllib raises many kinds; all mean "could not download"

@@ -105,7 +105,7 @@ def callbacks(config: Config, run_dir: Path, listener: Listener | None, steps: i
         keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor=monitor, save_best_only=True,
                                         mode=config.train.checkpoint.mode, verbose=0),
         keras.callbacks.ModelCheckpoint(ckpt / "last.keras", save_best_only=False, verbose=0),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        _csv_logger_class()(str(run_dir / "history.csv"), append=True),
     ]
     stop = config.train.early_stopping
     if stop is not None:
@@ -118,6 +118,18 @@ def callbacks(config: Config, run_dir: Path, listener: Listener | None, steps: i
     if listener is not None:
         out.append(_Relay(listener, config.train.epochs, steps))
     return out
+
+
+def _csv_logger_class():
+    import keras
+
+    class EpochCSVLogger(keras.callbacks.CSVLogger):
+        """Keras' CSVLogger with epochs numbered from 1, as everywhere else in dlcli."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch + 1, logs)
+
+    return EpochCSVLogger
 
 
 def _relay_class():
