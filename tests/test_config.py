@@ -47,7 +47,7 @@ def test_misspelled_keys_get_suggestions_with_line_and_column(tmp_path):
     lines = message.splitlines()
     assert lines[0] == (f"{tmp_path / 'c.yaml'}:4:3: data.taget: unknown key 'taget'; did you mean 'target'? "
                         "(allowed: path, url, sha256, dataset, target, time_column, test_path, split)")
-    assert lines[1].startswith(f"{tmp_path / 'c.yaml'}:12:3: train.epocs: unknown key 'epocs'; "
+    assert lines[1].startswith(f"{tmp_path / 'c.yaml'}:11:3: train.epocs: unknown key 'epocs'; "
                                "did you mean 'epochs'?")
 
 
