@@ -1,6 +1,6 @@
 """Make the tiny data files that configs/ci/ train on. Deterministic: rerunning gives identical files.
 
-    python data/make_ci_data.py
+python data/make_ci_data.py
 """
 
 from pathlib import Path

@@ -1,7 +1,7 @@
 """dlcli: train, evaluate and predict with Keras 3 models described by YAML files.
 
-    >>> from dlcli import load_config, train
-    >>> result = train(load_config("configs/iris.yaml"))
+>>> from dlcli import load_config, train
+>>> result = train(load_config("configs/iris.yaml"))
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """train / evaluate / predict as plain functions; no printing.
 
-    >>> from dlcli import load_config, train, evaluate, predict
-    >>> result = train(load_config("configs/iris.yaml"))
-    >>> evaluate(result.run_dir)["accuracy"]
+>>> from dlcli import load_config, train, evaluate, predict
+>>> result = train(load_config("configs/iris.yaml"))
+>>> evaluate(result.run_dir)["accuracy"]
 """
 
 from __future__ import annotations
@@ -50,8 +50,13 @@ class Examples:
         return train_mod.array_dataset(self.x, self.y, batch_size, shuffle=False, seed=0)
 
 
-def examples(prep: Preprocessor, part: Any, history: pd.DataFrame | None = None,
-             source: str = "", labelled: bool = True) -> Examples:
+def examples(
+    prep: Preprocessor,
+    part: Any,
+    history: pd.DataFrame | None = None,
+    source: str = "",
+    labelled: bool = True,
+) -> Examples:
     if prep.kind != "timeseries":
         x = prep.features(part, source)
         if not labelled:
@@ -66,15 +71,22 @@ def examples(prep: Preprocessor, part: Any, history: pd.DataFrame | None = None,
         return Examples(series, None, None)
     length, horizon = prep.window["length"], prep.window["horizon"]
     if len(frame) < length + horizon:
-        raise DataError(f"{source}: {len(frame)} rows are too few for windows of length {length} with "
-                        f"horizon {horizon} (expected at least {length + horizon} rows)")
+        raise DataError(
+            f"{source}: {len(frame)} rows are too few for windows of length {length} with "
+            f"horizon {horizon} (expected at least {length + horizon} rows)"
+        )
     y_all = prep.raw_target(frame, source)
-    return Examples(series, prep.encode_target(y_all), y_all[length - 1 + horizon:],
-                    naive=y_all[length - 1: len(y_all) - horizon])
+    return Examples(
+        series,
+        prep.encode_target(y_all),
+        y_all[length - 1 + horizon :],
+        naive=y_all[length - 1 : len(y_all) - horizon],
+    )
 
 
-def train(config: Config, run_root: Path | str = runs.DEFAULT_ROOT, listener=None,
-          command: list[str] | None = None) -> TrainResult:
+def train(
+    config: Config, run_root: Path | str = runs.DEFAULT_ROOT, listener=None, command: list[str] | None = None
+) -> TrainResult:
     """Validate, load, fit preprocessing on train only, build, train, score every split, save."""
     train_mod.import_tensorflow()
     run_dir = runs.create(Path(run_root), config.name)
@@ -102,19 +114,29 @@ def _train(config: Config, run_dir: Path, record: runs.RunRecord, listener) -> T
     train_mod.seed_everything(config.seed)
     record.data["device"] = train_mod.device_name()
     loaded = data_mod.load(config)
-    record.data["data"] = {"source": loaded.source, "sha256": loaded.sha256,
-                           "rows": {k: _rows(v) for k, v in loaded.splits.items()}}
+    record.data["data"] = {
+        "source": loaded.source,
+        "sha256": loaded.sha256,
+        "rows": {k: _rows(v) for k, v in loaded.splits.items()},
+    }
     if config.has_validation and "validation" not in loaded.splits:
-        raise DataError(f"{loaded.source}: no validation rows, but the config monitors validation "
-                        "quantities: give data.split.validation a fraction or add validation rows")
+        raise DataError(
+            f"{loaded.source}: no validation rows, but the config monitors validation "
+            "quantities: give data.split.validation a fraction or add validation rows"
+        )
     prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
     runs.write_atomic(run_dir / "preprocessing.json", prep.to_json())
     sets = _split_examples(prep, loaded)
     timings["load_s"] = round(time.perf_counter() - clock, 3)
     record.save()
 
-    model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes,
-                            prep.image["rescale"] if prep.image else None)
+    model = model_mod.build(
+        config,
+        prep.input_shape,
+        prep.input_dtype,
+        prep.n_classes,
+        prep.image["rescale"] if prep.image else None,
+    )
     model_mod.compile_model(model, config, train_mod.steps_per_execution(config))
     batch = config.train.batch_size
     train_ds, steps = _train_dataset(prep, sets["train"], config)
@@ -203,6 +225,7 @@ def score(prep: Preprocessor, config: Config, model, ex: Examples) -> dict:
 
 # ---- evaluate and predict ----------------------------------------------------------------------
 
+
 @dataclass
 class LoadedRun:
     run_dir: Path
@@ -223,8 +246,9 @@ def load_run(run: str | Path, root: Path | str = runs.DEFAULT_ROOT) -> LoadedRun
     return LoadedRun(run_dir, config, prep, runs.load_model(run_dir))
 
 
-def evaluate(run: str | Path, data_path: str | Path | None = None,
-             root: Path | str = runs.DEFAULT_ROOT) -> dict:
+def evaluate(
+    run: str | Path, data_path: str | Path | None = None, root: Path | str = runs.DEFAULT_ROOT
+) -> dict:
     """Test-split metrics of a finished run, or metrics on another labelled file."""
     loaded_run = load_run(run, root)
     prep, config = loaded_run.prep, loaded_run.config
@@ -232,8 +256,10 @@ def evaluate(run: str | Path, data_path: str | Path | None = None,
         loaded = data_mod.load(config)
         recorded = runs.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("sha256")
         if recorded and loaded.sha256 and recorded != loaded.sha256:
-            raise DataError(f"{loaded.source}: the data changed since training (sha256 {loaded.sha256}, "
-                            f"trained on {recorded}); pass the file with --data to evaluate on it anyway")
+            raise DataError(
+                f"{loaded.source}: the data changed since training (sha256 {loaded.sha256}, "
+                f"trained on {recorded}); pass the file with --data to evaluate on it anyway"
+            )
         if "test" not in loaded.splits:
             raise DataError("the run has no test split (data.split.test is 0); pass --data FILE")
         ex = _split_examples(prep, loaded)["test"]
@@ -256,8 +282,12 @@ def read_input(prep: Preprocessor, path: Path) -> Any:
     raise DataError(f"{path}: expected an array named x or x_test (it holds {', '.join(sorted(arrays))})")
 
 
-def predict(run: str | Path, input_path: str | Path, output_path: str | Path | None = None,
-            root: Path | str = runs.DEFAULT_ROOT) -> tuple[Path, pd.DataFrame, list[str]]:
+def predict(
+    run: str | Path,
+    input_path: str | Path,
+    output_path: str | Path | None = None,
+    root: Path | str = runs.DEFAULT_ROOT,
+) -> tuple[Path, pd.DataFrame, list[str]]:
     """Predictions for every input row, written as CSV or Parquet; returns (path, table, warnings)."""
     import numpy as np
     import pandas as pd

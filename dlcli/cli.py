@@ -19,15 +19,23 @@ from rich.table import Table
 from dlcli.config import load_config
 from dlcli.errors import DlcliError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train, evaluate and predict with Keras models described by YAML configs.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train, evaluate and predict with Keras models described by YAML configs.",
+)
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
 app.add_typer(config_app, name="config")
 out = Console()
 err = Console(stderr=True)
 
-Overrides = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 - typer needs Optional
-    "-o", "--override", help="key.path=value (repeatable); the value is read as YAML.")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option(  # noqa: UP045 - typer needs Optional
+        "-o", "--override", help="key.path=value (repeatable); the value is read as YAML."
+    ),
+]
 RunsRoot = Annotated[Path, typer.Option("--runs", help="Folder that holds the runs.")]
 
 
@@ -41,7 +49,9 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 def train(
     config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")],
     override: Overrides = None,
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="Folder under which runs/<name>/ go.")] = Path("runs"),
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Folder under which runs/<name>/ go.")] = Path(
+        "runs"
+    ),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
 ) -> None:
     """Validate, load data, train, evaluate on the test split and write the run directory."""
@@ -91,14 +101,20 @@ def predict(
 
 
 @app.command()
-def validate(config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")], override: Overrides = None) -> None:
+def validate(
+    config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")],
+    override: Overrides = None,
+) -> None:
     """Check a config without loading data or TensorFlow."""
     cfg = load_config(config, override or [])
     out.print(f"[green]ok[/] {config}: {cfg.name} ({cfg.task})", highlight=False)
 
 
 @config_app.command("show")
-def config_show(config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")], override: Overrides = None) -> None:
+def config_show(
+    config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")],
+    override: Overrides = None,
+) -> None:
     """The resolved config: defaults filled in, overrides applied."""
     from dlcli.yamlio import dump
 
@@ -131,9 +147,15 @@ class _Progress:
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[logs]}"), console=out,
-                                 transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[logs]}"),
+            console=out,
+            transient=True,
+        )
         self.task = None
         self.epoch = 1
 
@@ -150,8 +172,9 @@ class _Progress:
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         self.progress.remove_task(self.task)
-        self.progress.console.print(f"epoch {epoch}/{self.epochs}  {_logline(logs)}", highlight=False,
-                                    soft_wrap=True)
+        self.progress.console.print(
+            f"epoch {epoch}/{self.epochs}  {_logline(logs)}", highlight=False, soft_wrap=True
+        )
         self.epoch = epoch + 1
         if epoch < self.epochs:
             self._new_task()
@@ -186,8 +209,12 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if debug:
             raise
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
-                  "run again with --debug for the traceback", highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "run again with --debug for the traceback",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)
 
 

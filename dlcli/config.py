@@ -246,7 +246,9 @@ def validate(raw: dict, marks: Marks, path: Path) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        errors = sorted(exc.errors(), key=lambda e: _nearest_mark(_clean_loc(e["loc"]), marks) or (1 << 30, 0))
+        errors = sorted(
+            exc.errors(), key=lambda e: _nearest_mark(_clean_loc(e["loc"]), marks) or (1 << 30, 0)
+        )
         raise ConfigError([_describe(err, marks, str(path)) for err in errors]) from None
     config._source, config._marks = path, marks
     problems = [f"{config.where(*key)}: {msg}" for key, msg in cross_checks(config)]
@@ -265,8 +267,13 @@ def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
         monitors.insert(0, (("train", "early_stopping", "monitor"), config.train.early_stopping.monitor))
     for key, name in monitors:
         if name is not None and name not in reported:
-            problems.append((key, f"{name!r} is not a quantity this model reports (expected one of "
-                                  f"{', '.join(reported)}){_did_you_mean(name, reported)}"))
+            problems.append(
+                (
+                    key,
+                    f"{name!r} is not a quantity this model reports (expected one of "
+                    f"{', '.join(reported)}){_did_you_mean(name, reported)}",
+                )
+            )
     return problems
 
 

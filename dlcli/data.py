@@ -22,8 +22,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SPLITS = ("train", "validation", "test")
-TABLE_SUFFIXES = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet", ".jsonl": "JSON lines",
-                  ".json": "JSON lines"}
+TABLE_SUFFIXES = {
+    ".csv": "CSV",
+    ".parquet": "Parquet",
+    ".pq": "Parquet",
+    ".jsonl": "JSON lines",
+    ".json": "JSON lines",
+}
 ARRAY_SUFFIXES = {".npz", ".npy"}
 
 
@@ -79,8 +84,12 @@ def fetch_url(url: str, sha256: str) -> Path:
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Keras' progress bar; stdout may carry --json
             got = keras.utils.get_file(
-                fname=name, origin=url, file_hash=sha256, hash_algorithm="sha256",
-                cache_dir=str(cache), cache_subdir="downloads",
+                fname=name,
+                origin=url,
+                file_hash=sha256,
+                hash_algorithm="sha256",
+                cache_dir=str(cache),
+                cache_subdir="downloads",
             )
     except ValueError as exc:  # hash mismatch after download
         raise DataError(f"{url}: the downloaded file failed verification: {exc}") from None
@@ -214,8 +223,11 @@ def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source
 
     data = config.data
     target = data.target or "target"
-    for role, column in (("data.target", target), ("data.time_column", data.time_column),
-                         ("data.split.column", data.split.column)):
+    for role, column in (
+        ("data.target", target),
+        ("data.time_column", data.time_column),
+        ("data.split.column", data.split.column),
+    ):
         if column is not None and column not in frame.columns:
             raise DataError(_missing_column(source, role, column, list(frame.columns)))
     if data.time_column is not None:
@@ -245,8 +257,8 @@ def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
         n_test, n_val = round(n * test_frac), round(n * val_frac)
         n_train = n - n_test - n_val
         out["train"] = index[:n_train]
-        out["validation"] = index[n_train:n_train + n_val] if n_val else None
-        out["test"] = index[n_train + n_val:] if n_test else None
+        out["validation"] = index[n_train : n_train + n_val] if n_val else None
+        out["test"] = index[n_train + n_val :] if n_test else None
         return out
     from sklearn.model_selection import train_test_split
 
@@ -264,15 +276,24 @@ def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
         rest, out["test"] = cut(index, None if y is None else y[index], test_frac, "test")
     if val_frac:
         out["train"], out["validation"] = cut(
-            rest, None if y is None else y[rest], val_frac / (1 - test_frac), "validation")
+            rest, None if y is None else y[rest], val_frac / (1 - test_frac), "validation"
+        )
     else:
         out["train"] = rest
     return out
 
 
 def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str, Any]:
-    codes = {"train": "train", "validation": "validation", "test": "test", "0": "train",
-             "1": "validation", "2": "test", "val": "validation", "valid": "validation"}
+    codes = {
+        "train": "train",
+        "validation": "validation",
+        "test": "test",
+        "0": "train",
+        "1": "validation",
+        "2": "test",
+        "val": "validation",
+        "valid": "validation",
+    }
     labels = frame[column].astype(str).str.strip().str.lower().map(codes)
     bad = frame[column][labels.isna()]
     if len(bad):
@@ -287,4 +308,6 @@ def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str,
 def _missing_column(source: str, role: str, column: str, columns: list[str]) -> str:
     close = difflib.get_close_matches(column, [str(c) for c in columns], n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{source}: {role}: column {column!r} not found (the file has {', '.join(map(str, columns))}){hint}"
+    return (
+        f"{source}: {role}: column {column!r} not found (the file has {', '.join(map(str, columns))}){hint}"
+    )

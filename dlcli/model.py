@@ -1,6 +1,6 @@
 """The layer list → a compiled `keras.Model`; optimizer, loss and metrics by their Keras names.
 
-    >>> model = build(config, input_shape=[4], input_dtype="float32", n_classes=3)
+>>> model = build(config, input_shape=[4], input_dtype="float32", n_classes=3)
 """
 
 from __future__ import annotations
@@ -15,8 +15,12 @@ if TYPE_CHECKING:
     import keras
 
 #: Layers that would run code from the config, or that dlcli adds itself.
-REFUSED_LAYERS = {"Lambda": "it runs arbitrary Python code", "TFSMLayer": "it loads code from disk",
-                  "Input": "dlcli creates the input from the data", "InputLayer": "dlcli creates the input"}
+REFUSED_LAYERS = {
+    "Lambda": "it runs arbitrary Python code",
+    "TFSMLayer": "it loads code from disk",
+    "Input": "dlcli creates the input from the data",
+    "InputLayer": "dlcli creates the input",
+}
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -36,8 +40,13 @@ def layer_class(name: str, where: str) -> type:
     return found
 
 
-def build(config: Config, input_shape: list[int], input_dtype: str, n_classes: int | None,
-          rescale: float | None = None) -> keras.Model:
+def build(
+    config: Config,
+    input_shape: list[int],
+    input_dtype: str,
+    n_classes: int | None,
+    rescale: float | None = None,
+) -> keras.Model:
     """A functional model: Input (shape and dtype from the data) → optional rescale/reshape → layers."""
     import keras
 
@@ -56,7 +65,7 @@ def build(config: Config, input_shape: list[int], input_dtype: str, n_classes: i
             )
         x = keras.layers.Reshape(tuple(wanted), name="reshape")(x)
     for i, spec in enumerate(config.model.layers):
-        (name, kwargs), = spec.items()
+        ((name, kwargs),) = spec.items()
         where = config.where("model", "layers", i, name)
         cls = layer_class(name, where)
         try:
@@ -96,14 +105,19 @@ def optimizer(config: Config):
 
     options = dict(config.optimizer.model_extra or {})
     name = config.optimizer.name
-    classes = {n.lower(): getattr(keras.optimizers, n) for n in dir(keras.optimizers)
-               if isinstance(getattr(keras.optimizers, n), type)
-               and issubclass(getattr(keras.optimizers, n), keras.optimizers.Optimizer)
-               and n not in ("Optimizer", "LossScaleOptimizer")}
+    classes = {
+        n.lower(): getattr(keras.optimizers, n)
+        for n in dir(keras.optimizers)
+        if isinstance(getattr(keras.optimizers, n), type)
+        and issubclass(getattr(keras.optimizers, n), keras.optimizers.Optimizer)
+        and n not in ("Optimizer", "LossScaleOptimizer")
+    }
     cls = classes.get(name.lower())
     if cls is None:
-        raise ConfigError(f"{config.where('optimizer', 'name')}: unknown optimizer {name!r}"
-                          f"{_suggest(name.lower(), list(classes))} (known: {', '.join(sorted(classes))})")
+        raise ConfigError(
+            f"{config.where('optimizer', 'name')}: unknown optimizer {name!r}"
+            f"{_suggest(name.lower(), list(classes))} (known: {', '.join(sorted(classes))})"
+        )
     try:
         return cls(**options)
     except (TypeError, ValueError) as exc:
@@ -118,18 +132,25 @@ def check_names(config: Config) -> None:
         keras.losses.get(config.loss)
     except (ValueError, TypeError):
         known = [n for n in dir(keras.losses) if n.islower() and not n.startswith("_")]
-        raise ConfigError(f"{config.where('loss')}: unknown loss {config.loss!r}"
-                          f"{_suggest(config.loss, known)}") from None
+        raise ConfigError(
+            f"{config.where('loss')}: unknown loss {config.loss!r}{_suggest(config.loss, known)}"
+        ) from None
     for i, name in enumerate(config.metrics):
         try:
             keras.metrics.get(name)
         except (ValueError, TypeError):
             known = [n for n in dir(keras.metrics) if n.islower() and not n.startswith("_")]
-            raise ConfigError(f"{config.where('metrics', i)}: unknown metric {name!r}"
-                              f"{_suggest(name, known)}") from None
+            raise ConfigError(
+                f"{config.where('metrics', i)}: unknown metric {name!r}{_suggest(name, known)}"
+            ) from None
 
 
 def compile_model(model: keras.Model, config: Config, steps_per_execution: int) -> None:
     check_names(config)
-    model.compile(optimizer=optimizer(config), loss=config.loss, metrics=list(config.metrics),
-                  steps_per_execution=steps_per_execution, jit_compile=False)
+    model.compile(
+        optimizer=optimizer(config),
+        loss=config.loss,
+        metrics=list(config.metrics),
+        steps_per_execution=steps_per_execution,
+        jit_compile=False,
+    )

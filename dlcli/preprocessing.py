@@ -26,9 +26,18 @@ FORMAT = "dlcli.preprocessing/1"
 
 
 class Preprocessor:
-    def __init__(self, kind: str, task: str, label_mode: str | None, target: TargetEncoder,
-                 numeric: NumericTransformer | None = None, categorical: CategoricalEncoder | None = None,
-                 window: dict | None = None, image: dict | None = None, time_column: str | None = None):
+    def __init__(
+        self,
+        kind: str,
+        task: str,
+        label_mode: str | None,
+        target: TargetEncoder,
+        numeric: NumericTransformer | None = None,
+        categorical: CategoricalEncoder | None = None,
+        window: dict | None = None,
+        image: dict | None = None,
+        time_column: str | None = None,
+    ):
         self.kind, self.task, self.label_mode = kind, task, label_mode
         self.target_encoder, self.numeric, self.categorical = target, numeric, categorical
         self.window, self.image, self.time_column = window, image, time_column
@@ -50,13 +59,23 @@ class Preprocessor:
             window = pre.window.model_dump() if pre.window is not None else None
             numeric_cols, categorical_cols = feature_columns(config, list(train.columns))
             _check_numeric(train, numeric_cols, source)
-            numeric = NumericTransformer(numeric_cols, pre.numeric.impute, pre.numeric.fill_value,
-                                         pre.numeric.scale).fit(train)
-            categorical = CategoricalEncoder(categorical_cols, pre.categorical.impute,
-                                             pre.categorical.fill_value).fit(train)
+            numeric = NumericTransformer(
+                numeric_cols, pre.numeric.impute, pre.numeric.fill_value, pre.numeric.scale
+            ).fit(train)
+            categorical = CategoricalEncoder(
+                categorical_cols, pre.categorical.impute, pre.categorical.fill_value
+            ).fit(train)
             y = _target_values(train, target.column, task, source)
-            prep = cls(kind, task, label_mode, target.fit(y), numeric, categorical, window,
-                       time_column=config.data.time_column)
+            prep = cls(
+                kind,
+                task,
+                label_mode,
+                target.fit(y),
+                numeric,
+                categorical,
+                window,
+                time_column=config.data.time_column,
+            )
         if label_mode == "binary" and len(prep.target_encoder.classes_) != 2:
             raise DataError(
                 f"loss {config.loss} needs exactly 2 classes, but target {target.column!r} has "
@@ -114,8 +133,11 @@ class Preprocessor:
 
     def target(self, part: Any, source: str = "") -> np.ndarray:
         """Encoded labels or scaled targets as the loss expects them."""
-        raw = part[1] if isinstance(part, tuple) else _target_values(part, self.target_encoder.column,
-                                                                      self.task, source)
+        raw = (
+            part[1]
+            if isinstance(part, tuple)
+            else _target_values(part, self.target_encoder.column, self.task, source)
+        )
         return self.encode_target(raw)
 
     def raw_target(self, part: Any, source: str = "") -> np.ndarray:
@@ -151,8 +173,15 @@ class Preprocessor:
     def series(self, frame: pd.DataFrame, source: str = "") -> np.ndarray:
         return self.features(frame, source)
 
-    def window_dataset(self, series: np.ndarray, targets: np.ndarray | None, batch_size: int,
-                       stride: int = 1, shuffle: bool = False, seed: int | None = None):
+    def window_dataset(
+        self,
+        series: np.ndarray,
+        targets: np.ndarray | None,
+        batch_size: int,
+        stride: int = 1,
+        shuffle: bool = False,
+        seed: int | None = None,
+    ):
         """Windows of `length` rows; with targets, each window's target is `horizon` rows after its end.
 
         Without targets, there is one window ending at every row from `length - 1` on.
@@ -162,10 +191,15 @@ class Preprocessor:
         length, horizon = self.window["length"], self.window["horizon"]
         data = series if targets is None else series[: len(series) - horizon]
         if targets is not None:
-            targets = targets[length - 1 + horizon:]
+            targets = targets[length - 1 + horizon :]
         return keras.utils.timeseries_dataset_from_array(
-            data, targets, sequence_length=length, sequence_stride=stride, batch_size=batch_size,
-            shuffle=shuffle, seed=seed,
+            data,
+            targets,
+            sequence_length=length,
+            sequence_stride=stride,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
         )
 
     @property
@@ -176,11 +210,16 @@ class Preprocessor:
     # ---- JSON state ----------------------------------------------------------------------------
     def to_json(self) -> str:
         state = {
-            "format": FORMAT, "kind": self.kind, "task": self.task, "label_mode": self.label_mode,
+            "format": FORMAT,
+            "kind": self.kind,
+            "task": self.task,
+            "label_mode": self.label_mode,
             "target": self.target_encoder.get_state(),
             "numeric": self.numeric.get_state() if self.numeric else None,
             "categorical": self.categorical.get_state() if self.categorical else None,
-            "window": self.window, "image": self.image, "time_column": self.time_column,
+            "window": self.window,
+            "image": self.image,
+            "time_column": self.time_column,
         }
         return json.dumps(state, indent=2)
 
@@ -191,11 +230,15 @@ class Preprocessor:
             if state.get("format") != FORMAT:
                 raise ValueError(f"format is {state.get('format')!r}, expected {FORMAT!r}")
             return cls(
-                state["kind"], state["task"], state["label_mode"],
+                state["kind"],
+                state["task"],
+                state["label_mode"],
                 TargetEncoder.from_state(state["target"]),
                 NumericTransformer.from_state(state["numeric"]) if state["numeric"] else None,
                 CategoricalEncoder.from_state(state["categorical"]) if state["categorical"] else None,
-                state["window"], state["image"], state["time_column"],
+                state["window"],
+                state["image"],
+                state["time_column"],
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RunError(f"{source}: not a valid dlcli preprocessing state ({exc})") from None
@@ -244,13 +287,17 @@ def _check_numeric(frame: pd.DataFrame, columns: list[str], source: str) -> None
 
 def _target_values(frame: pd.DataFrame, column: str, task: str, source: str) -> np.ndarray:
     if column not in frame.columns:
-        raise DataError(f"{source}: the target column {column!r} is missing (the file has "
-                        f"{', '.join(map(str, frame.columns))})")
+        raise DataError(
+            f"{source}: the target column {column!r} is missing (the file has "
+            f"{', '.join(map(str, frame.columns))})"
+        )
     values = frame[column]
     if values.isna().any():
         row = values.index[values.isna()][0]
-        raise DataError(f"{source}: target {column!r} row {row + 1} is empty ({int(values.isna().sum())} "
-                        "rows); drop those rows or fill them in")
+        raise DataError(
+            f"{source}: target {column!r} row {row + 1} is empty ({int(values.isna().sum())} "
+            "rows); drop those rows or fill them in"
+        )
     if task == "regression":
         _check_numeric(frame, [column], source)
         return values.to_numpy(dtype="float64")

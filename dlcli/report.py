@@ -15,8 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def classification(compiled: dict[str, float], classes: list, y_true: np.ndarray,
-                   y_pred: np.ndarray) -> dict:
+def classification(compiled: dict[str, float], classes: list, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """`compiled` (from model.evaluate) plus accuracy, macro F1 and the confusion matrix."""
     import numpy as np
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -32,8 +31,9 @@ def classification(compiled: dict[str, float], classes: list, y_true: np.ndarray
     return out
 
 
-def regression(config: Config, y_true: np.ndarray, y_pred: np.ndarray,
-               naive: np.ndarray | None = None) -> dict:
+def regression(
+    config: Config, y_true: np.ndarray, y_pred: np.ndarray, naive: np.ndarray | None = None
+) -> dict:
     """The compiled loss and metrics recomputed on original units, plus r2, mae and rmse."""
     import keras
     import numpy as np

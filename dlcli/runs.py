@@ -1,8 +1,8 @@
 """The run directory: create it, write into it atomically, find `latest`, load it back safely.
 
-    runs/<name>/<YYYYmmdd-HHMMSS>/   config.yaml run.json preprocessing.json model.keras
-                                     checkpoints/ history.csv metrics.json plots/ tensorboard/
-    runs/<name>/latest → the newest completed run of that name
+runs/<name>/<YYYYmmdd-HHMMSS>/   config.yaml run.json preprocessing.json model.keras
+                                 checkpoints/ history.csv metrics.json plots/ tensorboard/
+runs/<name>/latest → the newest completed run of that name
 """
 
 from __future__ import annotations
@@ -108,8 +108,10 @@ def resolve(run: str | Path, root: Path = DEFAULT_ROOT) -> Path:
     if text == "latest":
         links = [p for p in Path(root).glob("*/latest") if p.exists()]
         if not links:
-            raise RunError(f"latest: no completed runs under {Path(root).resolve()}; train one first "
-                           "with `dlcli train CONFIG`, or pass the run directory")
+            raise RunError(
+                f"latest: no completed runs under {Path(root).resolve()}; train one first "
+                "with `dlcli train CONFIG`, or pass the run directory"
+            )
         return max((p.resolve() for p in links), key=lambda d: (d.name, str(d)))
     path = Path(text)
     if not path.exists() and (Path(root) / text).exists():
@@ -127,10 +129,20 @@ class RunRecord:
         self.path = run_dir / "run.json"
         self.started = time.time()
         self.data: dict[str, Any] = {
-            "status": "running", "name": config.name, "run_dir": str(run_dir.resolve()), "command": command,
-            "seed": config.seed, "started_at": _iso(self.started), "finished_at": None,
-            "duration_s": None, "versions": versions(), "device": None, "data": {}, "timings": {},
-            "epochs": {}, "error": None,
+            "status": "running",
+            "name": config.name,
+            "run_dir": str(run_dir.resolve()),
+            "command": command,
+            "seed": config.seed,
+            "started_at": _iso(self.started),
+            "finished_at": None,
+            "duration_s": None,
+            "versions": versions(),
+            "device": None,
+            "data": {},
+            "timings": {},
+            "epochs": {},
+            "error": None,
         }
         self.save()
 
@@ -139,8 +151,9 @@ class RunRecord:
 
     def finish(self, status: str, error: str | None = None) -> None:
         now = time.time()
-        self.data.update(status=status, error=error, finished_at=_iso(now),
-                         duration_s=round(now - self.started, 3))
+        self.data.update(
+            status=status, error=error, finished_at=_iso(now), duration_s=round(now - self.started, 3)
+        )
         self.save()
 
 

@@ -102,19 +102,34 @@ def callbacks(config: Config, run_dir: Path, listener: Listener | None, steps: i
     monitor = config.checkpoint_monitor()
     out: list[Any] = [
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(ckpt / "best.keras", monitor=monitor, save_best_only=True,
-                                        mode=config.train.checkpoint.mode, verbose=0),
+        keras.callbacks.ModelCheckpoint(
+            ckpt / "best.keras",
+            monitor=monitor,
+            save_best_only=True,
+            mode=config.train.checkpoint.mode,
+            verbose=0,
+        ),
         keras.callbacks.ModelCheckpoint(ckpt / "last.keras", save_best_only=False, verbose=0),
         _csv_logger_class()(str(run_dir / "history.csv"), append=True),
     ]
     stop = config.train.early_stopping
     if stop is not None:
-        out.append(keras.callbacks.EarlyStopping(
-            monitor=stop.monitor, patience=stop.patience, min_delta=stop.min_delta, mode=stop.mode,
-            restore_best_weights=True, verbose=0))
+        out.append(
+            keras.callbacks.EarlyStopping(
+                monitor=stop.monitor,
+                patience=stop.patience,
+                min_delta=stop.min_delta,
+                mode=stop.mode,
+                restore_best_weights=True,
+                verbose=0,
+            )
+        )
     if config.train.tensorboard:
-        out.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
-                                               profile_batch=0, update_freq="epoch"))
+        out.append(
+            keras.callbacks.TensorBoard(
+                str(run_dir / "tensorboard"), write_graph=False, profile_batch=0, update_freq="epoch"
+            )
+        )
     if listener is not None:
         out.append(_Relay(listener, config.train.epochs, steps))
     return out
@@ -163,11 +178,14 @@ def _floats(logs: dict | None) -> dict[str, float]:
     return {k: float(v) for k, v in (logs or {}).items()}
 
 
-def fit(model, train_ds, val_ds, config: Config, run_dir: Path, listener: Listener | None,
-        steps: int | None):
+def fit(model, train_ds, val_ds, config: Config, run_dir: Path, listener: Listener | None, steps: int | None):
     """Train; returns the Keras History. The model ends with the best checkpoint's weights."""
     history = model.fit(
-        train_ds, validation_data=val_ds, epochs=config.train.epochs, verbose=0, shuffle=False,
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.train.epochs,
+        verbose=0,
+        shuffle=False,
         callbacks=callbacks(config, run_dir, listener, steps),
     )
     best = run_dir / "checkpoints" / "best.keras"

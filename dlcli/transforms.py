@@ -65,8 +65,9 @@ class NumericTransformer(_Stateful):
     _params = ("columns", "impute", "fill_value", "scale")
     _learned = ("statistics_", "center_", "scale_")
 
-    def __init__(self, columns: list[str], impute: str = "mean", fill_value: float = 0.0,
-                 scale: str = "standard"):
+    def __init__(
+        self, columns: list[str], impute: str = "mean", fill_value: float = 0.0, scale: str = "standard"
+    ):
         self.columns, self.impute, self.fill_value, self.scale = columns, impute, fill_value, scale
 
     def fit(self, frame: pd.DataFrame) -> NumericTransformer:
@@ -117,8 +118,10 @@ class CategoricalEncoder(_Stateful):
 
         text = self._as_text(frame)
         if self.impute == "most_frequent":
-            self.fill_ = [str(text[c].dropna().astype(str).mode().iat[0]) if text[c].notna().any()
-                          else self.fill_value for c in self.columns]
+            self.fill_ = [
+                str(text[c].dropna().astype(str).mode().iat[0]) if text[c].notna().any() else self.fill_value
+                for c in self.columns
+            ]
         else:
             self.fill_ = [self.fill_value] * len(self.columns)
         encoder = OneHotEncoder(handle_unknown="ignore").fit(self._filled(text))
@@ -138,11 +141,15 @@ class CategoricalEncoder(_Stateful):
 
         filled = self._filled(self._as_text(frame))
         self.unknown_counts_ = {
-            c: int((~filled[c].isin(cats)).sum()) for c, cats in zip(self.columns, self.categories_, strict=True)
+            c: int((~filled[c].isin(cats)).sum())
+            for c, cats in zip(self.columns, self.categories_, strict=True)
         }
         # Explicit categories make fit() a no-op on the data: the learned state alone drives the encoding.
-        encoder = OneHotEncoder(categories=[np.array(c, dtype=object) for c in self.categories_],
-                                handle_unknown="ignore", sparse_output=False)
+        encoder = OneHotEncoder(
+            categories=[np.array(c, dtype=object) for c in self.categories_],
+            handle_unknown="ignore",
+            sparse_output=False,
+        )
         encoder.fit(filled.iloc[:1])
         return encoder.transform(filled).astype("float32")
 

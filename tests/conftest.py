@@ -14,11 +14,20 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
 
-def dlcli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def dlcli(
+    *args: str, cwd: Path, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """`python -m dlcli ARGS` in `cwd`; returns the finished process (text output)."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "dlcli", *args], cwd=cwd, env=full_env, text=True,
-                          capture_output=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "dlcli", *args],
+        cwd=cwd,
+        env=full_env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from conftest import CONFIGS, dlcli
+
 from dlcli.config import load_config
 from dlcli.errors import ConfigError
 
@@ -42,25 +42,33 @@ def test_every_example_config_is_valid():
 
 
 def test_misspelled_keys_get_suggestions_with_line_and_column(tmp_path):
-    message = _errors(tmp_path, GOOD.replace("  epochs: 2", "  epocs: 2").replace("dataset: iris",
-                                                                                 "dataset: iris\n  taget: x"))
+    message = _errors(
+        tmp_path,
+        GOOD.replace("  epochs: 2", "  epocs: 2").replace("dataset: iris", "dataset: iris\n  taget: x"),
+    )
     lines = message.splitlines()
-    assert lines[0] == (f"{tmp_path / 'c.yaml'}:4:3: data.taget: unknown key 'taget'; did you mean 'target'? "
-                        "(allowed: path, url, sha256, dataset, target, time_column, test_path, split)")
-    assert lines[1].startswith(f"{tmp_path / 'c.yaml'}:11:3: train.epocs: unknown key 'epocs'; "
-                               "did you mean 'epochs'?")
+    assert lines[0] == (
+        f"{tmp_path / 'c.yaml'}:4:3: data.taget: unknown key 'taget'; did you mean 'target'? "
+        "(allowed: path, url, sha256, dataset, target, time_column, test_path, split)"
+    )
+    assert lines[1].startswith(
+        f"{tmp_path / 'c.yaml'}:11:3: train.epocs: unknown key 'epocs'; did you mean 'epochs'?"
+    )
 
 
 def test_wrong_type_names_value(tmp_path):
     message = _errors(tmp_path, GOOD.replace("epochs: 2", "epochs: many"))
-    assert "c.yaml:10:3: train.epochs: Input should be a valid integer" in message and "(got 'many')" in message
+    assert (
+        "c.yaml:10:3: train.epochs: Input should be a valid integer" in message and "(got 'many')" in message
+    )
 
 
 def test_monitor_must_be_reported(tmp_path):
     text = GOOD + "  early_stopping: {monitor: val_acc}\n"
     assert _errors(tmp_path, text).endswith(
         "c.yaml:11:20: train.early_stopping.monitor: 'val_acc' is not a quantity this model reports "
-        "(expected one of loss, accuracy, val_loss, val_accuracy); did you mean 'val_accuracy'?")
+        "(expected one of loss, accuracy, val_loss, val_accuracy); did you mean 'val_accuracy'?"
+    )
 
 
 def test_exactly_one_data_source(tmp_path):
@@ -74,14 +82,23 @@ def test_url_needs_sha256(tmp_path):
 
 
 def test_split_fractions_leave_training_rows(tmp_path):
-    message = _errors(tmp_path, GOOD.replace("dataset: iris", "dataset: iris\n  split: {validation: 0.5, test: 0.45}"))
+    message = _errors(
+        tmp_path, GOOD.replace("dataset: iris", "dataset: iris\n  split: {validation: 0.5, test: 0.45}")
+    )
     assert "data.split: validation + test = 0.95 leaves too few rows for training" in message
 
 
 def test_overrides_take_precedence_and_parse_yaml(tmp_path):
     path = _write(tmp_path, GOOD)
-    config = load_config(path, ["train.epochs=7", "optimizer.learning_rate=0.5", "metrics=[accuracy, auc]",
-                                "model.layers.0.Dense.units=3"])
+    config = load_config(
+        path,
+        [
+            "train.epochs=7",
+            "optimizer.learning_rate=0.5",
+            "metrics=[accuracy, auc]",
+            "model.layers.0.Dense.units=3",
+        ],
+    )
     assert config.train.epochs == 7
     assert config.optimizer.model_extra == {"learning_rate": 0.5}
     assert config.metrics == ["accuracy", "auc"]
@@ -94,7 +111,10 @@ def test_unknown_override_path_is_refused_with_suggestion(tmp_path):
 
 
 def test_malformed_override(tmp_path):
-    assert _errors(tmp_path, GOOD, ["train.epochs"]) == "-o train.epochs: expected key.path=value, e.g. -o train.epochs=3"
+    assert (
+        _errors(tmp_path, GOOD, ["train.epochs"])
+        == "-o train.epochs: expected key.path=value, e.g. -o train.epochs=3"
+    )
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
@@ -105,21 +125,28 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
 
 def test_duplicate_keys_are_an_error(tmp_path):
     message = _errors(tmp_path, GOOD + "  epochs: 3\n")
-    assert message == (f"{tmp_path / 'c.yaml'}:11:3: train.epochs: duplicate key (first defined at line 10); "
-                       "YAML keeps only one of them: delete one")
+    assert message == (
+        f"{tmp_path / 'c.yaml'}:11:3: train.epochs: duplicate key (first defined at line 10); "
+        "YAML keeps only one of them: delete one"
+    )
 
 
 def test_python_tags_are_refused(tmp_path):
     message = _errors(tmp_path, GOOD.replace("name: t", "name: !!python/object/apply:os.system ['echo x']"))
-    assert "c.yaml:1:7: name: the tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed" in message
+    assert (
+        "c.yaml:1:7: name: the tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed"
+        in message
+    )
 
 
 def test_alias_bomb_is_refused_quickly(tmp_path):
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
     for i in range(1, 9):
         prev = chr(ord("a") + i - 1)
-        bomb += f"{chr(ord('a') + i)}: &{chr(ord('a') + i)} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, " \
-                f"*{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        bomb += (
+            f"{chr(ord('a') + i)}: &{chr(ord('a') + i)} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, "
+            f"*{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        )
     assert "expands to more than 100000 values" in _errors(tmp_path, bomb)
 
 

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT
+
 from dlcli import data
 from dlcli.config import Config
 from dlcli.errors import DataError
@@ -19,8 +19,14 @@ SHA = hashlib.sha256(CSV.read_bytes()).hexdigest()
 
 
 def _config(**data_keys) -> Config:
-    return Config.model_validate({"name": "t", "data": data_keys, "loss": "sparse_categorical_crossentropy",
-                                  "model": {"layers": [{"Dense": {"units": 2}}]}})
+    return Config.model_validate(
+        {
+            "name": "t",
+            "data": data_keys,
+            "loss": "sparse_categorical_crossentropy",
+            "model": {"layers": [{"Dense": {"units": 2}}]},
+        }
+    )
 
 
 def test_url_is_downloaded_once_and_verified(tmp_path, monkeypatch):
@@ -66,8 +72,12 @@ def test_stratified_split_keeps_class_balance():
 
 def test_time_ordered_split_never_shuffles():
     series = ROOT / "data" / "tiny_series.csv"
-    config = _config(path=str(series), target="value", time_column="date",
-                     split={"validation": 0.2, "test": 0.2, "shuffle": False})
+    config = _config(
+        path=str(series),
+        target="value",
+        time_column="date",
+        split={"validation": 0.2, "test": 0.2, "shuffle": False},
+    )
     loaded = data.load(config)
     dates = [part["date"] for part in loaded.splits.values()]
     assert dates[0].max() < dates[1].min() and dates[1].max() < dates[2].min()

@@ -7,11 +7,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import CONFIGS, ROOT, dlcli, latest_run, ok, read_json
 
-RUN_FILES = ["config.yaml", "run.json", "preprocessing.json", "model.keras", "history.csv", "metrics.json",
-             "checkpoints/best.keras", "checkpoints/last.keras"]
+RUN_FILES = [
+    "config.yaml",
+    "run.json",
+    "preprocessing.json",
+    "model.keras",
+    "history.csv",
+    "metrics.json",
+    "checkpoints/best.keras",
+    "checkpoints/last.keras",
+]
 
 
 def _predict_input(name: str, tmp_path):
@@ -101,8 +108,9 @@ def test_evaluate_on_another_labelled_file(tmp_path):
     ok(dlcli("train", str(CONFIGS / "ci" / "binary.yaml"), "-q", cwd=tmp_path))
     other = pd.read_csv(ROOT / "data" / "tiny_binary.csv").tail(30)
     other.to_csv(tmp_path / "other.csv", index=False)
-    result = json.loads(ok(dlcli("evaluate", "latest", "--data", str(tmp_path / "other.csv"), "--json",
-                                 cwd=tmp_path)).stdout)
+    result = json.loads(
+        ok(dlcli("evaluate", "latest", "--data", str(tmp_path / "other.csv"), "--json", cwd=tmp_path)).stdout
+    )
     assert sum(map(sum, result["confusion_matrix"]["matrix"])) == 30
 
 
@@ -110,8 +118,17 @@ def test_predict_writes_parquet(tmp_path):
     ok(dlcli("train", str(CONFIGS / "ci" / "regression.yaml"), "-q", cwd=tmp_path))
     frame = pd.read_csv(ROOT / "data" / "tiny_regression.csv").drop(columns="price").head(12)
     frame.to_csv(tmp_path / "in.csv", index=False)
-    ok(dlcli("predict", "latest", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "p.parquet"),
-             cwd=tmp_path))
+    ok(
+        dlcli(
+            "predict",
+            "latest",
+            "--input",
+            str(tmp_path / "in.csv"),
+            "--output",
+            str(tmp_path / "p.parquet"),
+            cwd=tmp_path,
+        )
+    )
     out = pd.read_parquet(tmp_path / "p.parquet")
     assert list(out.columns) == ["area", "rooms", "city", "prediction"]
     assert len(out) == 12

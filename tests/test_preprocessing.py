@@ -15,8 +15,12 @@ from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncod
 
 
 def _config(**over) -> Config:
-    raw = {"name": "t", "data": {"path": "x.csv", "target": "y"}, "loss": "mse",
-           "model": {"layers": [{"Dense": {"units": 1}}]}}
+    raw = {
+        "name": "t",
+        "data": {"path": "x.csv", "target": "y"},
+        "loss": "mse",
+        "model": {"layers": [{"Dense": {"units": 1}}]},
+    }
     for key, value in over.items():
         raw[key] = value
     return Config.model_validate(raw)
@@ -24,8 +28,14 @@ def _config(**over) -> Config:
 
 @pytest.fixture
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0, 100.0], "b": [10, 20, 30, 40, 50],
-                         "c": ["x", "y", "x", None, "z"], "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    return pd.DataFrame(
+        {
+            "a": [1.0, 2.0, np.nan, 4.0, 100.0],
+            "b": [10, 20, 30, 40, 50],
+            "c": ["x", "y", "x", None, "z"],
+            "y": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
 
 
 @pytest.mark.parametrize("scale", ["standard", "minmax", "robust", "none"])
@@ -36,8 +46,9 @@ def test_numeric_matches_scikit_learn(frame, scale, impute):
 
     ours = NumericTransformer(["a", "b"], impute=impute, fill_value=-1.0, scale=scale).fit(frame)
     imputed = SimpleImputer(strategy=impute, fill_value=-1.0).fit_transform(frame[["a", "b"]])
-    scaler = {"standard": StandardScaler(), "minmax": MinMaxScaler(), "robust": RobustScaler(),
-              "none": None}[scale]
+    scaler = {"standard": StandardScaler(), "minmax": MinMaxScaler(), "robust": RobustScaler(), "none": None}[
+        scale
+    ]
     expected = imputed if scaler is None else scaler.fit_transform(imputed)
     np.testing.assert_allclose(ours.transform(frame), expected, rtol=1e-5, atol=1e-6)
     again = NumericTransformer.from_state(json.loads(json.dumps(ours.get_state())))
@@ -48,7 +59,9 @@ def test_fit_uses_only_the_rows_it_is_given(frame):
     train, test = frame.iloc[:3], frame.iloc[3:]
     fitted = NumericTransformer(["b"], scale="standard").fit(train)
     assert fitted.center_ == [20.0]  # the mean of the train rows, not of all rows
-    assert fitted.transform(test)[:, 0].tolist() == pytest.approx([(40 - 20) / 8.164966, (50 - 20) / 8.164966])
+    assert fitted.transform(test)[:, 0].tolist() == pytest.approx(
+        [(40 - 20) / 8.164966, (50 - 20) / 8.164966]
+    )
 
 
 def test_one_hot_unseen_category_is_all_zeros(frame):
@@ -116,13 +129,16 @@ def test_missing_input_columns_are_listed(frame):
 
 def test_windows_pair_each_window_with_the_value_horizon_steps_later():
     frame = pd.DataFrame({"v": np.arange(12, dtype=float)})
-    config = _config(data={"path": "s.csv", "target": "v"},
-                     preprocessing={"numeric": {"scale": "none"}, "window": {"length": 3, "horizon": 2}})
+    config = _config(
+        data={"path": "s.csv", "target": "v"},
+        preprocessing={"numeric": {"scale": "none"}, "window": {"length": 3, "horizon": 2}},
+    )
     prep = Preprocessor.fit(config, frame)
     assert prep.input_shape == [3, 1] and prep.context == 4
     series = prep.features(frame)
-    x, y = zip(*[(bx.numpy(), by.numpy()) for bx, by in prep.window_dataset(series, frame["v"].to_numpy(), 100)])
-    x, y = x[0], y[0]
+    ((x, y),) = [
+        (bx.numpy(), by.numpy()) for bx, by in prep.window_dataset(series, frame["v"].to_numpy(), 100)
+    ]
     assert x.shape == (12 - 3 - 2 + 1, 3, 1)
     assert x[0, :, 0].tolist() == [0, 1, 2] and y[0] == 4  # window ends at 2, target at 2 + horizon
     assert x[-1, :, 0].tolist() == [7, 8, 9] and y[-1] == 11

@@ -1,0 +1,115 @@
+"""Real-data accuracy (issue 2, items 1–4); marked slow. CI runs them with DLCLI_DATA_DIR set."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CONFIGS, dlcli, latest_run, ok, read_json
+
+pytestmark = pytest.mark.slow
+
+
+def test_iris_offline_in_under_a_minute(tmp_path):
+    started = time.perf_counter()
+    ok(
+        dlcli(
+            "train", str(CONFIGS / "iris.yaml"), cwd=tmp_path, env={"DLCLI_DATA_DIR": str(tmp_path / "none")}
+        )
+    )
+    assert time.perf_counter() - started < 60
+    assert read_json(latest_run(tmp_path, "iris") / "metrics.json")["test"]["accuracy"] >= 0.90
+
+
+def test_mnist_mlp_and_predict_on_npy(tmp_path, shared_data):
+    ok(
+        dlcli(
+            "train", str(CONFIGS / "mnist.yaml"), "-q", cwd=tmp_path, env={"DLCLI_DATA_DIR": str(shared_data)}
+        )
+    )
+    assert read_json(latest_run(tmp_path, "mnist") / "metrics.json")["test"]["accuracy"] >= 0.97
+    with np.load(shared_data / "mnist.npz") as mnist:
+        images, labels = mnist["x_test"][:50], mnist["y_test"][:50]
+    np.save(tmp_path / "digits.npy", images)
+    ok(
+        dlcli(
+            "predict",
+            "latest",
+            "--input",
+            str(tmp_path / "digits.npy"),
+            "--output",
+            str(tmp_path / "d.csv"),
+            cwd=tmp_path,
+        )
+    )
+    predicted = pd.read_csv(tmp_path / "d.csv")
+    assert len(predicted) == 50 and set(predicted["prediction"]) <= set(range(10))
+    assert (predicted["prediction"].to_numpy() == labels).mean() >= 0.9
+
+
+def test_mnist_convnet(tmp_path, shared_data):
+    ok(
+        dlcli(
+            "train",
+            str(CONFIGS / "mnist_cnn.yaml"),
+            "-q",
+            cwd=tmp_path,
+            env={"DLCLI_DATA_DIR": str(shared_data)},
+        )
+    )
+    assert read_json(latest_run(tmp_path, "mnist_cnn") / "metrics.json")["test"]["accuracy"] >= 0.99
+
+
+def test_housing_regression_in_dollars(tmp_path, shared_data):
+    env = {"DLCLI_DATA_DIR": str(shared_data), "DLCLI_CACHE_DIR": str(tmp_path / "cache")}
+    ok(dlcli("train", str(CONFIGS / "housing.yaml"), "-q", cwd=tmp_path, env=env))
+    run = latest_run(tmp_path, "housing")
+    test = read_json(run / "metrics.json")["test"]
+    assert test["r2"] >= 0.77
+    assert 20_000 < test["mae"] < 60_000 and 30_000 < test["rmse"] < 90_000  # dollars
+    assert not (tmp_path / "cache").exists()  # the mirror was used; nothing was downloaded
+
+    evaluated = json.loads(ok(dlcli("evaluate", "latest", "--json", cwd=tmp_path, env=env)).stdout)
+    assert evaluated["r2"] == pytest.approx(test["r2"], rel=1e-6)
+
+    rows = pd.read_csv(shared_data / "housing.csv").head(100)
+    rows.drop(columns="median_house_value").to_csv(tmp_path / "houses.csv", index=False)
+    ok(
+        dlcli(
+            "predict",
+            "latest",
+            "--input",
+            str(tmp_path / "houses.csv"),
+            "--output",
+            str(tmp_path / "p.csv"),
+            cwd=tmp_path,
+        )
+    )
+    predicted = pd.read_csv(tmp_path / "p.csv")["prediction"]
+    assert len(predicted) == 100
+    assert predicted.between(10_000, 700_000).all()
+    assert np.abs(predicted - rows["median_house_value"]).mean() < 80_000
+
+
+def test_temperature_beats_the_naive_forecast(tmp_path, shared_data):
+    ok(
+        dlcli(
+            "train",
+            str(CONFIGS / "temperature.yaml"),
+            "-q",
+            cwd=tmp_path,
+            env={"DLCLI_DATA_DIR": str(shared_data)},
+        )
+    )
+    test = read_json(latest_run(tmp_path, "temperature") / "metrics.json")["test"]
+    # naive_mae: "tomorrow equals today" over the same test days, both in °C
+    assert 1.0 < test["mae"] <= 0.95 * test["naive_mae"]
+
+    frame = pd.read_csv(shared_data / "daily-min-temperatures.csv")
+    days = len(frame)
+    test_days = days - round(days * 0.85)  # shuffle: false, test is the last 15 %
+    naive = np.abs(np.diff(frame["Temp"].to_numpy()))[-test_days:].mean()
+    assert test["naive_mae"] == pytest.approx(naive, rel=1e-9)
