@@ -13,6 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
+# CI sets DLCLI_DATA_DIR=../shared/data, relative to the repo; subprocesses run in temporary folders.
+if os.environ.get("DLCLI_DATA_DIR"):
+    os.environ["DLCLI_DATA_DIR"] = str(Path(os.environ["DLCLI_DATA_DIR"]).resolve())
+
 
 def dlcli(
     *args: str, cwd: Path, env: dict | None = None, timeout: float = 600
