@@ -67,9 +67,11 @@ def examples(
 
     frame = part if history is None else pd.concat([history, part])
     series = prep.features(frame, source)
-    if not labelled:
-        return Examples(series, None, None)
     length, horizon = prep.window["length"], prep.window["horizon"]
+    if not labelled:
+        if len(frame) < length:
+            raise DataError(f"{source}: {len(frame)} rows are too few for one window of length {length}")
+        return Examples(series, None, None)
     if len(frame) < length + horizon:
         raise DataError(
             f"{source}: {len(frame)} rows are too few for windows of length {length} with "

@@ -36,7 +36,7 @@ Overrides = Annotated[
         "-o", "--override", help="key.path=value (repeatable); the value is read as YAML."
     ),
 ]
-RunsRoot = Annotated[Path, typer.Option("--runs", help="Folder that holds the runs.")]
+RunsRoot = Annotated[Path, typer.Option("--run-dir", help="Folder that holds the runs (for 'latest').")]
 
 
 @app.callback()
@@ -49,9 +49,9 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 def train(
     config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")],
     override: Overrides = None,
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="Folder under which runs/<name>/ go.")] = Path(
-        "runs"
-    ),
+    run_dir: Annotated[
+        Path, typer.Option("--run-dir", help="Folder that holds the runs: DIR/<name>/<timestamp>.")
+    ] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
 ) -> None:
     """Validate, load data, train, evaluate on the test split and write the run directory."""
