@@ -91,6 +91,7 @@ def train(
 ) -> TrainResult:
     """Validate, load, fit preprocessing on train only, build, train, score every split, save."""
     train_mod.import_tensorflow()
+    model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
     run_dir = runs.create(Path(run_root), config.name)
     runs.save_config(run_dir, config)
     record = runs.RunRecord(run_dir, config, command or runs.command_line())

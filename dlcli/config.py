@@ -10,13 +10,13 @@ Schema derive from it. It imports neither TensorFlow nor pandas, so `dlcli valid
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from dlcli.checks import static_problems, suggest
 from dlcli.errors import ConfigError
 from dlcli.yamlio import Marks, load_marked
 
@@ -210,11 +210,6 @@ class Config(_Strict):
         split = self.data.split
         return split.column is not None or split.validation > 0
 
-    def quantities(self) -> list[str]:
-        """What the model will report each epoch, as Keras names it in its logs."""
-        names = ["loss", *self.metrics]
-        return names + [f"val_{n}" for n in names] if self.has_validation else names
-
     def checkpoint_monitor(self) -> str:
         if self.train.checkpoint.monitor:
             return self.train.checkpoint.monitor
@@ -243,38 +238,24 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 
 def validate(raw: dict, marks: Marks, path: Path) -> Config:
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as exc:
-        errors = sorted(
-            exc.errors(), key=lambda e: _nearest_mark(_clean_loc(e["loc"]), marks) or (1 << 30, 0)
-        )
-        raise ConfigError([_describe(err, marks, str(path)) for err in errors]) from None
-    config._source, config._marks = path, marks
-    problems = [f"{config.where(*key)}: {msg}" for key, msg in cross_checks(config)]
+    """Type errors and the checks of `dlcli.checks`, all reported together in line order."""
+    problems = [(_clean_loc(e["loc"]), _message(e)) for e in _pydantic_errors(raw)]
+    problems += static_problems(raw)
     if problems:
-        raise ConfigError(problems)
+        problems.sort(key=lambda p: _nearest_mark(p[0], marks) or (1 << 30, 0))
+        raise ConfigError([f"{_locate(loc, marks, str(path))}: {msg}" for loc, msg in problems])
+    config = Config.model_validate(raw)
+    config._source, config._marks = path, marks
     _resolve_paths(config, path.parent)
     return config
 
 
-def cross_checks(config: Config) -> list[tuple[tuple[str, ...], str]]:
-    """Checks that span several keys: `(key path, message)` for each problem."""
-    problems = []
-    reported = config.quantities()
-    monitors = [(("train", "checkpoint", "monitor"), config.train.checkpoint.monitor)]
-    if config.train.early_stopping is not None:
-        monitors.insert(0, (("train", "early_stopping", "monitor"), config.train.early_stopping.monitor))
-    for key, name in monitors:
-        if name is not None and name not in reported:
-            problems.append(
-                (
-                    key,
-                    f"{name!r} is not a quantity this model reports (expected one of "
-                    f"{', '.join(reported)}){_did_you_mean(name, reported)}",
-                )
-            )
-    return problems
+def _pydantic_errors(raw: dict) -> list[dict]:
+    try:
+        Config.model_validate(raw)
+    except ValidationError as exc:
+        return exc.errors()
+    return []
 
 
 def _resolve_paths(config: Config, base: Path) -> None:
@@ -322,20 +303,23 @@ def _clean_loc(loc: tuple) -> tuple:
     return tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
 
 
-def _describe(err: dict, marks: Marks, filename: str) -> str:
-    loc = _clean_loc(err["loc"])
+def _locate(loc: tuple, marks: Marks, filename: str) -> str:
+    """`FILE:LINE:COL: key.path`, or `-o: key.path` for a value set on the command line."""
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     line_col = _nearest_mark(loc, marks)
     if line_col == (0, 0):
-        where = "-o"
-    elif line_col:
-        where = f"{filename}:{line_col[0]}:{line_col[1]}"
-    else:
-        where = filename
+        return f"-o: {dotted}"
+    if line_col:
+        return f"{filename}:{line_col[0]}:{line_col[1]}: {dotted}"
+    return f"{filename}: {dotted}"
+
+
+def _message(err: dict) -> str:
+    loc = _clean_loc(err["loc"])
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         allowed = _fields_at(loc[:-1])
-        msg = f"unknown key {loc[-1]!r}{_did_you_mean(str(loc[-1]), allowed)}"
+        msg = f"unknown key {loc[-1]!r}{suggest(str(loc[-1]), allowed)}"
         if allowed:
             msg += f" (allowed: {', '.join(allowed)})"
     elif kind == "missing":
@@ -344,7 +328,7 @@ def _describe(err: dict, marks: Marks, filename: str) -> str:
         msg = msg.removeprefix("Value error, ")
     else:
         msg = f"{msg} (got {err.get('input')!r})"
-    return f"{where}: {dotted}: {msg}"
+    return msg
 
 
 def _nearest_mark(loc: tuple, marks: Marks) -> tuple[int, int] | None:
@@ -352,11 +336,6 @@ def _nearest_mark(loc: tuple, marks: Marks) -> tuple[int, int] | None:
         if loc[:end] in marks:
             return marks[loc[:end]]
     return None
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _fields_at(loc: tuple) -> list[str]:

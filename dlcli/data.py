@@ -6,7 +6,6 @@ images from NPZ files and Keras datasets). `load(config)` returns both kinds as 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from dlcli.checks import suggest
 from dlcli.config import KERAS_DATASETS, Config
 from dlcli.errors import ConfigError, DataError
 
@@ -223,13 +223,13 @@ def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source
 
     data = config.data
     target = data.target or "target"
-    for role, column in (
-        ("data.target", target),
-        ("data.time_column", data.time_column),
-        ("data.split.column", data.split.column),
+    for key, column in (
+        (("data", "target"), target),
+        (("data", "time_column"), data.time_column),
+        (("data", "split", "column"), data.split.column),
     ):
         if column is not None and column not in frame.columns:
-            raise DataError(_missing_column(source, role, column, list(frame.columns)))
+            raise DataError(_missing_column(source, config.where(*key), column, list(frame.columns)))
     if data.time_column is not None:
         frame = frame.sort_values(data.time_column, kind="stable")
     if data.split.column is not None:
@@ -305,9 +305,6 @@ def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str,
     return {name: rest[labels == name] for name in SPLITS if (labels == name).any()}
 
 
-def _missing_column(source: str, role: str, column: str, columns: list[str]) -> str:
-    close = difflib.get_close_matches(column, [str(c) for c in columns], n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return (
-        f"{source}: {role}: column {column!r} not found (the file has {', '.join(map(str, columns))}){hint}"
-    )
+def _missing_column(source: str, where: str, column: str, columns: list[str]) -> str:
+    hint = suggest(column, [str(c) for c in columns])
+    return f"{where}: column {column!r} not found in {source} (it has {', '.join(map(str, columns))}){hint}"

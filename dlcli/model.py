@@ -5,27 +5,14 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import TYPE_CHECKING
 
+from dlcli.checks import REFUSED_LAYERS, suggest
 from dlcli.config import CLASSIFICATION_LOSSES, Config
 from dlcli.errors import ConfigError
 
 if TYPE_CHECKING:
     import keras
-
-#: Layers that would run code from the config, or that dlcli adds itself.
-REFUSED_LAYERS = {
-    "Lambda": "it runs arbitrary Python code",
-    "TFSMLayer": "it loads code from disk",
-    "Input": "dlcli creates the input from the data",
-    "InputLayer": "dlcli creates the input",
-}
-
-
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def layer_class(name: str, where: str) -> type:
@@ -36,8 +23,24 @@ def layer_class(name: str, where: str) -> type:
     found = getattr(keras.layers, name, None)
     if not (isinstance(found, type) and issubclass(found, keras.layers.Layer)):
         names = [n for n in dir(keras.layers) if isinstance(getattr(keras.layers, n), type)]
-        raise ConfigError(f"{where}: {name!r} is not a Keras layer{_suggest(name, names)}")
+        raise ConfigError(f"{where}: {name!r} is not a Keras layer{suggest(name, names)}")
     return found
+
+
+def check_layer_arguments(config: Config) -> None:
+    """Construct every layer once, before any data is loaded: Keras checks each argument's value."""
+    problems = []
+    for i, spec in enumerate(config.model.layers):
+        ((name, kwargs),) = spec.items()
+        where = config.where("model", "layers", i, name)
+        try:
+            layer_class(name, where)(**(kwargs or {}))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        except Exception as exc:  # noqa: BLE001 - a constructor may raise anything on a bad value
+            problems.append(f"{where}: {type(exc).__name__}: {exc}")
+    if problems:
+        raise ConfigError(problems)
 
 
 def build(
@@ -116,7 +119,7 @@ def optimizer(config: Config):
     if cls is None:
         raise ConfigError(
             f"{config.where('optimizer', 'name')}: unknown optimizer {name!r}"
-            f"{_suggest(name.lower(), list(classes))} (known: {', '.join(sorted(classes))})"
+            f"{suggest(name.lower(), list(classes))} (known: {', '.join(sorted(classes))})"
         )
     try:
         return cls(**options)
@@ -124,29 +127,7 @@ def optimizer(config: Config):
         raise ConfigError(f"{config.where('optimizer')}: {exc}") from None
 
 
-def check_names(config: Config) -> None:
-    """Loss and metric names must be Keras' own."""
-    import keras
-
-    try:
-        keras.losses.get(config.loss)
-    except (ValueError, TypeError):
-        known = [n for n in dir(keras.losses) if n.islower() and not n.startswith("_")]
-        raise ConfigError(
-            f"{config.where('loss')}: unknown loss {config.loss!r}{_suggest(config.loss, known)}"
-        ) from None
-    for i, name in enumerate(config.metrics):
-        try:
-            keras.metrics.get(name)
-        except (ValueError, TypeError):
-            known = [n for n in dir(keras.metrics) if n.islower() and not n.startswith("_")]
-            raise ConfigError(
-                f"{config.where('metrics', i)}: unknown metric {name!r}{_suggest(name, known)}"
-            ) from None
-
-
 def compile_model(model: keras.Model, config: Config, steps_per_execution: int) -> None:
-    check_names(config)
     model.compile(
         optimizer=optimizer(config),
         loss=config.loss,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from dlcli.checks import suggest
 from dlcli.config import CLASSIFICATION_LOSSES, Config
 from dlcli.errors import DataError, RunError
 from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
@@ -58,6 +59,7 @@ class Preprocessor:
             kind = "timeseries" if pre.window is not None else "table"
             window = pre.window.model_dump() if pre.window is not None else None
             numeric_cols, categorical_cols = feature_columns(config, list(train.columns))
+            _check_not_empty(train, numeric_cols + categorical_cols, source)
             _check_numeric(train, numeric_cols, source)
             numeric = NumericTransformer(
                 numeric_cols, pre.numeric.impute, pre.numeric.fill_value, pre.numeric.scale
@@ -258,13 +260,27 @@ def feature_columns(config: Config, columns: list[str]) -> tuple[list[str], list
         if pre.window is None:
             skip.add(data.target or "target")
         numeric = [c for c in columns if c not in skip]
-    missing = [c for c in numeric + categorical if c not in columns]
-    if missing:
-        raise DataError(
-            f"preprocessing: column(s) {', '.join(map(repr, missing))} not found in the data "
-            f"(it has {', '.join(map(str, columns))})"
-        )
+    problems, names_in_data = [], [str(c) for c in columns]
+    for kind, names in (("numeric", numeric), ("categorical", categorical)):
+        for i, name in enumerate(names):
+            if name not in columns:
+                problems.append(
+                    f"{config.where('preprocessing', kind, 'columns', i)}: column {name!r} not found in "
+                    f"the data (it has {', '.join(names_in_data)}){suggest(name, names_in_data)}"
+                )
+    if problems:
+        raise DataError("\n".join(problems))
     return numeric, categorical
+
+
+def _check_not_empty(frame: pd.DataFrame, columns: list[str], source: str) -> None:
+    """A feature with no value in any training row carries nothing to learn from."""
+    empty = [c for c in columns if frame[c].isna().all()]
+    if empty:
+        raise DataError(
+            f"{source}: column(s) {', '.join(map(repr, empty))} are empty in all {len(frame)} training rows; "
+            "drop them from the file or list only the useful ones under preprocessing.numeric.columns"
+        )
 
 
 def _check_numeric(frame: pd.DataFrame, columns: list[str], source: str) -> None:

@@ -1,0 +1,206 @@
+"""Config checks that go beyond types, all without importing Keras: layer names and arguments,
+optimizer, loss, metric and activation names (against `catalog`), the output layer against the loss,
+and monitors against what the model reports.
+
+They read the raw YAML values, so they run even when other keys fail validation: a user sees every
+problem of a file at once. Each problem is `(key path, message)`; `config.py` adds file and line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from dlcli import catalog
+
+Problem = tuple[tuple, str]
+
+#: Layers that would run code from the config, or that dlcli adds itself.
+REFUSED_LAYERS = {
+    "Lambda": "it runs arbitrary Python code",
+    "TFSMLayer": "it loads code from disk",
+    "Input": "dlcli creates the input from the data (set model.input_shape to reshape it)",
+    "InputLayer": "dlcli creates the input from the data (set model.input_shape to reshape it)",
+}
+PROBABILITY_LOSSES = {
+    "sparse_categorical_crossentropy": "softmax",
+    "categorical_crossentropy": "softmax",
+    "categorical_focal_crossentropy": "softmax",
+    "binary_crossentropy": "sigmoid",
+    "binary_focal_crossentropy": "sigmoid",
+}
+ACTIVATION_ARGS = ("activation", "recurrent_activation")
+
+
+def suggest(word: str, choices: list[str], n: int = 1) -> str:
+    """ "; did you mean 'x'?" for the closest of `choices`, or nothing."""
+    close = difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        close = [lowered[word.lower()]] if word.lower() in lowered else []
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+def _get(raw: Any, *path: str | int) -> Any:
+    for part in path:
+        if isinstance(part, int):
+            raw = raw[part] if isinstance(raw, list) and part < len(raw) else None
+        else:
+            raw = raw.get(part) if isinstance(raw, dict) else None
+    return raw
+
+
+def static_problems(raw: dict) -> list[Problem]:
+    return [*_layers(raw), *_optimizer(raw), *_loss_and_metrics(raw), *_output(raw), *_monitors(raw)]
+
+
+def _layers(raw: dict) -> list[Problem]:
+    known = catalog.load()
+    problems: list[Problem] = []
+    layers = _get(raw, "model", "layers")
+    for i, item in enumerate(layers if isinstance(layers, list) else []):
+        if not (isinstance(item, dict) and len(item) == 1):
+            continue  # the type check reports it
+        ((name, kwargs),) = item.items()
+        where = ("model", "layers", i, name)
+        if name in REFUSED_LAYERS:
+            problems.append((where, f"the layer {name} is not allowed: {REFUSED_LAYERS[name]}"))
+            continue
+        spec = known["layers"].get(name)
+        if spec is None:
+            problems.append(
+                (where, f"{name!r} is not a Keras layer{suggest(name, list(known['layers']), n=2)}")
+            )
+            continue
+        kwargs = kwargs if isinstance(kwargs, dict) else {}
+        for arg, value in kwargs.items():
+            if arg not in spec["args"]:
+                hint = suggest(arg, spec["args"]) or f" ({name} takes {', '.join(spec['args'])})"
+                if arg in ("input_shape", "input_dim"):
+                    hint = "; the input comes from the data: set model.input_shape instead"
+                problems.append(((*where, arg), f"{name} has no argument {arg!r}{hint}"))
+            elif arg in ACTIVATION_ARGS and isinstance(value, str) and value not in known["activations"]:
+                problems.append(
+                    ((*where, arg), f"unknown activation {value!r}{suggest(value, known['activations'])}")
+                )
+        missing = [a for a in spec["required"] if a not in kwargs]
+        if missing:
+            problems.append(
+                (
+                    where,
+                    f"{name} needs {', '.join(map(repr, missing))} (e.g. `- {name}: {{{missing[0]}: ...}}`)",
+                )
+            )
+    return problems
+
+
+def _optimizer(raw: dict) -> list[Problem]:
+    optimizer = _get(raw, "optimizer")
+    if not isinstance(optimizer, dict):
+        return []
+    name = optimizer.get("name", "adam")
+    if not isinstance(name, str):
+        return []
+    known = catalog.load()["optimizers"]
+    spec = known.get(name.lower())
+    if spec is None:
+        return [
+            (
+                ("optimizer", "name"),
+                f"unknown optimizer {name!r}{suggest(name.lower(), list(known))} (known: {', '.join(known)})",
+            )
+        ]
+    takes = f" (it takes {', '.join(spec['args'])})"
+    return [
+        (("optimizer", arg), f"{spec['class']} has no argument {arg!r}{suggest(arg, spec['args']) or takes}")
+        for arg in optimizer
+        if arg != "name" and arg not in spec["args"]
+    ]
+
+
+def _loss_and_metrics(raw: dict) -> list[Problem]:
+    known = catalog.load()
+    problems: list[Problem] = []
+    loss = raw.get("loss")
+    if isinstance(loss, str) and loss not in known["losses"]:
+        names = [n for n in known["losses"] if n.islower()]
+        problems.append((("loss",), f"unknown loss {loss!r}{suggest(loss, names)}"))
+    metrics = raw.get("metrics")
+    for i, metric in enumerate(metrics if isinstance(metrics, list) else []):
+        if isinstance(metric, str) and metric not in known["metrics"]:
+            names = [n for n in known["metrics"] if n.islower()]
+            problems.append((("metrics", i), f"unknown metric {metric!r}{suggest(metric, names)}"))
+    return problems
+
+
+def _output(raw: dict) -> list[Problem]:
+    """The last layer must produce what the loss expects (probabilities of the right kind)."""
+    loss, layers = raw.get("loss"), _get(raw, "model", "layers")
+    if not (isinstance(loss, str) and isinstance(layers, list) and layers):
+        return []
+    last = layers[-1]
+    if not (isinstance(last, dict) and len(last) == 1):
+        return []
+    ((name, kwargs),) = last.items()
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
+    activation = "softmax" if name == "Softmax" else kwargs.get("activation") or "linear"
+    where = ("model", "layers", len(layers) - 1, name)
+    wanted = PROBABILITY_LOSSES.get(loss)
+    if wanted is not None and activation != wanted:
+        return [
+            (
+                where,
+                f"the output activation is {activation!r} but {loss} expects "
+                f"{'class probabilities' if wanted == 'softmax' else 'a probability'}: "
+                f"set `activation: {wanted}` on the last layer",
+            )
+        ]
+    units = kwargs.get("units") if name == "Dense" else None
+    if wanted == "sigmoid" and isinstance(units, int) and units != 1:
+        return [
+            (
+                (*where, "units"),
+                f"{loss} needs exactly 1 output unit (got {units}); for more than two "
+                "classes use sparse_categorical_crossentropy with softmax",
+            )
+        ]
+    if wanted == "softmax" and units == 1:
+        return [
+            (
+                (*where, "units"),
+                f"{loss} needs one output unit per class (got 1); for two classes "
+                "use binary_crossentropy with 1 sigmoid unit",
+            )
+        ]
+    if wanted is None and activation == "softmax":
+        return [
+            (
+                where,
+                f"a softmax output sums to 1, which {loss} (regression) cannot fit: remove the "
+                "activation, or use a classification loss",
+            )
+        ]
+    return []
+
+
+def _monitors(raw: dict) -> list[Problem]:
+    metrics = raw.get("metrics") if isinstance(raw.get("metrics"), list) else []
+    split = _get(raw, "data", "split") if isinstance(_get(raw, "data", "split"), dict) else {}
+    validation = split.get("validation", 0.1)
+    has_validation = split.get("column") is not None or (
+        isinstance(validation, int | float) and validation > 0
+    )
+    names = ["loss", *[m for m in metrics if isinstance(m, str)]]
+    reported = names + [f"val_{n}" for n in names] if has_validation else names
+    problems: list[Problem] = []
+    for key in (("train", "early_stopping", "monitor"), ("train", "checkpoint", "monitor")):
+        value = _get(raw, *key)
+        if isinstance(value, str) and value not in reported:
+            problems.append(
+                (
+                    key,
+                    f"{value!r} is not a quantity this model reports (expected one of "
+                    f"{', '.join(reported)}){suggest(value, reported)}",
+                )
+            )
+    return problems
