@@ -53,7 +53,7 @@ def build() -> dict[str, Any]:
     for name in sorted(dir(keras.layers)):
         cls = getattr(keras.layers, name)
         if isinstance(cls, type) and issubclass(cls, keras.layers.Layer):
-            layers[name] = _arguments(cls)
+            layers[name] = _arguments(cls, BASE_LAYER_ARGS)
     optimizers = {}
     for name in sorted(dir(keras.optimizers)):
         cls = getattr(keras.optimizers, name)
@@ -62,7 +62,7 @@ def build() -> dict[str, Any]:
             and issubclass(cls, keras.optimizers.Optimizer)
             and name not in ("Optimizer", "LossScaleOptimizer")
         ):
-            optimizers[name.lower()] = {"class": name, **_arguments(cls)}
+            optimizers[name.lower()] = {"class": name, **_arguments(cls, [])}
     return {
         "keras": keras.__version__,
         "layers": layers,
@@ -73,7 +73,8 @@ def build() -> dict[str, Any]:
     }
 
 
-def _arguments(cls: type) -> dict[str, Any]:
+def _arguments(cls: type, via_kwargs: list[str]) -> dict[str, Any]:
+    """Named constructor arguments, plus `via_kwargs` when the constructor takes **kwargs."""
     params = inspect.signature(cls.__init__).parameters.values()
     named = [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     required = [
@@ -83,7 +84,7 @@ def _arguments(cls: type) -> dict[str, Any]:
     ]
     takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params)
     return {
-        "args": named + [a for a in BASE_LAYER_ARGS if takes_kwargs and a not in named],
+        "args": named + [a for a in via_kwargs if takes_kwargs and a not in named],
         "required": required,
     }
 

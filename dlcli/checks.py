@@ -30,10 +30,19 @@ PROBABILITY_LOSSES = {
     "binary_focal_crossentropy": "sigmoid",
 }
 ACTIVATION_ARGS = ("activation", "recurrent_activation")
+#: Old or common spellings that string similarity does not catch.
+KNOWN_RENAMES = {
+    "lr": "learning_rate",
+    "decay": "weight_decay",
+    "nb_filter": "filters",
+    "output_dim": "units",
+}
 
 
 def suggest(word: str, choices: list[str], n: int = 1) -> str:
     """ "; did you mean 'x'?" for the closest of `choices`, or nothing."""
+    if KNOWN_RENAMES.get(word) in choices:
+        return f"; did you mean {KNOWN_RENAMES[word]!r}?"
     close = difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in choices}
@@ -142,6 +151,8 @@ def _output(raw: dict) -> list[Problem]:
     if not (isinstance(last, dict) and len(last) == 1):
         return []
     ((name, kwargs),) = last.items()
+    if name in REFUSED_LAYERS or name not in catalog.load()["layers"]:
+        return []  # already reported
     kwargs = kwargs if isinstance(kwargs, dict) else {}
     activation = "softmax" if name == "Softmax" else kwargs.get("activation") or "linear"
     where = ("model", "layers", len(layers) - 1, name)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from dlcli.config import load_config
 from dlcli.errors import DlcliError
+from dlcli.templates import TEMPLATES
 
 app = typer.Typer(
     add_completion=False,
@@ -27,8 +28,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
 app.add_typer(config_app, name="config")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 Overrides = Annotated[
     list[str] | None,
@@ -119,6 +120,27 @@ def config_show(
     from dlcli.yamlio import dump
 
     print(dump(load_config(config, override or []).to_yaml_dict()), end="")
+
+
+@app.command()
+def schema() -> None:
+    """JSON Schema (draft 2020-12) of the config, for editors: dlcli schema > dlcli.schema.json"""
+    from dlcli.config import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def init(
+    template: Annotated[str, typer.Argument(help=f"One of: {', '.join(TEMPLATES)}.", metavar="TEMPLATE")],
+    path: Annotated[Optional[Path], typer.Argument(help="Where to write it (default TEMPLATE.yaml).")] = None,  # noqa: UP045
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter config."""
+    from dlcli.templates import write_template
+
+    written = write_template(template, path, force)
+    out.print(f"wrote {written}; edit its data section, then: dlcli validate {written}", highlight=False)
 
 
 def _metrics_table(metrics: dict[str, dict]) -> Table:

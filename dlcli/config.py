@@ -10,6 +10,7 @@ Schema derive from it. It imports neither TensorFlow nor pandas, so `dlcli valid
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -221,6 +222,12 @@ class Config(_Strict):
         return self.model_dump(mode="json", exclude_none=False)
 
 
+def json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of the config file, for editors' YAML language servers."""
+    schema = Config.model_json_schema()
+    return {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "dlcli config"}
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read, override and validate a config file; every problem is reported in one ConfigError."""
     path = Path(path)
@@ -231,6 +238,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
     raw, marks = load_marked(text, str(path))
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; start from a template with `dlcli init`")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level (got {type(raw).__name__})")
     apply_overrides(raw, marks, overrides)
@@ -326,6 +335,9 @@ def _message(err: dict) -> str:
         msg = "required key is missing"
     elif kind == "value_error":
         msg = msg.removeprefix("Value error, ")
+    elif kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
+        msg = f"{msg} (got {err.get('input')!r}){suggest(str(err.get('input')), choices)}"
     else:
         msg = f"{msg} (got {err.get('input')!r})"
     return msg
