@@ -75,7 +75,8 @@ def examples(
     if len(frame) < length + horizon:
         raise DataError(
             f"{source}: {len(frame)} rows are too few for windows of length {length} with "
-            f"horizon {horizon} (expected at least {length + horizon} rows)"
+            f"horizon {horizon} (expected at least {length + horizon} rows): shorten "
+            "preprocessing.window.length or give this split a larger fraction"
         )
     y_all = prep.raw_target(frame, source)
     return Examples(

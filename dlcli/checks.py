@@ -68,8 +68,16 @@ def _layers(raw: dict) -> list[Problem]:
     problems: list[Problem] = []
     layers = _get(raw, "model", "layers")
     for i, item in enumerate(layers if isinstance(layers, list) else []):
+        if isinstance(item, dict) and len(item) != 1:
+            problems.append(
+                (
+                    (("model", "layers", i)),
+                    f"each layer is one `- ClassName: {{arguments}}` item "
+                    f"(got {len(item)} keys: {', '.join(map(str, item))})",
+                )
+            )
         if not (isinstance(item, dict) and len(item) == 1):
-            continue  # the type check reports it
+            continue
         ((name, kwargs),) = item.items()
         where = ("model", "layers", i, name)
         if name in REFUSED_LAYERS:
@@ -113,12 +121,8 @@ def _optimizer(raw: dict) -> list[Problem]:
     known = catalog.load()["optimizers"]
     spec = known.get(name.lower())
     if spec is None:
-        return [
-            (
-                ("optimizer", "name"),
-                f"unknown optimizer {name!r}{suggest(name.lower(), list(known))} (known: {', '.join(known)})",
-            )
-        ]
+        hint = suggest(name.lower(), list(known), n=2)
+        return [(("optimizer", "name"), f"unknown optimizer {name!r}{hint} (known: {', '.join(known)})")]
     takes = f" (it takes {', '.join(spec['args'])})"
     return [
         (("optimizer", arg), f"{spec['class']} has no argument {arg!r}{suggest(arg, spec['args']) or takes}")
@@ -133,19 +137,21 @@ def _loss_and_metrics(raw: dict) -> list[Problem]:
     loss = raw.get("loss")
     if isinstance(loss, str) and loss not in known["losses"]:
         names = [n for n in known["losses"] if n.islower()]
-        problems.append((("loss",), f"unknown loss {loss!r}{suggest(loss, names)}"))
+        problems.append((("loss",), f"unknown loss {loss!r}{suggest(loss, names, n=2)}"))
     metrics = raw.get("metrics")
     for i, metric in enumerate(metrics if isinstance(metrics, list) else []):
         if isinstance(metric, str) and metric not in known["metrics"]:
             names = [n for n in known["metrics"] if n.islower()]
-            problems.append((("metrics", i), f"unknown metric {metric!r}{suggest(metric, names)}"))
+            problems.append((("metrics", i), f"unknown metric {metric!r}{suggest(metric, names, n=2)}"))
     return problems
 
 
 def _output(raw: dict) -> list[Problem]:
     """The last layer must produce what the loss expects (probabilities of the right kind)."""
     loss, layers = raw.get("loss"), _get(raw, "model", "layers")
-    if not (isinstance(loss, str) and isinstance(layers, list) and layers):
+    if not (
+        isinstance(loss, str) and loss in catalog.load()["losses"] and isinstance(layers, list) and layers
+    ):
         return []
     last = layers[-1]
     if not (isinstance(last, dict) and len(last) == 1):

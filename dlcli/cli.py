@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dlcli.config import load_config
@@ -62,7 +63,7 @@ def train(
     listener = None if quiet else _Progress()
     result = api.train(cfg, run_dir, listener)
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
     out.print(f"[bold green]done[/] {result.epochs} epochs{best} → {result.run_dir}", highlight=False)
     out.print(_metrics_table(result.metrics))
@@ -97,7 +98,7 @@ def predict(
 
     path, table, warnings = api.predict(run, input, output, runs_root)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     out.print(f"wrote {len(table)} predictions → {path}", highlight=False)
 
 
@@ -218,7 +219,7 @@ def main() -> None:
     except DlcliError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")

@@ -137,16 +137,6 @@ class ModelConfig(_Strict):
     )
     layers: list[LayerSpec] = Field(min_length=1, description="`- ClassName: {kwargs}`, Keras names.")
 
-    @model_validator(mode="after")
-    def _one_class_per_item(self) -> ModelConfig:
-        for i, layer in enumerate(self.layers):
-            if len(layer) != 1:
-                raise ValueError(
-                    f"layers[{i}] has {len(layer)} keys {sorted(layer)} (expected one: "
-                    "`- Dense: {units: 8}`)"
-                )
-        return self
-
 
 class OptimizerConfig(BaseModel):
     """`name` plus the optimizer's own constructor arguments (checked against Keras at build time)."""

@@ -298,7 +298,7 @@ def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str,
     bad = frame[column][labels.isna()]
     if len(bad):
         raise DataError(
-            f"{source}: column {column!r} row {bad.index[0] + 2}: {bad.iloc[0]!r} is not a split name "
+            f"{source}: column {column!r} row {bad.index[0] + 1}: {bad.iloc[0]!r} is not a split name "
             "(expected train/validation/test or 0/1/2)"
         )
     rest = frame.drop(columns=[column])

@@ -54,3 +54,26 @@ def shared_data() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("real datasets not available: set DLCLI_DATA_DIR=../shared/data")
     return Path(value).resolve()
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, tmp_path):
+    """Run `dlcli ARGS` in this process (real exit code and output, TensorFlow imported once).
+
+    Returns `(exit code, stdout, stderr)`; the working directory is the test's tmp_path.
+    """
+    from dlcli import cli as cli_module
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["dlcli", *args])
+        code = 0
+        try:
+            cli_module.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
