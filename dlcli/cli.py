@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dlcli.config import load_config
 from dlcli.errors import DlcliError
 from dlcli.templates import TEMPLATES
 
@@ -58,6 +57,7 @@ def train(
 ) -> None:
     """Validate, load data, train, evaluate on the test split and write the run directory."""
     from dlcli import api
+    from dlcli.config import load_config
 
     cfg = load_config(config, override or [])
     listener = None if quiet else _Progress()
@@ -108,6 +108,8 @@ def validate(
     override: Overrides = None,
 ) -> None:
     """Check a config without loading data or TensorFlow."""
+    from dlcli.config import load_config
+
     cfg = load_config(config, override or [])
     out.print(f"[green]ok[/] {config}: {cfg.name} ({cfg.task})", highlight=False)
 
@@ -118,6 +120,7 @@ def config_show(
     override: Overrides = None,
 ) -> None:
     """The resolved config: defaults filled in, overrides applied."""
+    from dlcli.config import load_config
     from dlcli.yamlio import dump
 
     print(dump(load_config(config, override or []).to_yaml_dict()), end="")

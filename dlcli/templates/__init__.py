@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlcli.checks import suggest
 from dlcli.errors import ConfigError
 
 HERE = Path(__file__).parent
@@ -13,6 +12,8 @@ TEMPLATES = ("tabular-classification", "tabular-regression", "image-classificati
 
 def template_text(name: str, path: Path) -> str:
     if name not in TEMPLATES:
+        from dlcli.checks import suggest
+
         raise ConfigError(
             f"init: unknown template {name!r}{suggest(name, list(TEMPLATES))} "
             f"(expected one of {', '.join(TEMPLATES)})"
