@@ -1,4 +1,5 @@
-"""`dlcli --help`, `validate` and `config show` never import TensorFlow, Keras, pandas or scikit-learn."""
+"""`dlcli --help`, `validate`, `config show`, `schema` and `init` never import TensorFlow, Keras, pandas
+or scikit-learn."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ PROBE = """
 import sys
 from dlcli import cli
 iris, housing, temperature = sys.argv[1:4]
-for argv in (["--help"], ["validate", iris], ["validate", housing], ["config", "show", temperature]):
+commands = (["--help"], ["validate", iris], ["validate", housing], ["config", "show", temperature],
+            ["schema"], ["init", "timeseries", "starter.yaml"], ["validate", "starter.yaml"])
+for argv in commands:
     try:
         cli.app(argv, standalone_mode=False)
     except SystemExit as exc:
@@ -23,11 +26,17 @@ print(" ".join(m for m in sys.argv[4:] if m in sys.modules) or "none")
 """
 
 
-def test_light_commands_import_no_heavy_library():
+def test_light_commands_import_no_heavy_library(tmp_path):
     configs = [str(CONFIGS / f"{name}.yaml") for name in ("iris", "housing", "temperature")]
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *configs, *HEAVY], capture_output=True, text=True, check=False
+        [sys.executable, "-c", PROBE, *configs, *HEAVY],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "ok" in proc.stdout and "seed: 42" in proc.stdout  # the commands really ran
+    # the commands really ran: two validations, the resolved config, the schema, the starter file
+    assert proc.stdout.count("ok ") == 3 and "seed: 42" in proc.stdout and '"$schema"' in proc.stdout
+    assert (tmp_path / "starter.yaml").is_file()
     assert proc.stdout.strip().splitlines()[-1] == "none"
