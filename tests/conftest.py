@@ -13,6 +13,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
+#: A small valid config (iris), for tests that break one thing in it.
+GOOD = """\
+name: t
+data:
+  dataset: iris
+model:
+  layers:
+    - Dense: {units: 8, activation: relu}
+    - Dense: {units: 3, activation: softmax}
+optimizer: {name: adam, learning_rate: 0.01}
+loss: sparse_categorical_crossentropy
+metrics: [accuracy]
+train:
+  epochs: 2
+"""
+
 # CI sets DLCLI_DATA_DIR=../shared/data, relative to the repo; subprocesses run in temporary folders.
 if os.environ.get("DLCLI_DATA_DIR"):
     os.environ["DLCLI_DATA_DIR"] = str(Path(os.environ["DLCLI_DATA_DIR"]).resolve())

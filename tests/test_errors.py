@@ -8,22 +8,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONFIGS, ROOT, dlcli
-
-GOOD = """\
-name: t
-data:
-  dataset: iris
-model:
-  layers:
-    - Dense: {units: 8, activation: relu}
-    - Dense: {units: 3, activation: softmax}
-optimizer: {name: adam, learning_rate: 0.01}
-loss: sparse_categorical_crossentropy
-metrics: [accuracy]
-train:
-  epochs: 2
-"""
+from conftest import CONFIGS, GOOD, ROOT, dlcli
 
 
 def _fails(cli, *args: str) -> str:
