@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -40,7 +40,6 @@ class Loaded:
     splits: dict[str, Any]
     sha256: str | None = None
     source: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def mirror_dir() -> Path | None:

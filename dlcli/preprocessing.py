@@ -172,9 +172,6 @@ class Preprocessor:
         return self.target_encoder.inverse(probs.argmax(axis=1)), probs
 
     # ---- time series windows -------------------------------------------------------------------
-    def series(self, frame: pd.DataFrame, source: str = "") -> np.ndarray:
-        return self.features(frame, source)
-
     def window_dataset(
         self,
         series: np.ndarray,

@@ -60,8 +60,3 @@ def _keras_value(fn, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         fn.update_state(y_true, y_pred)
         return float(fn.result())
     return float(np.mean(keras.ops.convert_to_numpy(fn(y_true, y_pred))))
-
-
-def headline(metrics: dict) -> dict[str, float]:
-    """The scalar metrics of one split, for tables."""
-    return {k: v for k, v in metrics.items() if isinstance(v, int | float)}

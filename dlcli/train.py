@@ -131,7 +131,7 @@ def callbacks(config: Config, run_dir: Path, listener: Listener | None, steps: i
             )
         )
     if listener is not None:
-        out.append(_Relay(listener, config.train.epochs, steps))
+        out.append(_relay_class()(listener, config.train.epochs, steps))
     return out
 
 
@@ -168,10 +168,6 @@ def _relay_class():
             self.listener.train_end()
 
     return Relay
-
-
-def _Relay(listener: Listener, epochs: int, steps: int | None):  # noqa: N802 - a class made lazily
-    return _relay_class()(listener, epochs, steps)
 
 
 def _floats(logs: dict | None) -> dict[str, float]:
