@@ -146,13 +146,16 @@ def _train(config: Config, run_dir: Path, record: runs.RunRecord, listener) -> T
     train_ds, steps = _train_dataset(prep, sets["train"], config)
     val_ds = sets["validation"].dataset(prep, batch) if "validation" in sets else None
     clock = time.perf_counter()
-    history = train_mod.fit(model, train_ds, val_ds, config, run_dir, listener, steps)
+    history, diverged = train_mod.fit(model, train_ds, val_ds, config, run_dir, listener, steps)
     timings["fit_s"] = round(time.perf_counter() - clock, 3)
-    _check_finite(history, config)
     epochs = len(history.history.get("loss", []))
     best_epoch = _best_epoch(history.history, config.checkpoint_monitor())
     record.data["epochs"] = {"completed": epochs, "best": best_epoch, "monitor": config.checkpoint_monitor()}
-    save_model(model, run_dir / "model.keras")
+    has_best = (run_dir / "checkpoints" / "best.keras").is_file()
+    if diverged is None or has_best:
+        save_model(model, run_dir / "model.keras")  # after a divergence: the best checkpoint's weights
+    if diverged is not None:
+        raise TrainingFailed(_divergence_message(diverged, config, best_epoch if has_best else None, run_dir))
 
     clock = time.perf_counter()
     metrics = {name: score(prep, config, model, ex) for name, ex in sets.items()}
@@ -191,15 +194,20 @@ def _train_dataset(prep: Preprocessor, ex: Examples, config: Config):
     return train_mod.array_dataset(ex.x, ex.y, batch, shuffle=True, seed=seed), steps
 
 
-def _check_finite(history, config: Config) -> None:
-    import math
-
-    losses = history.history.get("loss", [])
-    if losses and not math.isfinite(losses[-1]):
-        raise TrainingFailed(
-            f"the loss became {losses[-1]} in epoch {len(losses)}; training stopped. Try a lower "
-            f"optimizer.learning_rate or scale the inputs (preprocessing.numeric.scale)"
-        )
+def _divergence_message(diverged: tuple, config: Config, best_epoch: int | None, run_dir: Path) -> str:
+    epoch, batch, value = diverged
+    rate = (config.optimizer.model_extra or {}).get("learning_rate")
+    lower = f" (now {rate}; try {rate / 10:g})" if isinstance(rate, int | float) else ""
+    kept = (
+        f"model.keras holds the best checkpoint (epoch {best_epoch}); `dlcli evaluate {run_dir}` works on it"
+        if best_epoch
+        else "no epoch finished with a finite loss, so there is no model to keep"
+    )
+    return (
+        f"the loss became {value} in epoch {epoch} at batch {batch}; training stopped and the run is marked "
+        f"failed. {kept}. Lower optimizer.learning_rate{lower}, or scale the inputs and target "
+        "(preprocessing.numeric.scale, preprocessing.target.scale)"
+    )
 
 
 def _best_epoch(history: dict, monitor: str) -> int | None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from dlcli.checks import static_problems, suggest
 from dlcli.errors import ConfigError
-from dlcli.yamlio import Marks, load_marked
+from dlcli.yamlio import Marks, load_marked, safe_load
 
 Scale = Literal["standard", "minmax", "robust", "none"]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
@@ -265,14 +265,14 @@ def _resolve_paths(config: Config, base: Path) -> None:
 
 
 def apply_overrides(raw: dict, marks: Marks, overrides: list[str] | tuple[str, ...]) -> None:
-    """Set `key.path=value` items into `raw`; values go through `yaml.safe_load`."""
+    """Set `key.path=value` items into `raw`; values are read as safe YAML, never evaluated."""
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"-o {item}: expected key.path=value, e.g. -o train.epochs=3")
         parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
         try:
-            parsed = yaml.safe_load(value) if value.strip() else None
+            parsed = safe_load(value) if value.strip() else None
         except yaml.YAMLError as exc:
             raise ConfigError(f"-o {item}: the value is not valid YAML ({exc})") from None
         node: Any = raw

@@ -107,6 +107,8 @@ def optimizer(config: Config):
     import keras
 
     options = dict(config.optimizer.model_extra or {})
+    if isinstance(options.get("learning_rate"), int) and not isinstance(options["learning_rate"], bool):
+        options["learning_rate"] = float(options["learning_rate"])  # Keras refuses `learning_rate: 1`
     name = config.optimizer.name
     classes = {
         n.lower(): getattr(keras.optimizers, n)

@@ -6,6 +6,7 @@ module never prints.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -94,14 +95,16 @@ def window_pipeline(ds, batch_size: int, shuffle: bool, seed: int):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def callbacks(config: Config, run_dir: Path, listener: Listener | None, steps: int | None) -> list:
+def callbacks(
+    config: Config, run_dir: Path, listener: Listener | None, steps: int | None, guard=None
+) -> list:
     import keras
 
     ckpt = run_dir / "checkpoints"
     ckpt.mkdir(exist_ok=True)
     monitor = config.checkpoint_monitor()
     out: list[Any] = [
-        keras.callbacks.TerminateOnNaN(),
+        *([guard] if guard is not None else []),
         keras.callbacks.ModelCheckpoint(
             ckpt / "best.keras",
             monitor=monitor,
@@ -174,17 +177,49 @@ def _floats(logs: dict | None) -> dict[str, float]:
     return {k: float(v) for k, v in (logs or {}).items()}
 
 
+def _nan_guard_class():
+    import keras
+
+    class NaNGuard(keras.callbacks.TerminateOnNaN):
+        """Keras' TerminateOnNaN that also remembers where: `(epoch, batch, value)` in `self.diverged`.
+
+        With steps_per_execution > 1 Keras reports every N batches, so the batch is the end of the
+        block of N in which the loss first went bad.
+        """
+
+        diverged: tuple[int, int, float] | None = None
+        epoch = 0
+        steps: int | None = None  # batches per epoch, where known
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+
+        def on_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)) and self.diverged is None:
+                last = batch + 1 if self.steps is None else min(batch + 1, self.steps)
+                self.diverged = (self.epoch, last, float(loss))
+                self.model.stop_training = True
+
+    return NaNGuard
+
+
 def fit(model, train_ds, val_ds, config: Config, run_dir: Path, listener: Listener | None, steps: int | None):
-    """Train; returns the Keras History. The model ends with the best checkpoint's weights."""
+    """Train; returns the Keras History and where the loss diverged (or None).
+
+    The model ends with the best checkpoint's weights, also after a divergence.
+    """
+    guard = _nan_guard_class()()
+    guard.steps = steps
     history = model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=config.train.epochs,
         verbose=0,
         shuffle=False,
-        callbacks=callbacks(config, run_dir, listener, steps),
+        callbacks=callbacks(config, run_dir, listener, steps, guard),
     )
     best = run_dir / "checkpoints" / "best.keras"
     if best.is_file():
         model.load_weights(best)
-    return history
+    return history, guard.diverged

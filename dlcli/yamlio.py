@@ -7,6 +7,7 @@ compose the node tree ourselves with the safe loader and build plain Python valu
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -15,6 +16,27 @@ from dlcli.errors import ConfigError
 
 Path_ = tuple[str | int, ...]
 Marks = dict[Path_, tuple[int, int]]
+
+
+class Loader(yaml.SafeLoader):
+    """The safe loader, reading `1e-3` as a float as YAML 1.2 does (YAML 1.1 makes it a string)."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def safe_load(text: str):
+    """`yaml.safe_load` with the float rule above; used for `-o` values too."""
+    loader = Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
 
 #: An alias bomb ("billion laughs") expands to more nodes than any real config holds; stop early.
 MAX_NODES = 100_000
@@ -27,7 +49,7 @@ def load_marked(text: str, filename: str) -> tuple[Any, Marks]:
     >>> load_marked("a:\\n  b: 1\\n", "c.yaml")
     ({'a': {'b': 1}}, {(): (1, 1), ('a',): (1, 1), ('a', 'b'): (2, 3)})
     """
-    loader = yaml.SafeLoader(text)
+    loader = Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -48,7 +70,7 @@ def load_marked(text: str, filename: str) -> tuple[Any, Marks]:
 
 
 class _Builder:
-    def __init__(self, loader: yaml.SafeLoader, filename: str, marks: Marks):
+    def __init__(self, loader: Loader, filename: str, marks: Marks):
         self.loader, self.filename, self.marks, self.count = loader, filename, marks, 0
 
     def where(self, node: yaml.Node) -> str:
