@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from dlcli import data as data_mod
 from dlcli import model as model_mod
 from dlcli import report, runs
+from dlcli import state as state_mod
 from dlcli import train as train_mod
-from dlcli.config import Config
-from dlcli.errors import DataError, DlcliError, TrainingFailed
+from dlcli.config import Config, load_config
+from dlcli.errors import ConfigError, DataError, DlcliError, Interrupted, RunError, TrainingFailed
 from dlcli.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class Examples:
     def dataset(self, prep: Preprocessor, batch_size: int):
         if prep.kind == "timeseries":
             return prep.window_dataset(self.x, self.y, batch_size)
-        return train_mod.array_dataset(self.x, self.y, batch_size, shuffle=False, seed=0)
+        return train_mod.array_dataset(self.x, self.y, batch_size)
 
 
 def examples(
@@ -96,15 +97,85 @@ def train(
     run_dir = runs.create(Path(run_root), config.name)
     runs.save_config(run_dir, config)
     record = runs.RunRecord(run_dir, config, command or runs.command_line())
+    return _run(config, run_dir, record, listener, prior=None)
+
+
+def resume(
+    run: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    config_path: str | Path | None = None,
+    root: Path | str = runs.DEFAULT_ROOT,
+    listener=None,
+    command: list[str] | None = None,
+) -> TrainResult:
+    """Continue a run from its last completed epoch, in the same run directory.
+
+    Only `train.epochs` and `train.early_stopping.patience` may change; anything else is refused.
+    """
+    run_dir = runs.resolve(run, Path(root))
+    saved = runs.load_config(run_dir)
+    config = load_config(config_path or run_dir / "config.yaml", overrides)
+    changed = config_changes(saved, config)
+    refused = [c for c in changed if c.split(":")[0] not in RESUMABLE_CHANGES]
+    if refused:
+        raise ConfigError(
+            [
+                f"--resume {run}: only {', '.join(sorted(RESUMABLE_CHANGES))} may change when "
+                "resuming; these differ from the run's config.yaml:",
+                *refused,
+            ]
+        )
+    prior = state_mod.read_resume(run_dir)
+    if prior is None:
+        raise RunError(
+            f"--resume {run}: nothing to resume, no epoch of {run_dir} completed; start a new run "
+            f"with `dlcli train CONFIG`"
+        )
+    stopped = (prior.get("early_stopping") or {}).get("stopped")
+    if prior["epoch"] >= config.train.epochs or (
+        stopped and "train.early_stopping.patience" not in [c.split(":")[0] for c in changed]
+    ):
+        why = "stopped early" if stopped and prior["epoch"] < config.train.epochs else "completed"
+        raise RunError(
+            f"--resume {run}: the run {why} after epoch {prior['epoch']} of {config.train.epochs}; "
+            "to train on, raise -o train.epochs=N (or -o train.early_stopping.patience=N)"
+        )
+    train_mod.import_tensorflow()
+    runs.save_config(run_dir, config)
+    record = runs.RunRecord.reopen(run_dir, command or runs.command_line())
+    return _run(config, run_dir, record, listener, prior)
+
+
+#: What `--resume` may change: training continues exactly as before otherwise.
+RESUMABLE_CHANGES = {"train.epochs", "train.early_stopping.patience"}
+
+
+def config_changes(old: Config, new: Config) -> list[str]:
+    """`key.path: old → new` for every value that differs."""
+    a, b = _flatten(old.to_yaml_dict()), _flatten(new.to_yaml_dict())
+    return [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def _run(config: Config, run_dir: Path, record: runs.RunRecord, listener, prior: dict | None) -> TrainResult:
+    """Train (fresh or resumed), keeping run.json's status true whatever happens."""
     try:
-        result = _train(config, run_dir, record, listener)
-    except KeyboardInterrupt:
-        record.finish("interrupted", "interrupted by the user")
+        result = _train(config, run_dir, record, listener, prior)
+    except Interrupted as exc:
+        record.finish("interrupted", str(exc))
         raise
     except DlcliError as exc:
         record.finish("failed", str(exc))
         raise
-    except Exception as exc:
+    except BaseException as exc:
         record.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
     record.finish("completed")
@@ -112,10 +183,12 @@ def train(
     return result
 
 
-def _train(config: Config, run_dir: Path, record: runs.RunRecord, listener) -> TrainResult:
+def _train(
+    config: Config, run_dir: Path, record: runs.RunRecord, listener, prior: dict | None
+) -> TrainResult:
     timings = record.data["timings"]
     clock = time.perf_counter()
-    train_mod.seed_everything(config.seed)
+    record.data["deterministic"] = train_mod.seed_everything(config.seed, config.train.deterministic)
     record.data["device"] = train_mod.device_name()
     loaded = data_mod.load(config)
     record.data["data"] = {
@@ -128,34 +201,62 @@ def _train(config: Config, run_dir: Path, record: runs.RunRecord, listener) -> T
             f"{loaded.source}: no validation rows, but the config monitors validation "
             "quantities: give data.split.validation a fraction or add validation rows"
         )
-    prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
-    runs.write_atomic(run_dir / "preprocessing.json", prep.to_json())
+    state_path = run_dir / "preprocessing.json"
+    if prior is not None and state_path.is_file():
+        prep = Preprocessor.from_json(state_path.read_text(encoding="utf-8"), str(state_path))
+    else:
+        prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
+        runs.write_atomic(state_path, prep.to_json())
     sets = _split_examples(prep, loaded)
     timings["load_s"] = round(time.perf_counter() - clock, 3)
     record.save()
 
-    model = model_mod.build(
-        config,
-        prep.input_shape,
-        prep.input_dtype,
-        prep.n_classes,
-        prep.image["rescale"] if prep.image else None,
-    )
+    rescale = prep.image["rescale"] if prep.image else None
+    model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale)
     model_mod.compile_model(model, config, train_mod.steps_per_execution(config))
+    first_epoch, history_rows = 0, []
+    if prior is not None:
+        first_epoch = prior["epoch"]
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(run_dir / "checkpoints" / prior["checkpoint"])  # weights and optimizer state
+        state_mod.restore_seed_states(model, prior["seed_states"])
+        history_rows = state_mod.truncate_history(run_dir, first_epoch)
+    x, y = _training_arrays(prep, sets["train"])
     batch = config.train.batch_size
-    train_ds, steps = _train_dataset(prep, sets["train"], config)
+    steps = -(-len(x) // batch)
+    train_ds, epoch_var = train_mod.training_dataset(x, y, batch, config.seed)
     val_ds = sets["validation"].dataset(prep, batch) if "validation" in sets else None
     clock = time.perf_counter()
-    history, diverged = train_mod.fit(model, train_ds, val_ds, config, run_dir, listener, steps)
-    timings["fit_s"] = round(time.perf_counter() - clock, 3)
-    epochs = len(history.history.get("loss", []))
-    best_epoch = _best_epoch(history.history, config.checkpoint_monitor())
+    halt = train_mod.Halt()
+    with train_mod.stop_on_signals(halt):
+        train_mod.fit(
+            model,
+            train_ds,
+            val_ds,
+            config,
+            run_dir,
+            listener,
+            steps,
+            halt,
+            first_epoch,
+            prior,
+            history_rows,
+            epoch_var,
+        )
+    timings["fit_s"] = round(timings.get("fit_s", 0) + time.perf_counter() - clock, 3)
+    done = state_mod.read_resume(run_dir)
+    epochs = done["epoch"] if done else 0
+    best_epoch = done["best_epoch"] if done else None
     record.data["epochs"] = {"completed": epochs, "best": best_epoch, "monitor": config.checkpoint_monitor()}
     has_best = (run_dir / "checkpoints" / "best.keras").is_file()
-    if diverged is None or has_best:
-        save_model(model, run_dir / "model.keras")  # after a divergence: the best checkpoint's weights
-    if diverged is not None:
-        raise TrainingFailed(_divergence_message(diverged, config, best_epoch if has_best else None, run_dir))
+    if not halt or has_best:
+        save_model(model, run_dir / "model.keras")  # after a stop: the best checkpoint's weights
+    if halt.signum is not None:
+        raise Interrupted(halt.signum, run_dir, epochs)
+    if halt.diverged is not None:
+        raise TrainingFailed(
+            _divergence_message(halt.diverged, config, best_epoch if has_best else None, run_dir)
+        )
 
     clock = time.perf_counter()
     metrics = {name: score(prep, config, model, ex) for name, ex in sets.items()}
@@ -185,13 +286,15 @@ def _split_examples(prep: Preprocessor, loaded: data_mod.Loaded) -> dict[str, Ex
     return sets
 
 
-def _train_dataset(prep: Preprocessor, ex: Examples, config: Config):
-    batch, seed = config.train.batch_size, config.seed
-    if prep.kind == "timeseries":
-        windows = prep.window_dataset(ex.x, ex.y, batch_size=None, stride=prep.window["stride"])
-        return train_mod.window_pipeline(windows, batch, shuffle=True, seed=seed), None
-    steps = -(-len(ex.x) // batch)
-    return train_mod.array_dataset(ex.x, ex.y, batch, shuffle=True, seed=seed), steps
+def _training_arrays(prep: Preprocessor, ex: Examples):
+    """Training inputs and targets as arrays; time-series windows are cut once with Keras' utility."""
+    import numpy as np
+
+    if prep.kind != "timeseries":
+        return ex.x, ex.y
+    windows = prep.window_dataset(ex.x, ex.y, batch_size=4096, stride=prep.window["stride"])
+    xs, ys = zip(*[(bx.numpy(), by.numpy()) for bx, by in windows], strict=True)
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _divergence_message(diverged: tuple, config: Config, best_epoch: int | None, run_dir: Path) -> str:
@@ -208,14 +311,6 @@ def _divergence_message(diverged: tuple, config: Config, best_epoch: int | None,
         f"failed. {kept}. Lower optimizer.learning_rate{lower}, or scale the inputs and target "
         "(preprocessing.numeric.scale, preprocessing.target.scale)"
     )
-
-
-def _best_epoch(history: dict, monitor: str) -> int | None:
-    values = history.get(monitor)
-    if not values:
-        return None
-    pick = max if any(w in monitor for w in ("acc", "auc", "precision", "recall", "f1")) else min
-    return values.index(pick(values)) + 1
 
 
 def save_model(model, path: Path) -> None:

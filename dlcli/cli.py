@@ -48,20 +48,31 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")],
+    config: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional
+        typer.Argument(help="The YAML config (optional with --resume).", metavar="CONFIG"),
+    ] = None,
     override: Overrides = None,
     run_dir: Annotated[
         Path, typer.Option("--run-dir", help="Folder that holds the runs: DIR/<name>/<timestamp>.")
     ] = Path("runs"),
+    resume: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--resume", help="Continue this run from its last completed epoch.", metavar="RUN"),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
 ) -> None:
     """Validate, load data, train, evaluate on the test split and write the run directory."""
     from dlcli import api
     from dlcli.config import load_config
 
-    cfg = load_config(config, override or [])
     listener = None if quiet else _Progress()
-    result = api.train(cfg, run_dir, listener)
+    if resume is not None:
+        result = api.resume(resume, override or [], config, run_dir, listener)
+    elif config is None:
+        raise typer.BadParameter("give a CONFIG to train, or --resume RUN to continue a run")
+    else:
+        result = api.train(load_config(config, override or []), run_dir, listener)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
@@ -222,7 +233,7 @@ def main() -> None:
     except DlcliError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]{exc.prefix}:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")

@@ -166,6 +166,9 @@ class TrainConfig(_Strict):
         "auto", description="Steps run per call into TensorFlow; auto picks a value good for the device."
     )
     tensorboard: bool = True
+    deterministic: bool | Literal["auto"] = Field(
+        "auto", description="TensorFlow op determinism; auto turns it on where no GPU is used."
+    )
 
 
 class Config(_Strict):

@@ -10,6 +10,7 @@ class DlcliError(Exception):
     """Base of every error dlcli reports to a user (exit code 2)."""
 
     exit_code = 2
+    prefix = "error"
 
 
 class ConfigError(DlcliError):
@@ -36,3 +37,19 @@ class TrainingFailed(DlcliError):
     """The run itself failed (diverged, interrupted); exit code 1."""
 
     exit_code = 1
+
+
+class Interrupted(DlcliError):
+    """Training stopped on SIGINT (exit 130) or SIGTERM (exit 143) after saving what it had."""
+
+    prefix = "interrupted"
+
+    def __init__(self, signum: int, run_dir, epochs: int):
+        import signal
+
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"{name} received; stopped after {epochs} completed epoch(s), all saved in {run_dir}. "
+            f"Continue with: dlcli train --resume {run_dir}"
+        )

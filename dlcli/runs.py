@@ -146,6 +146,18 @@ class RunRecord:
         }
         self.save()
 
+    @classmethod
+    def reopen(cls, run_dir: Path, command: list[str]) -> RunRecord:
+        """The record of an existing run, marked running again for a resume."""
+        record = cls.__new__(cls)
+        record.path = run_dir / "run.json"
+        record.data = read_json(record.path)
+        record.started = time.time()
+        record.data.setdefault("resumes", []).append({"at": _iso(record.started), "command": command})
+        record.data.update(status="running", error=None, finished_at=None)
+        record.save()
+        return record
+
     def save(self) -> None:
         write_json(self.path, self.data)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,11 +58,20 @@ def import_tensorflow() -> None:
             os.close(saved)
 
 
-def seed_everything(seed: int) -> None:
-    """Python, NumPy and TensorFlow randomness from one seed."""
+def seed_everything(seed: int, deterministic: bool | str = "auto") -> bool:
+    """Python, NumPy and TensorFlow randomness from one seed; returns whether ops are deterministic.
+
+    `auto` turns TensorFlow op determinism on where no GPU is used: on a CPU it costs little.
+    """
     import keras
+    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
+    if deterministic == "auto":
+        deterministic = not tf.config.list_physical_devices("GPU")
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return bool(deterministic)
 
 
 def device_name() -> str:
@@ -75,88 +86,159 @@ def steps_per_execution(config: Config) -> int:
     return AUTO_STEPS_PER_EXECUTION if value == "auto" else int(value)
 
 
-def array_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int):
-    """`(x, y)` in memory → shuffled batches; x keeps its dtype (uint8 images are not copied to float)."""
+def array_dataset(x: np.ndarray, y: np.ndarray, batch_size: int):
+    """`(x, y)` in memory → batches in order (validation, evaluation); x keeps its dtype."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def window_pipeline(ds, batch_size: int, shuffle: bool, seed: int):
-    """Unbatched windows → cached, reshuffled each epoch, batched."""
+def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    """Shuffled batches of one epoch, and the variable that names the epoch.
+
+    Keras iterates the dataset afresh each epoch; the order is a pure function of (seed, epoch),
+    read from the variable that `EpochOrder` sets as each epoch begins. So a run resumed at epoch k
+    sees exactly the batches the uninterrupted run saw. Rows are gathered a batch at a time and x
+    keeps its dtype (uint8 images are not copied to float).
+    """
     import tensorflow as tf
 
-    ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    xs, ys, n = tf.constant(x), tf.constant(y), len(x)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    def one_epoch(_):
+        key = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    ds = (
+        tf.data.Dataset.from_tensors(0)
+        .flat_map(one_epoch)
+        .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return ds, epoch
+
+
+class Halt:
+    """Why training should stop early: a signal (SIGINT/SIGTERM) or a diverged loss."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.diverged: tuple[int, int, float] | None = None
+
+    def __bool__(self) -> bool:
+        return self.signum is not None or self.diverged is not None
+
+
+@contextmanager
+def stop_on_signals(halt: Halt):
+    """SIGINT and SIGTERM ask training to stop after the current step instead of killing it."""
+
+    def handler(signum, frame):
+        halt.signum = signum
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+    try:
+        yield halt
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def callbacks(
-    config: Config, run_dir: Path, listener: Listener | None, steps: int | None, guard=None
+    config: Config,
+    run_dir: Path,
+    listener: Listener | None,
+    steps: int | None,
+    halt: Halt,
+    prior: dict | None,
+    history: list[dict],
+    epoch_var=None,
 ) -> list:
     import keras
 
-    ckpt = run_dir / "checkpoints"
-    ckpt.mkdir(exist_ok=True)
-    monitor = config.checkpoint_monitor()
-    out: list[Any] = [
-        *([guard] if guard is not None else []),
-        keras.callbacks.ModelCheckpoint(
-            ckpt / "best.keras",
-            monitor=monitor,
-            save_best_only=True,
-            mode=config.train.checkpoint.mode,
-            verbose=0,
-        ),
-        keras.callbacks.ModelCheckpoint(ckpt / "last.keras", save_best_only=False, verbose=0),
-        _csv_logger_class()(str(run_dir / "history.csv"), append=True),
-    ]
+    from dlcli.state import callbacks_classes
+
+    ResumableEarlyStopping, RunState = callbacks_classes()
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
     stop = config.train.early_stopping
+    early = None
     if stop is not None:
-        out.append(
-            keras.callbacks.EarlyStopping(
-                monitor=stop.monitor,
-                patience=stop.patience,
-                min_delta=stop.min_delta,
-                mode=stop.mode,
-                restore_best_weights=True,
-                verbose=0,
-            )
+        early = ResumableEarlyStopping(
+            prior=(prior or {}).get("early_stopping"),
+            monitor=stop.monitor,
+            patience=stop.patience,
+            min_delta=stop.min_delta,
+            mode=stop.mode,
+            restore_best_weights=False,
+            verbose=0,
         )
+    out: list[Any] = [_halt_class()(halt, steps, epoch_var), *([early] if early else [])]
     if config.train.tensorboard:
         out.append(
             keras.callbacks.TensorBoard(
                 str(run_dir / "tensorboard"), write_graph=False, profile_batch=0, update_freq="epoch"
             )
         )
+    out.append(
+        RunState(
+            run_dir,
+            config.checkpoint_monitor(),
+            config.train.checkpoint.mode,
+            prior,
+            history,
+            early,
+            halted=lambda: bool(halt),
+        )
+    )
     if listener is not None:
-        out.append(_relay_class()(listener, config.train.epochs, steps))
+        out.append(_relay_class()(listener, config.train.epochs, steps, halt))
     return out
 
 
-def _csv_logger_class():
+def _halt_class():
     import keras
 
-    class EpochCSVLogger(keras.callbacks.CSVLogger):
-        """Keras' CSVLogger with epochs numbered from 1, as everywhere else in dlcli."""
+    class HaltCallback(keras.callbacks.Callback):
+        """Stops after the current step on a signal, or when the loss stops being finite.
 
-        def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch + 1, logs)
+        With steps_per_execution > 1 Keras reports every N batches, so a divergence is placed at the
+        end of the block of N batches in which the loss first went bad.
+        """
 
-    return EpochCSVLogger
+        def __init__(self, halt: Halt, steps: int | None, epoch_var=None):
+            super().__init__()
+            self.halt, self.steps, self.epoch, self.epoch_var = halt, steps, 0, epoch_var
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+            if self.epoch_var is not None:  # picks this epoch's data order (see training_dataset)
+                self.epoch_var.assign(epoch)
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)) and self.halt.diverged is None:
+                last = batch + 1 if self.steps is None else min(batch + 1, self.steps)
+                self.halt.diverged = (self.epoch, last, float(loss))
+            if self.halt:
+                self.model.stop_training = True
+
+    return HaltCallback
 
 
 def _relay_class():
     import keras
 
     class Relay(keras.callbacks.Callback):
-        def __init__(self, listener: Listener, epochs: int, steps: int | None):
+        def __init__(self, listener: Listener, epochs: int, steps: int | None, halt: Halt):
             super().__init__()
-            self.listener, self.epochs, self.steps = listener, epochs, steps
+            self.listener, self.epochs, self.steps, self.halt = listener, epochs, steps, halt
 
         def on_train_begin(self, logs=None):
             self.listener.train_begin(self.epochs, self.steps)
@@ -165,7 +247,8 @@ def _relay_class():
             self.listener.batch_end(batch + 1, _floats(logs))
 
         def on_epoch_end(self, epoch, logs=None):
-            self.listener.epoch_end(epoch + 1, _floats(logs))
+            if not self.halt:  # a halted epoch is partial and is not recorded
+                self.listener.epoch_end(epoch + 1, _floats(logs))
 
         def on_train_end(self, logs=None):
             self.listener.train_end()
@@ -177,49 +260,35 @@ def _floats(logs: dict | None) -> dict[str, float]:
     return {k: float(v) for k, v in (logs or {}).items()}
 
 
-def _nan_guard_class():
-    import keras
+def fit(
+    model,
+    train_ds,
+    val_ds,
+    config: Config,
+    run_dir: Path,
+    listener: Listener | None,
+    steps: int,
+    halt: Halt,
+    first_epoch: int = 0,
+    prior: dict | None = None,
+    history: list[dict] | None = None,
+    epoch_var=None,
+):
+    """Train epochs `first_epoch`.. of the config; returns the Keras History.
 
-    class NaNGuard(keras.callbacks.TerminateOnNaN):
-        """Keras' TerminateOnNaN that also remembers where: `(epoch, batch, value)` in `self.diverged`.
-
-        With steps_per_execution > 1 Keras reports every N batches, so the batch is the end of the
-        block of N in which the loss first went bad.
-        """
-
-        diverged: tuple[int, int, float] | None = None
-        epoch = 0
-        steps: int | None = None  # batches per epoch, where known
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch + 1
-
-        def on_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)) and self.diverged is None:
-                last = batch + 1 if self.steps is None else min(batch + 1, self.steps)
-                self.diverged = (self.epoch, last, float(loss))
-                self.model.stop_training = True
-
-    return NaNGuard
-
-
-def fit(model, train_ds, val_ds, config: Config, run_dir: Path, listener: Listener | None, steps: int | None):
-    """Train; returns the Keras History and where the loss diverged (or None).
-
-    The model ends with the best checkpoint's weights, also after a divergence.
+    The model ends with the best checkpoint's weights, also after a divergence or a signal.
     """
-    guard = _nan_guard_class()()
-    guard.steps = steps
-    history = model.fit(
+    rows = history if history is not None else []
+    result = model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=config.train.epochs,
+        initial_epoch=first_epoch,
         verbose=0,
         shuffle=False,
-        callbacks=callbacks(config, run_dir, listener, steps, guard),
+        callbacks=callbacks(config, run_dir, listener, steps, halt, prior, rows, epoch_var),
     )
     best = run_dir / "checkpoints" / "best.keras"
     if best.is_file():
         model.load_weights(best)
-    return history, guard.diverged
+    return result
