@@ -30,7 +30,7 @@ def test_diverging_loss_stops_marks_failed_and_keeps_the_best_checkpoint(tmp_pat
     (run,) = (tmp_path / "runs" / "ci-regression").glob("2*")
     status = read_json(run / "run.json")
     assert status["status"] == "failed" and status["epochs"] == {
-        "completed": 2,
+        "completed": 1,
         "best": 1,
         "monitor": "val_loss",
     }
