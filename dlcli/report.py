@@ -44,9 +44,13 @@ def regression(
     out: dict[str, float] = {"loss": _keras_value(keras.losses.get(config.loss), y_true, y_pred)}
     for name in config.metrics:
         out[name] = _keras_value(keras.metrics.get(name), y_true, y_pred)
-    out["mae"] = float(mean_absolute_error(y_true, y_pred))
-    out["rmse"] = float(np.sqrt(mean_squared_error(y_true, y_pred)))
-    out["r2"] = float(r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan")
+    if np.isfinite(y_pred).all():
+        out["mae"] = float(mean_absolute_error(y_true, y_pred))
+        out["rmse"] = float(np.sqrt(mean_squared_error(y_true, y_pred)))
+        out["r2"] = float(r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan")
+    else:  # a diverged model: scikit-learn refuses infinities, the numbers are still meaningful
+        out["mae"] = out["rmse"] = float("inf")
+        out["r2"] = float("-inf")
     if naive is not None:
         out["naive_mae"] = float(mean_absolute_error(y_true, np.asarray(naive, dtype="float64")))
     return out
