@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,12 +91,15 @@ def train(
     config: Config, run_root: Path | str = runs.DEFAULT_ROOT, listener=None, command: list[str] | None = None
 ) -> TrainResult:
     """Validate, load, fit preprocessing on train only, build, train, score every split, save."""
+    folder = Path(run_root) / config.name
+    runs.check_writable(folder, f"{folder} (the runs folder)", "choose another with --run-dir")
     train_mod.import_tensorflow()
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
     run_dir = runs.create(Path(run_root), config.name)
-    runs.save_config(run_dir, config)
-    record = runs.RunRecord(run_dir, config, command or runs.command_line())
-    return _run(config, run_dir, record, listener, prior=None)
+    with runs.training_lock(run_dir):
+        runs.save_config(run_dir, config)
+        record = runs.RunRecord(run_dir, config, command or runs.command_line())
+        return _run(config, run_dir, record, listener, prior=None)
 
 
 def resume(
@@ -113,6 +115,11 @@ def resume(
     Only `train.epochs` and `train.early_stopping.patience` may change; anything else is refused.
     """
     run_dir = runs.resolve(run, Path(root))
+    with runs.training_lock(run_dir):
+        return _resume(run, run_dir, overrides, config_path, listener, command)
+
+
+def _resume(run, run_dir: Path, overrides, config_path, listener, command) -> TrainResult:
     saved = runs.load_config(run_dir)
     config = load_config(config_path or run_dir / "config.yaml", overrides)
     changed = config_changes(saved, config)
@@ -141,6 +148,7 @@ def resume(
             "to train on, raise -o train.epochs=N (or -o train.early_stopping.patience=N)"
         )
     train_mod.import_tensorflow()
+    runs.remove_leftovers(run_dir)
     runs.save_config(run_dir, config)
     record = runs.RunRecord.reopen(run_dir, command or runs.command_line())
     return _run(config, run_dir, record, listener, prior)
@@ -250,12 +258,14 @@ def _train(
     record.data["epochs"] = {"completed": epochs, "best": best_epoch, "monitor": config.checkpoint_monitor()}
     has_best = (run_dir / "checkpoints" / "best.keras").is_file()
     if not halt or has_best:
-        save_model(model, run_dir / "model.keras")  # after a stop: the best checkpoint's weights
+        state_mod.save_atomic(model, run_dir / "model.keras")  # after a stop: the best checkpoint's weights
     if halt.signum is not None:
-        raise Interrupted(halt.signum, run_dir, epochs)
+        raise Interrupted(halt.signum, run_dir.resolve(), epochs)
     if halt.diverged is not None:
         raise TrainingFailed(
-            _divergence_message(halt.diverged, config, best_epoch if has_best else None, run_dir)
+            _divergence_message(
+                halt.diverged, config, model.optimizer, best_epoch if has_best else None, run_dir
+            )
         )
 
     clock = time.perf_counter()
@@ -297,10 +307,10 @@ def _training_arrays(prep: Preprocessor, ex: Examples):
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _divergence_message(diverged: tuple, config: Config, best_epoch: int | None, run_dir: Path) -> str:
+def _divergence_message(
+    diverged: tuple, config: Config, optimizer, best_epoch: int | None, run_dir: Path
+) -> str:
     epoch, batch, value = diverged
-    rate = (config.optimizer.model_extra or {}).get("learning_rate")
-    lower = f" (now {rate}; try {rate / 10:g})" if isinstance(rate, int | float) else ""
     kept = (
         f"model.keras holds the best checkpoint (epoch {best_epoch}); `dlcli evaluate {run_dir}` works on it"
         if best_epoch
@@ -308,15 +318,23 @@ def _divergence_message(diverged: tuple, config: Config, best_epoch: int | None,
     )
     return (
         f"the loss became {value} in epoch {epoch} at batch {batch}; training stopped and the run is marked "
-        f"failed. {kept}. Lower optimizer.learning_rate{lower}, or scale the inputs and target "
-        "(preprocessing.numeric.scale, preprocessing.target.scale)"
+        f"failed. {kept}. Lower optimizer.learning_rate{_lower_rate(config, optimizer)}, or scale the "
+        "inputs and target (preprocessing.numeric.scale, preprocessing.target.scale)"
     )
 
 
-def save_model(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+def _lower_rate(config: Config, optimizer) -> str:
+    """A learning rate to try: the optimizer's default when far below the one used, else a tenth."""
+    import inspect
+
+    parameter = inspect.signature(type(optimizer).__init__).parameters.get("learning_rate")
+    default = parameter.default if parameter is not None else None
+    rate = (config.optimizer.model_extra or {}).get("learning_rate", default)
+    if not isinstance(rate, int | float):
+        return ""
+    if isinstance(default, float) and rate > 10 * default:
+        return f" (now {rate:g}; try {default:g}, {config.optimizer.name}'s default)"
+    return f" (now {rate:g}; try {rate / 10:g})"
 
 
 def score(prep: Preprocessor, config: Config, model, ex: Examples) -> dict:
@@ -399,9 +417,13 @@ def predict(
     import numpy as np
     import pandas as pd
 
+    input_path = Path(input_path)
+    out = Path(output_path) if output_path else Path(f"{input_path.stem}_predictions.csv")
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise DataError(f"--output {out}: unsupported suffix {out.suffix!r} (expected .csv or .parquet)")
+    runs.check_writable(out.parent, f"--output {out}: the folder {out.parent}", "choose another --output")
     loaded_run = load_run(run, root)
     prep, model = loaded_run.prep, loaded_run.model
-    input_path = Path(input_path)
     part = read_input(prep, input_path)
     if prep.kind == "image" and part[1] is None:
         part = part[0]
@@ -422,7 +444,6 @@ def predict(
     if probs is not None:
         for i, label in enumerate(prep.target_encoder.classes_):
             table[f"probability_{label}"] = probs[:, i]
-    out = Path(output_path) if output_path else Path(f"{input_path.stem}_predictions.csv")
     write_table(table, out)
     return out, table, prep.warnings
 

@@ -224,23 +224,27 @@ class Preprocessor:
 
     @classmethod
     def from_json(cls, text: str, source: str = "preprocessing.json") -> Preprocessor:
+        """Rebuild from JSON checked against `state_schema` (typed fields, nothing extra)."""
+        from pydantic import ValidationError
+
+        from dlcli.state_schema import PreprocessingState
+
         try:
-            state = json.loads(text)
-            if state.get("format") != FORMAT:
-                raise ValueError(f"format is {state.get('format')!r}, expected {FORMAT!r}")
-            return cls(
-                state["kind"],
-                state["task"],
-                state["label_mode"],
-                TargetEncoder.from_state(state["target"]),
-                NumericTransformer.from_state(state["numeric"]) if state["numeric"] else None,
-                CategoricalEncoder.from_state(state["categorical"]) if state["categorical"] else None,
-                state["window"],
-                state["image"],
-                state["time_column"],
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise RunError(f"{source}: not a valid dlcli preprocessing state ({exc})") from None
+            state = PreprocessingState.model_validate_json(text).model_dump()
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            raise RunError(f"{source}: not a valid dlcli preprocessing state ({problems})") from None
+        return cls(
+            state["kind"],
+            state["task"],
+            state["label_mode"],
+            TargetEncoder.from_state(state["target"]),
+            NumericTransformer.from_state(state["numeric"]) if state["numeric"] else None,
+            CategoricalEncoder.from_state(state["categorical"]) if state["categorical"] else None,
+            state["window"],
+            state["image"],
+            state["time_column"],
+        )
 
 
 def feature_columns(config: Config, columns: list[str]) -> tuple[list[str], list[str]]:

@@ -13,6 +13,8 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,16 @@ def read_json(path: Path) -> Any:
         raise RunError(f"{path}: unreadable ({exc})") from None
 
 
+def check_writable(folder: Path, label: str, fix: str) -> None:
+    """Fail now, before minutes of work, when `folder` cannot be created or written to."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise RunError(f"{label}: cannot be written ({exc.strerror or exc}); {fix}") from None
+
+
 def create(root: Path, name: str) -> Path:
     """A new, empty run directory; two runs started in the same second get distinct names."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -91,6 +103,50 @@ def create(root: Path, name: str) -> Path:
             raise RunError(f"{run_dir}: cannot create the run directory ({exc})") from None
         return run_dir
     raise RunError(f"{parent}: too many runs started in the same second")
+
+
+@contextmanager
+def training_lock(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir/.lock` while training: a second `--resume` of the same run refuses, not races.
+
+    The kernel drops the lock when the process dies, however it dies, so a killed run never stays
+    locked. Where `fcntl` is missing (Windows) runs are not locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    handle = open(run_dir / ".lock", "a")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                f"{run_dir}: another dlcli process is training this run now; wait for it to end "
+                "or stop it (Ctrl-C) before resuming"
+            ) from None
+        yield
+    finally:
+        handle.close()
+
+
+def is_training(run_dir: Path) -> bool:
+    """Whether a live process holds the run's training lock."""
+    try:
+        with training_lock(run_dir):
+            return False
+    except RunError:
+        return True
+    except OSError:
+        return False
+
+
+def remove_leftovers(run_dir: Path) -> None:
+    """Temporary files a killed process left behind (never a file a reader would look at)."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        for path in folder.glob(".*.tmp*"):
+            path.unlink(missing_ok=True)
 
 
 def mark_latest(run_dir: Path) -> None:
@@ -209,7 +265,14 @@ def load_model(run_dir: Path):
 
     path = run_dir / "model.keras"
     if not path.is_file():
-        raise RunError(f"{path}: missing; the run did not finish (see {run_dir / 'run.json'})")
+        record = read_json(run_dir / "run.json")
+        why = {
+            "failed": f"the run failed before any model was kept: {record.get('error')}",
+            "running": f"the run is still training or was killed; `dlcli train --resume {run_dir}` "
+            "continues it",
+            "interrupted": "the run was interrupted before it finished an epoch",
+        }.get(record.get("status"), "the run did not finish")
+        raise RunError(f"{path}: missing; {why} (see {run_dir / 'run.json'})")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=True)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a broken archive

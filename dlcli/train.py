@@ -111,10 +111,12 @@ def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
+    steps = -(-n // batch_size)
     ds = (
         tf.data.Dataset.from_tensors(0)
         .flat_map(one_epoch)
-        .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)))  # one gather per batch
+        .apply(tf.data.experimental.assert_cardinality(steps))  # Keras then knows the epoch's length
         .prefetch(tf.data.AUTOTUNE)
     )
     return ds, epoch

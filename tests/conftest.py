@@ -93,3 +93,16 @@ def cli(monkeypatch, capsys, tmp_path):
         return code, captured.out, captured.err
 
     return run
+
+
+def dlcli_popen(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """`python -m dlcli ARGS` started in the background (for tests that signal or kill it)."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlcli", *args],
+        cwd=cwd,
+        env=full_env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )

@@ -520,6 +520,27 @@ def test_predict_bad_output_suffix(cli, tmp_path, regression_run):
     assert "--output p.xlsx: unsupported suffix '.xlsx' (expected .csv or .parquet)" in message
 
 
+def test_predict_output_folder_that_cannot_be_written(cli, tmp_path, regression_run):
+    pd.DataFrame({"area": [50.0], "rooms": [2.0], "city": ["north"]}).to_csv(tmp_path / "in.csv", index=False)
+    (tmp_path / "file").write_text("a file where a folder would go")
+    message = _fails(cli, "predict", str(regression_run), "--input", "in.csv", "--output", "file/p.csv")
+    assert (
+        "--output file/p.csv: the folder file: cannot be written (File exists); choose another --output"
+        in (message)
+    )
+
+
+def test_run_folder_that_cannot_be_written_fails_before_any_work(tmp_path):
+    (tmp_path / "file").write_text("a file where a folder would go")
+    config = str(CONFIGS / "ci" / "regression.yaml")
+    proc = dlcli("train", config, "--run-dir", "file/runs", "-o", "train.epochs=1", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        "error: file/runs/ci-regression (the runs folder): cannot be written (Not a directory); "
+        "choose another with --run-dir"
+    ) in proc.stderr
+
+
 def test_predict_images_of_the_wrong_shape(cli, tmp_path):
     proc = dlcli("train", str(CONFIGS / "ci" / "images.yaml"), "-q", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -51,16 +51,20 @@ def test_mnist_mlp_and_predict_on_npy(tmp_path, shared_data):
 
 
 def test_mnist_convnet(tmp_path, shared_data):
+    # 3 of the config's 15 epochs keep CI under 10 minutes (about 80 s here); the whole config reaches
+    # 0.99 and is timed in benchmarks/ (issue 5). Seed 42 gives 0.985 after 3 epochs on this machine.
     ok(
         dlcli(
             "train",
             str(CONFIGS / "mnist_cnn.yaml"),
             "-q",
+            "-o",
+            "train.epochs=3",
             cwd=tmp_path,
             env={"DLCLI_DATA_DIR": str(shared_data)},
         )
     )
-    assert read_json(latest_run(tmp_path, "mnist_cnn") / "metrics.json")["test"]["accuracy"] >= 0.99
+    assert read_json(latest_run(tmp_path, "mnist_cnn") / "metrics.json")["test"]["accuracy"] >= 0.98
 
 
 def test_housing_regression_in_dollars(tmp_path, shared_data):

@@ -1,0 +1,70 @@
+"""The schema of `preprocessing.json`: a run directory from elsewhere is checked before it is used.
+
+Every field is typed and nothing extra is allowed, so a tampered or corrupted file is refused with a
+message instead of reaching NumPy or Keras.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
+
+Label = StrictStr | StrictInt | StrictFloat | StrictBool
+Number = StrictFloat | StrictInt
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetState(_Closed):
+    column: StrictStr | None
+    task: Literal["classification", "regression"]
+    scale: Literal["standard", "minmax", "robust", "none"]
+    classes_: list[Label] | None
+    center_: Number
+    scale_: Number
+
+
+class NumericState(_Closed):
+    columns: list[StrictStr]
+    impute: Literal["mean", "median", "constant", "none"]
+    fill_value: Number
+    scale: Literal["standard", "minmax", "robust", "none"]
+    statistics_: list[Number | None]
+    center_: list[Number]
+    scale_: list[Number]
+
+
+class CategoricalState(_Closed):
+    columns: list[StrictStr]
+    impute: Literal["most_frequent", "constant"]
+    fill_value: StrictStr
+    categories_: list[list[Label]]
+    fill_: list[StrictStr]
+
+
+class WindowState(_Closed):
+    length: StrictInt
+    horizon: StrictInt
+    stride: StrictInt
+
+
+class ImageState(_Closed):
+    shape: list[StrictInt]
+    dtype: StrictStr
+    rescale: Number | None
+
+
+class PreprocessingState(_Closed):
+    format: Literal["dlcli.preprocessing/1"]
+    kind: Literal["table", "timeseries", "image"]
+    task: Literal["classification", "regression"]
+    label_mode: Literal["sparse", "one_hot", "binary"] | None
+    target: TargetState
+    numeric: NumericState | None
+    categorical: CategoricalState | None
+    window: WindowState | None
+    image: ImageState | None
+    time_column: StrictStr | None
