@@ -222,6 +222,11 @@ def _train(
     rescale = prep.image["rescale"] if prep.image else None
     model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale)
     model_mod.compile_model(model, config, train_mod.steps_per_execution(config))
+    record.data["compute"] = {
+        "steps_per_execution": train_mod.steps_per_execution(config),
+        "jit_compile": bool(model.jit_compile),
+        "dtype_policy": model.dtype_policy.name,
+    }
     first_epoch, history_rows = 0, []
     if prior is not None:
         first_epoch = prior["epoch"]
@@ -237,7 +242,7 @@ def _train(
     clock = time.perf_counter()
     halt = train_mod.Halt()
     with train_mod.stop_on_signals(halt):
-        train_mod.fit(
+        timer = train_mod.fit(
             model,
             train_ds,
             val_ds,
@@ -252,9 +257,13 @@ def _train(
             epoch_var,
         )
     timings["fit_s"] = round(timings.get("fit_s", 0) + time.perf_counter() - clock, 3)
+    if prior is None:
+        timings["first_step_s"] = timer.first_step_s
     done = state_mod.read_resume(run_dir)
     epochs = done["epoch"] if done else 0
     best_epoch = done["best_epoch"] if done else None
+    # one time per committed epoch: a partial epoch (signal, divergence) is not one
+    timings["epoch_s"] = (timings.get("epoch_s", [])[:first_epoch] + timer.epoch_s)[:epochs]
     record.data["epochs"] = {"completed": epochs, "best": best_epoch, "monitor": config.checkpoint_monitor()}
     has_best = (run_dir / "checkpoints" / "best.keras").is_file()
     if not halt or has_best:
@@ -344,7 +353,10 @@ def score(prep: Preprocessor, config: Config, model, ex: Examples) -> dict:
     predictions, _ = prep.decode(outputs)
     if prep.task == "regression":
         return report.regression(config, ex.y_raw, predictions, ex.naive)
-    compiled = model.evaluate(ds, verbose=0, return_dict=True)
+    # the compiled loss and metrics from the same predictions: no second pass as model.evaluate would
+    model.reset_metrics()
+    loss = model.compute_loss(x=None, y=ex.y, y_pred=outputs, training=False)
+    compiled = {**model.compute_metrics(None, ex.y, outputs), "loss": loss}
     return report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions)
 
 

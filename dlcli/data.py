@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from dlcli import arrays as arrays_mod
 from dlcli.checks import suggest
 from dlcli.config import KERAS_DATASETS, Config
 from dlcli.errors import ConfigError, DataError
@@ -129,17 +131,14 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a `.npz` (by key) or `.npy` (as `x`), never unpickling objects."""
-    import numpy as np
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found (resolved to {path.resolve()})")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return {"x": loaded}
-        with loaded:
-            return {key: loaded[key] for key in loaded.files}
+        if zipfile.is_zipfile(path):
+            return arrays_mod.read_npz(path)
+        with open(path, "rb") as handle:
+            return {"x": arrays_mod.read_npy(handle, path.name)}
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"{path}: cannot be read as NumPy arrays ({type(exc).__name__}: {exc})") from None
 
@@ -213,7 +212,7 @@ def _split_arrays(config: Config, source: tuple[dict, str | None, str]) -> Loade
     chunks = _split_index(config, index, y, test_frac)
     for name, idx in chunks.items():
         if idx is not None:
-            parts[name] = (x[idx], y[idx])
+            parts[name] = (arrays_mod.take_rows(x, idx), y[idx])  # aligned: TensorFlow shares it
     return Loaded("arrays", parts, sha, where)
 
 

@@ -50,7 +50,22 @@ def build(
     n_classes: int | None,
     rescale: float | None = None,
 ) -> keras.Model:
-    """A functional model: Input (shape and dtype from the data) → optional rescale/reshape → layers."""
+    """A functional model: Input (shape and dtype from the data) → optional rescale/reshape → layers.
+
+    With `train.mixed_precision` every layer but the last computes in 16 bits; the global dtype policy
+    is restored afterwards, so nothing else in the process is affected.
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.train.mixed_precision or "float32")
+    try:
+        return _build(config, input_shape, input_dtype, n_classes, rescale)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(config, input_shape, input_dtype, n_classes, rescale) -> keras.Model:
     import keras
 
     inputs = keras.Input(shape=tuple(input_shape), dtype=input_dtype, name="inputs")
@@ -67,12 +82,16 @@ def build(
                 f"{_size(input_shape)})"
             )
         x = keras.layers.Reshape(tuple(wanted), name="reshape")(x)
+    last = len(config.model.layers) - 1
     for i, spec in enumerate(config.model.layers):
         ((name, kwargs),) = spec.items()
         where = config.where("model", "layers", i, name)
         cls = layer_class(name, where)
+        kwargs = dict(kwargs or {})
+        if i == last and config.train.mixed_precision:
+            kwargs.setdefault("dtype", "float32")  # softmax and the loss stay in float32
         try:
-            x = cls(**(kwargs or {}))(x)
+            x = cls(**kwargs)(x)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
     model = keras.Model(inputs, x, name=config.name)
@@ -130,10 +149,11 @@ def optimizer(config: Config):
 
 
 def compile_model(model: keras.Model, config: Config, steps_per_execution: int) -> None:
+    """Compile; with mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer itself."""
     model.compile(
         optimizer=optimizer(config),
         loss=config.loss,
         metrics=list(config.metrics),
         steps_per_execution=steps_per_execution,
-        jit_compile=False,
+        jit_compile=config.train.jit_compile,
     )

@@ -7,6 +7,7 @@ runs/<name>/latest → the newest completed run of that name
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -74,10 +75,17 @@ def read_json(path: Path) -> Any:
 
 
 def check_writable(folder: Path, label: str, fix: str) -> None:
-    """Fail now, before minutes of work, when `folder` cannot be created or written to."""
+    """Fail now, before minutes of work, when `folder` cannot be created or written to.
+
+    Probes the nearest folder that exists, so a refused command leaves nothing behind.
+    """
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if not probe.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
         raise RunError(f"{label}: cannot be written ({exc.strerror or exc}); {fix}") from None

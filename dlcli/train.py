@@ -86,11 +86,24 @@ def steps_per_execution(config: Config) -> int:
     return AUTO_STEPS_PER_EXECUTION if value == "auto" else int(value)
 
 
-def array_dataset(x: np.ndarray, y: np.ndarray, batch_size: int):
+def as_tensor(x: np.ndarray):
+    """A tensor over `x`'s own memory when TensorFlow can use it in place (64-byte aligned and
+    contiguous, see arrays.py), else a copy. The tensor keeps `x` alive; nothing writes to either."""
+    import tensorflow as tf
+
+    from dlcli.arrays import is_aligned
+
+    if is_aligned(x) and x.dtype.kind in "uif" and x.size:
+        return tf.experimental.dlpack.from_dlpack(x.__dlpack__())
+    return tf.constant(x)
+
+
+def array_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int):
     """`(x, y)` in memory → batches in order (validation, evaluation); x keeps its dtype."""
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    parts = as_tensor(x) if y is None else (as_tensor(x), as_tensor(y))
+    return tf.data.Dataset.from_tensor_slices(parts).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
@@ -103,7 +116,7 @@ def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
     """
     import tensorflow as tf
 
-    xs, ys, n = tf.constant(x), tf.constant(y), len(x)
+    xs, ys, n = as_tensor(x), as_tensor(y), len(x)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 
     def one_epoch(_):
@@ -201,7 +214,38 @@ def callbacks(
     )
     if listener is not None:
         out.append(_relay_class()(listener, config.train.epochs, steps, halt))
+    out.append(_timer_class()())  # last: an epoch's time includes the checkpoints written at its end
     return out
+
+
+def _timer_class():
+    import time
+
+    import keras
+
+    import dlcli
+
+    class Timer(keras.callbacks.Callback):
+        """Wall time of each epoch (training, validation and the files written after it), and the
+        time from the start of the process to the end of the first training step."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch_s: list[float] = []
+            self.first_step_s: float | None = None
+            self.began = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.began = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.first_step_s is None:
+                self.first_step_s = round(time.time() - dlcli.STARTED_AT, 3)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_s.append(round(time.perf_counter() - self.began, 4))
+
+    return Timer
 
 
 def _halt_class():
@@ -276,21 +320,22 @@ def fit(
     history: list[dict] | None = None,
     epoch_var=None,
 ):
-    """Train epochs `first_epoch`.. of the config; returns the Keras History.
+    """Train epochs `first_epoch`.. of the config; returns the Timer (epoch times, first step).
 
     The model ends with the best checkpoint's weights, also after a divergence or a signal.
     """
     rows = history if history is not None else []
-    result = model.fit(
+    hooks = callbacks(config, run_dir, listener, steps, halt, prior, rows, epoch_var)
+    model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=config.train.epochs,
         initial_epoch=first_epoch,
         verbose=0,
         shuffle=False,
-        callbacks=callbacks(config, run_dir, listener, steps, halt, prior, rows, epoch_var),
+        callbacks=hooks,
     )
     best = run_dir / "checkpoints" / "best.keras"
     if best.is_file():
         model.load_weights(best)
-    return result
+    return hooks[-1]

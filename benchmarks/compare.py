@@ -1,0 +1,235 @@
+"""dlcli against the scripts users write by hand: the same work both ways, interleaved.
+
+    DLCLI_DATA_DIR=../shared/data python benchmarks/compare.py [--rounds 3] [--pairs mlp,convnet,housing]
+
+Each pair runs the plain script (A) and `dlcli train` (B) as separate processes, A B A B ..., with the
+same model, training rows, batch size, epochs and validation on both sides. Reported per side: the
+median steady-state epoch time (first epoch of each run excluded; an epoch is training + validation +
+whatever the tool writes after it), the test metric of the runs that trained to the end, and the peak
+RSS of the process (`wait4`). Then the ratio B / A. Also the time from `dlcli train` start to the end of
+its first training step on housing against `python -c "import tensorflow"`, and `dlcli --help`.
+Writes benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "benchmarks" / "scripts"
+
+
+@dataclass
+class Pair:
+    name: str
+    metric: str
+    script: list[str]  # arguments after the script path; {data} and {result} are filled in
+    config: str
+    overrides: list[str]
+    # later rounds may time fewer epochs than the first, which trains to the end for the metric
+    short_script: list[str] | None = None
+    short_overrides: list[str] = field(default_factory=list)
+
+
+PAIRS = {
+    "mlp": Pair(
+        "MNIST MLP, batch 32, 5 epochs, no validation (tutorial script vs configs/mnist.yaml)",
+        "test accuracy",
+        ["mnist_mlp_tutorial.py", "{data}/mnist.npz", "{result}"],
+        "configs/mnist.yaml",
+        ["-o", "data.split.validation=0"],  # the tutorial trains on all 60,000 images, no validation
+    ),
+    "convnet": Pair(
+        "MNIST convnet, batch 128, validation 10 % (keras.io script vs configs/mnist_cnn.yaml)",
+        "test accuracy",
+        ["mnist_convnet_kerasio.py", "{data}/mnist.npz", "{result}"],
+        "configs/mnist_cnn.yaml",
+        [],
+        short_script=["mnist_convnet_kerasio.py", "{data}/mnist.npz", "{result}", "4"],
+        short_overrides=["-o", "train.epochs=4"],
+    ),
+    "housing": Pair(
+        "California housing, batch 64, early stopping "
+        "(pandas + scikit-learn + Keras vs configs/housing.yaml)",
+        "test r2",
+        ["housing_plain.py", "{data}/housing.csv", "{result}"],
+        "configs/housing.yaml",
+        [],
+    ),
+}
+
+
+def run(command: list[str], env: dict | None = None) -> tuple[float, int]:
+    """Run to completion; (wall seconds, peak RSS in MB of the process)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        command,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{proc.stderr.read().decode()}")
+    proc.stderr.close()
+    return wall, round(usage.ru_maxrss / 1024)  # Linux reports KiB
+
+
+def script_side(pair: Pair, data: Path, work: Path, short: bool) -> dict:
+    args = pair.short_script if short and pair.short_script else pair.script
+    result = work / "script.json"
+    filled = [a.format(data=data, result=result) for a in args]
+    wall, rss = run([sys.executable, str(SCRIPTS / filled[0]), *filled[1:]])
+    out = json.loads(result.read_text())
+    return {"epoch_s": out["epoch_s"], "metric": out["test_metric"], "rss_mb": rss, "wall_s": wall}
+
+
+def dlcli_side(pair: Pair, data: Path, work: Path, short: bool) -> dict:
+    runs = work / "runs"
+    overrides = pair.overrides + (pair.short_overrides if short else [])
+    command = [sys.executable, "-m", "dlcli", "train", str(ROOT / pair.config), "-q", "--run-dir", str(runs)]
+    wall, rss = run([*command, *overrides], env={"DLCLI_DATA_DIR": str(data)})
+    (run_dir,) = [p for p in runs.glob("*/2*") if p.is_dir()]
+    record = json.loads((run_dir / "run.json").read_text())
+    test = json.loads((run_dir / "metrics.json").read_text())["test"]
+    metric = test["accuracy"] if "accuracy" in test else test["r2"]
+    timings = record["timings"]
+    return {
+        "epoch_s": timings["epoch_s"],
+        "metric": metric,
+        "rss_mb": rss,
+        "wall_s": wall,
+        "first_step_s": timings["first_step_s"],
+    }
+
+
+def steady(epoch_s: list[float]) -> float:
+    return statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else float("nan")
+
+
+def import_tensorflow_s() -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "import tensorflow"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    return time.perf_counter() - started
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{mem_kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        mem = "RAM unknown"
+    from importlib import metadata
+
+    versions = ", ".join(f"{d} {metadata.version(d)}" for d in ("tensorflow", "keras", "dlcli"))
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem}, no GPU used; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; {versions}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pairs", default="mlp,convnet,housing")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    args = parser.parse_args()
+    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    if not (data / "mnist.npz").is_file():
+        sys.exit(f"{data}: no mnist.npz; set DLCLI_DATA_DIR to the shared data folder")
+    names = args.pairs.split(",")
+    results: dict[str, dict[str, list[dict]]] = {n: {"script": [], "dlcli": []} for n in names}
+    imports: list[float] = []
+    for round_ in range(args.rounds):
+        for name in names:
+            short = round_ > 0 and PAIRS[name].short_script is not None
+            for side, fn in (("script", script_side), ("dlcli", dlcli_side)):  # A B, every round
+                with tempfile.TemporaryDirectory() as work:
+                    out = fn(PAIRS[name], data, Path(work), short)
+                out["full"] = not short
+                results[name][side].append(out)
+                print(
+                    f"round {round_ + 1} {name} {side}: steady epoch {steady(out['epoch_s']):.3f} s, "
+                    f"{PAIRS[name].metric} {out['metric']:.4f}, {out['rss_mb']} MB",
+                    flush=True,
+                )
+            if name == "housing":
+                imports.append(import_tensorflow_s())
+    report = render(names, results, imports, args.rounds)
+    args.output.write_text(report)
+    print(report)
+
+
+def render(names, results, imports, rounds) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {date.today().isoformat()} by `benchmarks/compare.py --rounds {rounds}` on: {machine()}.",
+        "",
+        "Each pair ran interleaved (script, dlcli, script, dlcli, ...), each run a fresh process.",
+        "Epoch time: median over rounds of each run's median steady-state epoch (first epoch",
+        "excluded; an epoch is training + validation + what the tool writes after it: dlcli's",
+        "checkpoints, history and TensorBoard included). Metric: runs that trained to the end.",
+        "RSS: peak of the whole process.",
+        "",
+        "| pair | side | epoch (s) | ratio | metric | peak RSS (MB) | RSS ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in names:
+        pair = PAIRS[name]
+        med = {
+            s: statistics.median(steady(r["epoch_s"]) for r in results[name][s]) for s in ("script", "dlcli")
+        }
+        rss = {s: statistics.median(r["rss_mb"] for r in results[name][s] if r["full"]) for s in med}
+        for side in ("script", "dlcli"):
+            metrics = [r["metric"] for r in results[name][side] if r["full"]]
+            metric = " / ".join(f"{m:.4f}" for m in metrics)
+            ratio = "1" if side == "script" else f"{med['dlcli'] / med['script']:.2f}"
+            rss_ratio = "1" if side == "script" else f"{rss['dlcli'] / rss['script']:.2f}"
+            lines.append(
+                f"| {pair.name} | {side} | {med[side]:.3f} | {ratio} | {pair.metric} {metric} | "
+                f"{rss[side]:.0f} | {rss_ratio} |"
+            )
+    if "housing" in names and imports:
+        first = statistics.median(r["first_step_s"] for r in results["housing"]["dlcli"])
+        tf_import = statistics.median(imports)
+        lines += [
+            "",
+            "Start-up on housing: `dlcli train` from its start to the end of its first training step "
+            f"(TensorFlow import, validation, data load, preprocessing, model build and tracing): median "
+            f'{first:.2f} s; `python -c "import tensorflow"`: median {tf_import:.2f} s over the same rounds; '
+            f"difference {first - tf_import:+.2f} s.",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
