@@ -196,7 +196,10 @@ def _train(
 ) -> TrainResult:
     timings = record.data["timings"]
     clock = time.perf_counter()
-    record.data["deterministic"] = train_mod.seed_everything(config.seed, config.train.deterministic)
+    deterministic = config.train.deterministic
+    if deterministic == "auto" and config.train.jit_compile is True:
+        deterministic = False  # asked-for XLA wins over automatic determinism (they exclude each other)
+    record.data["deterministic"] = train_mod.seed_everything(config.seed, deterministic)
     record.data["device"] = train_mod.device_name()
     loaded = data_mod.load(config)
     record.data["data"] = {

@@ -60,7 +60,27 @@ def _get(raw: Any, *path: str | int) -> Any:
 
 
 def static_problems(raw: dict) -> list[Problem]:
-    return [*_layers(raw), *_optimizer(raw), *_loss_and_metrics(raw), *_output(raw), *_monitors(raw)]
+    return [
+        *_layers(raw),
+        *_optimizer(raw),
+        *_loss_and_metrics(raw),
+        *_output(raw),
+        *_monitors(raw),
+        *_compute(raw),
+    ]
+
+
+def _compute(raw: dict) -> list[Problem]:
+    if _get(raw, "train", "jit_compile") is True and _get(raw, "train", "deterministic") is True:
+        return [
+            (
+                ("train", "jit_compile"),
+                "XLA cannot run under TensorFlow op determinism (Keras would turn it off without a word): "
+                "set train.deterministic: false (or auto, which gives way to jit_compile: true), or "
+                "drop jit_compile",
+            )
+        ]
+    return []
 
 
 def _layers(raw: dict) -> list[Problem]:

@@ -103,14 +103,29 @@ def array_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int):
     import tensorflow as tf
 
     parts = as_tensor(x) if y is None else (as_tensor(x), as_tensor(y))
-    return tf.data.Dataset.from_tensor_slices(parts).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return lean(tf.data.Dataset.from_tensor_slices(parts).batch(batch_size))
+
+
+def lean(ds):
+    """Prefetch two batches, without tf.data's graph rewrites and autotuning.
+
+    The rewrites serialize the dataset graph, copying the arrays captured in it: on MNIST that was
+    12 MB more peak memory in training and 15 MB in prediction. The pipelines here are an in-memory
+    gather per batch, which the rewrites do not speed up.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    options.autotune.enabled = False
+    return ds.with_options(options).prefetch(2)
 
 
 def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
     """Shuffled batches of one epoch, and the variable that names the epoch.
 
     Keras iterates the dataset afresh each epoch; the order is a pure function of (seed, epoch),
-    read from the variable that `EpochOrder` sets as each epoch begins. So a run resumed at epoch k
+    read from the variable that HaltCallback sets as each epoch begins. So a run resumed at epoch k
     sees exactly the batches the uninterrupted run saw. Rows are gathered a batch at a time and x
     keeps its dtype (uint8 images are not copied to float).
     """
@@ -130,9 +145,8 @@ def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
         .flat_map(one_epoch)
         .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)))  # one gather per batch
         .apply(tf.data.experimental.assert_cardinality(steps))  # Keras then knows the epoch's length
-        .prefetch(tf.data.AUTOTUNE)
     )
-    return ds, epoch
+    return lean(ds), epoch
 
 
 class Halt:

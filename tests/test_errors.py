@@ -525,8 +525,8 @@ def test_predict_output_folder_that_cannot_be_written(cli, tmp_path, regression_
     (tmp_path / "file").write_text("a file where a folder would go")
     message = _fails(cli, "predict", str(regression_run), "--input", "in.csv", "--output", "file/p.csv")
     assert (
-        "--output file/p.csv: the folder file: cannot be written (File exists); choose another --output"
-        in (message)
+        "--output file/p.csv: the folder file: cannot be written (Not a directory); choose another --output"
+        in message
     )
 
 

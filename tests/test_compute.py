@@ -1,0 +1,120 @@
+"""How training computes: zero-copy arrays, steps_per_execution, mixed precision, XLA switch, timings."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import CONFIGS, dlcli, read_json
+
+from dlcli import arrays
+
+
+def test_npz_members_are_read_into_aligned_memory_equal_to_numpy(tmp_path):
+    rng = np.random.default_rng(0)
+    data = {"x_train": rng.integers(0, 255, (50, 8, 8), dtype=np.uint8), "y_train": np.arange(50)}
+    for save in (np.savez, np.savez_compressed):
+        save(tmp_path / "d.npz", **data, f=np.asfortranarray(rng.random((3, 4))))
+        loaded = arrays.read_npz(tmp_path / "d.npz")
+        with np.load(tmp_path / "d.npz") as reference:
+            for key in reference.files:
+                np.testing.assert_array_equal(loaded[key], reference[key])
+        assert arrays.is_aligned(loaded["x_train"]) and arrays.is_aligned(loaded["y_train"])
+
+
+def test_object_arrays_are_refused_without_unpickling(tmp_path):
+    np.savez(tmp_path / "d.npz", x_train=np.array([{"a": 1}], dtype=object))
+    with zipfile.ZipFile(tmp_path / "d.npz") as archive, archive.open("x_train.npy") as handle:
+        with pytest.raises(ValueError, match="x_train.npy holds Python objects, which would need pickle"):
+            arrays.read_npy(handle, "x_train.npy")
+
+
+def test_take_rows_copies_only_when_rows_change():
+    x = arrays.aligned_empty((10, 3), "float32")
+    x[:] = np.arange(30).reshape(10, 3)
+    assert arrays.take_rows(x, np.arange(10)) is x
+    taken = arrays.take_rows(x, np.array([3, 1]))
+    np.testing.assert_array_equal(taken, x[[3, 1]])
+    assert arrays.is_aligned(taken)
+
+
+def test_training_tensor_shares_the_arrays_memory():
+    from dlcli.train import as_tensor
+
+    x = arrays.aligned_empty((100, 28, 28), "uint8")
+    x[:] = 7
+    tensor = as_tensor(x)
+    x[0, 0, 0] = 9  # visible through the tensor: the same memory, not a copy
+    assert int(tensor[0, 0, 0]) == 9
+    unaligned = np.zeros((5, 3), dtype="float32")[:, :2]  # not contiguous: copied
+    assert as_tensor(unaligned).shape == (5, 2)
+
+
+def _train(cli, *overrides: str):
+    code, _, err = cli("train", str(CONFIGS / "ci" / "regression.yaml"), "-q", *overrides)
+    assert code == 0, err
+    (run,) = [p for p in (p.resolve() for p in _runs()) if p.is_dir()]
+    return run
+
+
+def _runs():
+    from pathlib import Path
+
+    return sorted(Path("runs/ci-regression").glob("2*"))[-1:]
+
+
+def test_steps_per_execution_leaves_results_identical(cli):
+    one = _train(cli, "-o", "train.steps_per_execution=1", "-o", "train.epochs=3")
+    many = _train(cli, "-o", "train.steps_per_execution=32", "-o", "train.epochs=3")
+    assert one != many
+    assert read_json(one / "metrics.json") == read_json(many / "metrics.json")
+    assert read_json(one / "run.json")["compute"]["steps_per_execution"] == 1
+    assert read_json(many / "run.json")["compute"]["steps_per_execution"] == 32
+
+
+def test_mixed_precision_keeps_the_output_in_float32_and_loads_back(cli, tmp_path):
+    run = _train(cli, "-o", "train.mixed_precision=mixed_bfloat16", "-o", "train.epochs=2")
+    status = read_json(run / "run.json")
+    assert status["compute"] == {
+        "steps_per_execution": 32,
+        "jit_compile": False,
+        "dtype_policy": "mixed_bfloat16",
+    }
+    with zipfile.ZipFile(run / "model.keras") as archive:
+        layers = json.loads(archive.read("config.json"))["config"]["layers"]
+    dense = [layer for layer in layers if layer["class_name"] == "Dense"]
+    assert dense[0]["config"]["dtype"]["config"]["name"] == "mixed_bfloat16"
+    assert dense[-1]["config"]["dtype"]["config"]["name"] == "float32"
+    assert np.isfinite(read_json(run / "metrics.json")["test"]["r2"])
+    code, out, err = cli("evaluate", str(run), "--json")
+    assert code == 0, err
+    assert json.loads(out)["r2"] == pytest.approx(read_json(run / "metrics.json")["test"]["r2"], rel=1e-5)
+
+
+def test_jit_compile_can_be_forced_and_timings_are_recorded(tmp_path):
+    # a subprocess: op determinism, once on in a process (earlier tests), cannot be turned off
+    config = str(CONFIGS / "ci" / "regression.yaml")
+    proc = dlcli("train", config, "-q", "-o", "train.jit_compile=true", "-o", "train.epochs=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = (tmp_path / "runs" / "ci-regression").glob("2*")
+    status = read_json(run / "run.json")
+    assert status["compute"]["jit_compile"] is True and status["deterministic"] is False
+    timings = status["timings"]
+    assert len(timings["epoch_s"]) == 2 and all(t > 0 for t in timings["epoch_s"])
+    assert 0 < timings["first_step_s"] < 600
+
+
+def test_jit_compile_with_explicit_determinism_is_refused(tmp_path):
+    proc = dlcli(
+        "validate",
+        str(CONFIGS / "ci" / "regression.yaml"),
+        "-o",
+        "train.jit_compile=true",
+        "-o",
+        "train.deterministic=true",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "-o: train.jit_compile: XLA cannot run under TensorFlow op determinism" in proc.stderr
