@@ -108,6 +108,13 @@ def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path):
     assert len(pd.read_csv(killed / "history.csv")) == stopped_at
     assert read_json(killed / "checkpoints" / "resume.json")["best_epoch"] == best
     assert _same_weights(killed / "checkpoints" / "best.keras", whole / "checkpoints" / "best.keras")
+    # a run that stopped early goes on only when asked for more patience
+    proc = dlcli("train", "--resume", str(killed), cwd=tmp_path)
+    assert proc.returncode == 2 and f"the run stopped early after epoch {stopped_at} of 40" in proc.stderr
+    ok(dlcli("train", "--resume", str(killed), "-q", "-o", "train.early_stopping.patience=4", cwd=tmp_path))
+    epochs = pd.read_csv(killed / "history.csv")["epoch"].tolist()
+    assert epochs[:stopped_at] == list(range(1, stopped_at + 1)) and len(epochs) > stopped_at
+    assert epochs == list(range(1, len(epochs) + 1))
 
 
 def test_sigint_stops_cleanly_and_prints_a_resume_command_that_works(tmp_path):

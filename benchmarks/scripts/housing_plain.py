@@ -1,10 +1,11 @@
 """California housing the plain way: pandas + scikit-learn preprocessing + a Keras MLP.
 
-    python benchmarks/scripts/housing_plain.py HOUSING_CSV RESULT_JSON
+    python benchmarks/scripts/housing_plain.py HOUSING_CSV RESULT_JSON [SEED]
 
-The same split fractions (70/15/15), preprocessing (median impute and standardise the numbers, one-hot
-ocean_proximity, standardise the target), model, optimizer, batch size and early stopping as
-configs/housing.yaml.
+The same split (scikit-learn's train_test_split: 15 % test, then 15 % of all rows for validation,
+with the seed as random_state, as dlcli does), preprocessing (median impute and standardise the
+numbers, one-hot ocean_proximity, standardise the target), model, optimizer, batch size and early
+stopping as configs/housing.yaml.
 """
 
 import sys
@@ -20,11 +21,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 data, result = sys.argv[1], sys.argv[2]
-keras.utils.set_random_seed(42)
+seed = int(sys.argv[3]) if len(sys.argv) > 3 else 42
+keras.utils.set_random_seed(seed)
 frame = pd.read_csv(data)
 y = frame.pop("median_house_value").to_numpy(dtype="float64").reshape(-1, 1)
-train_x, rest_x, train_y, rest_y = train_test_split(frame, y, test_size=0.3, random_state=42)
-val_x, test_x, val_y, test_y = train_test_split(rest_x, rest_y, test_size=0.5, random_state=42)
+rest_x, test_x, rest_y, test_y = train_test_split(frame, y, test_size=0.15, random_state=seed)
+train_x, val_x, train_y, val_y = train_test_split(rest_x, rest_y, test_size=0.15 / 0.85, random_state=seed)
 
 numeric = [c for c in frame.columns if c != "ocean_proximity"]
 features = ColumnTransformer(
