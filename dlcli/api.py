@@ -280,6 +280,8 @@ def _train(
             )
         )
 
+    del train_ds, val_ds, x, y
+    train_mod.release_training_memory(model)
     clock = time.perf_counter()
     metrics = {name: score(prep, config, model, ex) for name, ex in sets.items()}
     runs.write_json(run_dir / "metrics.json", metrics)
@@ -351,15 +353,13 @@ def _lower_rate(config: Config, optimizer) -> str:
 
 def score(prep: Preprocessor, config: Config, model, ex: Examples) -> dict:
     """Metrics of one labelled split, in the target's original units."""
-    ds = ex.dataset(prep, config.train.batch_size)
-    outputs = model.predict(ds, verbose=0)
-    predictions, _ = prep.decode(outputs)
+    ds = ex.dataset(prep, max(config.train.batch_size, train_mod.FORWARD_BATCH))
     if prep.task == "regression":
+        predictions, _ = prep.decode(train_mod.forward(model, ds))
         return report.regression(config, ex.y_raw, predictions, ex.naive)
-    # the compiled loss and metrics from the same predictions: no second pass as model.evaluate would
-    model.reset_metrics()
-    loss = model.compute_loss(x=None, y=ex.y, y_pred=outputs, training=False)
-    compiled = {**model.compute_metrics(None, ex.y, outputs), "loss": loss}
+    # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
+    outputs, compiled = train_mod.forward(model, ds, compiled=True)
+    predictions, _ = prep.decode(outputs)
     return report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions)
 
 
@@ -443,11 +443,8 @@ def predict(
     if prep.kind == "image" and part[1] is None:
         part = part[0]
     ex = examples(prep, part, source=str(input_path), labelled=False)
-    batch = loaded_run.config.train.batch_size
-    if prep.kind == "timeseries":
-        outputs = model.predict(prep.window_dataset(ex.x, None, batch), verbose=0)
-    else:
-        outputs = model.predict(ex.x, batch_size=batch, verbose=0)
+    batch = max(loaded_run.config.train.batch_size, train_mod.FORWARD_BATCH)
+    outputs = train_mod.forward(model, ex.dataset(prep, batch))
     predictions, probs = prep.decode(outputs)
     table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
     if prep.kind == "timeseries":  # row i: forecast `horizon` steps after row i, from the window ending there

@@ -161,9 +161,10 @@ class Preprocessor:
         """Model outputs → (predictions in original units or labels, class probabilities or None)."""
         import numpy as np
 
-        outputs = np.asarray(outputs, dtype="float64")
+        outputs = np.asarray(outputs)  # classes need no float64 copy of every probability
         if self.task == "regression":
-            return self.target_encoder.inverse(outputs.reshape(len(outputs), -1)[:, 0]), None
+            values = outputs.reshape(len(outputs), -1)[:, 0].astype("float64")
+            return self.target_encoder.inverse(values), None
         if self.label_mode == "binary":
             p1 = outputs.reshape(-1)
             probs = np.stack([1 - p1, p1], axis=1)

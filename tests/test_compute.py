@@ -118,3 +118,48 @@ def test_jit_compile_with_explicit_determinism_is_refused(tmp_path):
     )
     assert proc.returncode == 2
     assert "-o: train.jit_compile: XLA cannot run under TensorFlow op determinism" in proc.stderr
+
+
+def test_forward_gives_the_outputs_loss_and_metrics_of_predict_and_evaluate():
+    import keras
+
+    from dlcli.train import array_dataset, forward
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((301, 5)).astype("float32")  # 301: the last batch is partial
+    y = keras.utils.to_categorical(rng.integers(0, 3, 301), 3).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(3, "softmax")]
+    )
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy", keras.metrics.AUC(name="auc")])
+    model.fit(x, y, epochs=2, verbose=0)
+    expected = model.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)
+    outputs, metrics = forward(model, array_dataset(x, y, 64), compiled=True)
+    np.testing.assert_allclose(outputs, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert set(metrics) == set(expected)
+    for name, value in expected.items():
+        assert metrics[name] == pytest.approx(value, rel=1e-4), name
+    np.testing.assert_allclose(forward(model, array_dataset(x, None, 256)), outputs, rtol=1e-6)
+
+
+def test_dataset_guard_lifts_determinism_only_between_steps():
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    from dlcli.train import dataset_guard
+
+    tf.config.experimental.enable_op_determinism()
+    (guard,) = dataset_guard()
+    guard.on_epoch_begin(0)  # Keras makes the epoch's iterator after this
+    assert not tf_config.is_op_determinism_enabled()
+    guard.on_train_batch_begin(0)  # steps run deterministic
+    assert tf_config.is_op_determinism_enabled()
+    guard.on_train_batch_end(0)
+    guard.on_test_begin()
+    assert not tf_config.is_op_determinism_enabled()
+    guard.on_test_batch_begin(0)
+    assert tf_config.is_op_determinism_enabled()
+    guard.on_test_end()
+    guard.on_epoch_end(0)
+    assert tf_config.is_op_determinism_enabled()  # and on again once the epoch ends
