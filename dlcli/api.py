@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlcli import data as data_mod
 from dlcli import model as model_mod
-from dlcli import report, runs
+from dlcli import plots, report, runs, tracking
 from dlcli import state as state_mod
 from dlcli import train as train_mod
 from dlcli.config import Config, load_config
@@ -43,6 +43,7 @@ class Examples:
     y: np.ndarray | None  # encoded targets aligned with x's rows
     y_raw: np.ndarray | None  # original-unit targets, one per prediction
     naive: np.ndarray | None = None  # time series: the last observed value before each target
+    when: Any = None  # time series: the time of each target (the time column, else the row index)
 
     def dataset(self, prep: Preprocessor, batch_size: int):
         if prep.kind == "timeseries":
@@ -63,6 +64,7 @@ def examples(
             return Examples(x, None, None)
         y_raw = prep.raw_target(part, source)
         return Examples(x, prep.encode_target(y_raw), y_raw)
+    import numpy as np
     import pandas as pd
 
     frame = part if history is None else pd.concat([history, part])
@@ -79,11 +81,13 @@ def examples(
             "preprocessing.window.length or give this split a larger fraction"
         )
     y_all = prep.raw_target(frame, source)
+    times = frame[prep.time_column] if prep.time_column in frame else frame.index
     return Examples(
         series,
         prep.encode_target(y_all),
         y_all[length - 1 + horizon :],
         naive=y_all[length - 1 : len(y_all) - horizon],
+        when=np.asarray(times)[length - 1 + horizon :],
     )
 
 
@@ -160,35 +164,57 @@ RESUMABLE_CHANGES = {"train.epochs", "train.early_stopping.patience"}
 
 def config_changes(old: Config, new: Config) -> list[str]:
     """`key.path: old → new` for every value that differs."""
-    a, b = _flatten(old.to_yaml_dict()), _flatten(new.to_yaml_dict())
+    a, b = runs.flatten(old.to_yaml_dict()), runs.flatten(new.to_yaml_dict())
     return [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
 def _run(config: Config, run_dir: Path, record: runs.RunRecord, listener, prior: dict | None) -> TrainResult:
-    """Train (fresh or resumed), keeping run.json's status true whatever happens."""
+    """Train (fresh or resumed), keeping the status in run.json (and MLflow) true whatever happens."""
+    tracker = None
     try:
+        if config.tracking.mlflow is not None:
+            tracker = _start_tracking(config, run_dir, record)
+            listener = tracking.Relay(listener, tracker)
         result = _train(config, run_dir, record, listener, prior)
     except Interrupted as exc:
-        record.finish("interrupted", str(exc))
+        _finish(record, tracker, "interrupted", str(exc))
         raise
     except DlcliError as exc:
-        record.finish("failed", str(exc))
+        _finish(record, tracker, "failed", str(exc))
         raise
     except BaseException as exc:
-        record.finish("failed", f"{type(exc).__name__}: {exc}")
+        _finish(record, tracker, "failed", f"{type(exc).__name__}: {exc}")
         raise
     record.finish("completed")
     runs.mark_latest(run_dir)
+    if tracker is not None:
+        try:
+            tracker.finish("completed", result.metrics)
+        except Exception as exc:  # noqa: BLE001 - the run is complete; the tracking server is not ours
+            result.warnings.append(f"tracking.mlflow: could not log the end of the run ({exc})")
     return result
+
+
+def _start_tracking(config: Config, run_dir: Path, record: runs.RunRecord):
+    try:
+        tracker = tracking.start(config, run_dir, record.data)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI or server
+        uri = config.tracking.mlflow.tracking_uri or "the default tracking URI"
+        raise RunError(
+            f"tracking.mlflow: cannot start an MLflow run at {uri} ({type(exc).__name__}: {exc}); "
+            "check tracking_uri, or remove tracking.mlflow to train without MLflow"
+        ) from None
+    record.save()
+    return tracker
+
+
+def _finish(record: runs.RunRecord, tracker, status: str, error: str) -> None:
+    record.finish(status, error)
+    if tracker is not None:
+        try:
+            tracker.finish(status)
+        except Exception:  # noqa: BLE001, S110 - the run's own error is the one to report
+            pass
 
 
 def _train(
@@ -271,6 +297,8 @@ def _train(
     has_best = (run_dir / "checkpoints" / "best.keras").is_file()
     if not halt or has_best:
         state_mod.save_atomic(model, run_dir / "model.keras")  # after a stop: the best checkpoint's weights
+    if halt and config.train.plots:
+        plots.learning_curves(run_dir, config.checkpoint_monitor(), best_epoch if has_best else None)
     if halt.signum is not None:
         raise Interrupted(halt.signum, run_dir.resolve(), epochs)
     if halt.diverged is not None:
@@ -283,10 +311,21 @@ def _train(
     del train_ds, val_ds, x, y
     train_mod.release_training_memory(model)
     clock = time.perf_counter()
-    metrics = {name: score(prep, config, model, ex) for name, ex in sets.items()}
+    metrics, predicted = {}, {}
+    for name, ex in sets.items():
+        metrics[name], predicted[name] = score(prep, config, model, ex, with_predictions=True)
     runs.write_json(run_dir / "metrics.json", metrics)
     timings["evaluate_s"] = round(time.perf_counter() - clock, 3)
-    return TrainResult(run_dir, metrics, epochs, best_epoch, prep.warnings)
+    warnings = list(prep.warnings)
+    if config.train.plots:
+        clock = time.perf_counter()
+        split = next(s for s in ("test", "validation", "train") if s in predicted)
+        ex = sets[split]
+        warnings += plots.write_run_plots(
+            run_dir, prep, config.checkpoint_monitor(), best_epoch, split, ex.y_raw, predicted[split], ex.when
+        )
+        timings["plots_s"] = round(time.perf_counter() - clock, 3)
+    return TrainResult(run_dir, metrics, epochs, best_epoch, warnings)
 
 
 def _rows(part: Any) -> int:
@@ -351,16 +390,18 @@ def _lower_rate(config: Config, optimizer) -> str:
     return f" (now {rate:g}; try {rate / 10:g})"
 
 
-def score(prep: Preprocessor, config: Config, model, ex: Examples) -> dict:
-    """Metrics of one labelled split, in the target's original units."""
+def score(prep: Preprocessor, config: Config, model, ex: Examples, with_predictions: bool = False):
+    """Metrics of one labelled split, in the target's original units (and the predictions, if asked)."""
     ds = ex.dataset(prep, max(config.train.batch_size, train_mod.FORWARD_BATCH))
     if prep.task == "regression":
         predictions, _ = prep.decode(train_mod.forward(model, ds))
-        return report.regression(config, ex.y_raw, predictions, ex.naive)
-    # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
-    outputs, compiled = train_mod.forward(model, ds, compiled=True)
-    predictions, _ = prep.decode(outputs)
-    return report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions)
+        metrics = report.regression(config, ex.y_raw, predictions, ex.naive)
+    else:
+        # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
+        outputs, compiled = train_mod.forward(model, ds, compiled=True)
+        predictions, _ = prep.decode(outputs)
+        metrics = report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions)
+    return (metrics, predictions) if with_predictions else metrics
 
 
 # ---- evaluate and predict ----------------------------------------------------------------------

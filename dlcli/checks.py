@@ -67,6 +67,25 @@ def static_problems(raw: dict) -> list[Problem]:
         *_output(raw),
         *_monitors(raw),
         *_compute(raw),
+        *_tracking(raw),
+    ]
+
+
+def mlflow_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("mlflow") is not None
+
+
+def _tracking(raw: dict) -> list[Problem]:
+    if _get(raw, "tracking", "mlflow") is None or mlflow_installed():
+        return []
+    return [
+        (
+            ("tracking", "mlflow"),
+            "MLflow tracking is asked for, but mlflow is not installed: pip install 'dlcli[mlflow]' "
+            "(or remove tracking.mlflow)",
+        )
     ]
 
 

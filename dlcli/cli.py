@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dlcli.errors import DlcliError
+from dlcli.errors import DlcliError, RunError
 from dlcli.templates import TEMPLATES
 
 app = typer.Typer(
@@ -156,6 +156,124 @@ def init(
 
     written = write_template(template, path, force)
     out.print(f"wrote {written}; edit its data section, then: dlcli validate {written}", highlight=False)
+
+
+@app.command("runs")
+def runs_(
+    folder: Annotated[
+        Path, typer.Argument(help="A runs folder, one name's folder or a run.", metavar="[DIR]")
+    ] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Every run under DIR, newest first: status, epochs, best validation value, test metric, duration."""
+    from dlcli import listing
+
+    if not folder.is_dir():
+        raise RunError(f"{folder}: no such folder; runs are under runs/ unless --run-dir said otherwise")
+    rows = listing.list_runs(folder)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out.print(f"no runs under {folder}", highlight=False)
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("run", "started", "status", "epochs", "best (validation)", "test", "duration"):
+        table.add_column(column, justify="right" if column in ("epochs", "duration") else "left")
+    for row in rows:
+        epochs = "" if row["epochs"] is None else f"{row['epochs']}/{row['epochs_planned'] or '?'}"
+        best = row["best"]
+        table.add_row(
+            f"{row['name']}/{row['id']}",
+            (row["started_at"] or "")[:19].replace("T", " "),
+            f"[{STATUS_STYLE.get(row['status'], 'red')}]{row['status']}[/]",
+            epochs,
+            f"{best['metric']} {_fmt(best['value'])} @{best['epoch']}" if best else "",
+            f"{row['test']['metric']} {_fmt(row['test']['value'])}" if row["test"] else "",
+            _duration(row["duration_s"]),
+        )
+    _print_wide(table)
+
+
+def _print_wide(table: Table) -> None:
+    """A table at its natural width when output is not a terminal (a pipe, a file): no wrapped cells."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    width = out.measure(table, options=out.options.update(width=1000)).maximum
+    Console(file=out.file, width=max(width, 80), soft_wrap=True).print(table)
+
+
+STATUS_STYLE = {"completed": "green", "running": "cyan", "interrupted": "yellow", "killed": "yellow"}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+@app.command()
+def compare(
+    run: Annotated[
+        list[str], typer.Argument(help="Two or more runs (directories, NAME/latest).", metavar="RUN...")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    runs_root: RunsRoot = Path("runs"),
+) -> None:
+    """The config keys that differ and the metrics of each run, side by side."""
+    from dlcli import listing
+    from dlcli.runs import resolve
+
+    result = listing.compare([resolve(r, runs_root) for r in run])
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for title, rows in (
+        ("run", {k: [_cell(v) for v in vs] for k, vs in result["summary"].items()}),
+        ("config (differences only)", result["config"]),
+        ("metric", result["metrics"]),
+    ):
+        table = Table(show_edge=False, header_style="bold")
+        table.add_column(title)
+        for name in result["runs"]:
+            table.add_column(name, justify="right")
+        for key, values in rows.items():
+            table.add_row(key, *(_cell(v) for v in values))
+        if title.startswith("config") and not rows:
+            table.add_row("(identical configs)", *("" for _ in result["runs"]))
+        _print_wide(table)
+        out.print()
+
+
+def _cell(value) -> str:
+    if isinstance(value, dict) and "metric" in value:
+        return f"{value['metric']} {_fmt(value['value'])} @{value.get('epoch')}"
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return escape(str(value)) if value is not None else "—"
+    if isinstance(value, (int, float)):
+        return _fmt(value)
+    return escape(json.dumps(value))
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Versions, CPU features, GPUs, DLCLI_DATA_DIR and the download cache with the data sets found there."""
+    from dlcli import doctor as doctor_mod
+
+    report = doctor_mod.report()
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for section, values in report.items():
+        out.print(f"[bold]{section}[/]")
+        for key, value in values.items():
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            out.print(f"  {key}: {escape(str(shown if shown not in ('', None) else '—'))}", highlight=False)
 
 
 def _metrics_table(metrics: dict[str, dict]) -> Table:

@@ -177,9 +177,31 @@ class TrainConfig(_Strict):
         description="Compute in 16-bit floats with float32 weights; the output layer stays float32. "
         "For GPUs (float16) and CPUs or TPUs with bfloat16 units; slower on other CPUs.",
     )
-    tensorboard: bool = True
+    tensorboard: bool = Field(True, description="TensorBoard logs in the run's tensorboard/ folder.")
+    plots: bool = Field(
+        True,
+        description="PNGs in the run's plots/ folder: learning curves, and a confusion matrix or "
+        "predicted against actual, residuals and (time series) the forecast.",
+    )
     deterministic: bool | Literal["auto"] = Field(
         "auto", description="TensorFlow op determinism; auto turns it on where no GPU is used."
+    )
+
+
+class MlflowConfig(_Strict):
+    tracking_uri: str | None = Field(
+        None,
+        description="Where MLflow keeps runs: a folder, file:///path, sqlite:///mlflow.db or "
+        "http://host:5000; default: MLFLOW_TRACKING_URI, else MLflow's own default.",
+    )
+    experiment: str | None = Field(None, description="The MLflow experiment; default: the config's name.")
+
+
+class TrackingConfig(_Strict):
+    mlflow: MlflowConfig | None = Field(
+        None,
+        description="Log params, per-epoch metrics and the run directory to MLflow "
+        "(needs pip install 'dlcli[mlflow]').",
     )
 
 
@@ -193,6 +215,7 @@ class Config(_Strict):
     loss: str
     metrics: list[str] = []
     train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     _source: Path | None = PrivateAttr(None)
     _marks: Marks = PrivateAttr(default_factory=dict)

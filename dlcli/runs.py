@@ -140,14 +140,29 @@ def training_lock(run_dir: Path) -> Iterator[None]:
 
 
 def is_training(run_dir: Path) -> bool:
-    """Whether a live process holds the run's training lock."""
+    """Whether a live process holds the run's training lock (the lock file is not created or taken)."""
     try:
-        with training_lock(run_dir):
-            return False
-    except RunError:
-        return True
-    except OSError:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX: no locks, so no way to tell
         return False
+    try:
+        with open(run_dir / ".lock") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # refused while anyone holds LOCK_EX
+    except BlockingIOError:
+        return True
+    except OSError:  # no lock file: never trained, or not by this version
+        return False
+    return False
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts → `{"a.b.c": value}` (lists and empty dicts are values)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
 
 
 def remove_leftovers(run_dir: Path) -> None:

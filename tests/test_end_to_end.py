@@ -21,6 +21,29 @@ RUN_FILES = [
 ]
 
 
+#: The pictures each CI config's run must hold (plots/).
+PLOTS = {
+    "iris": ["curves.png", "confusion_matrix.png"],
+    "binary": ["curves.png", "confusion_matrix.png"],
+    "images": ["curves.png", "confusion_matrix.png"],
+    "regression": ["curves.png", "predicted_vs_actual.png", "residuals.png"],
+    "series": ["curves.png", "predicted_vs_actual.png", "residuals.png", "forecast.png"],
+}
+
+
+def assert_real_picture(path) -> None:
+    """A PNG that decodes, of a sensible size, and not blank: its pixels vary and many are not white."""
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    pixels = matplotlib.image.imread(path)[..., :3]
+    height, width, _ = pixels.shape
+    assert height >= 200 and width >= 300, (path, pixels.shape)
+    gray = pixels.mean(axis=2)
+    assert gray.var() > 0.004, (path, gray.var())
+    assert (gray < 0.9).mean() > 0.01, (path, (gray < 0.9).mean())
+
+
 def _predict_input(name: str, tmp_path):
     """A file of new inputs without the target, and the number of rows it holds."""
     if name == "images":
@@ -56,6 +79,14 @@ def test_train_evaluate_predict(name, tmp_path, cli):
     assert set(metrics) == {"train", "validation", "test"}
     history = pd.read_csv(run / "history.csv")
     assert len(history) == status["epochs"]["completed"] >= 1
+    assert sorted(p.name for p in (run / "plots").iterdir()) == sorted(PLOTS[name])
+    for picture in PLOTS[name]:
+        assert_real_picture(run / "plots" / picture)
+    if name == "regression":  # the one CI config that keeps TensorBoard's default (on)
+        for split in ("train", "validation"):
+            assert list((run / "tensorboard" / split).glob("events.out.tfevents.*")), split
+    else:
+        assert not (run / "tensorboard").exists()
 
     # evaluate latest --json reproduces the test metrics of metrics.json (in this process, like predict:
     # train ran as a real subprocess; these two reuse this process's TensorFlow)

@@ -27,6 +27,8 @@ SLOW = [
     "train.steps_per_execution=1",
     "-o",
     "train.tensorboard=false",
+    "-o",
+    "train.plots=false",
 ]
 SIX = [*SLOW, "-o", "train.epochs=6", "-o", "train.early_stopping=null"]
 
