@@ -249,12 +249,14 @@ def _train(
     record.save()
 
     rescale = prep.image["rescale"] if prep.image else None
+    threads = train_mod.set_intra_op_threads(config, prep.input_shape)  # before the first op runs
     model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale)
     model_mod.compile_model(model, config, train_mod.steps_per_execution(config))
     record.data["compute"] = {
         "steps_per_execution": train_mod.steps_per_execution(config),
         "jit_compile": bool(model.jit_compile),
         "dtype_policy": model.dtype_policy.name,
+        "intra_op_threads": threads,
     }
     first_epoch, history_rows = 0, []
     if prior is not None:

@@ -172,6 +172,12 @@ class TrainConfig(_Strict):
         description="XLA compilation; auto (Keras' rule) turns it on only with a GPU, when every layer "
         "supports it and op determinism is off. On a CPU it made every model tried slower.",
     )
+    intra_op_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
+        description="CPU threads TensorFlow uses inside one operation; 0 is all cores. auto: 1 for a "
+        "small model of Dense layers (too little work per step to split: faster epochs, same "
+        "results), all cores otherwise.",
+    )
     mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = Field(
         None,
         description="Compute in 16-bit floats with float32 weights; the output layer stays float32. "
@@ -276,7 +282,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def validate(raw: dict, marks: Marks, path: Path) -> Config:
     """Type errors and the checks of `dlcli.checks`, all reported together in line order."""
-    problems = [(_clean_loc(e["loc"]), _message(e)) for e in _pydantic_errors(raw)]
+    problems = _merge_union_branches(_pydantic_errors(raw))
     problems += static_problems(raw)
     if problems:
         problems.sort(key=lambda p: _nearest_mark(p[0], marks) or (1 << 30, 0))
@@ -333,6 +339,28 @@ def _has(node: Any, part: str | int) -> bool:
     if isinstance(node, list):
         return isinstance(part, int) and 0 <= part < len(node)
     return isinstance(node, dict) and part in node
+
+
+#: How pydantic names the branches of a union in an error's location (`int | Literal["auto"]`).
+_BRANCH = re.compile(r"^(constrained-)?(int|float|str|bool|none|(literal|list|dict|tuple)\[.*\])$")
+
+
+def _merge_union_branches(errors: list[dict]) -> list[tuple[tuple, str]]:
+    """One message per key: `int | 'auto'` fails as "should be an integer, or 'auto'", not twice."""
+    merged: dict[tuple, list[dict]] = {}
+    for err in errors:
+        loc = _clean_loc(err["loc"])
+        if err["type"] != "extra_forbidden" and loc and _BRANCH.match(str(loc[-1])):
+            loc = loc[:-1]
+        merged.setdefault(loc, []).append(err)
+    out = []
+    for loc, group in merged.items():
+        if len(group) == 1:
+            out.append((loc, _message(group[0])))
+            continue
+        wants = [e["msg"].removeprefix("Input should be ") for e in group]
+        out.append((loc, f"Input should be {', or '.join(wants)} (got {group[0].get('input')!r})"))
+    return out
 
 
 def _clean_loc(loc: tuple) -> tuple:

@@ -28,13 +28,20 @@ def layer_class(name: str, where: str) -> type:
 
 
 def check_layer_arguments(config: Config) -> None:
-    """Construct every layer once, before any data is loaded: Keras checks each argument's value."""
+    """Construct every layer once, before any data is loaded: Keras checks each argument's value.
+
+    In a throwaway graph: layers with state (Dropout's seed) would otherwise start TensorFlow's eager
+    runtime, after which its thread settings (train.intra_op_threads) can no longer change.
+    """
+    import tensorflow as tf
+
     problems = []
     for i, spec in enumerate(config.model.layers):
         ((name, kwargs),) = spec.items()
         where = config.where("model", "layers", i, name)
         try:
-            layer_class(name, where)(**(kwargs or {}))
+            with tf.Graph().as_default():
+                layer_class(name, where)(**(kwargs or {}))
         except ConfigError as exc:
             problems.extend(exc.problems)
         except Exception as exc:  # noqa: BLE001 - a constructor may raise anything on a bad value

@@ -77,6 +77,7 @@ def test_steps_per_execution_leaves_results_identical(cli):
 def test_mixed_precision_keeps_the_output_in_float32_and_loads_back(cli, tmp_path):
     run = _train(cli, "-o", "train.mixed_precision=mixed_bfloat16", "-o", "train.epochs=2")
     status = read_json(run / "run.json")
+    status["compute"].pop("intra_op_threads")  # in this process: whatever its first run set
     assert status["compute"] == {
         "steps_per_execution": 32,
         "jit_compile": False,
@@ -163,3 +164,26 @@ def test_dataset_guard_lifts_determinism_only_between_steps():
     guard.on_test_end()
     guard.on_epoch_end(0)
     assert tf_config.is_op_determinism_enabled()  # and on again once the epoch ends
+
+
+def test_small_dense_models_use_one_thread_per_op_and_others_all_cores(tmp_path):
+    # subprocesses: TensorFlow takes its thread settings once per process, before its first op
+    for name, expected in (("regression", 1), ("images", "all cores")):
+        proc = dlcli(
+            "train", str(CONFIGS / "ci" / f"{name}.yaml"), "-q", "-o", "train.epochs=1", cwd=tmp_path
+        )
+        assert proc.returncode == 0, proc.stderr
+        (run,) = (tmp_path / "runs" / f"ci-{name}").glob("2*")
+        assert read_json(run / "run.json")["compute"]["intra_op_threads"] == expected, name
+
+
+def test_the_step_cost_estimate_counts_dense_layers_only():
+    from dlcli.config import load_config
+    from dlcli.train import SMALL_STEP_MACS, dense_step_macs
+
+    mlp = load_config(CONFIGS / "mnist.yaml")
+    assert dense_step_macs(mlp, [28, 28]) == 32 * (784 * 128 + 128 * 10)  # Flatten, Dense, Dropout, Dense
+    assert dense_step_macs(mlp, [28, 28]) < SMALL_STEP_MACS
+    wide = load_config(CONFIGS / "mnist.yaml", ["train.batch_size=512"])
+    assert dense_step_macs(wide, [28, 28]) > SMALL_STEP_MACS  # big batches are worth splitting
+    assert dense_step_macs(load_config(CONFIGS / "mnist_cnn.yaml"), [28, 28]) is None  # Conv2D: unknown

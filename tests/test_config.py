@@ -56,3 +56,18 @@ def test_config_show_prints_resolved_config(tmp_path):
     proc = dlcli("config", "show", str(_write(tmp_path, GOOD)), "-o", "seed=7", cwd=tmp_path)
     assert proc.returncode == 0
     assert "seed: 7\n" in proc.stdout and "batch_size: 32" in proc.stdout
+
+
+def test_a_key_that_takes_a_number_or_auto_gets_one_message(tmp_path):
+    (tmp_path / "c.yaml").write_text(GOOD)
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            tmp_path / "c.yaml",
+            ["train.intra_op_threads=-1", "train.steps_per_execution=many", "train.deterministic=3"],
+        )
+    assert str(caught.value).splitlines() == [
+        "-o: train.steps_per_execution: Input should be a valid integer, unable to parse string as an "
+        "integer, or 'auto' (got 'many')",
+        "-o: train.intra_op_threads: Input should be greater than or equal to 0, or 'auto' (got -1)",
+        "-o: train.deterministic: Input should be a valid boolean, unable to interpret input, or 'auto' (got 3)",
+    ]
