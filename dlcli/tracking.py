@@ -39,7 +39,16 @@ class MlflowTracker:
         self.client = MlflowClient(tracking_uri=_uri(settings.tracking_uri, config))
         name = settings.experiment or config.name
         experiment = self.client.get_experiment_by_name(name)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
+        if experiment:
+            experiment_id = experiment.experiment_id
+        else:  # artifacts of a SQLite store go beside the database, not into whatever folder we run in
+            uri = self.client.tracking_uri
+            beside = (
+                Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+                if uri.startswith("sqlite:///")
+                else None
+            )
+            experiment_id = self.client.create_experiment(name, artifact_location=beside and beside.as_uri())
         run = self.client.create_run(
             experiment_id, run_name=f"{config.name}/{run_dir.name}", tags={"dlcli.run_dir": str(run_dir)}
         )
@@ -98,13 +107,16 @@ class MlflowTracker:
 
 
 def _uri(value: str | None, config: Config) -> str | None:
-    """A plain folder becomes a file: URI, relative to the config file like every other path."""
-    if value is None or "://" in value or value.startswith("file:"):
+    """A plain path, relative to the config file like every other path: `x.db` a SQLite store,
+    anything else a folder (MLflow's file store, which MLflow 3 accepts only with
+    MLFLOW_ALLOW_FILE_STORE=true)."""
+    if value is None or ":" in value.split("/")[0]:
         return value
     path = Path(value).expanduser()
     if not path.is_absolute() and config._source is not None:
         path = Path(config._source).parent / path
-    return path.resolve().as_uri()
+    path = path.resolve()
+    return f"sqlite:///{path}" if path.suffix == ".db" else path.as_uri()
 
 
 def _param(value: Any) -> str:

@@ -173,13 +173,13 @@ def test_mlflow_gets_params_metric_history_and_artifacts(cli, tmp_path):
     pytest.importorskip("mlflow", reason="mlflow is not installed: pip install 'dlcli[mlflow]'")
     from mlflow.tracking import MlflowClient
 
-    store = tmp_path / "mlruns"
+    store = tmp_path / "mlflow.db"  # a plain path ending .db: a SQLite store
     tracked = ("-o", f"tracking.mlflow.tracking_uri={store}", "-o", "tracking.mlflow.experiment=dlcli-test")
     code, err = _train(cli, *tracked)
     assert code == 0, err
     run_dir = _newest(tmp_path)
     saved = read_json(run_dir / "run.json")["tracking"]["mlflow"]
-    client = MlflowClient(tracking_uri=store.resolve().as_uri())
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("dlcli-test")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_id == saved["run_id"] and run.info.status == "FINISHED"
@@ -196,6 +196,7 @@ def test_mlflow_gets_params_metric_history_and_artifacts(cli, tmp_path):
     assert {"model.keras", "metrics.json", "run.json", "config.yaml", "history.csv", "plots"} <= artifacts
     assert ".lock" not in artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {"plots/curves.png"}
+    assert (tmp_path / "mlartifacts").is_dir()  # beside the database, wherever dlcli ran
 
     # resuming with more epochs logs into the same MLflow run, each epoch once
     code, _, err = cli("train", "--resume", str(run_dir), "-q", "-o", "train.epochs=3")
