@@ -322,10 +322,11 @@ def _train(
     if config.train.plots:
         clock = time.perf_counter()
         split = next(s for s in ("test", "validation", "train") if s in predicted)
-        ex = sets[split]
-        warnings += plots.write_run_plots(
-            run_dir, prep, config.checkpoint_monitor(), best_epoch, split, ex.y_raw, predicted[split], ex.when
-        )
+        shown = (split, sets[split].y_raw, predicted[split], sets[split].when)
+        # the inputs are no longer needed: drawing then adds nothing to the run's peak memory
+        del sets, loaded, predicted, ex
+        train_mod.release_training_memory(model)
+        warnings += plots.write_run_plots(run_dir, prep, config.checkpoint_monitor(), best_epoch, *shown)
         timings["plots_s"] = round(time.perf_counter() - clock, 3)
     return TrainResult(run_dir, metrics, epochs, best_epoch, warnings)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-DPI = 110
+DPI = 100
 #: Columns of history.csv that are not learning curves.
 NOT_CURVES = {"epoch", "learning_rate", "lr"}
 
@@ -75,8 +75,8 @@ def confusion(y_true: Any, y_pred: Any, labels: list, path: Path, split: str) ->
     from sklearn.metrics import ConfusionMatrixDisplay
 
     plt = _pyplot()
-    size = min(4 + 0.45 * len(labels), 14)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    size = min(3 + 0.3 * len(labels), 12)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 0.5, size), layout="constrained")
     names = [str(label) for label in labels]
     for ax, normalize, title, fmt in (
         (axes[0], None, "counts", "d"),
