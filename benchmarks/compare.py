@@ -220,8 +220,8 @@ def render(names, results, imports, rounds) -> str:
             metric = " / ".join(f"{m:.4f}" for m in metrics)
             if len(metrics) > 1:
                 metric += f" (median {statistics.median(metrics):.4f})"
-            ratio = "1" if side == "script" else f"{med['dlcli'] / med['script']:.2f}"
-            rss_ratio = "1" if side == "script" else f"{rss['dlcli'] / rss['script']:.2f}"
+            ratio = "1" if side == "script" else f"{med['dlcli'] / med['script']:.3f}"
+            rss_ratio = "1" if side == "script" else f"{rss['dlcli'] / rss['script']:.3f}"
             lines.append(
                 f"| {pair.name} | {side} | {med[side]:.3f} | {ratio} | {pair.metric} {metric} | "
                 f"{rss[side]:.0f} | {rss_ratio} |"
