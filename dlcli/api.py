@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlcli import compute, plots, report, runs, tracking
 from dlcli import data as data_mod
 from dlcli import model as model_mod
-from dlcli import plots, report, runs, tracking
 from dlcli import state as state_mod
 from dlcli import train as train_mod
 from dlcli.config import Config, load_config
@@ -48,7 +48,7 @@ class Examples:
     def dataset(self, prep: Preprocessor, batch_size: int):
         if prep.kind == "timeseries":
             return prep.window_dataset(self.x, self.y, batch_size)
-        return train_mod.array_dataset(self.x, self.y, batch_size)
+        return compute.array_dataset(self.x, self.y, batch_size)
 
 
 def examples(
@@ -97,7 +97,7 @@ def train(
     """Validate, load, fit preprocessing on train only, build, train, score every split, save."""
     folder = Path(run_root) / config.name
     runs.check_writable(folder, f"{folder} (the runs folder)", "choose another with --run-dir")
-    train_mod.import_tensorflow()
+    compute.import_tensorflow()
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
     run_dir = runs.create(Path(run_root), config.name)
     with runs.training_lock(run_dir):
@@ -151,7 +151,7 @@ def _resume(run, run_dir: Path, overrides, config_path, listener, command) -> Tr
             f"--resume {run}: the run {why} after epoch {prior['epoch']} of {config.train.epochs}; "
             "to train on, raise -o train.epochs=N (or -o train.early_stopping.patience=N)"
         )
-    train_mod.import_tensorflow()
+    compute.import_tensorflow()
     runs.remove_leftovers(run_dir)
     runs.save_config(run_dir, config)
     record = runs.RunRecord.reopen(run_dir, command or runs.command_line())
@@ -225,8 +225,8 @@ def _train(
     deterministic = config.train.deterministic
     if deterministic == "auto" and config.train.jit_compile is True:
         deterministic = False  # asked-for XLA wins over automatic determinism (they exclude each other)
-    record.data["deterministic"] = train_mod.seed_everything(config.seed, deterministic)
-    record.data["device"] = train_mod.device_name()
+    record.data["deterministic"] = compute.seed_everything(config.seed, deterministic)
+    record.data["device"] = compute.device_name()
     loaded = data_mod.load(config)
     record.data["data"] = {
         "source": loaded.source,
@@ -249,11 +249,11 @@ def _train(
     record.save()
 
     rescale = prep.image["rescale"] if prep.image else None
-    threads = train_mod.set_intra_op_threads(config, prep.input_shape)  # before the first op runs
+    threads = compute.set_intra_op_threads(config, prep.input_shape)  # before the first op runs
     model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale)
-    model_mod.compile_model(model, config, train_mod.steps_per_execution(config))
+    model_mod.compile_model(model, config, compute.steps_per_execution(config))
     record.data["compute"] = {
-        "steps_per_execution": train_mod.steps_per_execution(config),
+        "steps_per_execution": compute.steps_per_execution(config),
         "jit_compile": bool(model.jit_compile),
         "dtype_policy": model.dtype_policy.name,
         "intra_op_threads": threads,
@@ -268,7 +268,7 @@ def _train(
     x, y = _training_arrays(prep, sets["train"])
     batch = config.train.batch_size
     steps = -(-len(x) // batch)
-    train_ds, epoch_var = train_mod.training_dataset(x, y, batch, config.seed)
+    train_ds, epoch_var = compute.training_dataset(x, y, batch, config.seed)
     val_ds = sets["validation"].dataset(prep, batch) if "validation" in sets else None
     clock = time.perf_counter()
     halt = train_mod.Halt()
@@ -311,7 +311,7 @@ def _train(
         )
 
     del train_ds, val_ds, x, y
-    train_mod.release_training_memory(model)
+    compute.release_training_memory(model)
     clock = time.perf_counter()
     metrics, predicted = {}, {}
     for name, ex in sets.items():
@@ -325,7 +325,7 @@ def _train(
         shown = (split, sets[split].y_raw, predicted[split], sets[split].when)
         # the inputs are no longer needed: drawing then adds nothing to the run's peak memory
         del sets, loaded, predicted, ex
-        train_mod.release_training_memory(model)
+        compute.release_training_memory(model)
         warnings += plots.write_run_plots(run_dir, prep, config.checkpoint_monitor(), best_epoch, *shown)
         timings["plots_s"] = round(time.perf_counter() - clock, 3)
     return TrainResult(run_dir, metrics, epochs, best_epoch, warnings)
@@ -395,13 +395,13 @@ def _lower_rate(config: Config, optimizer) -> str:
 
 def score(prep: Preprocessor, config: Config, model, ex: Examples, with_predictions: bool = False):
     """Metrics of one labelled split, in the target's original units (and the predictions, if asked)."""
-    ds = ex.dataset(prep, max(config.train.batch_size, train_mod.FORWARD_BATCH))
+    ds = ex.dataset(prep, max(config.train.batch_size, compute.FORWARD_BATCH))
     if prep.task == "regression":
-        predictions, _ = prep.decode(train_mod.forward(model, ds))
+        predictions, _ = prep.decode(compute.forward(model, ds))
         metrics = report.regression(config, ex.y_raw, predictions, ex.naive)
     else:
         # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
-        outputs, compiled = train_mod.forward(model, ds, compiled=True)
+        outputs, compiled = compute.forward(model, ds, compiled=True)
         predictions, _ = prep.decode(outputs)
         metrics = report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions)
     return (metrics, predictions) if with_predictions else metrics
@@ -421,7 +421,7 @@ class LoadedRun:
 def load_run(run: str | Path, root: Path | str = runs.DEFAULT_ROOT) -> LoadedRun:
     """Everything evaluate and predict need, from the run directory alone; executes no code from it."""
     run_dir = runs.resolve(run, Path(root))
-    train_mod.import_tensorflow()
+    compute.import_tensorflow()
     config = runs.load_config(run_dir)
     state_path = run_dir / "preprocessing.json"
     if not state_path.is_file():
@@ -487,8 +487,8 @@ def predict(
     if prep.kind == "image" and part[1] is None:
         part = part[0]
     ex = examples(prep, part, source=str(input_path), labelled=False)
-    batch = max(loaded_run.config.train.batch_size, train_mod.FORWARD_BATCH)
-    outputs = train_mod.forward(model, ex.dataset(prep, batch))
+    batch = max(loaded_run.config.train.batch_size, compute.FORWARD_BATCH)
+    outputs = compute.forward(model, ex.dataset(prep, batch))
     predictions, probs = prep.decode(outputs)
     table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
     if prep.kind == "timeseries":  # row i: forecast `horizon` steps after row i, from the window ending there

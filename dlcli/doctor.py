@@ -71,7 +71,7 @@ def cpu() -> dict[str, Any]:
 
 def gpus() -> dict[str, Any]:
     """The GPUs TensorFlow sees, with nvidia-smi's name and memory where it is installed."""
-    from dlcli.train import import_tensorflow
+    from dlcli.compute import import_tensorflow
 
     import_tensorflow()
     import tensorflow as tf
