@@ -37,6 +37,8 @@ def test_diverging_loss_stops_marks_failed_and_keeps_the_best_checkpoint(tmp_pat
     }
     assert status["error"].startswith("the loss became inf in epoch 2")
     assert not (run.parent / "latest").exists()  # latest names completed runs only
+    # the learning curves of the epoch that finished are drawn; no test-split plots for a failed run
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["curves.png"]
     # the best checkpoint (epoch 1) is model.keras, and evaluate works on the failed run
     metrics = json.loads(dlcli("evaluate", str(run), "--json", cwd=tmp_path).stdout)
     assert set(metrics) >= {"loss", "mae", "rmse", "r2"}
