@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import compute, plots, report, runs, tracking
+from dlcli import compute, plots, runs, scoring, tracking
 from dlcli import data as data_mod
 from dlcli import model as model_mod
 from dlcli import state as state_mod
@@ -22,7 +22,6 @@ from dlcli.errors import ConfigError, DataError, DlcliError, Interrupted, RunErr
 from dlcli.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 
@@ -33,62 +32,6 @@ class TrainResult:
     epochs: int
     best_epoch: int | None
     warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Examples:
-    """One split ready for the model: inputs plus targets (encoded and in original units)."""
-
-    x: Any  # features array, or the whole series for time series
-    y: np.ndarray | None  # encoded targets aligned with x's rows
-    y_raw: np.ndarray | None  # original-unit targets, one per prediction
-    naive: np.ndarray | None = None  # time series: the last observed value before each target
-    when: Any = None  # time series: the time of each target (the time column, else the row index)
-
-    def dataset(self, prep: Preprocessor, batch_size: int):
-        if prep.kind == "timeseries":
-            return prep.window_dataset(self.x, self.y, batch_size)
-        return compute.array_dataset(self.x, self.y, batch_size)
-
-
-def examples(
-    prep: Preprocessor,
-    part: Any,
-    history: pd.DataFrame | None = None,
-    source: str = "",
-    labelled: bool = True,
-) -> Examples:
-    if prep.kind != "timeseries":
-        x = prep.features(part, source)
-        if not labelled:
-            return Examples(x, None, None)
-        y_raw = prep.raw_target(part, source)
-        return Examples(x, prep.encode_target(y_raw), y_raw)
-    import numpy as np
-    import pandas as pd
-
-    frame = part if history is None else pd.concat([history, part])
-    series = prep.features(frame, source)
-    length, horizon = prep.window["length"], prep.window["horizon"]
-    if not labelled:
-        if len(frame) < length:
-            raise DataError(f"{source}: {len(frame)} rows are too few for one window of length {length}")
-        return Examples(series, None, None)
-    if len(frame) < length + horizon:
-        raise DataError(
-            f"{source}: {len(frame)} rows are too few for windows of length {length} with "
-            f"horizon {horizon} (expected at least {length + horizon} rows): shorten "
-            "preprocessing.window.length or give this split a larger fraction"
-        )
-    y_all = prep.raw_target(frame, source)
-    times = frame[prep.time_column] if prep.time_column in frame else frame.index
-    return Examples(
-        series,
-        prep.encode_target(y_all),
-        y_all[length - 1 + horizon :],
-        naive=y_all[length - 1 : len(y_all) - horizon],
-        when=np.asarray(times)[length - 1 + horizon :],
-    )
 
 
 def train(
@@ -172,8 +115,9 @@ def _run(config: Config, run_dir: Path, record: runs.RunRecord, listener, prior:
     """Train (fresh or resumed), keeping the status in run.json (and MLflow) true whatever happens."""
     tracker = None
     try:
-        if config.tracking.mlflow is not None:
-            tracker = _start_tracking(config, run_dir, record)
+        tracker = tracking.start(config, run_dir, record.data)
+        if tracker is not None:
+            record.save()  # with the MLflow run id, for --resume
             listener = tracking.Relay(listener, tracker)
         result = _train(config, run_dir, record, listener, prior)
     except Interrupted as exc:
@@ -187,34 +131,15 @@ def _run(config: Config, run_dir: Path, record: runs.RunRecord, listener, prior:
         raise
     record.finish("completed")
     runs.mark_latest(run_dir)
-    if tracker is not None:
-        try:
-            tracker.finish("completed", result.metrics)
-        except Exception as exc:  # noqa: BLE001 - the run is complete; the tracking server is not ours
-            result.warnings.append(f"tracking.mlflow: could not log the end of the run ({exc})")
+    warning = tracker.finish("completed", result.metrics) if tracker is not None else None
+    result.warnings += [warning] if warning else []
     return result
-
-
-def _start_tracking(config: Config, run_dir: Path, record: runs.RunRecord):
-    try:
-        tracker = tracking.start(config, run_dir, record.data)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI or server
-        uri = config.tracking.mlflow.tracking_uri or "the default tracking URI"
-        raise RunError(
-            f"tracking.mlflow: cannot start an MLflow run at {uri} ({type(exc).__name__}: {exc}); "
-            "check tracking_uri, or remove tracking.mlflow to train without MLflow"
-        ) from None
-    record.save()
-    return tracker
 
 
 def _finish(record: runs.RunRecord, tracker, status: str, error: str) -> None:
     record.finish(status, error)
     if tracker is not None:
-        try:
-            tracker.finish(status)
-        except Exception:  # noqa: BLE001, S110 - the run's own error is the one to report
-            pass
+        tracker.finish(status)  # a tracking failure here would hide the run's own error: it only warns
 
 
 def _train(
@@ -244,16 +169,17 @@ def _train(
     else:
         prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
         runs.write_atomic(state_path, prep.to_json())
-    sets = _split_examples(prep, loaded)
+    sets = scoring.split_examples(prep, loaded)
     timings["load_s"] = round(time.perf_counter() - clock, 3)
     record.save()
 
     rescale = prep.image["rescale"] if prep.image else None
     threads = compute.set_intra_op_threads(config, prep.input_shape)  # before the first op runs
     model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale)
-    model_mod.compile_model(model, config, compute.steps_per_execution(config))
+    steps_per_execution = compute.steps_per_execution(config)
+    model_mod.compile_model(model, config, steps_per_execution)
     record.data["compute"] = {
-        "steps_per_execution": compute.steps_per_execution(config),
+        "steps_per_execution": steps_per_execution,
         "jit_compile": bool(model.jit_compile),
         "dtype_policy": model.dtype_policy.name,
         "intra_op_threads": threads,
@@ -265,7 +191,7 @@ def _train(
         model.load_weights(run_dir / "checkpoints" / prior["checkpoint"])  # weights and optimizer state
         state_mod.restore_seed_states(model, prior["seed_states"])
         history_rows = state_mod.truncate_history(run_dir, first_epoch)
-    x, y = _training_arrays(prep, sets["train"])
+    x, y = scoring.training_arrays(prep, sets["train"])
     batch = config.train.batch_size
     steps = -(-len(x) // batch)
     train_ds, epoch_var = compute.training_dataset(x, y, batch, config.seed)
@@ -315,7 +241,7 @@ def _train(
     clock = time.perf_counter()
     metrics, predicted = {}, {}
     for name, ex in sets.items():
-        metrics[name], predicted[name] = score(prep, config, model, ex, with_predictions=True)
+        metrics[name], predicted[name] = scoring.score(prep, config, model, ex)
     runs.write_json(run_dir / "metrics.json", metrics)
     timings["evaluate_s"] = round(time.perf_counter() - clock, 3)
     warnings = list(prep.warnings)
@@ -333,34 +259,6 @@ def _train(
 
 def _rows(part: Any) -> int:
     return len(part[0]) if isinstance(part, tuple) else len(part)
-
-
-def _split_examples(prep: Preprocessor, loaded: data_mod.Loaded) -> dict[str, Examples]:
-    import pandas as pd
-
-    sets, seen = {}, []
-    for name in data_mod.SPLITS:
-        if name not in loaded.splits:
-            continue
-        part = loaded.splits[name]
-        history = None
-        if prep.kind == "timeseries" and seen:
-            history = pd.concat(seen).tail(prep.context)  # earlier rows feed this split's first windows
-        sets[name] = examples(prep, part, history, f"{loaded.source} ({name} split)")
-        if prep.kind == "timeseries":
-            seen.append(part)
-    return sets
-
-
-def _training_arrays(prep: Preprocessor, ex: Examples):
-    """Training inputs and targets as arrays; time-series windows are cut once with Keras' utility."""
-    import numpy as np
-
-    if prep.kind != "timeseries":
-        return ex.x, ex.y
-    windows = prep.window_dataset(ex.x, ex.y, batch_size=4096, stride=prep.window["stride"])
-    xs, ys = zip(*[(bx.numpy(), by.numpy()) for bx, by in windows], strict=True)
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _divergence_message(
@@ -391,20 +289,6 @@ def _lower_rate(config: Config, optimizer) -> str:
     if isinstance(default, float) and rate > 10 * default:
         return f" (now {rate:g}; try {default:g}, {config.optimizer.name}'s default)"
     return f" (now {rate:g}; try {rate / 10:g})"
-
-
-def score(prep: Preprocessor, config: Config, model, ex: Examples, with_predictions: bool = False):
-    """Metrics of one labelled split, in the target's original units (and the predictions, if asked)."""
-    ds = ex.dataset(prep, max(config.train.batch_size, compute.FORWARD_BATCH))
-    if prep.task == "regression":
-        predictions, _ = prep.decode(compute.forward(model, ds))
-        metrics = report.regression(config, ex.y_raw, predictions, ex.naive)
-    else:
-        # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
-        outputs, compiled = compute.forward(model, ds, compiled=True)
-        predictions, _ = prep.decode(outputs)
-        metrics = report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions)
-    return (metrics, predictions) if with_predictions else metrics
 
 
 # ---- evaluate and predict ----------------------------------------------------------------------
@@ -446,10 +330,10 @@ def evaluate(
             )
         if "test" not in loaded.splits:
             raise DataError("the run has no test split (data.split.test is 0); pass --data FILE")
-        ex = _split_examples(prep, loaded)["test"]
+        ex = scoring.split_examples(prep, loaded)["test"]
     else:
-        ex = examples(prep, read_input(prep, Path(data_path)), source=str(data_path))
-    return score(prep, config, loaded_run.model, ex)
+        ex = scoring.examples(prep, read_input(prep, Path(data_path)), source=str(data_path))
+    return scoring.score(prep, config, loaded_run.model, ex)[0]
 
 
 def read_input(prep: Preprocessor, path: Path) -> Any:
@@ -486,7 +370,7 @@ def predict(
     part = read_input(prep, input_path)
     if prep.kind == "image" and part[1] is None:
         part = part[0]
-    ex = examples(prep, part, source=str(input_path), labelled=False)
+    ex = scoring.examples(prep, part, source=str(input_path), labelled=False)
     batch = max(loaded_run.config.train.batch_size, compute.FORWARD_BATCH)
     outputs = compute.forward(model, ex.dataset(prep, batch))
     predictions, probs = prep.decode(outputs)

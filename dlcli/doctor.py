@@ -10,13 +10,12 @@ import os
 import platform
 import shutil
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from dlcli import runs
 from dlcli.config import KERAS_DATASETS
 
-PACKAGES = ("dlcli", "tensorflow", "keras", "numpy", "pandas", "scikit-learn", "matplotlib", "mlflow-skinny")
 #: x86 and Arm features that decide TensorFlow's CPU speed (oneDNN kernels, bfloat16).
 CPU_FLAGS = (
     "sse4_2",
@@ -33,18 +32,12 @@ CPU_FLAGS = (
 
 
 def versions() -> dict[str, str]:
-    out = {"python": f"{platform.python_version()} ({platform.python_implementation()})"}
-    for dist in PACKAGES:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            if dist == "mlflow-skinny":  # the full mlflow distribution provides the same module
-                try:
-                    out["mlflow"] = metadata.version("mlflow")
-                except metadata.PackageNotFoundError:
-                    out["mlflow"] = "not installed (optional: pip install 'dlcli[mlflow]')"
-            else:
-                out[dist] = "not installed"
+    out = runs.versions((*runs.LIBRARIES, "matplotlib"))
+    out["python"] += f" ({platform.python_implementation()})"
+    # the full mlflow distribution and mlflow-skinny provide the same module
+    found = {d: v for d, v in runs.versions(("mlflow", "mlflow-skinny")).items() if d != "python"}
+    installed = [f"{v} ({d})" for d, v in found.items() if v != "not installed"]
+    out["mlflow"] = installed[0] if installed else "not installed (optional: pip install 'dlcli[mlflow]')"
     return out
 
 

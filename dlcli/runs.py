@@ -252,11 +252,15 @@ def _iso(stamp: float) -> str:
     return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
-def versions() -> dict[str, str]:
+#: The libraries whose versions run.json records.
+LIBRARIES = ("dlcli", "tensorflow", "keras", "numpy", "pandas", "scikit-learn")
+
+
+def versions(dists: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for dist in ("dlcli", "tensorflow", "keras", "numpy", "pandas", "scikit-learn"):
+    for dist in dists:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

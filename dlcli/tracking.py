@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.config import Config
+from dlcli.errors import RunError
 from dlcli.runs import flatten
 
 #: dlcli status → MLflow run status.
@@ -85,8 +86,16 @@ class MlflowTracker:
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 
-    def finish(self, status: str, metrics: dict[str, dict] | None = None) -> None:
-        """Final test/validation metrics, the run directory as artifacts, and the status."""
+    def finish(self, status: str, metrics: dict[str, dict] | None = None) -> str | None:
+        """Final split metrics, the run directory as artifacts and the status; a warning if that failed
+        (the run's own outcome stands: the tracking server is not part of it)."""
+        try:
+            self._finish(status, metrics)
+        except Exception as exc:  # noqa: BLE001 - MLflow and its stores raise many types
+            return f"tracking.mlflow: could not log the end of the run ({type(exc).__name__}: {exc})"
+        return None
+
+    def _finish(self, status: str, metrics: dict[str, dict] | None) -> None:
         from mlflow.entities import Metric
 
         if metrics:
@@ -125,7 +134,17 @@ def _param(value: Any) -> str:
 
 
 def start(config: Config, run_dir: Path, record_data: dict[str, Any]) -> MlflowTracker | None:
-    return MlflowTracker(config, run_dir, record_data) if config.tracking.mlflow is not None else None
+    """The run's MLflow tracker (its id goes into `record_data`), or None without tracking.mlflow."""
+    if config.tracking.mlflow is None:
+        return None
+    try:
+        return MlflowTracker(config, run_dir, record_data)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI or server
+        uri = config.tracking.mlflow.tracking_uri or "the default tracking URI"
+        raise RunError(
+            f"tracking.mlflow: cannot start an MLflow run at {uri} ({type(exc).__name__}: {exc}); "
+            "check tracking_uri, or remove tracking.mlflow to train without MLflow"
+        ) from None
 
 
 class Relay:
