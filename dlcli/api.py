@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import compute, plots, runs, scoring, tracking
+from dlcli import compute, distribute, plots, runs, scoring, tracking
 from dlcli import data as data_mod
 from dlcli import model as model_mod
 from dlcli import state as state_mod
@@ -32,21 +33,70 @@ class TrainResult:
     epochs: int
     best_epoch: int | None
     warnings: list[str] = field(default_factory=list)
+    placement: dict = field(default_factory=dict)  # run.json's `distribution`
+    chief: bool = True  # False: a multi_worker worker whose run directory was temporary
 
 
 def train(
-    config: Config, run_root: Path | str = runs.DEFAULT_ROOT, listener=None, command: list[str] | None = None
+    config: Config,
+    run_root: Path | str = runs.DEFAULT_ROOT,
+    listener=None,
+    command: list[str] | None = None,
+    device: str | None = None,
 ) -> TrainResult:
-    """Validate, load, fit preprocessing on train only, build, train, score every split, save."""
+    """Validate, load, fit preprocessing on train only, build, train, score every split, save.
+
+    `device`: cpu, gpu or gpu:N (see distribute.py); None uses what TensorFlow finds.
+    """
+    device = distribute.parse_device(device)
+    chief = distribute.is_chief(config)
     folder = Path(run_root) / config.name
-    runs.check_writable(folder, f"{folder} (the runs folder)", "choose another with --run-dir")
+    if chief:
+        runs.check_writable(folder, f"{folder} (the runs folder)", "choose another with --run-dir")
     compute.import_tensorflow()
+    placement = _placement(config, device)
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
+    command = command or runs.command_line()
+    if not chief:
+        with _worker_dir(config, placement) as work_dir:
+            runs.save_config(work_dir, config)
+            return _run(
+                config, work_dir, runs.RunRecord(work_dir, config, command), listener, None, placement
+            )
     run_dir = runs.create(Path(run_root), config.name)
     with runs.training_lock(run_dir):
         runs.save_config(run_dir, config)
-        record = runs.RunRecord(run_dir, config, command or runs.command_line())
-        return _run(config, run_dir, record, listener, prior=None)
+        record = runs.RunRecord(run_dir, config, command)
+        return _run(config, run_dir, record, listener, None, placement)
+
+
+def _placement(config: Config, device: str | None) -> distribute.Placement:
+    distribute.select_device(distribute.parse_device(device))
+    return distribute.place(config)
+
+
+@contextmanager
+def _worker_dir(config: Config, placement: distribute.Placement, source: Path | None = None):
+    """A worker other than the chief writes its checkpoints to a temporary folder, removed at the end.
+
+    On `--resume` it starts from a copy of the chief's run directory: every worker restores the
+    chief's checkpoint (their weights were identical when it was written).
+    """
+    import shutil
+    import tempfile
+
+    work_dir = Path(tempfile.mkdtemp(prefix=f"dlcli-{config.name}-worker{placement.worker}-"))
+    try:
+        if source is not None:
+            prior = state_mod.read_resume(source) or {}
+            names = ["preprocessing.json", "history.csv", "checkpoints/resume.json", "checkpoints/best.keras"]
+            for name in [*names, f"checkpoints/{prior.get('checkpoint')}"]:
+                if (source / name).is_file():
+                    (work_dir / name).parent.mkdir(exist_ok=True)
+                    shutil.copyfile(source / name, work_dir / name)
+        yield work_dir
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def resume(
@@ -56,17 +106,36 @@ def resume(
     root: Path | str = runs.DEFAULT_ROOT,
     listener=None,
     command: list[str] | None = None,
+    device: str | None = None,
 ) -> TrainResult:
     """Continue a run from its last completed epoch, in the same run directory.
 
     Only `train.epochs` and `train.early_stopping.patience` may change; anything else is refused.
+    Under multi_worker every worker resumes from the chief's run directory; only the chief writes it.
     """
+    device = distribute.parse_device(device)
     run_dir = runs.resolve(run, Path(root))
+    config, changed = _resume_config(run, run_dir, overrides, config_path)
+    command = command or runs.command_line()
+    if not distribute.is_chief(config):
+        prior = _prior(run, run_dir, config, changed)
+        compute.import_tensorflow()
+        placement = _placement(config, device)
+        with _worker_dir(config, placement, source=run_dir) as work_dir:
+            runs.save_config(work_dir, config)
+            record = runs.RunRecord(work_dir, config, command)
+            return _run(config, work_dir, record, listener, prior, placement)
     with runs.training_lock(run_dir):
-        return _resume(run, run_dir, overrides, config_path, listener, command)
+        prior = _prior(run, run_dir, config, changed)
+        compute.import_tensorflow()
+        placement = _placement(config, device)
+        runs.remove_leftovers(run_dir)
+        runs.save_config(run_dir, config)
+        record = runs.RunRecord.reopen(run_dir, command)
+        return _run(config, run_dir, record, listener, prior, placement)
 
 
-def _resume(run, run_dir: Path, overrides, config_path, listener, command) -> TrainResult:
+def _resume_config(run, run_dir: Path, overrides, config_path) -> tuple[Config, list[str]]:
     saved = runs.load_config(run_dir)
     config = load_config(config_path or run_dir / "config.yaml", overrides)
     changed = config_changes(saved, config)
@@ -79,6 +148,11 @@ def _resume(run, run_dir: Path, overrides, config_path, listener, command) -> Tr
                 *refused,
             ]
         )
+    return config, changed
+
+
+def _prior(run, run_dir: Path, config: Config, changed: list[str]) -> dict:
+    """The resume state of the run's last committed epoch, or why there is nothing to resume."""
     prior = state_mod.read_resume(run_dir)
     if prior is None:
         raise RunError(
@@ -94,11 +168,7 @@ def _resume(run, run_dir: Path, overrides, config_path, listener, command) -> Tr
             f"--resume {run}: the run {why} after epoch {prior['epoch']} of {config.train.epochs}; "
             "to train on, raise -o train.epochs=N (or -o train.early_stopping.patience=N)"
         )
-    compute.import_tensorflow()
-    runs.remove_leftovers(run_dir)
-    runs.save_config(run_dir, config)
-    record = runs.RunRecord.reopen(run_dir, command or runs.command_line())
-    return _run(config, run_dir, record, listener, prior)
+    return prior
 
 
 #: What `--resume` may change: training continues exactly as before otherwise.
@@ -111,15 +181,22 @@ def config_changes(old: Config, new: Config) -> list[str]:
     return [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
 
 
-def _run(config: Config, run_dir: Path, record: runs.RunRecord, listener, prior: dict | None) -> TrainResult:
+def _run(
+    config: Config,
+    run_dir: Path,
+    record: runs.RunRecord,
+    listener,
+    prior: dict | None,
+    placement: distribute.Placement,
+) -> TrainResult:
     """Train (fresh or resumed), keeping the status in run.json (and MLflow) true whatever happens."""
     tracker = None
     try:
-        tracker = tracking.start(config, run_dir, record.data)
+        tracker = tracking.start(config, run_dir, record.data) if placement.chief else None
         if tracker is not None:
             record.save()  # with the MLflow run id, for --resume
             listener = tracking.Relay(listener, tracker)
-        result = _train(config, run_dir, record, listener, prior)
+        result = _train(config, run_dir, record, listener, prior, placement)
     except Interrupted as exc:
         _finish(record, tracker, "interrupted", str(exc))
         raise
@@ -130,6 +207,8 @@ def _run(config: Config, run_dir: Path, record: runs.RunRecord, listener, prior:
         _finish(record, tracker, "failed", f"{type(exc).__name__}: {exc}")
         raise
     record.finish("completed")
+    if not placement.chief:
+        return result
     runs.mark_latest(run_dir)
     warning = tracker.finish("completed", result.metrics) if tracker is not None else None
     result.warnings += [warning] if warning else []
@@ -143,7 +222,12 @@ def _finish(record: runs.RunRecord, tracker, status: str, error: str) -> None:
 
 
 def _train(
-    config: Config, run_dir: Path, record: runs.RunRecord, listener, prior: dict | None
+    config: Config,
+    run_dir: Path,
+    record: runs.RunRecord,
+    listener,
+    prior: dict | None,
+    placement: distribute.Placement,
 ) -> TrainResult:
     timings = record.data["timings"]
     clock = time.perf_counter()
@@ -175,9 +259,14 @@ def _train(
 
     rescale = prep.image["rescale"] if prep.image else None
     threads = compute.set_intra_op_threads(config, prep.input_shape)  # before the first op runs
-    model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale)
-    steps_per_execution = compute.steps_per_execution(config)
-    model_mod.compile_model(model, config, steps_per_execution)
+    placement.start()  # the strategy: TensorFlow's runtime starts here
+    record.data["distribution"] = placement.describe()
+    steps_per_execution = compute.steps_per_execution(config, placement.distributed)
+    with placement.scope():  # variables (model, optimizer, metrics) are made in the strategy's scope
+        model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale)
+        model_mod.compile_model(model, config, steps_per_execution)
+        if prior is not None:
+            model.optimizer.build(model.trainable_variables)
     record.data["compute"] = {
         "steps_per_execution": steps_per_execution,
         "jit_compile": bool(model.jit_compile),
@@ -187,7 +276,6 @@ def _train(
     first_epoch, history_rows = 0, []
     if prior is not None:
         first_epoch = prior["epoch"]
-        model.optimizer.build(model.trainable_variables)
         model.load_weights(run_dir / "checkpoints" / prior["checkpoint"])  # weights and optimizer state
         state_mod.restore_seed_states(model, prior["seed_states"])
         history_rows = state_mod.truncate_history(run_dir, first_epoch)
@@ -198,21 +286,31 @@ def _train(
     val_ds = sets["validation"].dataset(prep, batch) if "validation" in sets else None
     clock = time.perf_counter()
     halt = train_mod.Halt()
-    with train_mod.stop_on_signals(halt):
-        timer = train_mod.fit(
-            model,
-            train_ds,
-            val_ds,
-            config,
-            run_dir,
-            listener,
-            steps,
-            halt,
-            first_epoch,
-            prior,
-            history_rows,
-            epoch_var,
-        )
+    resume_from = run_dir.resolve() if placement.chief else "<the chief's run directory>"
+    try:
+        with train_mod.stop_on_signals(halt):
+            timer = train_mod.fit(
+                model,
+                train_ds,
+                val_ds,
+                config,
+                run_dir,
+                listener,
+                steps,
+                halt,
+                first_epoch,
+                prior,
+                history_rows,
+                epoch_var,
+            )
+    except Exception as exc:
+        if placement.kind != "multi_worker" or not distribute.is_cluster_error(exc):
+            raise
+        done = state_mod.read_resume(run_dir)
+        raise TrainingFailed(
+            f"{distribute.cluster_error_summary(exc)}; stopped after {done['epoch'] if done else 0} "
+            f"completed epoch(s). Restart every worker with: dlcli train --resume {resume_from}"
+        ) from None
     timings["fit_s"] = round(timings.get("fit_s", 0) + time.perf_counter() - clock, 3)
     if prior is None:
         timings["first_step_s"] = timer.first_step_s
@@ -228,16 +326,25 @@ def _train(
     if halt and config.train.plots:
         plots.learning_curves(run_dir, config.checkpoint_monitor(), best_epoch if has_best else None)
     if halt.signum is not None:
-        raise Interrupted(halt.signum, run_dir.resolve(), epochs)
+        raise Interrupted(halt.signum, resume_from, epochs)
     if halt.diverged is not None:
         raise TrainingFailed(
             _divergence_message(
-                halt.diverged, config, model.optimizer, best_epoch if has_best else None, run_dir
+                halt.diverged, config, model.optimizer, best_epoch if has_best else None, resume_from
             )
+        )
+    if placement.distributed:  # every replica of every worker ends with these same weights
+        record.data["distribution"]["weights_sha256"] = compute.weights_digest(model)
+    if not placement.chief:  # the chief scores, plots and writes the run directory
+        return TrainResult(
+            run_dir, {}, epochs, best_epoch, placement=record.data["distribution"], chief=False
         )
 
     del train_ds, val_ds, x, y
     compute.release_training_memory(model)
+    if placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
+        del model
+        model = runs.load_model(run_dir)
     clock = time.perf_counter()
     metrics, predicted = {}, {}
     for name, ex in sets.items():
@@ -254,7 +361,7 @@ def _train(
         compute.release_training_memory(model)
         warnings += plots.write_run_plots(run_dir, prep, config.checkpoint_monitor(), best_epoch, *shown)
         timings["plots_s"] = round(time.perf_counter() - clock, 3)
-    return TrainResult(run_dir, metrics, epochs, best_epoch, warnings)
+    return TrainResult(run_dir, metrics, epochs, best_epoch, warnings, record.data["distribution"])
 
 
 def _rows(part: Any) -> int:
@@ -302,10 +409,15 @@ class LoadedRun:
     model: Any
 
 
-def load_run(run: str | Path, root: Path | str = runs.DEFAULT_ROOT) -> LoadedRun:
-    """Everything evaluate and predict need, from the run directory alone; executes no code from it."""
+def load_run(run: str | Path, root: Path | str = runs.DEFAULT_ROOT, device: str | None = None) -> LoadedRun:
+    """Everything evaluate and predict need, from the run directory alone; executes no code from it.
+
+    It runs on one device (`device`, else the first GPU, else the CPU), whatever the run trained on.
+    """
+    device = distribute.parse_device(device)
     run_dir = runs.resolve(run, Path(root))
     compute.import_tensorflow()
+    distribute.select_device(device)
     config = runs.load_config(run_dir)
     state_path = run_dir / "preprocessing.json"
     if not state_path.is_file():
@@ -315,10 +427,13 @@ def load_run(run: str | Path, root: Path | str = runs.DEFAULT_ROOT) -> LoadedRun
 
 
 def evaluate(
-    run: str | Path, data_path: str | Path | None = None, root: Path | str = runs.DEFAULT_ROOT
+    run: str | Path,
+    data_path: str | Path | None = None,
+    root: Path | str = runs.DEFAULT_ROOT,
+    device: str | None = None,
 ) -> dict:
     """Test-split metrics of a finished run, or metrics on another labelled file."""
-    loaded_run = load_run(run, root)
+    loaded_run = load_run(run, root, device)
     prep, config = loaded_run.prep, loaded_run.config
     if data_path is None:
         loaded = data_mod.load(config)
@@ -355,6 +470,7 @@ def predict(
     input_path: str | Path,
     output_path: str | Path | None = None,
     root: Path | str = runs.DEFAULT_ROOT,
+    device: str | None = None,
 ) -> tuple[Path, pd.DataFrame, list[str]]:
     """Predictions for every input row, written as CSV or Parquet; returns (path, table, warnings)."""
     import numpy as np
@@ -365,7 +481,7 @@ def predict(
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise DataError(f"--output {out}: unsupported suffix {out.suffix!r} (expected .csv or .parquet)")
     runs.check_writable(out.parent, f"--output {out}: the folder {out.parent}", "choose another --output")
-    loaded_run = load_run(run, root)
+    loaded_run = load_run(run, root, device)
     prep, model = loaded_run.prep, loaded_run.model
     part = read_input(prep, input_path)
     if prep.kind == "image" and part[1] is None:

@@ -90,16 +90,38 @@ def _tracking(raw: dict) -> list[Problem]:
 
 
 def _compute(raw: dict) -> list[Problem]:
+    problems: list[Problem] = []
     if _get(raw, "train", "jit_compile") is True and _get(raw, "train", "deterministic") is True:
-        return [
+        problems.append(
             (
                 ("train", "jit_compile"),
                 "XLA cannot run under TensorFlow op determinism (Keras would turn it off without a word): "
                 "set train.deterministic: false (or auto, which gives way to jit_compile: true), or "
                 "drop jit_compile",
             )
-        ]
-    return []
+        )
+    strategy = _get(raw, "train", "distribution", "strategy")
+    devices = _get(raw, "train", "distribution", "devices")
+    if strategy == "one_device" and isinstance(devices, int) and devices > 1:
+        problems.append(
+            (
+                ("train", "distribution", "devices"),
+                f"strategy one_device trains on one device, not {devices}: set strategy: mirrored "
+                "(or auto), or drop devices",
+            )
+        )
+    steps = _get(raw, "train", "steps_per_execution")
+    several = strategy in ("mirrored", "multi_worker") or (isinstance(devices, int) and devices > 1)
+    if several and isinstance(steps, int) and steps > 1:
+        problems.append(
+            (
+                ("train", "steps_per_execution"),
+                f"{steps} steps per call cannot run on more than one device or worker with Keras 3.15 "
+                "(its multi-step loop fails under tf.distribute, keras-team/keras issue 19246): set "
+                "steps_per_execution: auto (1 there) or 1",
+            )
+        )
+    return problems
 
 
 def _layers(raw: dict) -> list[Problem]:

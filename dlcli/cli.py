@@ -38,6 +38,14 @@ Overrides = Annotated[
     ),
 ]
 RunsRoot = Annotated[Path, typer.Option("--run-dir", help="Folder that holds the runs (for 'latest').")]
+Device = Annotated[
+    Optional[str],  # noqa: UP045 - typer needs Optional
+    typer.Option(
+        "--device",
+        help="cpu, gpu or gpu:N (default: every GPU TensorFlow finds, else the CPU).",
+        metavar="DEVICE",
+    ),
+]
 
 
 @app.callback()
@@ -61,6 +69,7 @@ def train(
         typer.Option("--resume", help="Continue this run from its last completed epoch.", metavar="RUN"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+    device: Device = None,
 ) -> None:
     """Validate, load data, train, evaluate on the test split and write the run directory."""
     from dlcli import api
@@ -68,13 +77,22 @@ def train(
 
     listener = None if quiet else _Progress()
     if resume is not None:
-        result = api.resume(resume, override or [], config, run_dir, listener)
+        result = api.resume(resume, override or [], config, run_dir, listener, device=device)
     elif config is None:
         raise typer.BadParameter("give a CONFIG to train, or --resume RUN to continue a run")
     else:
-        result = api.train(load_config(config, override or []), run_dir, listener)
+        result = api.train(load_config(config, override or []), run_dir, listener, device=device)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if not result.chief:
+        where = result.placement
+        out.print(
+            f"[bold green]done[/] {result.epochs} epochs as worker {where['worker']} of {where['workers']}; "
+            f"the chief (worker 0) wrote the run directory. Weights sha256 {where['weights_sha256']} "
+            "(the chief's run.json has its own under distribution)",
+            highlight=False,
+        )
+        return
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
     out.print(f"[bold green]done[/] {result.epochs} epochs{best} → {result.run_dir}", highlight=False)
     out.print(_metrics_table(result.metrics))
@@ -86,11 +104,12 @@ def evaluate(
     data: Annotated[Optional[Path], typer.Option("--data", help="Another labelled file.")] = None,  # noqa: UP045
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     runs_root: RunsRoot = Path("runs"),
+    device: Device = None,
 ) -> None:
     """Metrics of a finished run on its test split, or on another labelled file."""
     from dlcli import api
 
-    metrics = api.evaluate(run, data, runs_root)
+    metrics = api.evaluate(run, data, runs_root, device)
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -103,11 +122,12 @@ def predict(
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet rows, or .npy/.npz images.")],
     output: Annotated[Optional[Path], typer.Option("--output", help=".csv or .parquet")] = None,  # noqa: UP045
     runs_root: RunsRoot = Path("runs"),
+    device: Device = None,
 ) -> None:
     """Predictions for new data (the target column is optional)."""
     from dlcli import api
 
-    path, table, warnings = api.predict(run, input, output, runs_root)
+    path, table, warnings = api.predict(run, input, output, runs_root, device)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     out.print(f"wrote {len(table)} predictions → {path}", highlight=False)

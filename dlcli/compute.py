@@ -13,6 +13,7 @@ import tempfile
 from typing import TYPE_CHECKING
 
 from dlcli.config import Config
+from dlcli.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +60,7 @@ def seed_everything(seed: int, deterministic: bool | str = "auto") -> bool:
 
     keras.utils.set_random_seed(seed)
     if deterministic == "auto":
-        deterministic = not tf.config.list_physical_devices("GPU")
+        deterministic = not tf.config.get_visible_devices("GPU")
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return bool(deterministic)
@@ -107,7 +108,7 @@ def set_intra_op_threads(config: Config, input_shape: list[int]) -> int | str:
     wanted = config.train.intra_op_threads
     if wanted == "auto":
         macs = dense_step_macs(config, input_shape)
-        small = macs is not None and macs < SMALL_STEP_MACS and not tf.config.list_physical_devices("GPU")
+        small = macs is not None and macs < SMALL_STEP_MACS and not tf.config.get_visible_devices("GPU")
         wanted = 1 if small else 0
     try:
         tf.config.threading.set_intra_op_parallelism_threads(int(wanted))
@@ -119,12 +120,31 @@ def set_intra_op_threads(config: Config, input_shape: list[int]) -> int | str:
 def device_name() -> str:
     import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = tf.config.get_visible_devices("GPU")  # what --device left visible
     return f"gpu x{len(gpus)}" if gpus else "cpu"
 
 
-def steps_per_execution(config: Config) -> int:
+def weights_digest(model) -> str:
+    """sha256 of the model's weight values, in order: equal digests, identical weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()
+
+
+def steps_per_execution(config: Config, distributed: bool = False) -> int:
+    """train.steps_per_execution; 1 under a tf.distribute strategy, where Keras 3.15's loop over
+    several steps fails ("You must feed a value for placeholder tensor", keras-team/keras issue 19246)."""
     value = config.train.steps_per_execution
+    if distributed and value not in ("auto", 1):
+        raise ConfigError(
+            f"train.steps_per_execution: {value} steps per call cannot run on more than one device or "
+            "worker with Keras 3.15 (keras-team/keras issue 19246): set it to auto (1 there) or 1"
+        )
+    if distributed:
+        return 1
     return AUTO_STEPS_PER_EXECUTION if value == "auto" else int(value)
 
 
@@ -160,6 +180,9 @@ def lean(ds):
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     options.autotune.enabled = False
+    # Under a multi-worker strategy every worker builds the same batches from its own copy of the
+    # arrays and keeps its share of each (there are no files to shard); one machine: no effect
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(2)
 
 

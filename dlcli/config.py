@@ -157,15 +157,37 @@ class CheckpointConfig(_Strict):
     mode: Literal["auto", "min", "max"] = "auto"
 
 
+class DistributionConfig(_Strict):
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = Field(
+        "auto",
+        description="one_device: the first visible GPU, else the CPU. mirrored: every GPU of this "
+        "machine (tf.distribute.MirroredStrategy). multi_worker: several machines, the cluster read "
+        "from TF_CONFIG or Slurm (tf.distribute.MultiWorkerMirroredStrategy). auto: mirrored when "
+        "more than one GPU is visible (or devices > 1), else one_device.",
+    )
+    devices: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto",
+        description="Devices of this machine to mirror over: the first N visible GPUs; on a machine "
+        "without GPUs, N logical CPU devices sharing its cores (to try a mirrored config on a "
+        "laptop; no faster). auto: every visible GPU, else one CPU device.",
+    )
+
+
 class TrainConfig(_Strict):
     epochs: int = Field(10, gt=0)
-    batch_size: int = Field(32, gt=0)
+    batch_size: int = Field(
+        32,
+        gt=0,
+        description="The global batch: with several devices or workers each step splits it "
+        "between them, so results stay comparable whatever the hardware.",
+    )
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = CheckpointConfig()
     steps_per_execution: int | Literal["auto"] = Field(
         "auto",
         description="Steps run per call into TensorFlow; auto is 32, which removes per-step Python "
-        "overhead without changing results.",
+        "overhead without changing results; 1 with more than one device or worker, where Keras "
+        "3.15 cannot run more (keras-team/keras issue 19246).",
     )
     jit_compile: bool | Literal["auto"] = Field(
         "auto",
@@ -192,6 +214,7 @@ class TrainConfig(_Strict):
     deterministic: bool | Literal["auto"] = Field(
         "auto", description="TensorFlow op determinism; auto turns it on where no GPU is used."
     )
+    distribution: DistributionConfig = DistributionConfig()
 
 
 class MlflowConfig(_Strict):

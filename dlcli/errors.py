@@ -33,6 +33,10 @@ class RunError(DlcliError):
     """A run directory is missing, incomplete or cannot be used for the requested command."""
 
 
+class DeviceError(DlcliError):
+    """--device, train.distribution or the cluster (TF_CONFIG, Slurm) asks for what is not there."""
+
+
 class TrainingFailed(DlcliError):
     """The run itself failed (diverged, interrupted); exit code 1."""
 
