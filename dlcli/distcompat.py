@@ -9,10 +9,17 @@ step:
 2. `reduce_per_replica` reduces every scalar loss and metric with `axis=0`: "Invalid reduction
    dimension 0 for input with 0 dimensions" (tensorflow/tensorflow issue 72388).
 
-`MultiWorkerStrategy` reduces a nested structure element by element and reduces a scalar across
-replicas only (axis None). Every other call goes to TensorFlow unchanged, and where Keras stops
-making those two calls the override is never reached. It is a subclass rather than a patch of Keras:
-nothing else in the process changes.
+`MultiWorkerStrategy.reduce` answers both:
+
+1. a nested structure: Keras asks this only to build the model from the first batch, and reads
+   nothing of the answer but each element's shape and dtype (`Trainer._symbolic_build` turns it into
+   KerasTensors), so each element gives its first local replica's value. Reducing across workers
+   would exchange a whole batch for nothing, and fails for uint8 images (collectives take no uint8);
+2. a scalar is reduced across replicas (axis None), which is what `axis=0` means for a batch.
+
+Every other call goes to TensorFlow unchanged, and where Keras stops making those two calls the
+override is never reached. It is a subclass rather than a patch of Keras: nothing else in the
+process changes.
 
 `KERAS_CALL_SITES` holds the sha256 of the source of the two Keras functions as of Keras 3.15.1;
 tests/test_distcompat.py fails the day they change and says what to check.
@@ -61,12 +68,14 @@ def multi_worker_strategy(cluster_resolver):
 
     class MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         def reduce(self, reduce_op, value, axis):
-            def one(v):
-                scalar = getattr(getattr(v, "shape", None), "rank", None) == 0
-                return super(MultiWorkerStrategy, self).reduce(reduce_op, v, None if scalar else axis)
+            if isinstance(value, tuple | list | dict):  # fix 1: only shapes and dtypes are read
+                return tree.map_structure(self._first_local, value)
+            scalar = getattr(getattr(value, "shape", None), "rank", None) == 0
+            return super().reduce(reduce_op, value, None if scalar else axis)  # fix 2
 
-            if isinstance(value, tuple | list | dict):  # fix 1: a nested structure, element by element
-                return tree.map_structure(one, value)
-            return one(value)  # fix 2: a scalar is reduced across replicas, not along an axis
+        def _first_local(self, value):
+            if isinstance(value, tf.distribute.DistributedValues):
+                return self.experimental_local_results(value)[0]
+            return value
 
     return MultiWorkerStrategy(cluster_resolver=cluster_resolver)

@@ -30,17 +30,24 @@ def layer_class(name: str, where: str) -> type:
 def check_layer_arguments(config: Config) -> None:
     """Construct every layer once, before any data is loaded: Keras checks each argument's value.
 
-    In a throwaway graph: layers with state (Dropout's seed) would otherwise start TensorFlow's eager
-    runtime, after which its thread settings (train.intra_op_threads) can no longer change.
+    Without starting TensorFlow's runtime, after which its threads (train.intra_op_threads) and a
+    multi-worker strategy can no longer be set up: in a throwaway graph, as layers with state
+    (Dropout's seed) would otherwise start it; and with the GPU question LSTM and GRU ask (for cuDNN)
+    answered from the visible physical devices, as listing logical ones starts it too.
     """
+    from unittest import mock
+
     import tensorflow as tf
+
+    def visible(device_type=None):
+        return tf.config.get_visible_devices(device_type)
 
     problems = []
     for i, spec in enumerate(config.model.layers):
         ((name, kwargs),) = spec.items()
         where = config.where("model", "layers", i, name)
         try:
-            with tf.Graph().as_default():
+            with tf.Graph().as_default(), mock.patch.object(tf.config, "list_logical_devices", visible):
                 layer_class(name, where)(**(kwargs or {}))
         except ConfigError as exc:
             problems.extend(exc.problems)
