@@ -212,7 +212,8 @@ def cluster_resolver():
     if "SLURM_PROCID" in os.environ:
         # GPUs are bound by Slurm (--gpus-per-task) or train.distribution.devices, not by the resolver:
         # its CUDA_VISIBLE_DEVICES would come after TensorFlow has listed the GPUs
-        return tf.distribute.cluster_resolver.SlurmClusterResolver(auto_set_gpu=False)
+        gpus = len(visible_gpus())  # (the resolver would ask nvidia-smi, absent on CPU machines)
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(gpus_per_node=gpus, auto_set_gpu=False)
     raise _no_cluster()
 
 
@@ -246,9 +247,10 @@ def check_tf_config(raw: str) -> dict:
         )
     index = task.get("index", 0)
     if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
+        size = len(cluster[task["type"]])
         raise DeviceError(
-            f"TF_CONFIG: task.index {index!r} is not a worker of {task['type']} "
-            f"(0 to {len(cluster[task['type']]) - 1})"
+            f"TF_CONFIG: task.index {index!r} is out of range: the cluster's {task['type']} job has "
+            f"{size} task(s), so 0 to {size - 1}"
         )
     return value
 

@@ -1,0 +1,318 @@
+"""Several devices and machines: MirroredStrategy over two logical CPUs, two `dlcli train` workers
+on 127.0.0.1 through TF_CONFIG (in sync, one run directory, a worker killed and both resumed),
+the Keras compatibility fix, --device, and the cluster errors users see."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import CONFIGS, GOOD, ROOT, dlcli, dlcli_popen, ok, read_json
+
+MULTI_WORKER = CONFIGS / "ci" / "multi_worker.yaml"
+#: Two workers each compute half of every global batch and all-reduce the gradients, so the sums
+#: differ from one process only in rounding: the test metrics may move by one of iris's 30 test
+#: rows and the loss by a few percent (measured here: identical to 4 decimals).
+ACCURACY_TOLERANCE = 1 / 30 + 1e-9
+LOSS_TOLERANCE = 0.05
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def tf_config(ports: list[int], index: int) -> str:
+    workers = [f"127.0.0.1:{p}" for p in ports]
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+
+
+def start_cluster(args: list[str], cwd: Path, tmp_root: Path, n: int = 2) -> list[subprocess.Popen]:
+    """`dlcli ARGS` as n workers of one cluster; each worker's TMPDIR is tmp_root/worker<i>."""
+    ports = free_ports(n)
+    procs = []
+    for i in range(n):
+        tmp = tmp_root / f"worker{i}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        env = {"TF_CONFIG": tf_config(ports, i), "TMPDIR": str(tmp)}
+        procs.append(dlcli_popen(*args, cwd=cwd, env=env))
+    return procs
+
+
+def reap(procs: list[subprocess.Popen], timeout: float = 240) -> list[tuple[int, str, str]]:
+    """Wait for every worker (all killed if the time runs out); (exit code, stdout, stderr) each."""
+    deadline = time.monotonic() + timeout
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            results.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return results
+
+
+def the_run(cwd: Path, name: str) -> Path:
+    runs = sorted(p for p in (cwd / "runs" / name).iterdir() if p.is_dir() and not p.is_symlink())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_two_workers_train_in_sync_and_write_one_run_directory(tmp_path):
+    single_dir, cluster_dir = tmp_path / "single", tmp_path / "cluster"
+    single_dir.mkdir()
+    cluster_dir.mkdir()
+    ok(
+        dlcli(
+            "train", str(MULTI_WORKER), "-q", "-o", "train.distribution.strategy=one_device", cwd=single_dir
+        )
+    )
+    results = reap(start_cluster(["train", str(MULTI_WORKER), "-q"], cluster_dir, tmp_path / "tmp"))
+    for code, out, err in results:
+        assert code == 0, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
+
+    run_dir = the_run(cluster_dir, "ci-multi-worker")  # exactly one, written by the chief
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "completed"
+    placed = record["distribution"]
+    assert (placed["strategy"], placed["workers"], placed["replicas"], placed["worker"]) == (
+        "multi_worker",
+        2,
+        2,
+        0,
+    )
+    assert record["compute"]["steps_per_execution"] == 1
+    # worker 1 ends with the very weights the chief saved
+    assert f"Weights sha256 {placed['weights_sha256']}" in results[1][1]
+    assert "as worker 1 of 2; the chief (worker 0) wrote the run directory" in results[1][1]
+    # the other worker's checkpoints went to a temporary folder, removed at the end
+    assert list((tmp_path / "tmp" / "worker1").iterdir()) == []
+
+    single = read_json(single_dir / "runs" / "ci-multi-worker" / "latest" / "metrics.json")["test"]
+    cluster = read_json(run_dir / "metrics.json")["test"]
+    assert abs(cluster["accuracy"] - single["accuracy"]) <= ACCURACY_TOLERANCE
+    assert abs(cluster["loss"] - single["loss"]) <= LOSS_TOLERANCE * single["loss"]
+    assert read_json(single_dir / "runs" / "ci-multi-worker" / "latest" / "run.json")["distribution"] == {
+        "strategy": "one_device",
+        "replicas": 1,
+        "devices": ["CPU:0"],
+    }
+
+
+def test_mirrored_over_two_logical_cpus_trains_and_predicts(tmp_path):
+    config = str(CONFIGS / "ci" / "images.yaml")  # uint8 pixels, a Rescaling layer, a Conv2D
+    overrides = ["-o", "train.distribution.strategy=mirrored", "-o", "train.distribution.devices=2"]
+    ok(dlcli("train", config, "-q", *overrides, cwd=tmp_path))
+    run_dir = (tmp_path / "runs" / "ci-images" / "latest").resolve()
+    record = read_json(run_dir / "run.json")
+    assert record["distribution"]["devices"] == ["CPU:0", "CPU:1"]
+    assert record["distribution"]["replicas"] == 2
+    assert read_json(run_dir / "metrics.json")["validation"]["accuracy"] > 0.5
+    out = tmp_path / "predictions.csv"
+    proc = ok(
+        dlcli(
+            "predict", str(run_dir), "--input", str(ROOT / "data" / "tiny_digits.npz"),
+            "--output", str(out), "--device", "cpu", cwd=tmp_path,
+        )
+    )  # fmt: skip
+    table = pd.read_csv(out)
+    assert f"wrote {len(table)} predictions" in proc.stdout
+    assert len(table) > 100 and table["prediction"].between(0, 9).all()
+
+
+def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path):
+    args = ["train", str(MULTI_WORKER), "-q", "-o", "train.epochs=8", "-o", "train.batch_size=8"]
+    procs = start_cluster(args, tmp_path, tmp_path / "tmp")
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "runs").glob("ci-multi-worker/*/checkpoints/resume.json")):
+            assert time.monotonic() < deadline, "no epoch was committed in 120 s"
+            assert all(p.poll() is None for p in procs), "a worker exited before the first epoch"
+            time.sleep(0.05)
+        procs[1].send_signal(signal.SIGKILL)  # worker 1 dies mid-run
+    finally:
+        (chief_code, _, chief_err), (worker_code, _, _) = reap(procs, timeout=180)
+    assert worker_code == -signal.SIGKILL
+    run_dir = the_run(tmp_path, "ci-multi-worker")
+    assert chief_code == 1, chief_err
+    assert "error: the cluster lost a worker (" in chief_err
+    assert f"Restart every worker with: dlcli train --resume {run_dir}" in chief_err
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "failed" and record["error"].startswith("the cluster lost a worker (")
+    committed = read_json(run_dir / "checkpoints" / "resume.json")["epoch"]
+    assert 1 <= committed < 8
+
+    results = reap(start_cluster(["train", "--resume", str(run_dir), "-q"], tmp_path, tmp_path / "tmp2"))
+    for code, out, err in results:
+        assert code == 0, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
+    record = read_json(run_dir / "run.json")
+    assert record["status"] == "completed"
+    history = pd.read_csv(run_dir / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, 9))
+    assert f"Weights sha256 {record['distribution']['weights_sha256']}" in results[1][1]
+    assert list((tmp_path / "tmp2" / "worker1").iterdir()) == []
+
+
+# ---- the compatibility fix ---------------------------------------------------------------------
+
+UNFIXED = """
+import os, sys
+import numpy as np, tensorflow as tf, keras
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+x = np.random.RandomState(0).rand(64, 4).astype("float32")
+ds = tf.data.Dataset.from_tensor_slices((x, (x.sum(1) > 2).astype("int64"))).batch(16)
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+model.fit(ds, epochs=1, verbose=0)
+"""
+
+
+def test_keras_still_makes_the_calls_distcompat_fixes():
+    from dlcli import distcompat
+
+    changed = distcompat.changed_call_sites()
+    assert changed == [], (
+        f"Keras changed {changed}, where dlcli/distcompat.py fixes multi-worker training "
+        "(keras-team/keras issue 20585, tensorflow/tensorflow issue 72388). Read the new code: if Keras "
+        "no longer asks MultiWorkerMirroredStrategy.reduce for a nested structure or a scalar with "
+        "axis=0, drop distcompat.py and use tf.distribute.MultiWorkerMirroredStrategy; else update "
+        "KERAS_CALL_SITES."
+    )
+
+
+def test_without_the_fix_keras_multi_worker_training_still_fails(tmp_path):
+    """The day this fails, Keras trains under the plain strategy: drop dlcli/distcompat.py."""
+    script = tmp_path / "unfixed.py"
+    script.write_text(UNFIXED)
+    ports = free_ports(2)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            env={**os.environ, "TF_CONFIG": tf_config(ports, i), "TF_CPP_MIN_LOG_LEVEL": "2"},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    results = reap(procs, timeout=180)
+    errors = "\n".join(err for _, _, err in results)
+    assert any(code != 0 for code, _, _ in results), (
+        "Keras now trains under plain tf.distribute.MultiWorkerMirroredStrategy: drop dlcli/distcompat.py"
+    )
+    assert "unsupported type (<class 'tensorflow.python.distribute.values.PerReplica'>)" in errors or (
+        "Invalid reduction dimension 0 for input with 0 dimensions" in errors
+    ), errors[-3000:]
+
+
+# ---- devices and clusters: what users see when they get them wrong --------------------------------
+
+
+def test_device_choice_errors(cli, tmp_path):
+    (tmp_path / "c.yaml").write_text(GOOD)
+    code, _, err = cli("train", "c.yaml", "--device", "tpu")
+    assert code == 2
+    assert "error: --device tpu: expected cpu, gpu or gpu:N (N a GPU's index, 0 for the first)" in err
+    code, _, err = cli("evaluate", "latest", "--device", "gpu0")
+    assert code == 2 and "--device gpu0: expected cpu, gpu or gpu:N" in err
+
+
+def test_asking_for_a_gpu_on_a_machine_without_one(cli, tmp_path):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    (tmp_path / "c.yaml").write_text(GOOD)
+    code, _, err = cli("train", "c.yaml", "--device", "gpu:1")
+    assert code == 2
+    assert "error: --device gpu:1: TensorFlow sees no GPU on this machine (" in err
+    assert "use --device cpu" in err
+    assert not (tmp_path / "runs" / "t").exists() or not any((tmp_path / "runs" / "t").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("tf_config_value", "message"),
+    [
+        (None, "train.distribution.strategy: multi_worker, but no cluster is described: set TF_CONFIG on "
+         "each worker, or start the workers with srun under Slurm"),
+        ("{worker", "TF_CONFIG: not valid JSON ("),
+        ('{"cluster": {"worker": ["127.0.0.1:2222"]}, "task": {"type": "worker", "index": 3}}',
+         "TF_CONFIG: task.index 3 is out of range: the cluster's worker job has 1 task(s), so 0 to 0"),
+        ('{"cluster": {"worker": ["127.0.0.1:2222"]}, "task": {"type": "ps", "index": 0}}',
+         "TF_CONFIG: task.type must be one of the cluster's jobs (worker), got {'type': 'ps', 'index': 0}"),
+        ('{"cluster": {"worker": "127.0.0.1:2222"}, "task": {"type": "worker"}}',
+         "TF_CONFIG: cluster[\"worker\"] must list \"host:port\" strings, got '127.0.0.1:2222'"),
+    ],
+)  # fmt: skip
+def test_cluster_description_errors(cli, tmp_path, monkeypatch, tf_config_value, message):
+    monkeypatch.delenv("SLURM_PROCID", raising=False)
+    if tf_config_value is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config_value)
+    (tmp_path / "c.yaml").write_text(GOOD + "  distribution: {strategy: multi_worker}\n")
+    code, _, err = cli("train", "c.yaml")
+    assert code == 2
+    assert f"error: {message}" in err
+    assert not (tmp_path / "runs").exists()  # refused before a run directory (or TensorFlow's runtime)
+
+
+def test_distribution_config_errors(cli, tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        GOOD + "  steps_per_execution: 8\n  distribution: {strategy: one_device, devices: 2}\n"
+    )
+    code, _, err = cli("validate", "c.yaml")
+    assert code == 2
+    assert (
+        "c.yaml:13:3: train.steps_per_execution: 8 steps per call cannot run on more than one device or "
+        "worker with Keras 3.15"
+    ) in err
+    assert (
+        "c.yaml:14:40: train.distribution.devices: strategy one_device trains on one device, not 2: set "
+        "strategy: mirrored (or auto), or drop devices"
+    ) in err
+
+
+def test_slurm_workers_find_their_cluster_and_chief(monkeypatch):
+    from dlcli import distribute
+    from dlcli.config import load_config
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for key, value in {
+        "SLURM_PROCID": "1",
+        "SLURM_STEP_NUM_TASKS": "2",
+        "SLURM_STEP_NODELIST": "node[1-2]",
+        "SLURM_STEP_TASKS_PER_NODE": "1(x2)",
+    }.items():
+        monkeypatch.setenv(key, value)
+    config = load_config(MULTI_WORKER)
+    placement = distribute.place(config)
+    assert placement.resolver.cluster_spec().as_dict() == {"worker": ["node1:8888", "node2:8888"]}
+    assert (placement.kind, placement.worker, placement.workers, placement.chief) == (
+        "multi_worker",
+        1,
+        2,
+        False,
+    )
+    assert distribute.is_chief(config) is False
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert distribute.is_chief(config) is True
