@@ -212,9 +212,39 @@ def cluster_resolver():
     if "SLURM_PROCID" in os.environ:
         # GPUs are bound by Slurm (--gpus-per-task) or train.distribution.devices, not by the resolver:
         # its CUDA_VISIBLE_DEVICES would come after TensorFlow has listed the GPUs
-        gpus = len(visible_gpus())  # (the resolver would ask nvidia-smi, absent on CPU machines)
-        return tf.distribute.cluster_resolver.SlurmClusterResolver(gpus_per_node=gpus, auto_set_gpu=False)
+        return _slurm_resolver()
     raise _no_cluster()
+
+
+def _slurm_resolver():
+    """The cluster from srun's variables, through TensorFlow's SlurmClusterResolver.
+
+    Its GPU bookkeeping is bypassed: it would ask nvidia-smi (absent on CPU machines), fails outright
+    with no GPU (a zero range step), and sets CUDA_VISIBLE_DEVICES too late to matter. The GPUs are
+    the ones this process sees (Slurm's --gpus-per-task, train.distribution.devices).
+    """
+    import tensorflow as tf
+    from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver as slurm
+
+    gpus = len(visible_gpus())
+    try:
+        per_node = max(slurm.expand_tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+            gpus_per_node=max(gpus, 1) * per_node, gpus_per_task=max(gpus, 1), auto_set_gpu=False
+        )
+        spec = resolver.cluster_spec()
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise DeviceError(
+            f"Slurm: cannot read the cluster from srun's environment ({exc}); start the workers with srun "
+            f"inside an allocation, or set TF_CONFIG ({CLUSTER_HELP})"
+        ) from None
+    return tf.distribute.cluster_resolver.SimpleClusterResolver(
+        spec,
+        task_type=resolver.task_type,
+        task_id=resolver.task_id,
+        num_accelerators={"GPU": gpus} if gpus else {},
+        rpc_layer=resolver.rpc_layer,
+    )
 
 
 def _no_cluster() -> DeviceError:

@@ -136,6 +136,10 @@ def test_mirrored_over_two_logical_cpus_trains_and_predicts(tmp_path):
     table = pd.read_csv(out)
     assert f"wrote {len(table)} predictions" in proc.stdout
     assert len(table) > 100 and table["prediction"].between(0, 9).all()
+    # resume under the strategy: two more epochs, from the third's checkpoint
+    ok(dlcli("train", "--resume", str(run_dir), "-o", "train.epochs=5", "-q", cwd=tmp_path))
+    assert pd.read_csv(run_dir / "history.csv")["epoch"].tolist() == [1, 2, 3, 4, 5]
+    assert read_json(run_dir / "run.json")["distribution"]["replicas"] == 2
 
 
 def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path):
