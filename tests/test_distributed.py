@@ -106,11 +106,17 @@ def test_two_workers_train_in_sync_and_write_one_run_directory(tmp_path):
     # the other worker's checkpoints went to a temporary folder, removed at the end
     assert list((tmp_path / "tmp" / "worker1").iterdir()) == []
 
-    single = read_json(single_dir / "runs" / "ci-multi-worker" / "latest" / "metrics.json")["test"]
+    # early stopping and the best checkpoint decide as in one process: the same epochs, the same curves
+    single_dir = single_dir / "runs" / "ci-multi-worker" / "latest"
+    assert record["epochs"] == read_json(single_dir / "run.json")["epochs"]
+    assert record["epochs"]["completed"] < 12  # it did stop early
+    curves = pd.read_csv(run_dir / "history.csv"), pd.read_csv(single_dir / "history.csv")
+    pd.testing.assert_frame_equal(*curves, rtol=LOSS_TOLERANCE)
+    single = read_json(single_dir / "metrics.json")["test"]
     cluster = read_json(run_dir / "metrics.json")["test"]
     assert abs(cluster["accuracy"] - single["accuracy"]) <= ACCURACY_TOLERANCE
     assert abs(cluster["loss"] - single["loss"]) <= LOSS_TOLERANCE * single["loss"]
-    assert read_json(single_dir / "runs" / "ci-multi-worker" / "latest" / "run.json")["distribution"] == {
+    assert read_json(single_dir / "run.json")["distribution"] == {
         "strategy": "one_device",
         "replicas": 1,
         "devices": ["CPU:0"],
@@ -144,6 +150,7 @@ def test_mirrored_over_two_logical_cpus_trains_and_predicts(tmp_path):
 
 def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path):
     args = ["train", str(MULTI_WORKER), "-q", "-o", "train.epochs=8", "-o", "train.batch_size=8"]
+    args += ["-o", "train.early_stopping.patience=100"]  # every epoch trains
     procs = start_cluster(args, tmp_path, tmp_path / "tmp")
     try:
         deadline = time.monotonic() + 120
