@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from tests.conftest import CONFIGS, GOOD, ROOT, dlcli, dlcli_popen, ok, read_json
+from conftest import CONFIGS, GOOD, ROOT, dlcli, dlcli_popen, ok, read_json
 
 MULTI_WORKER = CONFIGS / "ci" / "multi_worker.yaml"
 #: Two workers each compute half of every global batch and all-reduce the gradients, so the sums
