@@ -154,14 +154,16 @@ def place(config: Config) -> Placement:
     resolver = cluster_resolver()
     spec = resolver.cluster_spec().as_dict()
     task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
-    chief = task_type == "chief" or ("chief" not in spec and task_id == 0)
     workers = len(spec.get("worker", [])) + len(spec.get("chief", []))
-    order = task_id + (0 if task_type == "chief" or "chief" not in spec else 1)
-    return Placement("multi_worker", resolver=resolver, worker=order, workers=workers, chief=chief)
+    order = task_id + (0 if task_type == "chief" or "chief" not in spec else 1)  # the chief is 0
+    return Placement("multi_worker", resolver=resolver, worker=order, workers=workers, chief=is_chief(config))
 
 
 def is_chief(config: Config) -> bool:
-    """Whether this process writes the run directory; read from TF_CONFIG or Slurm, without TensorFlow."""
+    """Whether this process writes the run directory: the task of type chief, else worker 0 (TF's rule).
+
+    Read from TF_CONFIG or Slurm's rank without TensorFlow, so other workers skip the runs folder checks.
+    """
     if config.train.distribution.strategy != "multi_worker":
         return True
     raw = os.environ.get("TF_CONFIG")

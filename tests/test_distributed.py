@@ -326,3 +326,22 @@ def test_slurm_workers_find_their_cluster_and_chief(monkeypatch):
     assert distribute.is_chief(config) is False
     monkeypatch.setenv("SLURM_PROCID", "0")
     assert distribute.is_chief(config) is True
+
+
+@pytest.mark.parametrize(
+    ("cluster", "task", "chief"),
+    [
+        ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 0}, True),
+        ({"worker": ["a:1", "b:1"]}, {"type": "worker", "index": 1}, False),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "chief", "index": 0}, True),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, {"type": "worker", "index": 0}, False),
+    ],
+)
+def test_the_chief_is_the_chief_task_else_worker_0(monkeypatch, cluster, task, chief):
+    from dlcli import distribute
+    from dlcli.config import load_config
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    assert distribute.is_chief(load_config(MULTI_WORKER)) is chief
+    monkeypatch.setenv("TF_CONFIG", "{}")  # one_device and mirrored ignore TF_CONFIG
+    assert distribute.is_chief(load_config(CONFIGS / "ci" / "iris.yaml")) is True
