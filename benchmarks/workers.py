@@ -126,8 +126,9 @@ def render(results: dict[str, list[dict]], rounds: int, epochs: int) -> str:
     lines += [
         "",
         "On one small CPU machine more workers are slower: the two share the same cores, and every step "
-        "pays an all-reduce of the gradients between processes. The feature is for machines with their "
-        "own GPUs.",
+        "pays an all-reduce of the gradients between processes. A cluster of one is slower than "
+        "one_device too: one step per call instead of 32, and the strategy's per-step bookkeeping. The "
+        "feature is for machines with their own GPUs; on one machine use one_device or mirrored.",
         END,
     ]
     return "\n".join(lines)
