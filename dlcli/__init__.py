@@ -21,8 +21,12 @@ def __getattr__(name: str) -> Any:
         from dlcli.config import load_config
 
         return load_config
-    if name in ("train", "evaluate", "predict"):
+    if name == "train":
         from dlcli import api
 
-        return getattr(api, name)
+        return api.train
+    if name in ("evaluate", "predict"):
+        from dlcli import inference
+
+        return getattr(inference, name)
     raise AttributeError(f"module 'dlcli' has no attribute {name!r}")

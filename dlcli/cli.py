@@ -107,9 +107,9 @@ def evaluate(
     device: Device = None,
 ) -> None:
     """Metrics of a finished run on its test split, or on another labelled file."""
-    from dlcli import api
+    from dlcli import inference
 
-    metrics = api.evaluate(run, data, runs_root, device)
+    metrics = inference.evaluate(run, data, runs_root, device)
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -125,9 +125,9 @@ def predict(
     device: Device = None,
 ) -> None:
     """Predictions for new data (the target column is optional)."""
-    from dlcli import api
+    from dlcli import inference
 
-    path, table, warnings = api.predict(run, input, output, runs_root, device)
+    path, table, warnings = inference.predict(run, input, output, runs_root, device)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     out.print(f"wrote {len(table)} predictions → {path}", highlight=False)
