@@ -11,7 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dlcli import compute, distribute, plots, runs, scoring, tracking
 from dlcli import data as data_mod
@@ -21,9 +21,6 @@ from dlcli import train as train_mod
 from dlcli.config import Config, load_config
 from dlcli.errors import ConfigError, DataError, DlcliError, Interrupted, RunError, TrainingFailed
 from dlcli.preprocessing import Preprocessor
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
@@ -58,11 +55,7 @@ def train(
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
     command = command or runs.command_line()
     if not chief:
-        with _worker_dir(config, placement) as work_dir:
-            runs.save_config(work_dir, config)
-            return _run(
-                config, work_dir, runs.RunRecord(work_dir, config, command), listener, None, placement
-            )
+        return _run_as_worker(config, placement, listener, command)
     run_dir = runs.create(Path(run_root), config.name)
     with runs.training_lock(run_dir):
         runs.save_config(run_dir, config)
@@ -71,12 +64,29 @@ def train(
 
 
 def _placement(config: Config, device: str | None) -> distribute.Placement:
-    distribute.select_device(distribute.parse_device(device))
+    """`device` already checked by distribute.parse_device (before TensorFlow was imported)."""
+    distribute.select_device(device)
     return distribute.place(config)
 
 
+def _run_as_worker(
+    config: Config,
+    placement: distribute.Placement,
+    listener,
+    command: list[str],
+    prior: dict | None = None,
+    source: Path | None = None,
+) -> TrainResult:
+    """A worker other than the chief: the same training, in a temporary folder removed at the end."""
+    with _worker_dir(config, placement, source, prior) as work_dir:
+        runs.save_config(work_dir, config)
+        return _run(config, work_dir, runs.RunRecord(work_dir, config, command), listener, prior, placement)
+
+
 @contextmanager
-def _worker_dir(config: Config, placement: distribute.Placement, source: Path | None = None):
+def _worker_dir(
+    config: Config, placement: distribute.Placement, source: Path | None = None, prior: dict | None = None
+):
     """A worker other than the chief writes its checkpoints to a temporary folder, removed at the end.
 
     On `--resume` it starts from a copy of the chief's run directory: every worker restores the
@@ -87,10 +97,9 @@ def _worker_dir(config: Config, placement: distribute.Placement, source: Path | 
 
     work_dir = Path(tempfile.mkdtemp(prefix=f"dlcli-{config.name}-worker{placement.worker}-"))
     try:
-        if source is not None:
-            prior = state_mod.read_resume(source) or {}
+        if source is not None and prior is not None:
             names = ["preprocessing.json", "history.csv", "checkpoints/resume.json", "checkpoints/best.keras"]
-            for name in [*names, f"checkpoints/{prior.get('checkpoint')}"]:
+            for name in [*names, f"checkpoints/{prior['checkpoint']}"]:
                 if (source / name).is_file():
                     (work_dir / name).parent.mkdir(exist_ok=True)
                     shutil.copyfile(source / name, work_dir / name)
@@ -121,10 +130,7 @@ def resume(
         prior = _prior(run, run_dir, config, changed)
         compute.import_tensorflow()
         placement = _placement(config, device)
-        with _worker_dir(config, placement, source=run_dir) as work_dir:
-            runs.save_config(work_dir, config)
-            record = runs.RunRecord(work_dir, config, command)
-            return _run(config, work_dir, record, listener, prior, placement)
+        return _run_as_worker(config, placement, listener, command, prior, source=run_dir)
     with runs.training_lock(run_dir):
         prior = _prior(run, run_dir, config, changed)
         compute.import_tensorflow()

@@ -89,6 +89,15 @@ def _tracking(raw: dict) -> list[Problem]:
     ]
 
 
+def steps_per_call_problem(steps: int) -> str:
+    """Why steps_per_execution > 1 is refused under a tf.distribute strategy (here and at train time)."""
+    return (
+        f"{steps} steps per call cannot run on more than one device or worker with Keras 3.15 (its "
+        "multi-step loop fails under tf.distribute, keras-team/keras issue 19246): set "
+        "steps_per_execution: auto (1 there) or 1"
+    )
+
+
 def _compute(raw: dict) -> list[Problem]:
     problems: list[Problem] = []
     if _get(raw, "train", "jit_compile") is True and _get(raw, "train", "deterministic") is True:
@@ -116,9 +125,7 @@ def _compute(raw: dict) -> list[Problem]:
         problems.append(
             (
                 ("train", "steps_per_execution"),
-                f"{steps} steps per call cannot run on more than one device or worker with Keras 3.15 "
-                "(its multi-step loop fails under tf.distribute, keras-team/keras issue 19246): set "
-                "steps_per_execution: auto (1 there) or 1",
+                steps_per_call_problem(steps),
             )
         )
     return problems

@@ -139,10 +139,9 @@ def steps_per_execution(config: Config, distributed: bool = False) -> int:
     several steps fails ("You must feed a value for placeholder tensor", keras-team/keras issue 19246)."""
     value = config.train.steps_per_execution
     if distributed and value not in ("auto", 1):
-        raise ConfigError(
-            f"train.steps_per_execution: {value} steps per call cannot run on more than one device or "
-            "worker with Keras 3.15 (keras-team/keras issue 19246): set it to auto (1 there) or 1"
-        )
+        from dlcli.checks import steps_per_call_problem
+
+        raise ConfigError(f"train.steps_per_execution: {steps_per_call_problem(int(value))}")
     if distributed:
         return 1
     return AUTO_STEPS_PER_EXECUTION if value == "auto" else int(value)

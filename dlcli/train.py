@@ -12,13 +12,10 @@ import math
 import signal
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from dlcli import compute
 from dlcli.config import Config
-
-if TYPE_CHECKING:
-    pass
 
 
 class Listener(Protocol):

@@ -345,3 +345,22 @@ def test_the_chief_is_the_chief_task_else_worker_0(monkeypatch, cluster, task, c
     assert distribute.is_chief(load_config(MULTI_WORKER)) is chief
     monkeypatch.setenv("TF_CONFIG", "{}")  # one_device and mirrored ignore TF_CONFIG
     assert distribute.is_chief(load_config(CONFIGS / "ci" / "iris.yaml")) is True
+
+
+def test_steps_per_call_under_a_strategy_chosen_at_train_time():
+    """strategy auto becomes mirrored only on a machine with GPUs: the same refusal then, at train time."""
+    from dlcli import compute
+    from dlcli.config import load_config
+    from dlcli.errors import ConfigError
+
+    auto = load_config(CONFIGS / "ci" / "iris.yaml")
+    assert compute.steps_per_execution(auto, distributed=True) == 1
+    assert compute.steps_per_execution(auto, distributed=False) == compute.AUTO_STEPS_PER_EXECUTION
+    explicit = load_config(CONFIGS / "ci" / "iris.yaml", ["train.steps_per_execution=8"])
+    with pytest.raises(ConfigError) as info:
+        compute.steps_per_execution(explicit, distributed=True)
+    assert str(info.value) == (
+        "train.steps_per_execution: 8 steps per call cannot run on more than one device or worker with "
+        "Keras 3.15 (its multi-step loop fails under tf.distribute, keras-team/keras issue 19246): set "
+        "steps_per_execution: auto (1 there) or 1"
+    )
