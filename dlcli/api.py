@@ -11,11 +11,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from dlcli import compute, distribute, plots, runs, scoring, tracking
+from dlcli import compute, distribute, files, plots, runs, saved, scoring, tracking
 from dlcli import data as data_mod
 from dlcli import model as model_mod
+from dlcli import record as record_mod
 from dlcli import state as state_mod
 from dlcli import train as train_mod
 from dlcli.config import Config, load_config
@@ -36,31 +36,34 @@ class TrainResult:
 
 def train(
     config: Config,
-    run_root: Path | str = runs.DEFAULT_ROOT,
+    runs_dir: Path | str = runs.DEFAULT_ROOT,
     listener=None,
     command: list[str] | None = None,
     device: str | None = None,
 ) -> TrainResult:
     """Validate, load, fit preprocessing on train only, build, train, score every split, save.
 
+    The data is loaded and checked before the run directory is made: a data error leaves nothing.
     `device`: cpu, gpu or gpu:N (see distribute.py); None uses what TensorFlow finds.
     """
     device = distribute.parse_device(device)
     chief = distribute.is_chief(config)
-    folder = Path(run_root) / config.name
+    folder = Path(runs_dir) / config.name
     if chief:
         runs.check_writable(folder, f"{folder} (the runs folder)", "choose another with --run-dir")
     compute.import_tensorflow()
     placement = _placement(config, device)
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
-    command = command or runs.command_line()
+    command = command or record_mod.command_line()
+    prepared = prepare(config)
     if not chief:
-        return _run_as_worker(config, placement, listener, command)
-    run_dir = runs.create(Path(run_root), config.name)
+        return _run_as_worker(config, placement, listener, command, prepared)
+    run_dir = runs.create(Path(runs_dir), config.name)
     with runs.training_lock(run_dir):
-        runs.save_config(run_dir, config)
-        record = runs.RunRecord(run_dir, config, command)
-        return _run(config, run_dir, record, listener, None, placement)
+        saved.save_config(run_dir, config)
+        files.write_atomic(run_dir / "preprocessing.json", prepared.prep.to_json())
+        record = record_mod.RunRecord(run_dir, config, command)
+        return _run(config, run_dir, record, listener, prepared, placement)
 
 
 def _placement(config: Config, device: str | None) -> distribute.Placement:
@@ -74,18 +77,22 @@ def _run_as_worker(
     placement: distribute.Placement,
     listener,
     command: list[str],
-    prior: dict | None = None,
+    prepared: Prepared,
     source: Path | None = None,
 ) -> TrainResult:
     """A worker other than the chief: the same training, in a temporary folder removed at the end."""
-    with _worker_dir(config, placement, source, prior) as work_dir:
-        runs.save_config(work_dir, config)
-        return _run(config, work_dir, runs.RunRecord(work_dir, config, command), listener, prior, placement)
+    with _worker_dir(config, placement, source, prepared.prior) as work_dir:
+        saved.save_config(work_dir, config)
+        record = record_mod.RunRecord(work_dir, config, command)
+        return _run(config, work_dir, record, listener, prepared, placement)
 
 
 @contextmanager
 def _worker_dir(
-    config: Config, placement: distribute.Placement, source: Path | None = None, prior: dict | None = None
+    config: Config,
+    placement: distribute.Placement,
+    source: Path | None = None,
+    prior: state_mod.ResumeState | None = None,
 ):
     """A worker other than the chief writes its checkpoints to a temporary folder, removed at the end.
 
@@ -99,7 +106,7 @@ def _worker_dir(
     try:
         if source is not None and prior is not None:
             names = ["preprocessing.json", "history.csv", "checkpoints/resume.json", "checkpoints/best.keras"]
-            for name in [*names, f"checkpoints/{prior['checkpoint']}"]:
+            for name in [*names, f"checkpoints/{prior.checkpoint}"]:
                 if (source / name).is_file():
                     (work_dir / name).parent.mkdir(exist_ok=True)
                     shutil.copyfile(source / name, work_dir / name)
@@ -112,7 +119,7 @@ def resume(
     run: str | Path,
     overrides: list[str] | tuple[str, ...] = (),
     config_path: str | Path | None = None,
-    root: Path | str = runs.DEFAULT_ROOT,
+    runs_dir: Path | str = runs.DEFAULT_ROOT,
     listener=None,
     command: list[str] | None = None,
     device: str | None = None,
@@ -123,28 +130,28 @@ def resume(
     Under multi_worker every worker resumes from the chief's run directory; only the chief writes it.
     """
     device = distribute.parse_device(device)
-    run_dir = runs.resolve(run, Path(root))
+    run_dir = runs.resolve(run, Path(runs_dir))
     config, changed = _resume_config(run, run_dir, overrides, config_path)
-    command = command or runs.command_line()
+    command = command or record_mod.command_line()
     if not distribute.is_chief(config):
         prior = _prior(run, run_dir, config, changed)
         compute.import_tensorflow()
         placement = _placement(config, device)
-        return _run_as_worker(config, placement, listener, command, prior, source=run_dir)
+        return _run_as_worker(config, placement, listener, command, prepare(config, run_dir, prior), run_dir)
     with runs.training_lock(run_dir):
         prior = _prior(run, run_dir, config, changed)
         compute.import_tensorflow()
         placement = _placement(config, device)
         runs.remove_leftovers(run_dir)
-        runs.save_config(run_dir, config)
-        record = runs.RunRecord.reopen(run_dir, command)
-        return _run(config, run_dir, record, listener, prior, placement)
+        saved.save_config(run_dir, config)
+        record = record_mod.RunRecord.reopen(run_dir, command)
+        return _run(config, run_dir, record, listener, prepare(config, run_dir, prior), placement)
 
 
 def _resume_config(run, run_dir: Path, overrides, config_path) -> tuple[Config, list[str]]:
-    saved = runs.load_config(run_dir)
+    before = saved.load_config(run_dir)
     config = load_config(config_path or run_dir / "config.yaml", overrides)
-    changed = config_changes(saved, config)
+    changed = config_changes(before, config)
     refused = [c for c in changed if c.split(":")[0] not in RESUMABLE_CHANGES]
     if refused:
         raise ConfigError(
@@ -157,7 +164,7 @@ def _resume_config(run, run_dir: Path, overrides, config_path) -> tuple[Config, 
     return config, changed
 
 
-def _prior(run, run_dir: Path, config: Config, changed: list[str]) -> dict:
+def _prior(run, run_dir: Path, config: Config, changed: list[str]) -> state_mod.ResumeState:
     """The resume state of the run's last committed epoch, or why there is nothing to resume."""
     prior = state_mod.read_resume(run_dir)
     if prior is None:
@@ -165,13 +172,11 @@ def _prior(run, run_dir: Path, config: Config, changed: list[str]) -> dict:
             f"--resume {run}: nothing to resume, no epoch of {run_dir} completed; start a new run "
             f"with `dlcli train CONFIG`"
         )
-    stopped = (prior.get("early_stopping") or {}).get("stopped")
-    if prior["epoch"] >= config.train.epochs or (
-        stopped and "train.early_stopping.patience" not in [c.split(":")[0] for c in changed]
-    ):
-        why = "stopped early" if stopped and prior["epoch"] < config.train.epochs else "completed"
+    patience_raised = "train.early_stopping.patience" in [c.split(":")[0] for c in changed]
+    if prior.epoch >= config.train.epochs or (prior.stopped_early and not patience_raised):
+        why = "stopped early" if prior.stopped_early and prior.epoch < config.train.epochs else "completed"
         raise RunError(
-            f"--resume {run}: the run {why} after epoch {prior['epoch']} of {config.train.epochs}; "
+            f"--resume {run}: the run {why} after epoch {prior.epoch} of {config.train.epochs}; "
             "to train on, raise -o train.epochs=N (or -o train.early_stopping.patience=N)"
         )
     return prior
@@ -187,22 +192,69 @@ def config_changes(old: Config, new: Config) -> list[str]:
     return [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
 
 
+# ---- the stages of a run: prepare → build → fit → finish -------------------------------------------
+@dataclass
+class Prepared:
+    """Stage 1: the data split, the preprocessing fitted on its train split, every split as examples."""
+
+    loaded: data_mod.Loaded
+    prep: Preprocessor
+    sets: dict[str, scoring.Examples]
+    deterministic: bool
+    load_s: float
+    prior: state_mod.ResumeState | None = None
+
+    def describe(self) -> dict:
+        """run.json's `data`."""
+        rows = {k: len(v[0]) if isinstance(v, tuple) else len(v) for k, v in self.loaded.splits.items()}
+        return {"source": self.loaded.source, "sha256": self.loaded.sha256, "rows": rows}
+
+
+def prepare(
+    config: Config, run_dir: Path | None = None, prior: state_mod.ResumeState | None = None
+) -> Prepared:
+    """Seed, load and split the data, fit preprocessing on the train split (or, resuming, read the
+    run's fitted state), and turn every split into examples. Writes nothing."""
+    clock = time.perf_counter()
+    deterministic = config.train.deterministic
+    if deterministic == "auto" and config.train.jit_compile is True:
+        deterministic = False  # asked-for XLA wins over automatic determinism (they exclude each other)
+    deterministic = compute.seed_everything(config.seed, deterministic)
+    loaded = data_mod.load(config)
+    if config.has_validation and "validation" not in loaded.splits:
+        raise DataError(
+            f"{loaded.source}: no validation rows, but the config monitors validation "
+            "quantities: give data.split.validation a fraction or add validation rows"
+        )
+    state_path = None if run_dir is None else run_dir / "preprocessing.json"
+    if prior is not None and state_path is not None and state_path.is_file():
+        prep = Preprocessor.from_json(state_path.read_text(encoding="utf-8"), str(state_path))
+    else:
+        prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
+    sets = scoring.split_examples(prep, loaded)
+    return Prepared(loaded, prep, sets, deterministic, round(time.perf_counter() - clock, 3), prior)
+
+
 def _run(
     config: Config,
     run_dir: Path,
-    record: runs.RunRecord,
+    record: record_mod.RunRecord,
     listener,
-    prior: dict | None,
+    prepared: Prepared,
     placement: distribute.Placement,
 ) -> TrainResult:
     """Train (fresh or resumed), keeping the status in run.json (and MLflow) true whatever happens."""
     tracker = None
+    record.data.update(deterministic=prepared.deterministic, device=compute.device_name())
+    record.data["data"] = prepared.describe()
+    record.data["timings"]["load_s"] = prepared.load_s
+    record.save()
     try:
         tracker = tracking.start(config, run_dir, record.data) if placement.chief else None
         if tracker is not None:
             record.save()  # with the MLflow run id, for --resume
             listener = tracking.Relay(listener, tracker)
-        result = _train(config, run_dir, record, listener, prior, placement)
+        result = _train(config, run_dir, record, listener, prepared, placement)
     except Interrupted as exc:
         _finish(record, tracker, "interrupted", str(exc))
         raise
@@ -221,7 +273,7 @@ def _run(
     return result
 
 
-def _finish(record: runs.RunRecord, tracker, status: str, error: str) -> None:
+def _finish(record: record_mod.RunRecord, tracker, status: str, error: str) -> None:
     record.finish(status, error)
     if tracker is not None:
         tracker.finish(status)  # a tracking failure here would hide the run's own error: it only warns
@@ -230,39 +282,32 @@ def _finish(record: runs.RunRecord, tracker, status: str, error: str) -> None:
 def _train(
     config: Config,
     run_dir: Path,
-    record: runs.RunRecord,
+    record: record_mod.RunRecord,
     listener,
-    prior: dict | None,
+    prepared: Prepared,
     placement: distribute.Placement,
 ) -> TrainResult:
-    timings = record.data["timings"]
-    clock = time.perf_counter()
-    deterministic = config.train.deterministic
-    if deterministic == "auto" and config.train.jit_compile is True:
-        deterministic = False  # asked-for XLA wins over automatic determinism (they exclude each other)
-    record.data["deterministic"] = compute.seed_everything(config.seed, deterministic)
-    record.data["device"] = compute.device_name()
-    loaded = data_mod.load(config)
-    record.data["data"] = {
-        "source": loaded.source,
-        "sha256": loaded.sha256,
-        "rows": {k: _rows(v) for k, v in loaded.splits.items()},
-    }
-    if config.has_validation and "validation" not in loaded.splits:
-        raise DataError(
-            f"{loaded.source}: no validation rows, but the config monitors validation "
-            "quantities: give data.split.validation a fraction or add validation rows"
+    model = _build(config, record, prepared, placement, run_dir)
+    plan = _plan(config, run_dir, listener, prepared)
+    epochs, best_epoch = _fit(model, plan, record, placement)
+    if not placement.chief:  # the chief scores, plots and writes the run directory
+        return TrainResult(
+            run_dir, {}, epochs, best_epoch, placement=record.data["distribution"], chief=False
         )
-    state_path = run_dir / "preprocessing.json"
-    if prior is not None and state_path.is_file():
-        prep = Preprocessor.from_json(state_path.read_text(encoding="utf-8"), str(state_path))
-    else:
-        prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
-        runs.write_atomic(state_path, prep.to_json())
-    sets = scoring.split_examples(prep, loaded)
-    timings["load_s"] = round(time.perf_counter() - clock, 3)
-    record.save()
+    del plan
+    return _score_and_plot(config, run_dir, record, prepared, model, placement, epochs, best_epoch)
 
+
+def _build(
+    config: Config,
+    record: record_mod.RunRecord,
+    prepared: Prepared,
+    placement: distribute.Placement,
+    run_dir: Path,
+):
+    """Stage 2: the compiled model inside the strategy's scope, with the checkpoint's weights and
+    optimizer state when resuming."""
+    prep, prior = prepared.prep, prepared.prior
     rescale = prep.image["rescale"] if prep.image else None
     threads = compute.set_intra_op_threads(config, prep.input_shape)  # before the first op runs
     placement.start()  # the strategy: TensorFlow's runtime starts here
@@ -279,52 +324,56 @@ def _train(
         "dtype_policy": model.dtype_policy.name,
         "intra_op_threads": threads,
     }
-    first_epoch, history_rows = 0, []
     if prior is not None:
-        first_epoch = prior["epoch"]
-        model.load_weights(run_dir / "checkpoints" / prior["checkpoint"])  # weights and optimizer state
-        state_mod.restore_seed_states(model, prior["seed_states"])
-        history_rows = state_mod.truncate_history(run_dir, first_epoch)
-    x, y = scoring.training_arrays(prep, sets["train"])
+        model.load_weights(run_dir / "checkpoints" / prior.checkpoint)  # weights and optimizer state
+        state_mod.restore_seed_states(model, prior.seed_states)
+    return model
+
+
+def _plan(config: Config, run_dir: Path, listener, prepared: Prepared) -> train_mod.FitPlan:
+    prior = prepared.prior
+    x, y = scoring.training_arrays(prepared.prep, prepared.sets["train"])
     batch = config.train.batch_size
-    steps = -(-len(x) // batch)
     train_ds, epoch_var = compute.training_dataset(x, y, batch, config.seed)
-    val_ds = sets["validation"].dataset(prep, batch) if "validation" in sets else None
-    clock = time.perf_counter()
-    halt = train_mod.Halt()
+    val = prepared.sets.get("validation")
+    return train_mod.FitPlan(
+        config,
+        run_dir,
+        train_ds,
+        val.dataset(prepared.prep, batch) if val is not None else None,
+        steps=-(-len(x) // batch),
+        epoch_var=epoch_var,
+        listener=listener,
+        prior=prior,
+        history=state_mod.truncate_history(run_dir, prior.epoch) if prior is not None else [],
+    )
+
+
+def _fit(
+    model, plan: train_mod.FitPlan, record: record_mod.RunRecord, placement: distribute.Placement
+) -> tuple[int, int | None]:
+    """Stage 3: train, keep model.keras, and turn every way training stops short into its error."""
+    config, run_dir, halt, timings = plan.config, plan.run_dir, plan.halt, record.data["timings"]
     resume_from = run_dir.resolve() if placement.chief else "<the chief's run directory>"
+    clock = time.perf_counter()
     try:
         with train_mod.stop_on_signals(halt):
-            timer = train_mod.fit(
-                model,
-                train_ds,
-                val_ds,
-                config,
-                run_dir,
-                listener,
-                steps,
-                halt,
-                first_epoch,
-                prior,
-                history_rows,
-                epoch_var,
-            )
+            timer = train_mod.fit(model, plan)
     except Exception as exc:
         if placement.kind != "multi_worker" or not distribute.is_cluster_error(exc):
             raise
         done = state_mod.read_resume(run_dir)
         raise TrainingFailed(
-            f"{distribute.cluster_error_summary(exc)}; stopped after {done['epoch'] if done else 0} "
+            f"{distribute.cluster_error_summary(exc)}; stopped after {done.epoch if done else 0} "
             f"completed epoch(s). Restart every worker with: dlcli train --resume {resume_from}"
         ) from None
     timings["fit_s"] = round(timings.get("fit_s", 0) + time.perf_counter() - clock, 3)
-    if prior is None:
+    if plan.prior is None:
         timings["first_step_s"] = timer.first_step_s
     done = state_mod.read_resume(run_dir)
-    epochs = done["epoch"] if done else 0
-    best_epoch = done["best_epoch"] if done else None
+    epochs, best_epoch = (done.epoch, done.best_epoch) if done else (0, None)
     # one time per committed epoch: a partial epoch (signal, divergence) is not one
-    timings["epoch_s"] = (timings.get("epoch_s", [])[:first_epoch] + timer.epoch_s)[:epochs]
+    timings["epoch_s"] = (timings.get("epoch_s", [])[: plan.first_epoch] + timer.epoch_s)[:epochs]
     record.data["epochs"] = {"completed": epochs, "best": best_epoch, "monitor": config.checkpoint_monitor()}
     has_best = (run_dir / "checkpoints" / "best.keras").is_file()
     if not halt or has_best:
@@ -334,28 +383,33 @@ def _train(
     if halt.signum is not None:
         raise Interrupted(halt.signum, resume_from, epochs)
     if halt.diverged is not None:
-        raise TrainingFailed(
-            _divergence_message(
-                halt.diverged, config, model.optimizer, best_epoch if has_best else None, resume_from
-            )
-        )
+        best = best_epoch if has_best else None
+        raise TrainingFailed(_divergence_message(halt.diverged, config, model.optimizer, best, resume_from))
     if placement.distributed:  # every replica of every worker ends with these same weights
         record.data["distribution"]["weights_sha256"] = compute.weights_digest(model)
-    if not placement.chief:  # the chief scores, plots and writes the run directory
-        return TrainResult(
-            run_dir, {}, epochs, best_epoch, placement=record.data["distribution"], chief=False
-        )
+    return epochs, best_epoch
 
-    del train_ds, val_ds, x, y
+
+def _score_and_plot(
+    config: Config,
+    run_dir: Path,
+    record: record_mod.RunRecord,
+    prepared: Prepared,
+    model,
+    placement: distribute.Placement,
+    epochs: int,
+    best_epoch: int | None,
+) -> TrainResult:
+    """Stage 4: metrics of every split (metrics.json) and the plots, at no more peak memory."""
+    timings, prep, sets = record.data["timings"], prepared.prep, prepared.sets
     compute.release_training_memory(model)
     if placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
-        del model
-        model = runs.load_model(run_dir)
+        model = saved.load_model(run_dir)
     clock = time.perf_counter()
     metrics, predicted = {}, {}
     for name, ex in sets.items():
         metrics[name], predicted[name] = scoring.score(prep, config, model, ex)
-    runs.write_json(run_dir / "metrics.json", metrics)
+    files.write_json(run_dir / "metrics.json", metrics)
     timings["evaluate_s"] = round(time.perf_counter() - clock, 3)
     warnings = list(prep.warnings)
     if config.train.plots:
@@ -363,15 +417,12 @@ def _train(
         split = next(s for s in ("test", "validation", "train") if s in predicted)
         shown = (split, sets[split].y_raw, predicted[split], sets[split].when)
         # the inputs are no longer needed: drawing then adds nothing to the run's peak memory
-        del sets, loaded, predicted, ex
+        prepared.sets = prepared.loaded.splits = {}
+        del sets, predicted
         compute.release_training_memory(model)
         warnings += plots.write_run_plots(run_dir, prep, config.checkpoint_monitor(), best_epoch, *shown)
         timings["plots_s"] = round(time.perf_counter() - clock, 3)
     return TrainResult(run_dir, metrics, epochs, best_epoch, warnings, record.data["distribution"])
-
-
-def _rows(part: Any) -> int:
-    return len(part[0]) if isinstance(part, tuple) else len(part)
 
 
 def _divergence_message(

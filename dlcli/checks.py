@@ -61,6 +61,7 @@ def _get(raw: Any, *path: str | int) -> Any:
 
 def static_problems(raw: dict) -> list[Problem]:
     return [
+        *_non_finite(raw),
         *_layers(raw),
         *_optimizer(raw),
         *_loss_and_metrics(raw),
@@ -69,6 +70,20 @@ def static_problems(raw: dict) -> list[Problem]:
         *_compute(raw),
         *_tracking(raw),
     ]
+
+
+def _non_finite(value: Any, path: tuple = ()) -> list[Problem]:
+    """`.inf`, `.nan` or `1e999` anywhere: no option means infinity (pydantic and the optimizer's own
+    arguments would take it)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(path, f"expected a finite number (got {value}, which YAML reads from .inf, .nan or 1e999)")]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _non_finite(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _non_finite(item, (*path, i))]
+    return []
 
 
 def mlflow_installed() -> bool:

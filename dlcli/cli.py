@@ -21,12 +21,13 @@ from dlcli.errors import DlcliError, RunError
 from dlcli.templates import TEMPLATES
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: typer 0.29's rich panels show every flag as `<bool>`
     help="Train, evaluate and predict with Keras models described by YAML configs.",
 )
-config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
+config_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Inspect configs.")
 app.add_typer(config_app, name="config")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -48,8 +49,23 @@ Device = Annotated[
 ]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        print(f"dlcli {metadata.version('dlcli')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks (also after the command, or DLCLI_DEBUG=1).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     if debug:
         os.environ["DLCLI_DEBUG"] = "1"
 
@@ -189,7 +205,10 @@ def runs_(
     from dlcli import listing
 
     if not folder.is_dir():
-        raise RunError(f"{folder}: no such folder; runs are under runs/ unless --run-dir said otherwise")
+        raise RunError(
+            f"{folder}: no such folder; `dlcli train` keeps runs under runs/ in the folder it ran in, or "
+            "under the folder its --run-dir named: give that folder, e.g. dlcli runs DIR"
+        )
     rows = listing.list_runs(folder)
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -365,7 +384,10 @@ def _logline(logs: dict[str, float]) -> str:
 def main() -> None:
     """Console entry point: user errors exit 2 without a traceback; failed runs exit 1."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    debug = os.environ.get("DLCLI_DEBUG") == "1" or "--debug" in sys.argv
+    if "--debug" in sys.argv[1:]:  # accepted anywhere, not only before the command
+        sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--debug")]
+        os.environ["DLCLI_DEBUG"] = "1"
+    debug = os.environ.get("DLCLI_DEBUG") == "1"
     try:
         app(standalone_mode=False)
     except DlcliError as exc:

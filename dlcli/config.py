@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from dlcli.checks import static_problems, suggest
 from dlcli.errors import ConfigError
-from dlcli.yamlio import Marks, load_marked, safe_load
+from dlcli.yamlio import Marks, load_marked, safe_load, where
 
 Scale = Literal["standard", "minmax", "robust", "none"]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
@@ -94,9 +94,17 @@ def _is_npz(path: str | None) -> bool:
 
 class NumericConfig(_Strict):
     columns: list[str] | None = Field(None, description="Default: every column not named elsewhere.")
-    impute: Literal["mean", "median", "constant", "none"] = "mean"
-    fill_value: float = 0.0
-    scale: Scale = "standard"
+    impute: Literal["mean", "median", "constant", "none"] = Field(
+        "mean",
+        description="How missing values are filled, from the train split; none: a missing value is an error.",
+    )
+    fill_value: float = Field(0.0, description="The value impute: constant fills in.")
+    scale: Scale = Field("standard", description="The scikit-learn scaler fitted on the train split.")
+    non_finite: Literal["error", "missing"] = Field(
+        "error",
+        description="inf or -inf in a numeric column: error (names the file, line and column) or "
+        "missing (imputed like an empty cell).",
+    )
 
 
 class CategoricalConfig(_Strict):
@@ -251,13 +259,7 @@ class Config(_Strict):
 
     def where(self, *path: str | int) -> str:
         """`FILE:LINE:COL: key.path` for messages about a key, as precisely as the marks allow."""
-        dotted = ".".join(str(p) for p in path)
-        mark = _nearest_mark(tuple(path), self._marks)
-        if mark == (0, 0):
-            return f"-o: {dotted}"
-        if self._source is None:
-            return dotted
-        return f"{self._source}:{mark[0]}:{mark[1]}: {dotted}" if mark else f"{self._source}: {dotted}"
+        return _locate(tuple(path), self._marks, None if self._source is None else str(self._source))
 
     @property
     def task(self) -> Literal["classification", "regression"]:
@@ -344,18 +346,29 @@ def apply_overrides(raw: dict, marks: Marks, overrides: list[str] | tuple[str, .
             raise ConfigError(f"-o {item}: the value is not valid YAML ({exc})") from None
         node: Any = raw
         for depth, part in enumerate(parts[:-1]):
+            done = ".".join(map(str, parts[: depth + 1]))
+            if isinstance(node, list) and not _has(node, part):
+                raise ConfigError(_out_of_range(item, done, node))
             child = node[part] if _has(node, part) else None
             if child is None:
                 child = {}
                 node[part] = child
+                marks[tuple(parts[: depth + 1])] = (0, 0)  # a section the command line made
             if not isinstance(child, dict | list):
-                done = ".".join(map(str, parts[: depth + 1]))
                 raise ConfigError(f"-o {item}: {done} is a value, not a section; cannot set {key} inside it")
             node = child
         if isinstance(node, list) and not _has(node, parts[-1]):
-            raise ConfigError(f"-o {item}: {key}: index out of range (the list has {len(node)} items)")
+            raise ConfigError(_out_of_range(item, key, node))
         node[parts[-1]] = parsed
         marks[tuple(parts)] = (0, 0)  # (0, 0) marks a value set on the command line
+
+
+def _out_of_range(item: str, key: str, items: list) -> str:
+    return (
+        f"-o {item}: {key}: index out of range (the list has {len(items)} item(s)"
+        + (f", numbered 0 to {len(items) - 1}" if items else "")
+        + "); an override can change an item, not add one: add it in the file"
+    )
 
 
 def _has(node: Any, part: str | int) -> bool:
@@ -391,15 +404,16 @@ def _clean_loc(loc: tuple) -> tuple:
     return tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
 
 
-def _locate(loc: tuple, marks: Marks, filename: str) -> str:
+def _locate(loc: tuple, marks: Marks, filename: str | None) -> str:
     """`FILE:LINE:COL: key.path`, or `-o: key.path` for a value set on the command line."""
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     line_col = _nearest_mark(loc, marks)
     if line_col == (0, 0):
         return f"-o: {dotted}"
-    if line_col:
-        return f"{filename}:{line_col[0]}:{line_col[1]}: {dotted}"
-    return f"{filename}: {dotted}"
+    if filename is None:
+        return dotted
+    line, column = line_col or (None, None)
+    return f"{where(filename, line=line, column=column)}: {dotted}"
 
 
 def _message(err: dict) -> str:

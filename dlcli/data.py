@@ -44,14 +44,40 @@ class Loaded:
     source: str = ""
 
 
+MIRROR_HELP = (
+    "to work offline, put the file in a folder and set DLCLI_DATA_DIR to that folder "
+    "(see `dlcli doctor` for where dlcli looks)"
+)
+
+
 def mirror_dir() -> Path | None:
-    """`$DLCLI_DATA_DIR`, the offline mirror checked before any download."""
+    """`$DLCLI_DATA_DIR`, the offline mirror checked before any download; a DataError when it is set to
+    a folder that does not exist (a typo would otherwise send dlcli to the network without a word)."""
     value = os.environ.get("DLCLI_DATA_DIR")
-    return Path(value).expanduser() if value else None
+    if not value:
+        return None
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        raise DataError(
+            f"DLCLI_DATA_DIR={value}: no such folder (resolved to {folder.resolve()}); set it to the "
+            "folder that holds your offline copies of the data, or unset it to download"
+        )
+    return folder
 
 
 def cache_dir() -> Path:
+    """dlcli's own cache (downloads, the Keras catalog of another Keras version): $DLCLI_CACHE_DIR."""
     return Path(os.environ.get("DLCLI_CACHE_DIR", Path.home() / ".cache" / "dlcli")).expanduser()
+
+
+def row_where(source: str, label: Any) -> str:
+    """Where a row of a table is, for messages: its line in a CSV file (header on line 1), else its
+    row number. `label` is the row's index label, which splits keep from the file's order."""
+    try:
+        number = int(label)
+    except (TypeError, ValueError):
+        return f"row {label!r}"
+    return f"line {number + 2}" if ".csv" in source.lower() else f"row {number + 1}"
 
 
 def sha256_of(path: Path) -> str:
@@ -96,10 +122,15 @@ def fetch_url(url: str, sha256: str) -> Path:
         raise DataError(f"{url}: the downloaded file failed verification: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - urllib raises many kinds; all mean "could not download"
         raise DataError(
-            f"{url}: download failed ({exc}); check the address and your connection, or put the file "
-            f"in $DLCLI_DATA_DIR as {name}"
+            f"{url}: download failed ({exc}). Tried {_tried_mirror(mirror, name)}, the cache "
+            f"{cache / 'downloads' / name}, then the address. Check the address and your connection; "
+            f"{MIRROR_HELP} as {name}"
         ) from None
     return Path(got)
+
+
+def _tried_mirror(mirror: Path | None, name: str) -> str:
+    return f"{mirror / name} (not there)" if mirror is not None else "$DLCLI_DATA_DIR (not set)"
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -115,6 +146,8 @@ def read_table(path: Path) -> pd.DataFrame:
         )
     if not path.is_file():
         raise DataError(f"{path}: file not found (resolved to {path.resolve()})")
+    if kind == "CSV":
+        _check_header(path)
     try:
         if kind == "CSV":
             frame = pd.read_csv(path)
@@ -126,7 +159,36 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc})") from None
     if frame.empty:
         raise DataError(f"{path}: the file holds no data rows (expected a header and at least one row)")
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise DataError(_duplicate_columns(str(path), duplicated))
     return frame
+
+
+def _check_header(path: Path) -> None:
+    """Refuse repeated column names: pandas would rename the second `x` to `x.1` without a word."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, csv.Error):
+        return  # pandas reports an unreadable file below
+    seen: dict[str, int] = {}
+    repeated = []
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] == 2:
+            repeated.append(name)
+    if repeated:
+        raise DataError(_duplicate_columns(f"{path}:1", repeated))
+
+
+def _duplicate_columns(where: str, names: list[str]) -> str:
+    return (
+        f"{where}: the column name(s) {', '.join(map(repr, names))} appear more than once; dlcli never "
+        "renames columns (pandas would call the second one 'x.1'): give each column its own name"
+    )
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -163,9 +225,24 @@ def _keras_dataset(name: str) -> tuple[dict, str | None, str]:
         # Read the mirror with NumPy: keras.datasets rejects files whose hash differs from its own.
         local = mirror / f"{name}.npz"
         return read_arrays(local), sha256_of(local), str(local)
+    import contextlib
+    import sys
+
     import keras
 
-    (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Keras' progress bar; stdout may carry --json
+            (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    except Exception as exc:  # noqa: BLE001 - Keras raises a bare Exception for a failed download
+        keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+        raise DataError(
+            f"dataset {name}: not found offline and the download failed ({type(exc).__name__}: {exc}). "
+            f"Tried {_tried_mirror(mirror, f'{name}.npz')}, Keras' cache {keras_home}, then Keras' "
+            f"download. {MIRROR_HELP} as {name}.npz, holding arrays x_train, y_train, x_test, y_test "
+            f'(on a machine with internet: python -c "import keras, numpy; (a, b), (c, d) = '
+            f"keras.datasets.{name}.load_data(); numpy.savez('{name}.npz', x_train=a, y_train=b, "
+            f'x_test=c, y_test=d)")'
+        ) from None
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     return arrays, None, f"keras.datasets.{name}"
 
@@ -296,8 +373,8 @@ def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str,
     bad = frame[column][labels.isna()]
     if len(bad):
         raise DataError(
-            f"{source}: column {column!r} row {bad.index[0] + 1}: {bad.iloc[0]!r} is not a split name "
-            "(expected train/validation/test or 0/1/2)"
+            f"{source}: column {column!r} {row_where(source, bad.index[0])}: {bad.iloc[0]!r} is not a "
+            "split name (expected train/validation/test or 0/1/2)"
         )
     rest = frame.drop(columns=[column])
     return {name: rest[labels == name] for name in SPLITS if (labels == name).any()}

@@ -1,7 +1,7 @@
 """`dlcli doctor`: what this machine gives dlcli — versions, CPU features, GPUs, where data is found.
 
-Paste its output into a bug report. It imports TensorFlow (to list the devices TensorFlow sees), so
-it takes as long as that import; everything else is read from the system without side effects.
+Paste its output into a bug report. Everything is read from the system without side effects;
+TensorFlow is imported (to list the GPUs it sees) only on a machine with an NVIDIA driver.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from dlcli import runs
+from dlcli import record as record_mod
 from dlcli.config import KERAS_DATASETS
 
 #: x86 and Arm features that decide TensorFlow's CPU speed (oneDNN kernels, bfloat16).
@@ -32,10 +32,10 @@ CPU_FLAGS = (
 
 
 def versions() -> dict[str, str]:
-    out = runs.versions((*runs.LIBRARIES, "matplotlib"))
+    out = record_mod.versions((*record_mod.LIBRARIES, "matplotlib"))
     out["python"] += f" ({platform.python_implementation()})"
     # the full mlflow distribution and mlflow-skinny provide the same module
-    found = {d: v for d, v in runs.versions(("mlflow", "mlflow-skinny")).items() if d != "python"}
+    found = {d: v for d, v in record_mod.versions(("mlflow", "mlflow-skinny")).items() if d != "python"}
     installed = [f"{v} ({d})" for d, v in found.items() if v != "not installed"]
     out["mlflow"] = installed[0] if installed else "not installed (optional: pip install 'dlcli[mlflow]')"
     return out
@@ -62,8 +62,26 @@ def cpu() -> dict[str, Any]:
     }
 
 
+def nvidia_present() -> bool:
+    """Whether this machine has an NVIDIA driver at all, read from the system without TensorFlow."""
+    return (
+        bool(shutil.which("nvidia-smi"))
+        or Path("/dev/nvidia0").exists()
+        or Path("/proc/driver/nvidia").is_dir()
+    )
+
+
 def gpus() -> dict[str, Any]:
-    """The GPUs TensorFlow sees, with nvidia-smi's name and memory where it is installed."""
+    """The GPUs TensorFlow sees, with nvidia-smi's name and memory where it is installed.
+
+    TensorFlow (seconds of start-up, more on a loaded machine) is imported only where an NVIDIA
+    driver is present: elsewhere there is no GPU for it to find.
+    """
+    if not nvidia_present():
+        return {
+            "NVIDIA driver": "none found (no nvidia-smi, /dev/nvidia0 or /proc/driver/nvidia)",
+            "note": "training runs on the CPU",
+        }
     from dlcli.compute import import_tensorflow
 
     import_tensorflow()
@@ -114,9 +132,10 @@ def _files(folder: Path | None) -> list[str]:
 
 
 def data() -> dict[str, Any]:
-    from dlcli.data import cache_dir, mirror_dir
+    from dlcli.data import cache_dir
 
-    mirror = mirror_dir()
+    env = os.environ.get("DLCLI_DATA_DIR")
+    mirror = Path(env).expanduser() if env else None
     cache = cache_dir()
     keras_cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
     offline = [
@@ -124,7 +143,6 @@ def data() -> dict[str, Any]:
         for name in KERAS_DATASETS
         if (mirror and (mirror / f"{name}.npz").is_file()) or (keras_cache / f"{name}.npz").is_file()
     ]
-    env = os.environ.get("DLCLI_DATA_DIR")
     return {
         "DLCLI_DATA_DIR": (f"{env} (no such folder)" if mirror and not mirror.is_dir() else env) or "not set",
         "files in DLCLI_DATA_DIR": _files(mirror),

@@ -6,14 +6,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import compute, distribute, runs, scoring
+from dlcli import compute, distribute, files, runs, saved, scoring
 from dlcli import data as data_mod
 from dlcli.config import Config
-from dlcli.errors import DataError
+from dlcli.errors import DataError, RunError
 from dlcli.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
@@ -23,40 +23,61 @@ if TYPE_CHECKING:
 @dataclass
 class LoadedRun:
     run_dir: Path
-    config: Config
+    config: Config | None  # None where the saved config cannot be read: predict does without it
     prep: Preprocessor
     model: Any
+    warnings: list[str] = field(default_factory=list)
+    config_error: RunError | None = None
+
+    def need_config(self) -> Config:
+        if self.config is None:
+            raise self.config_error or RunError(f"{self.run_dir}: the run's config cannot be read")
+        return self.config
+
+    @property
+    def forward_batch(self) -> int:
+        return max(self.config.train.batch_size if self.config else 0, compute.FORWARD_BATCH)
 
 
-def load_run(run: str | Path, root: Path | str = runs.DEFAULT_ROOT, device: str | None = None) -> LoadedRun:
+def load_run(
+    run: str | Path, runs_dir: Path | str = runs.DEFAULT_ROOT, device: str | None = None
+) -> LoadedRun:
     """Everything evaluate and predict need, from the run directory alone; executes no code from it.
 
     It runs on one device (`device`, else the first GPU, else the CPU), whatever the run trained on.
     """
     device = distribute.parse_device(device)
-    run_dir = runs.resolve(run, Path(root))
+    run_dir = runs.resolve(run, Path(runs_dir))
     compute.import_tensorflow()
     distribute.select_device(device)
-    config = runs.load_config(run_dir)
+    config, warnings, config_error = None, [], None
+    try:
+        config, warnings = saved.inference_config(run_dir)
+    except RunError as exc:
+        config_error = exc
+        warnings = [f"{exc}; predictions need only the model and preprocessing.json"]
     state_path = run_dir / "preprocessing.json"
     if not state_path.is_file():
         raise DataError(f"{state_path}: missing; the run did not get past loading its data")
     prep = Preprocessor.from_json(state_path.read_text(encoding="utf-8"), str(state_path))
-    return LoadedRun(run_dir, config, prep, runs.load_model(run_dir))
+    return LoadedRun(run_dir, config, prep, saved.load_model(run_dir), warnings, config_error)
 
 
 def evaluate(
     run: str | Path,
     data_path: str | Path | None = None,
-    root: Path | str = runs.DEFAULT_ROOT,
+    runs_dir: Path | str = runs.DEFAULT_ROOT,
     device: str | None = None,
 ) -> dict:
     """Test-split metrics of a finished run, or metrics on another labelled file."""
-    loaded_run = load_run(run, root, device)
-    prep, config = loaded_run.prep, loaded_run.config
+    loaded_run = load_run(run, runs_dir, device)
+    prep, config = loaded_run.prep, loaded_run.need_config()
     if data_path is None:
+        edited = [w for w in loaded_run.warnings if "was edited after training" in w]
+        if edited:  # the test split is read from the config: an edited one would be another split
+            raise RunError(f"{edited[0]}. Restore it, or pass the data to evaluate on with --data")
         loaded = data_mod.load(config)
-        recorded = runs.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("sha256")
+        recorded = files.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("sha256")
         if recorded and loaded.sha256 and recorded != loaded.sha256:
             raise DataError(
                 f"{loaded.source}: the data changed since training (sha256 {loaded.sha256}, "
@@ -88,7 +109,7 @@ def predict(
     run: str | Path,
     input_path: str | Path,
     output_path: str | Path | None = None,
-    root: Path | str = runs.DEFAULT_ROOT,
+    runs_dir: Path | str = runs.DEFAULT_ROOT,
     device: str | None = None,
 ) -> tuple[Path, pd.DataFrame, list[str]]:
     """Predictions for every input row, written as CSV or Parquet; returns (path, table, warnings)."""
@@ -99,15 +120,19 @@ def predict(
     out = Path(output_path) if output_path else Path(f"{input_path.stem}_predictions.csv")
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise DataError(f"--output {out}: unsupported suffix {out.suffix!r} (expected .csv or .parquet)")
+    if out.resolve() == input_path.resolve() or (out.exists() and out.samefile(input_path)):
+        raise DataError(
+            f"--output {out}: that is the --input file; writing predictions there would replace your "
+            f"data: choose another --output (without one: {input_path.stem}_predictions.csv)"
+        )
     runs.check_writable(out.parent, f"--output {out}: the folder {out.parent}", "choose another --output")
-    loaded_run = load_run(run, root, device)
+    loaded_run = load_run(run, runs_dir, device)
     prep, model = loaded_run.prep, loaded_run.model
     part = read_input(prep, input_path)
     if prep.kind == "image" and part[1] is None:
         part = part[0]
     ex = scoring.examples(prep, part, source=str(input_path), labelled=False)
-    batch = max(loaded_run.config.train.batch_size, compute.FORWARD_BATCH)
-    outputs = compute.forward(model, ex.dataset(prep, batch))
+    outputs = compute.forward(model, ex.dataset(prep, loaded_run.forward_batch))
     predictions, probs = prep.decode(outputs)
     table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
     if prep.kind == "timeseries":  # row i: forecast `horizon` steps after row i, from the window ending there
@@ -120,7 +145,7 @@ def predict(
         for i, label in enumerate(prep.target_encoder.classes_):
             table[f"probability_{label}"] = probs[:, i]
     write_table(table, out)
-    return out, table, prep.warnings
+    return out, table, [*loaded_run.warnings, *prep.warnings]
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
@@ -132,6 +157,6 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
     else:
         raise DataError(f"--output {path}: unsupported suffix {suffix!r} (expected .csv or .parquet)")
     try:
-        runs.write_atomic(path, content)
+        files.write_atomic(path, content)
     except OSError as exc:
         raise DataError(f"--output {path}: cannot write ({exc})") from None

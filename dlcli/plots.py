@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli.runs import write_atomic
+from dlcli.files import write_atomic
 
 if TYPE_CHECKING:
     import numpy as np

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlcli.checks import suggest
 from dlcli.config import CLASSIFICATION_LOSSES, Config
+from dlcli.data import row_where
 from dlcli.errors import DataError, RunError
 from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
 
@@ -60,10 +61,18 @@ class Preprocessor:
             window = pre.window.model_dump() if pre.window is not None else None
             numeric_cols, categorical_cols = feature_columns(config, list(train.columns))
             _check_not_empty(train, numeric_cols + categorical_cols, source)
-            _check_numeric(train, numeric_cols, source)
+            _check_numeric(train, numeric_cols, source, pre.numeric.non_finite == "missing")
             numeric = NumericTransformer(
-                numeric_cols, pre.numeric.impute, pre.numeric.fill_value, pre.numeric.scale
-            ).fit(train)
+                numeric_cols,
+                pre.numeric.impute,
+                pre.numeric.fill_value,
+                pre.numeric.scale,
+                pre.numeric.non_finite,
+            )
+            try:
+                numeric.fit(train)
+            except DataError as exc:
+                raise DataError(f"{source}: {exc}") from None
             categorical = CategoricalEncoder(
                 categorical_cols, pre.categorical.impute, pre.categorical.fill_value
             ).fit(train)
@@ -112,6 +121,7 @@ class Preprocessor:
 
         if self.kind == "image":
             x = part[0] if isinstance(part, tuple) else part
+            _check_finite_images(x, source)
             if list(x.shape[1:]) != self.image["shape"]:
                 raise DataError(
                     f"{source}: images have shape {list(x.shape[1:])} per item (array {list(x.shape)}); "
@@ -125,9 +135,9 @@ class Preprocessor:
                 f"{source}: missing input column(s) {', '.join(map(repr, missing))} (the model was "
                 f"trained on {', '.join(self.input_columns)})"
             )
-        _check_numeric(part, self.numeric.columns, source)
+        _check_numeric(part, self.numeric.columns, source, self.numeric.non_finite == "missing")
         blocks = [self.numeric.transform(part, source), self.categorical.transform(part)]
-        unknown = {c: n for c, n in self.categorical.unknown_counts_.items() if n}
+        unknown = self.categorical.unknown_counts(part)
         if unknown:
             counts = ", ".join(f"{n} in {c!r}" for c, n in unknown.items())
             self.warnings.append(f"{source}: categories not seen in training ({counts}) encode as all zeros")
@@ -162,6 +172,13 @@ class Preprocessor:
         import numpy as np
 
         outputs = np.asarray(outputs)  # classes need no float64 copy of every probability
+        bad = ~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
+        if bad.any():
+            raise RunError(
+                f"the model's output is NaN or infinite for {int(bad.sum())} of {len(outputs)} inputs "
+                f"(the first is input {int(np.argmax(bad)) + 1}) although every input was finite: its "
+                "weights are not finite; retrain it (a lower optimizer.learning_rate), nothing is written"
+            )
         if self.task == "regression":
             values = outputs.reshape(len(outputs), -1)[:, 0].astype("float64")
             return self.target_encoder.inverse(values), None
@@ -285,22 +302,52 @@ def _check_not_empty(frame: pd.DataFrame, columns: list[str], source: str) -> No
         )
 
 
-def _check_numeric(frame: pd.DataFrame, columns: list[str], source: str) -> None:
-    """Refuse text in a numeric column instead of silently turning it into NaN."""
+def _check_numeric(
+    frame: pd.DataFrame, columns: list[str], source: str, inf_is_missing: bool = False
+) -> None:
+    """Refuse text in a numeric column instead of silently turning it into NaN, and ±inf unless
+    `preprocessing.numeric.non_finite: missing` asked for it to be imputed."""
+    import numpy as np
     import pandas as pd
 
     for column in columns:
         values = frame[column]
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            numbers = values
+        else:
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = values[numbers.isna() & values.notna()]
+            if len(bad):
+                raise DataError(
+                    f"{source}: column {column!r} {row_where(source, bad.index[0])}: {bad.iloc[0]!r} is not "
+                    f"a number ({len(bad)} such rows); list the column under "
+                    "preprocessing.categorical.columns if it holds categories, or fix the value"
+                )
+        if inf_is_missing or pd.api.types.is_bool_dtype(numbers):
             continue
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = values[numbers.isna() & values.notna()]
-        if len(bad):
+        infinite = np.isinf(numbers.to_numpy(dtype="float64", na_value=np.nan))
+        if infinite.any():
+            first = int(np.argmax(infinite))
             raise DataError(
-                f"{source}: column {column!r} row {bad.index[0] + 1}: {bad.iloc[0]!r} is not a number "
-                f"({len(bad)} such rows); list the column under preprocessing.categorical.columns if it "
-                "holds categories, or fix the value"
+                f"{source}: column {column!r} {row_where(source, values.index[first])}: "
+                f"{values.iloc[first]!r} is not a finite number ({int(infinite.sum())} such rows); fix "
+                "the value, leave the cell empty to have it imputed, or set "
+                "preprocessing.numeric.non_finite: missing to impute every ±inf"
             )
+
+
+def _check_finite_images(x: np.ndarray, source: str) -> None:
+    """Float pixels that are NaN or ±inf would give NaN outputs: refuse them, naming the first image."""
+    import numpy as np
+
+    if x.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        raise DataError(
+            f"{source}: image {int(np.argmax(bad))} (counting from 0) holds NaN or infinite pixels "
+            f"({int(bad.sum())} such images of {len(x)}); fix or drop them"
+        )
 
 
 def _target_values(frame: pd.DataFrame, column: str, task: str, source: str) -> np.ndarray:
@@ -313,7 +360,7 @@ def _target_values(frame: pd.DataFrame, column: str, task: str, source: str) -> 
     if values.isna().any():
         row = values.index[values.isna()][0]
         raise DataError(
-            f"{source}: target {column!r} row {row + 1} is empty ({int(values.isna().sum())} "
+            f"{source}: target {column!r} {row_where(source, row)} is empty ({int(values.isna().sum())} "
             "rows); drop those rows or fill them in"
         )
     if task == "regression":

@@ -19,40 +19,72 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from dlcli.errors import RunError
-from dlcli.runs import write_atomic, write_json
+from dlcli.files import link_atomic, replace_atomic, write_atomic, write_json
 
 RESUME_FILE = "resume.json"
 
 
-def improved(monitor: str, mode: str, value: float, best: float | None) -> bool:
-    """Keras' rule for `mode: auto`: accuracy-like quantities go up, everything else down."""
+def improved(direction: str, value: float, best: float | None) -> bool:
     if best is None:
         return True
-    maximize = mode == "max" or (mode == "auto" and is_accuracy_like(monitor))
-    return value > best if maximize else value < best
+    return value > best if direction == "max" else value < best
 
 
-def is_accuracy_like(monitor: str) -> bool:
-    return any(word in monitor for word in ("acc", "auc", "precision", "recall", "f1", "r2"))
+def monitor_direction(model, monitor: str, mode: str, logs: dict) -> str:
+    """`min` or `max` for `monitor`, decided by Keras' own rule (the one EarlyStopping and
+    ModelCheckpoint apply): `mode` when given, else `loss` goes down and a compiled metric goes the way
+    it declares (cosine similarity, AUC and accuracy up; errors down).
+
+    It asks a public Keras EarlyStopping, after the model's metrics are built (Keras decides then
+    too), so dlcli's best checkpoint and Keras' early stopping never disagree.
+    """
+    import keras
+
+    if mode in ("min", "max"):
+        return mode
+    oracle = keras.callbacks.EarlyStopping(monitor=monitor, mode="auto", patience=1 << 30, verbose=0)
+    oracle.set_model(model)
+    oracle.on_train_begin()
+    oracle.on_epoch_end(0, logs)
+    return "max" if oracle.monitor_op is keras.ops.greater else "min"
 
 
-def read_resume(run_dir: Path) -> dict | None:
+@dataclass(frozen=True)
+class ResumeState:
+    """`checkpoints/resume.json`: the last committed epoch and what continuing from it needs."""
+
+    epoch: int
+    checkpoint: str  # the resume-<epoch>.keras file beside resume.json
+    monitor: str | None = None
+    direction: str | None = None  # min or max, as Keras decided it (older runs: decided again)
+    best: float | None = None
+    best_epoch: int | None = None
+    seed_states: list = field(default_factory=list)
+    early_stopping: dict | None = None
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool((self.early_stopping or {}).get("stopped"))
+
+
+def read_resume(run_dir: Path) -> ResumeState | None:
     path = run_dir / "checkpoints" / RESUME_FILE
     if not path.is_file():
         return None
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        checkpoint = run_dir / "checkpoints" / state["checkpoint"]
-        int(state["epoch"])
+        data = json.loads(path.read_text(encoding="utf-8"))
+        known = {f.name for f in fields(ResumeState)}
+        state = ResumeState(**{k: v for k, v in data.items() if k in known})
+        int(state.epoch)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunError(f"{path}: unreadable resume state ({exc})") from None
-    if not checkpoint.is_file():
-        raise RunError(f"{path}: names {checkpoint.name}, which is missing")
+    if not (run_dir / "checkpoints" / state.checkpoint).is_file():
+        raise RunError(f"{path}: names {state.checkpoint}, which is missing")
     return state
 
 
@@ -92,8 +124,7 @@ def restore_seed_states(model, states: list[list[int]]) -> None:
         variable.assign(value)
 
 
-def callbacks_classes():
-    """Keras callback classes, made on first use so this module imports without Keras."""
+def _early_stopping_class():
     import keras
 
     class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -121,6 +152,12 @@ def callbacks_classes():
                 "stopped": bool(self.stopped_epoch),
             }
 
+    return ResumableEarlyStopping
+
+
+def _run_state_class():
+    import keras
+
     class RunState(keras.callbacks.Callback):
         """Commits each completed epoch (see the module docstring); skips a halted, partial one."""
 
@@ -129,15 +166,16 @@ def callbacks_classes():
             run_dir: Path,
             monitor: str,
             mode: str,
-            prior: dict | None,
+            prior: ResumeState | None,
             history: list[dict],
             early_stopping=None,
             halted=lambda: False,
         ):
             super().__init__()
             self.dir, self.monitor, self.mode = Path(run_dir), monitor, mode
-            self.best = prior["best"] if prior else None
-            self.best_epoch = prior["best_epoch"] if prior else None
+            self.direction = prior.direction if prior else None
+            self.best = prior.best if prior else None
+            self.best_epoch = prior.best_epoch if prior else None
             self.history, self.early_stopping, self.halted = history, early_stopping, halted
 
         def on_epoch_end(self, epoch, logs=None):
@@ -148,42 +186,36 @@ def callbacks_classes():
             name = f"resume-{done}.keras"
             save_atomic(self.model, ckpt / name)
             value = logs.get(self.monitor)
-            if value is not None and improved(self.monitor, self.mode, value, self.best):
+            if value is not None and self.direction is None:
+                self.direction = monitor_direction(self.model, self.monitor, self.mode, logs)
+            if value is not None and improved(self.direction, value, self.best):
                 self.best, self.best_epoch = value, done
                 save_atomic(self.model, ckpt / "best.keras")
             self.history.append({"epoch": done, **logs})
             _write_history(self.dir / "history.csv", self.history)
-            write_json(
-                ckpt / RESUME_FILE,
-                {
-                    "epoch": done,
-                    "checkpoint": name,
-                    "monitor": self.monitor,
-                    "best": self.best,
-                    "best_epoch": self.best_epoch,
-                    "seed_states": seed_states(self.model),
-                    "early_stopping": self.early_stopping.state() if self.early_stopping else None,
-                },
+            state = ResumeState(
+                epoch=done,
+                checkpoint=name,
+                monitor=self.monitor,
+                direction=self.direction,
+                best=self.best,
+                best_epoch=self.best_epoch,
+                seed_states=seed_states(self.model),
+                early_stopping=self.early_stopping.state() if self.early_stopping else None,
             )
+            write_json(ckpt / RESUME_FILE, asdict(state))
             link_atomic(ckpt / name, ckpt / "last.keras")
             for old in ckpt.glob("resume-*.keras"):
                 if old.name != name:
                     old.unlink(missing_ok=True)
 
-    return ResumableEarlyStopping, RunState
+    return RunState
+
+
+def callbacks_classes():
+    """Keras callback classes, made on first use so this module imports without Keras."""
+    return _early_stopping_class(), _run_state_class()
 
 
 def save_atomic(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # Keras wants the .keras suffix
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def link_atomic(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:  # a file system without hard links
-        tmp.write_bytes(source.read_bytes())
-    os.replace(tmp, target)
+    replace_atomic(path, model.save)

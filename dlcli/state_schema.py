@@ -15,7 +15,8 @@ Number = StrictFloat | StrictInt
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and ±inf (JSON's NaN, Infinity, or 1e999) are refused: no fitted statistic is ever one
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TargetState(_Closed):
@@ -32,6 +33,7 @@ class NumericState(_Closed):
     impute: Literal["mean", "median", "constant", "none"]
     fill_value: Number
     scale: Literal["standard", "minmax", "robust", "none"]
+    non_finite: Literal["error", "missing"] = "error"  # absent in runs of dlcli before 0.2
     statistics_: list[Number | None]
     center_: list[Number]
     scale_: list[Number]

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import signal
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from dlcli import compute
 from dlcli.config import Config
+from dlcli.state import ResumeState
 
 
 class Listener(Protocol):
@@ -56,27 +58,38 @@ def stop_on_signals(halt: Halt):
             signal.signal(sig, old)
 
 
-def callbacks(
-    config: Config,
-    run_dir: Path,
-    listener: Listener | None,
-    steps: int | None,
-    halt: Halt,
-    prior: dict | None,
-    history: list[dict],
-    epoch_var=None,
-) -> list:
-    import keras
+@dataclass
+class FitPlan:
+    """What one `fit` call trains on and where it commits each epoch."""
 
+    config: Config
+    run_dir: Path
+    train_ds: Any
+    val_ds: Any
+    steps: int  # training steps per epoch
+    epoch_var: Any  # picks each epoch's data order (compute.training_dataset)
+    halt: Halt = field(default_factory=Halt)
+    listener: Listener | None = None
+    prior: ResumeState | None = None  # set when resuming
+    history: list[dict] = field(default_factory=list)  # history.csv rows of the epochs before
+
+    @property
+    def first_epoch(self) -> int:
+        return self.prior.epoch if self.prior else 0
+
+
+def callbacks(plan: FitPlan) -> list:
+    """Keras callbacks for `plan`, in order; the last is the Timer."""
     from dlcli.state import callbacks_classes
 
     ResumableEarlyStopping, RunState = callbacks_classes()
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    config = plan.config
+    (plan.run_dir / "checkpoints").mkdir(exist_ok=True)
     stop = config.train.early_stopping
     early = None
     if stop is not None:
         early = ResumableEarlyStopping(
-            prior=(prior or {}).get("early_stopping"),
+            prior=plan.prior.early_stopping if plan.prior else None,
             monitor=stop.monitor,
             patience=stop.patience,
             min_delta=stop.min_delta,
@@ -84,29 +97,25 @@ def callbacks(
             restore_best_weights=False,
             verbose=0,
         )
-    out: list[Any] = [*compute.dataset_guard(), _halt_class()(halt, steps, epoch_var)]
+    out: list[Any] = [*compute.dataset_guard(), _halt_class()(plan.halt, plan.steps, plan.epoch_var)]
     out += [early] if early else []
-    if config.train.tensorboard:
-        out.append(
-            keras.callbacks.TensorBoard(
-                str(run_dir / "tensorboard"), write_graph=False, profile_batch=0, update_freq="epoch"
-            )
-        )
-    out.append(
-        RunState(
-            run_dir,
-            config.checkpoint_monitor(),
-            config.train.checkpoint.mode,
-            prior,
-            history,
-            early,
-            halted=lambda: bool(halt),
-        )
-    )
-    if listener is not None:
-        out.append(_relay_class()(listener, config.train.epochs, steps, halt))
+    out += _tensorboard(config, plan.run_dir)
+    monitor, mode = config.checkpoint_monitor(), config.train.checkpoint.mode
+    halted = lambda: bool(plan.halt)  # noqa: E731 - read at each epoch's end
+    out.append(RunState(plan.run_dir, monitor, mode, plan.prior, plan.history, early, halted=halted))
+    if plan.listener is not None:
+        out.append(_relay_class()(plan.listener, config.train.epochs, plan.steps, plan.halt))
     out.append(_timer_class()())  # last: an epoch's time includes the checkpoints written at its end
     return out
+
+
+def _tensorboard(config: Config, run_dir: Path) -> list:
+    if not config.train.tensorboard:
+        return []
+    import keras
+
+    logs = str(run_dir / "tensorboard")
+    return [keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0, update_freq="epoch")]
 
 
 def _timer_class():
@@ -197,36 +206,22 @@ def _floats(logs: dict | None) -> dict[str, float]:
     return {k: float(v) for k, v in (logs or {}).items()}
 
 
-def fit(
-    model,
-    train_ds,
-    val_ds,
-    config: Config,
-    run_dir: Path,
-    listener: Listener | None,
-    steps: int,
-    halt: Halt,
-    first_epoch: int = 0,
-    prior: dict | None = None,
-    history: list[dict] | None = None,
-    epoch_var=None,
-):
-    """Train epochs `first_epoch`.. of the config; returns the Timer (epoch times, first step).
+def fit(model, plan: FitPlan):
+    """Train epochs `plan.first_epoch`.. of the config; returns the Timer (epoch times, first step).
 
     The model ends with the best checkpoint's weights, also after a divergence or a signal.
     """
-    rows = history if history is not None else []
-    hooks = callbacks(config, run_dir, listener, steps, halt, prior, rows, epoch_var)
+    hooks = callbacks(plan)
     model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=config.train.epochs,
-        initial_epoch=first_epoch,
+        plan.train_ds,
+        validation_data=plan.val_ds,
+        epochs=plan.config.train.epochs,
+        initial_epoch=plan.first_epoch,
         verbose=0,
         shuffle=False,
         callbacks=hooks,
     )
-    best = run_dir / "checkpoints" / "best.keras"
+    best = plan.run_dir / "checkpoints" / "best.keras"
     if best.is_file():
         model.load_weights(best)
     return hooks[-1]

@@ -36,24 +36,45 @@ class _Stateful:
         return obj
 
 
-def fit_scale(values: np.ndarray, scale: str) -> tuple[list[float], list[float]]:
-    """`(center, scale)` such that `(x - center) / scale` applies the named scikit-learn scaler."""
+def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[float], list[float]]:
+    """`(center, scale)` such that `(x - center) / scale` applies the named scikit-learn scaler;
+    a DataError naming the column when its statistics overflow (values near ±1e308)."""
+    import warnings
+
     import numpy as np
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
     width = values.shape[1]
     if scale == "none":
         return [0.0] * width, [1.0] * width
-    if scale == "standard":
-        fitted = StandardScaler().fit(values)
-        center, factor = fitted.mean_, fitted.scale_
-    elif scale == "minmax":
-        fitted = MinMaxScaler().fit(values)
-        center, factor = fitted.data_min_, np.where(fitted.data_range_ == 0, 1.0, fitted.data_range_)
-    else:
-        fitted = RobustScaler().fit(values)
-        center, factor = fitted.center_, fitted.scale_
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # an overflow is reported below, by column
+        if scale == "standard":
+            fitted = StandardScaler().fit(values)
+            center, factor = fitted.mean_, fitted.scale_
+        elif scale == "minmax":
+            fitted = MinMaxScaler().fit(values)
+            center, factor = fitted.data_min_, np.where(fitted.data_range_ == 0, 1.0, fitted.data_range_)
+        else:
+            fitted = RobustScaler().fit(values)
+            center, factor = fitted.center_, fitted.scale_
+    check_finite_statistics(columns, values, f"{scale} scaling", center, factor)
     return _plain(center), _plain(factor)
+
+
+def check_finite_statistics(columns: list[str], values: np.ndarray, what: str, *stats) -> None:
+    """Statistics of huge values (±1e308) overflow to inf or NaN: refuse, naming the column."""
+    import numpy as np
+
+    for i, column in enumerate(columns):
+        if all(np.isfinite(np.asarray(stat, dtype="float64")[i]) for stat in stats):
+            continue
+        largest = np.nanmax(np.abs(values[:, i])) if values.size else float("nan")
+        raise DataError(
+            f"column {column!r}: its {what} statistics overflow (values as large as {largest:.3g} in the "
+            "training rows); bring the column to a sensible range (e.g. divide it by 1e6, or take "
+            "its logarithm) before training"
+        )
 
 
 class NumericTransformer(_Stateful):
@@ -62,42 +83,73 @@ class NumericTransformer(_Stateful):
     >>> NumericTransformer(["a"], impute="median").fit(frame).transform(frame)
     """
 
-    _params = ("columns", "impute", "fill_value", "scale")
+    _params = ("columns", "impute", "fill_value", "scale", "non_finite")
     _learned = ("statistics_", "center_", "scale_")
 
     def __init__(
-        self, columns: list[str], impute: str = "mean", fill_value: float = 0.0, scale: str = "standard"
+        self,
+        columns: list[str],
+        impute: str = "mean",
+        fill_value: float = 0.0,
+        scale: str = "standard",
+        non_finite: str = "error",
     ):
         self.columns, self.impute, self.fill_value, self.scale = columns, impute, fill_value, scale
+        self.non_finite = non_finite
+
+    def _values(self, frame: pd.DataFrame) -> np.ndarray:
+        """The columns as float64; ±inf read as missing when `non_finite: missing` asked for it
+        (otherwise preprocessing's column check has refused them already)."""
+        import numpy as np
+
+        values = frame[self.columns].to_numpy(dtype="float64")
+        if self.non_finite == "missing":
+            values[np.isinf(values)] = np.nan
+        return values
 
     def fit(self, frame: pd.DataFrame) -> NumericTransformer:
         from sklearn.impute import SimpleImputer
 
-        values = frame[self.columns].to_numpy(dtype="float64")
+        values = self._values(frame)
         if self.impute == "none":
             self.statistics_ = [None] * len(self.columns)
         else:
-            strategy = {"mean": "mean", "median": "median", "constant": "constant"}[self.impute]
-            imputer = SimpleImputer(strategy=strategy, fill_value=self.fill_value, keep_empty_features=True)
-            values = imputer.fit_transform(values)
+            imputer = SimpleImputer(
+                strategy=self.impute, fill_value=self.fill_value, keep_empty_features=True
+            )
+            raw, values = values, imputer.fit_transform(values)
+            check_finite_statistics(self.columns, raw, f"{self.impute} imputation", imputer.statistics_)
             self.statistics_ = _plain(imputer.statistics_)
-        self.center_, self.scale_ = fit_scale(values, self.scale)
+        self.center_, self.scale_ = fit_scale(values, self.scale, self.columns)
         return self
 
     def transform(self, frame: pd.DataFrame, source: str = "") -> np.ndarray:
         import numpy as np
 
-        values = frame[self.columns].to_numpy(dtype="float64")
+        from dlcli.data import row_where
+
+        values = self._values(frame)
         missing = np.isnan(values)
         if missing.any():
             if self.impute == "none":
                 row, col = np.argwhere(missing)[0]
                 raise DataError(
-                    f"{source}: column {self.columns[col]!r} row {row + 1} is missing and "
-                    "preprocessing.numeric.impute is none: set impute to mean, median or constant"
+                    f"{source}: column {self.columns[col]!r} {row_where(source, frame.index[row])} is "
+                    "missing and preprocessing.numeric.impute is none: set impute to mean, median or "
+                    "constant"
                 )
             values = np.where(missing, np.asarray(self.statistics_, dtype="float64"), values)
-        return ((values - np.asarray(self.center_)) / np.asarray(self.scale_)).astype("float32")
+        with np.errstate(all="ignore"):
+            out = ((values - np.asarray(self.center_)) / np.asarray(self.scale_)).astype("float32")
+        bad = ~np.isfinite(out)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise DataError(
+                f"{source}: column {self.columns[col]!r} {row_where(source, frame.index[row])}: "
+                f"{values[row, col]:.6g} is out of range once scaled (float32 holds up to 3.4e38; "
+                f"{int(bad.sum())} such value(s)); fix the value or bring the column to a sensible range"
+            )
+        return out
 
 
 class CategoricalEncoder(_Stateful):
@@ -108,7 +160,6 @@ class CategoricalEncoder(_Stateful):
 
     def __init__(self, columns: list[str], impute: str = "constant", fill_value: str = "missing"):
         self.columns, self.impute, self.fill_value = columns, impute, fill_value
-        self.unknown_counts_: dict[str, int] = {}
 
     def _as_text(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[self.columns].astype("object").where(frame[self.columns].notna(), None)
@@ -124,9 +175,33 @@ class CategoricalEncoder(_Stateful):
             ]
         else:
             self.fill_ = [self.fill_value] * len(self.columns)
-        encoder = OneHotEncoder(handle_unknown="ignore").fit(self._filled(text))
-        self.categories_ = [_plain(c) for c in encoder.categories_]
+        self._encoder = None
+        self.categories_ = []
+        if self.columns:
+            self._encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(
+                self._filled(text)
+            )
+            self.categories_ = [_plain(c) for c in self._encoder.categories_]
         return self
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CategoricalEncoder:
+        """The encoder of the saved categories: scikit-learn's, with explicit categories, so fitting it
+        on one row learns nothing from that row."""
+        import numpy as np
+        import pandas as pd
+        from sklearn.preprocessing import OneHotEncoder
+
+        obj = super().from_state(state)
+        obj._encoder = None
+        if obj.columns:
+            categories = [np.array(c, dtype=object) for c in obj.categories_]
+            one_row = pd.DataFrame(
+                {c: [str(cats[0])] for c, cats in zip(obj.columns, categories, strict=True)}
+            )
+            obj._encoder = OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False)
+            obj._encoder.fit(one_row)
+        return obj
 
     def _filled(self, text: pd.DataFrame) -> pd.DataFrame:
         return text.fillna(dict(zip(self.columns, self.fill_, strict=True))).astype(str)
@@ -136,22 +211,24 @@ class CategoricalEncoder(_Stateful):
         return sum(len(c) for c in self.categories_)
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        import numpy as np
-        from sklearn.preprocessing import OneHotEncoder
+        import warnings
 
+        if not self.columns:
+            import numpy as np
+
+            return np.zeros((len(frame), 0), dtype="float32")
+        with warnings.catch_warnings():  # unseen categories: counted by unknown_counts, encoded as zeros
+            warnings.simplefilter("ignore", UserWarning)
+            return self._encoder.transform(self._filled(self._as_text(frame))).astype("float32")
+
+    def unknown_counts(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Rows per column whose category was not seen in training (they encode as all zeros)."""
         filled = self._filled(self._as_text(frame))
-        self.unknown_counts_ = {
+        return {
             c: int((~filled[c].isin(cats)).sum())
             for c, cats in zip(self.columns, self.categories_, strict=True)
+            if (~filled[c].isin(cats)).any()
         }
-        # Explicit categories make fit() a no-op on the data: the learned state alone drives the encoding.
-        encoder = OneHotEncoder(
-            categories=[np.array(c, dtype=object) for c in self.categories_],
-            handle_unknown="ignore",
-            sparse_output=False,
-        )
-        encoder.fit(filled.iloc[:1])
-        return encoder.transform(filled).astype("float32")
 
 
 class TargetEncoder(_Stateful):
@@ -179,7 +256,8 @@ class TargetEncoder(_Stateful):
                     f"({self.classes_[0]!r}); a classifier needs at least two"
                 )
         else:
-            center, factor = fit_scale(np.asarray(y, dtype="float64").reshape(-1, 1), self.scale)
+            values = np.asarray(y, dtype="float64").reshape(-1, 1)
+            center, factor = fit_scale(values, self.scale, [self.column])
             self.center_, self.scale_ = center[0], factor[0]
         return self
 

@@ -18,8 +18,47 @@ Path_ = tuple[str | int, ...]
 Marks = dict[Path_, tuple[int, int]]
 
 
+#: A config is a few kilobytes; these bounds refuse a hostile or mistaken file before it costs time.
+MAX_BYTES = 500_000
+MAX_DEPTH = 64
+#: An alias bomb ("billion laughs") expands to more values than any real config holds; stop early.
+MAX_NODES = 20_000
+
+
+class _TooLarge(Exception):
+    def __init__(self, problem: str, mark):
+        super().__init__(problem)
+        self.problem, self.mark = problem, mark
+
+
 class Loader(yaml.SafeLoader):
-    """The safe loader, reading `1e-3` as a float as YAML 1.2 does (YAML 1.1 makes it a string)."""
+    """The safe loader, reading `1e-3` as a float as YAML 1.2 does (YAML 1.1 makes it a string),
+    that stops composing at MAX_DEPTH levels of nesting or MAX_NODES values: PyYAML's composer
+    recurses once per level and keeps every node, so a 20,000-deep file would exhaust the stack and a
+    400,000-key mapping would take seconds and hundreds of MB before anything is checked."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = self._nodes = 0
+
+    def compose_node(self, parent, index):
+        self._nodes += 1
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooLarge(
+                    f"nested more than {MAX_DEPTH} levels deep; a config needs a handful: "
+                    "check the indentation or brackets",
+                    self.peek_event().start_mark,
+                )
+            if self._nodes > MAX_NODES:
+                raise _TooLarge(
+                    f"more than {MAX_NODES} values; a config needs a few dozen: is this the right file?",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 Loader.add_implicit_resolver(
@@ -38,8 +77,6 @@ def safe_load(text: str):
         loader.dispose()
 
 
-#: An alias bomb ("billion laughs") expands to more nodes than any real config holds; stop early.
-MAX_NODES = 100_000
 _PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
@@ -49,13 +86,20 @@ def load_marked(text: str, filename: str) -> tuple[Any, Marks]:
     >>> load_marked("a:\\n  b: 1\\n", "c.yaml")
     ({'a': {'b': 1}}, {(): (1, 1), ('a',): (1, 1), ('a', 'b'): (2, 3)})
     """
+    if len(text) > MAX_BYTES:
+        raise ConfigError(
+            f"{filename}: {len(text):,} characters; a config is a few kilobytes (expected under "
+            f"{MAX_BYTES:,}): is this the right file?"
+        )
     loader = Loader(text)
     try:
         node = loader.get_single_node()
+    except _TooLarge as exc:
+        loader.dispose()
+        raise ConfigError(f"{where(filename, exc.mark)}: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        raise ConfigError(f"{where}: not valid YAML: {exc.problem or exc}") from None
+        raise ConfigError(f"{where(filename, mark)}: not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{filename}: not valid YAML: {exc}") from None
     marks: Marks = {}
@@ -74,14 +118,14 @@ class _Builder:
         self.loader, self.filename, self.marks, self.count = loader, filename, marks, 0
 
     def where(self, node: yaml.Node) -> str:
-        return f"{self.filename}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+        return where(self.filename, node.start_mark)
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
             raise ConfigError(
-                f"{self.where(node)}: the YAML expands to more than {MAX_NODES} values "
-                "(an alias bomb?); a config never needs that many: remove the repeated aliases"
+                f"{self.where(node)}: the YAML expands to more than {MAX_NODES} values through its "
+                "aliases (an alias bomb?); a config never needs that many: remove the repeated aliases"
             )
         self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
@@ -119,6 +163,15 @@ class _Builder:
             self.marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.build(value_node, (*path, key))
         return out
+
+
+def where(filename: str, mark=None, line: int | None = None, column: int | None = None) -> str:
+    """`FILE:LINE:COL`, 1-based, from a YAML mark (0-based) or a line and column: the one formatter."""
+    if mark is not None:
+        line, column = mark.line + 1, mark.column + 1
+    if line is None:
+        return filename
+    return f"{filename}:{line}:{column}" if column else f"{filename}:{line}"
 
 
 def _dotted(path: Path_) -> str:

@@ -67,9 +67,31 @@ def read_json(path: Path):
 def shared_data() -> Path:
     """`$DLCLI_DATA_DIR` (CI sets it to ../shared/data); tests that need real data skip without it."""
     value = os.environ.get("DLCLI_DATA_DIR")
-    if not value or not Path(value).is_dir():
-        pytest.skip("real datasets not available: set DLCLI_DATA_DIR=../shared/data")
+    if not value:
+        pytest.skip("real datasets not available: DLCLI_DATA_DIR is not set (CI sets it to ../shared/data)")
+    if not Path(value).is_dir():
+        pytest.skip(f"real datasets not available: DLCLI_DATA_DIR={value} is not a folder")
     return Path(value).resolve()
+
+
+def _trained(factory, config: str, *overrides: str) -> Path:
+    where = factory.mktemp("run")
+    ok(dlcli("train", str(CONFIGS / "ci" / f"{config}.yaml"), "-q", *overrides, cwd=where))
+    (run,) = (p for p in (where / "runs").glob("*/2*") if p.is_dir())
+    return run
+
+
+# Trained once per test process and shared: a test that changes a run copies it first.
+@pytest.fixture(scope="session")
+def regression_run(tmp_path_factory) -> Path:
+    """configs/ci/regression.yaml as shipped (4 epochs, early stopping on val_loss)."""
+    return _trained(tmp_path_factory, "regression")
+
+
+@pytest.fixture(scope="session")
+def images_run(tmp_path_factory) -> Path:
+    """configs/ci/images.yaml as shipped (uint8 8x8 digits, a small convnet)."""
+    return _trained(tmp_path_factory, "images")
 
 
 @pytest.fixture

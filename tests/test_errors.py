@@ -236,19 +236,15 @@ def test_all_errors_of_a_file_at_once(cli, tmp_path):
     ]
 
 
-def test_alias_bomb_is_refused_quickly(cli, tmp_path):
-    import time
-
+def test_alias_bomb_is_refused(cli, tmp_path):
     lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
     for i in range(1, 9):
         prev, cur = chr(ord("a") + i - 1), chr(ord("a") + i)
         lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 10) + "]")
     (tmp_path / "c.yaml").write_text("\n".join(lines) + "\n")
-    started = time.perf_counter()
-    assert "expands to more than 100000 values (an alias bomb?)" in _fails(
+    assert "the YAML expands to more than 20000 values through its aliases (an alias bomb?)" in _fails(
         cli, "validate", str(tmp_path / "c.yaml")
     )
-    assert time.perf_counter() - started < 2
 
 
 # ---- overrides --------------------------------------------------------------------------------------
@@ -477,14 +473,6 @@ def test_npz_without_the_expected_arrays(cli, tmp_path):
 
 
 # ---- predict-time mistakes --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def regression_run(tmp_path_factory):
-    where = tmp_path_factory.mktemp("run")
-    proc = dlcli("train", str(CONFIGS / "ci" / "regression.yaml"), "-q", cwd=where)
-    assert proc.returncode == 0, proc.stderr
-    return next((where / "runs" / "ci-regression").glob("2*"))
-
-
 def test_predict_lists_missing_input_columns(cli, tmp_path, regression_run):
     pd.DataFrame({"rooms": [2.0], "price": [1.0]}).to_csv(tmp_path / "in.csv", index=False)
     message = _fails(cli, "predict", str(regression_run), "--input", "in.csv")
@@ -541,11 +529,9 @@ def test_run_folder_that_cannot_be_written_fails_before_any_work(tmp_path):
     ) in proc.stderr
 
 
-def test_predict_images_of_the_wrong_shape(cli, tmp_path):
-    proc = dlcli("train", str(CONFIGS / "ci" / "images.yaml"), "-q", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+def test_predict_images_of_the_wrong_shape(cli, tmp_path, images_run):
     np.save(tmp_path / "x.npy", np.zeros((3, 9, 9), dtype="uint8"))
-    message = _fails(cli, "predict", "latest", "--input", "x.npy")
+    message = _fails(cli, "predict", str(images_run), "--input", "x.npy")
     assert (
         "x.npy: images have shape [9, 9] per item (array [3, 9, 9]); the model was trained on [8, 8]: "
         "expected an array of shape [n, 8, 8]"

@@ -71,7 +71,10 @@ def test_one_hot_unseen_category_is_all_zeros(frame):
     restored = CategoricalEncoder.from_state(json.loads(json.dumps(enc.get_state())))
     out = restored.transform(new)
     assert out.tolist() == [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]]
-    assert restored.unknown_counts_ == {"c": 1}
+    assert restored.unknown_counts(new) == {"c": 1}
+    before = restored.get_state()
+    restored.transform(new)
+    assert restored.get_state() == before  # transform learns nothing: the scikit-learn contract
 
 
 def test_most_frequent_impute(frame):
@@ -99,11 +102,6 @@ def test_target_scaling_is_undone():
     np.testing.assert_allclose(enc.inverse(scaled), y, rtol=1e-6)
 
 
-def test_one_class_target_is_refused():
-    with pytest.raises(DataError, match="has only one class in the training rows"):
-        TargetEncoder("label", "classification").fit(np.array(["a", "a"], dtype=object))
-
-
 def test_preprocessor_json_round_trip(frame):
     config = _config(preprocessing={"categorical": {"columns": ["c"]}, "target": {"scale": "minmax"}})
     prep = Preprocessor.fit(config, frame, "train.csv")
@@ -113,18 +111,6 @@ def test_preprocessor_json_round_trip(frame):
     np.testing.assert_array_equal(restored.features(frame), prep.features(frame))
     assert restored.input_shape == [2 + 4]
     np.testing.assert_allclose(restored.decode(restored.target(frame).reshape(-1, 1))[0], frame["y"])
-
-
-def test_text_in_a_numeric_column_is_refused(frame):
-    bad = frame.assign(b=["1", "2", "abc", "4", "5"])
-    with pytest.raises(DataError, match=r"column 'b' row 3: 'abc' is not a number"):
-        Preprocessor.fit(_config(), bad, "data.csv")
-
-
-def test_missing_input_columns_are_listed(frame):
-    prep = Preprocessor.fit(_config(preprocessing={"categorical": {"columns": ["c"]}}), frame, "train.csv")
-    with pytest.raises(DataError, match=r"new.csv: missing input column\(s\) 'a', 'c'"):
-        prep.features(frame.drop(columns=["a", "c"]), "new.csv")
 
 
 def test_windows_pair_each_window_with_the_value_horizon_steps_later():

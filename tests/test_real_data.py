@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -13,14 +12,10 @@ from conftest import CONFIGS, dlcli, latest_run, ok, read_json
 pytestmark = pytest.mark.slow
 
 
-def test_iris_offline_in_under_a_minute(tmp_path):
-    started = time.perf_counter()
-    ok(
-        dlcli(
-            "train", str(CONFIGS / "iris.yaml"), cwd=tmp_path, env={"DLCLI_DATA_DIR": str(tmp_path / "none")}
-        )
-    )
-    assert time.perf_counter() - started < 60
+def test_iris_needs_no_download(tmp_path):
+    # scikit-learn ships iris: no mirror, no cache, no network (timings are in benchmarks/, not here)
+    env = {"DLCLI_DATA_DIR": "", "DLCLI_CACHE_DIR": str(tmp_path / "cache")}
+    ok(dlcli("train", str(CONFIGS / "iris.yaml"), cwd=tmp_path, env=env))
     assert read_json(latest_run(tmp_path, "iris") / "metrics.json")["test"]["accuracy"] >= 0.90
 
 

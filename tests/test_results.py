@@ -12,7 +12,7 @@ from importlib import metadata
 import pytest
 from conftest import CONFIGS, read_json
 
-from dlcli import runs
+from dlcli import files, runs
 
 REGRESSION = str(CONFIGS / "ci" / "regression.yaml")
 
@@ -32,7 +32,7 @@ def _craft(source, target, **changes):
     (target / ".lock").unlink(missing_ok=True)
     record = read_json(target / "run.json")
     record.update(changes)
-    runs.write_json(target / "run.json", record)
+    files.write_json(target / "run.json", record)
     return target
 
 
