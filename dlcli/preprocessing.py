@@ -250,7 +250,11 @@ class Preprocessor:
         try:
             state = PreprocessingState.model_validate_json(text).model_dump()
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            problems = {}  # one message per key: a union (float | int) fails once per branch
+            for e in exc.errors():
+                loc = ".".join(str(p) for p in e["loc"] if p not in ("float", "int", "str", "bool"))
+                problems.setdefault(loc, f"{loc}: {e['msg']}")
+            problems = "; ".join(list(problems.values())[:5])
             raise RunError(f"{source}: not a valid dlcli preprocessing state ({problems})") from None
         return cls(
             state["kind"],
@@ -328,9 +332,10 @@ def _check_numeric(
         infinite = np.isinf(numbers.to_numpy(dtype="float64", na_value=np.nan))
         if infinite.any():
             first = int(np.argmax(infinite))
+            value = values.iloc[first]
             raise DataError(
                 f"{source}: column {column!r} {row_where(source, values.index[first])}: "
-                f"{values.iloc[first]!r} is not a finite number ({int(infinite.sum())} such rows); fix "
+                f"{value if isinstance(value, str) else float(value)!r} is not a finite number ({int(infinite.sum())} such rows); fix "
                 "the value, leave the cell empty to have it imputed, or set "
                 "preprocessing.numeric.non_finite: missing to impute every ±inf"
             )

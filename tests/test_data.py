@@ -48,11 +48,21 @@ def test_download_with_wrong_hash_is_refused(tmp_path, monkeypatch):
         data.fetch_url(CSV.as_uri(), "0" * 64)
 
 
-def test_unreachable_url_says_how_to_work_offline(tmp_path, monkeypatch):
+def test_unreachable_url_says_what_was_tried_and_how_to_work_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("DLCLI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("DLCLI_DATA_DIR", raising=False)
-    with pytest.raises(DataError, match=r"download failed .*put the file in \$DLCLI_DATA_DIR as gone.csv"):
-        data.fetch_url((tmp_path / "gone.csv").as_uri(), SHA)
+    url = (tmp_path / "absent" / "gone.csv").as_uri()
+    with pytest.raises(DataError) as error:
+        data.fetch_url(url, SHA)
+    assert str(error.value).startswith(f"{url}: download failed (URL fetch failure on {url}")
+    assert (
+        f"Tried $DLCLI_DATA_DIR (not set), the cache {tmp_path / 'cache' / 'downloads' / 'gone.csv'}, then "
+        "the address. Check the address and your connection; to work offline, put the file in a folder "
+        "and set DLCLI_DATA_DIR to that folder (see `dlcli doctor` for where dlcli looks) as gone.csv"
+    ) in str(error.value)
+    monkeypatch.setenv("DLCLI_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match=rf"Tried {tmp_path / 'gone.csv'} \(not there\), the cache"):
+        data.fetch_url(url, SHA)
 
 
 def test_mirror_is_used_and_its_hash_checked(tmp_path, monkeypatch):

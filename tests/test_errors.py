@@ -322,7 +322,7 @@ def test_text_in_a_numeric_column(cli, tmp_path):
         lambda f: f.astype({"area": object}).assign(area=lambda g: g["area"].where(g.index != 7, "abc")),
     )
     message = _fails(cli, "train", _table_config(tmp_path))
-    assert "column 'area' row 8: 'abc' is not a number (1 such rows)" in message
+    assert "column 'area' line 9: 'abc' is not a number (1 such rows)" in message
     assert "list the column under preprocessing.categorical.columns" in message
 
 
@@ -457,7 +457,7 @@ def test_bad_split_column_value(cli, tmp_path):
     _regression_csv(tmp_path, lambda f: f.assign(part=["train"] * 200 + ["valid"] * 20 + ["tst"] * 20))
     config = _table_config(tmp_path, **{"split: {validation: 0.2, test: 0.2}": "split: {column: part}"})
     assert (
-        "column 'part' row 221: 'tst' is not a split name (expected train/validation/test or 0/1/2)"
+        "column 'part' line 222: 'tst' is not a split name (expected train/validation/test or 0/1/2)"
         in _fails(cli, "train", config)
     )
 
@@ -497,7 +497,7 @@ def test_predict_text_in_numeric_column(cli, tmp_path, regression_run):
     pd.DataFrame({"area": ["big"], "rooms": [2.0], "city": ["north"]}).to_csv(
         tmp_path / "in.csv", index=False
     )
-    assert "in.csv: column 'area' row 1: 'big' is not a number" in _fails(
+    assert "in.csv: column 'area' line 2: 'big' is not a number" in _fails(
         cli, "predict", str(regression_run), "--input", "in.csv"
     )
 
