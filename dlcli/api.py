@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlcli import compute, distribute, files, plots, runs, saved, scoring, tracking
+from dlcli import compute, distribute, files, pipeline, plots, runs, saved, scoring, tracking
 from dlcli import data as data_mod
 from dlcli import model as model_mod
 from dlcli import record as record_mod
@@ -334,7 +334,7 @@ def _plan(config: Config, run_dir: Path, listener, prepared: Prepared) -> train_
     prior = prepared.prior
     x, y = scoring.training_arrays(prepared.prep, prepared.sets["train"])
     batch = config.train.batch_size
-    train_ds, epoch_var = compute.training_dataset(x, y, batch, config.seed)
+    train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed)
     val = prepared.sets.get("validation")
     return train_mod.FitPlan(
         config,
@@ -402,7 +402,7 @@ def _score_and_plot(
 ) -> TrainResult:
     """Stage 4: metrics of every split (metrics.json) and the plots, at no more peak memory."""
     timings, prep, sets = record.data["timings"], prepared.prep, prepared.sets
-    compute.release_training_memory(model)
+    pipeline.release_training_memory(model)
     if placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
         model = saved.load_model(run_dir)
     clock = time.perf_counter()
@@ -419,7 +419,7 @@ def _score_and_plot(
         # the inputs are no longer needed: drawing then adds nothing to the run's peak memory
         prepared.sets = prepared.loaded.splits = {}
         del sets, predicted
-        compute.release_training_memory(model)
+        pipeline.release_training_memory(model)
         warnings += plots.write_run_plots(run_dir, prep, config.checkpoint_monitor(), best_epoch, *shown)
         timings["plots_s"] = round(time.perf_counter() - clock, 3)
     return TrainResult(run_dir, metrics, epochs, best_epoch, warnings, record.data["distribution"])

@@ -3,7 +3,7 @@
 TensorFlow can use a NumPy buffer in place (DLPack) only when it is 64-byte aligned and contiguous;
 `np.load` gives 16-byte aligned arrays and reads a member through a temporary `bytes` of its full
 size. Reading in chunks into an aligned buffer keeps the peak at one copy of the data, and the
-training pipeline then shares that copy with TensorFlow (see `train.as_tensor`).
+training pipeline then shares that copy with TensorFlow (see `pipeline.as_tensor`).
 """
 
 from __future__ import annotations

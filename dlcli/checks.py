@@ -22,13 +22,23 @@ REFUSED_LAYERS = {
     "Input": "dlcli creates the input from the data (set model.input_shape to reshape it)",
     "InputLayer": "dlcli creates the input from the data (set model.input_shape to reshape it)",
 }
-PROBABILITY_LOSSES = {
-    "sparse_categorical_crossentropy": "softmax",
-    "categorical_crossentropy": "softmax",
-    "categorical_focal_crossentropy": "softmax",
-    "binary_crossentropy": "sigmoid",
-    "binary_focal_crossentropy": "sigmoid",
+#: The classification losses: how each wants its labels (integer codes, one-hot rows, or 0/1) and the
+#: output activation that gives the probabilities it expects. Every other loss means regression.
+#: The one table: config.task, the label encoding, the output checks and the model's checks read it.
+CLASSIFICATION_LOSSES: dict[str, tuple[str, str]] = {
+    "sparse_categorical_crossentropy": ("sparse", "softmax"),
+    "categorical_crossentropy": ("one_hot", "softmax"),
+    "categorical_focal_crossentropy": ("one_hot", "softmax"),
+    "binary_crossentropy": ("binary", "sigmoid"),
+    "binary_focal_crossentropy": ("binary", "sigmoid"),
 }
+
+
+def label_mode(loss: str) -> str | None:
+    """sparse, one_hot or binary for a classification loss; None for regression."""
+    return CLASSIFICATION_LOSSES[loss][0] if loss in CLASSIFICATION_LOSSES else None
+
+
 ACTIVATION_ARGS = ("activation", "recurrent_activation")
 #: Old or common spellings that string similarity does not catch.
 KNOWN_RENAMES = {
@@ -198,7 +208,9 @@ def _optimizer(raw: dict) -> list[Problem]:
     optimizer = _get(raw, "optimizer")
     if not isinstance(optimizer, dict):
         return []
-    name = optimizer.get("name", "adam")
+    from dlcli.config import OptimizerConfig  # config imports this module: read its default at call time
+
+    name = optimizer.get("name", OptimizerConfig.model_fields["name"].default)
     if not isinstance(name, str):
         return []
     known = catalog.load()["optimizers"]
@@ -245,7 +257,7 @@ def _output(raw: dict) -> list[Problem]:
     kwargs = kwargs if isinstance(kwargs, dict) else {}
     activation = "softmax" if name == "Softmax" else kwargs.get("activation") or "linear"
     where = ("model", "layers", len(layers) - 1, name)
-    wanted = PROBABILITY_LOSSES.get(loss)
+    wanted = CLASSIFICATION_LOSSES[loss][1] if loss in CLASSIFICATION_LOSSES else None
     if wanted is not None and activation != wanted:
         return [
             (
@@ -286,7 +298,9 @@ def _output(raw: dict) -> list[Problem]:
 def _monitors(raw: dict) -> list[Problem]:
     metrics = raw.get("metrics") if isinstance(raw.get("metrics"), list) else []
     split = _get(raw, "data", "split") if isinstance(_get(raw, "data", "split"), dict) else {}
-    validation = split.get("validation", 0.1)
+    from dlcli.config import SplitConfig
+
+    validation = split.get("validation", SplitConfig.model_fields["validation"].default)
     has_validation = split.get("column") is not None or (
         isinstance(validation, int | float) and validation > 0
     )

@@ -1,7 +1,7 @@
-"""How TensorFlow computes here: start-up, seeds and determinism, CPU threads, steps per call, the
-tf.data input pipelines over arrays in place, batch-by-batch forward passes, and memory release.
+"""How TensorFlow is set up to compute: start-up, seeds and determinism, CPU threads, steps per call,
+the device in use and a digest of the weights.
 
-Everything speed or memory measured in benchmarks/ depends on is in this module; train.py holds the
+The arrays' way into the model and the predictions' way out are in pipeline.py; train.py holds the
 training loop's callbacks and `fit`.
 """
 
@@ -10,14 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from typing import TYPE_CHECKING
 
 from dlcli.config import Config
 from dlcli.errors import ConfigError
-
-if TYPE_CHECKING:
-    import numpy as np
-
 
 #: steps_per_execution: auto. Per-step Python overhead dominates small models; running many steps per
 #: call into TensorFlow removes it without changing results.
@@ -145,166 +140,3 @@ def steps_per_execution(config: Config, distributed: bool = False) -> int:
     if distributed:
         return 1
     return AUTO_STEPS_PER_EXECUTION if value == "auto" else int(value)
-
-
-def as_tensor(x: np.ndarray):
-    """A tensor over `x`'s own memory when TensorFlow can use it in place (64-byte aligned and
-    contiguous, see arrays.py), else a copy. The tensor keeps `x` alive; nothing writes to either."""
-    import tensorflow as tf
-
-    from dlcli.arrays import is_aligned
-
-    if is_aligned(x) and x.dtype.kind in "uif" and x.size:
-        return tf.experimental.dlpack.from_dlpack(x.__dlpack__())
-    return tf.constant(x)
-
-
-def array_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int):
-    """`(x, y)` in memory → batches in order (validation, evaluation); x keeps its dtype."""
-    import tensorflow as tf
-
-    parts = as_tensor(x) if y is None else (as_tensor(x), as_tensor(y))
-    return lean(tf.data.Dataset.from_tensor_slices(parts).batch(batch_size))
-
-
-def lean(ds):
-    """Prefetch two batches, without tf.data's graph rewrites and autotuning.
-
-    The rewrites serialize the dataset graph, copying the arrays captured in it: on MNIST that was
-    12 MB more peak memory in training and 15 MB in prediction. The pipelines here are an in-memory
-    gather per batch, which the rewrites do not speed up.
-    """
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.experimental_optimization.apply_default_optimizations = False
-    options.autotune.enabled = False
-    # Under a multi-worker strategy every worker builds the same batches from its own copy of the
-    # arrays and keeps its share of each (there are no files to shard); one machine: no effect
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(2)
-
-
-def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
-    """Shuffled batches of one epoch, and the variable that names the epoch.
-
-    Keras iterates the dataset afresh each epoch; the order is a pure function of (seed, epoch),
-    read from the variable that HaltCallback sets as each epoch begins. So a run resumed at epoch k
-    sees exactly the batches the uninterrupted run saw. Rows are gathered a batch at a time and x
-    keeps its dtype (uint8 images are not copied to float).
-    """
-    import tensorflow as tf
-
-    xs, ys, n = as_tensor(x), as_tensor(y), len(x)
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-
-    def one_epoch(_):
-        key = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
-        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-
-    steps = -(-n // batch_size)
-    ds = (
-        tf.data.Dataset.from_tensors(0)
-        .flat_map(one_epoch)
-        .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)))  # one gather per batch
-        .apply(tf.data.experimental.assert_cardinality(steps))  # Keras then knows the epoch's length
-    )
-    return lean(ds), epoch
-
-
-def release_training_memory(model) -> None:
-    """Drop the traced training and validation functions and hand freed heap back to the OS."""
-    import ctypes
-    import gc
-
-    model.train_function = model.test_function = None
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
-def _determinism_switch():
-    """(off, on) for TensorFlow op determinism while it is on, else None."""
-    from tensorflow.python.framework import config as tf_config
-
-    off = getattr(tf_config, "disable_op_determinism", None)
-    if off is None or not tf_config.is_op_determinism_enabled():
-        return None
-    return off, tf_config.enable_op_determinism
-
-
-def dataset_guard() -> list:
-    """A callback that keeps op determinism off while Keras makes dataset iterators, if it is on.
-
-    With op determinism on, tf.data gives every new iterator its `make_deterministic` graph rewrite,
-    which serializes the dataset graph and with it the in-memory arrays: a transient copy of the
-    training set each time (Keras 3.15 makes two iterators an epoch; 45 MB more peak memory on
-    MNIST). The pipelines here have no parallel stage, so the rewrite changes nothing. Determinism is
-    on while every training, validation and prediction step runs, which is when kernels are built.
-    """
-    import keras
-
-    switch = _determinism_switch()
-    if switch is None:
-        return []
-    off, on = switch
-
-    class DatasetGuard(keras.callbacks.Callback):
-        def _off(self, *args, **kwargs):
-            off()
-
-        def _on(self, *args, **kwargs):
-            on()
-
-        on_epoch_begin = on_test_begin = on_predict_begin = _off
-        on_train_batch_end = on_test_batch_end = on_predict_batch_end = _off
-        on_train_batch_begin = on_test_batch_begin = on_predict_batch_begin = _on
-        on_train_end = on_test_end = on_predict_end = on_epoch_end = _on
-
-    return [DatasetGuard()]
-
-
-#: Batches of at least this many rows when only predicting (evaluation, predict): fewer calls.
-FORWARD_BATCH = 256
-
-
-def forward(model, ds, compiled: bool = False):
-    """The model's outputs over `ds` (batches of inputs, or of (inputs, targets)), as one array;
-    with `compiled`, also the compiled loss and metrics over all batches, as model.evaluate gives.
-
-    One eager call per batch rather than `model.predict`, which traces a function for a single
-    pass: on MNIST's 60,000 training images that was 40 MB more peak memory against 17 MB, at the
-    same speed with batches of 256. The loss and metrics accumulate batch by batch too: over the
-    whole set at once they cost another 15 MB there.
-    """
-    import keras
-    import numpy as np
-
-    switch = _determinism_switch()
-    if switch:
-        switch[0]()  # see dataset_guard
-    try:
-        batches = iter(ds)
-    finally:
-        if switch:
-            switch[1]()
-    if compiled:
-        model.reset_metrics()
-    parts, loss_sum, rows = [], 0.0, 0
-    for batch in batches:
-        x, y = batch if isinstance(batch, tuple) else (batch, None)
-        out = model(x, training=False)
-        parts.append(keras.ops.convert_to_numpy(out))
-        if compiled:
-            n = int(keras.ops.shape(out)[0])
-            loss_sum += float(model.compute_loss(x=None, y=y, y_pred=out, training=False)) * n
-            rows += n
-            model.compute_metrics(None, y, out)
-    outputs = np.concatenate(parts)
-    if not compiled:
-        return outputs
-    metrics = {k: float(v) for k, v in model.get_metrics_result().items()}
-    return outputs, {**metrics, "loss": loss_sum / max(rows, 1)}

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from dlcli.checks import static_problems, suggest
+from dlcli.checks import CLASSIFICATION_LOSSES, static_problems, suggest
 from dlcli.errors import ConfigError
 from dlcli.yamlio import Marks, load_marked, safe_load, where
 
@@ -25,29 +25,35 @@ Scale = Literal["standard", "minmax", "robust", "none"]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
-#: Losses whose targets are class labels; every other loss means regression.
-CLASSIFICATION_LOSSES = {
-    "sparse_categorical_crossentropy": "sparse",
-    "categorical_crossentropy": "one_hot",
-    "categorical_focal_crossentropy": "one_hot",
-    "binary_crossentropy": "binary",
-    "binary_focal_crossentropy": "binary",
-}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+#: The test fraction when data.split.test is not given and the data has no test split of its own.
+DEFAULT_TEST = 0.2
+#: The target column of the scikit-learn datasets (and of data.target when not given).
+DATASET_TARGET = "target"
+
+
 class SplitConfig(_Strict):
     """How rows are divided into train, validation and test."""
 
-    validation: Fraction = 0.1
+    validation: Fraction = Field(
+        0.1, description="Fraction of the rows for validation (stratified by class)."
+    )
     test: Fraction | None = Field(
-        None, description="Fraction for the test split; default 0.2 unless the data has its own test split."
+        None,
+        description=f"Fraction for the test split; default {DEFAULT_TEST} unless the data has its own "
+        "test split (data.test_path, an NPZ's x_test, a Keras dataset).",
     )
     shuffle: bool = Field(True, description="false keeps the file's (or time column's) order: for series.")
     column: str | None = Field(None, description="A column holding train/validation/test (or 0/1/2).")
+
+    @property
+    def test_fraction(self) -> float:
+        return self.test if self.test is not None else DEFAULT_TEST
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> SplitConfig:
@@ -63,13 +69,25 @@ class DataConfig(_Strict):
     """Where the data comes from: exactly one of `path`, `url` (with `sha256`) or `dataset`."""
 
     path: str | None = Field(None, description="CSV, Parquet, JSON lines or NPZ; relative to the config.")
-    url: str | None = None
-    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
-    dataset: Literal[KERAS_DATASETS + SKLEARN_DATASETS] | None = None  # type: ignore[valid-type]
+    url: str | None = Field(
+        None, description="Downloaded once into the cache (or read from $DLCLI_DATA_DIR/<file name>)."
+    )
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-fA-F]{64}$", description="The file's sha256, checked on every read of a url."
+    )
+    dataset: Literal[KERAS_DATASETS + SKLEARN_DATASETS] | None = Field(  # type: ignore[valid-type]
+        None, description="A built-in dataset: Keras' (mnist, fashion_mnist, cifar10) or scikit-learn's."
+    )
     target: str | None = Field(None, description="The column to predict (default 'target' for datasets).")
     time_column: str | None = Field(None, description="Sorted on and left out of the features.")
     test_path: str | None = Field(None, description="A separate labelled file used as the test split.")
-    split: SplitConfig = SplitConfig()
+    split: SplitConfig = Field(
+        SplitConfig(), description="Fractions for validation and test, or a split column."
+    )
+
+    @property
+    def target_column(self) -> str:
+        return self.target or DATASET_TARGET
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -108,10 +126,14 @@ class NumericConfig(_Strict):
 
 
 class CategoricalConfig(_Strict):
-    columns: list[str] = []
-    impute: Literal["most_frequent", "constant"] = "constant"
-    fill_value: str = "missing"
-    encode: Literal["one_hot"] = "one_hot"
+    columns: list[str] = Field(
+        [], description="Text columns to one-hot encode (unseen categories: all zeros)."
+    )
+    impute: Literal["most_frequent", "constant"] = Field(
+        "constant", description="How an empty cell is filled: the training mode, or fill_value."
+    )
+    fill_value: str = Field("missing", description="The category impute: constant fills in.")
+    encode: Literal["one_hot"] = Field("one_hot", description="One column per category seen in training.")
 
 
 class TargetConfig(_Strict):
@@ -129,11 +151,13 @@ class WindowConfig(_Strict):
 
 
 class PreprocessingConfig(_Strict):
-    numeric: NumericConfig = NumericConfig()
-    categorical: CategoricalConfig = CategoricalConfig()
-    target: TargetConfig = TargetConfig()
-    image: ImageConfig = ImageConfig()
-    window: WindowConfig | None = None
+    numeric: NumericConfig = Field(NumericConfig(), description="Numeric columns: imputing and scaling.")
+    categorical: CategoricalConfig = Field(CategoricalConfig(), description="Text columns: one-hot encoding.")
+    target: TargetConfig = Field(TargetConfig(), description="The column to predict.")
+    image: ImageConfig = Field(ImageConfig(), description="Image arrays (NPZ files, Keras datasets).")
+    window: WindowConfig | None = Field(
+        None, description="Time series: sliding windows of rows, each predicting a later target value."
+    )
 
 
 LayerSpec = dict[str, dict[str, Any] | None]
@@ -150,19 +174,22 @@ class OptimizerConfig(BaseModel):
     """`name` plus the optimizer's own constructor arguments (checked against Keras at build time)."""
 
     model_config = ConfigDict(extra="allow")
-    name: str = "adam"
+    name: str = Field("adam", description="A keras.optimizers name, any case; its arguments sit beside it.")
+
+
+MODE_HELP = "auto: Keras' rule (loss and errors down; accuracy, AUC, cosine similarity up), or min/max."
 
 
 class EarlyStoppingConfig(_Strict):
-    monitor: str = "val_loss"
-    patience: int = Field(10, ge=0)
-    min_delta: float = Field(0.0, ge=0)
-    mode: Literal["auto", "min", "max"] = "auto"
+    monitor: str = Field("val_loss", description="The quantity watched: loss, a metric, or val_ + either.")
+    patience: int = Field(10, ge=0, description="Epochs without improvement before training stops.")
+    min_delta: float = Field(0.0, ge=0, description="The smallest change that counts as an improvement.")
+    mode: Literal["auto", "min", "max"] = Field("auto", description=MODE_HELP)
 
 
 class CheckpointConfig(_Strict):
     monitor: str | None = Field(None, description="Default val_loss, or loss without a validation split.")
-    mode: Literal["auto", "min", "max"] = "auto"
+    mode: Literal["auto", "min", "max"] = Field("auto", description=MODE_HELP)
 
 
 class DistributionConfig(_Strict):
@@ -182,15 +209,21 @@ class DistributionConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(10, gt=0)
+    epochs: int = Field(
+        10, gt=0, description="Passes over the training rows (fewer if early stopping stops)."
+    )
     batch_size: int = Field(
         32,
         gt=0,
         description="The global batch: with several devices or workers each step splits it "
         "between them, so results stay comparable whatever the hardware.",
     )
-    early_stopping: EarlyStoppingConfig | None = None
-    checkpoint: CheckpointConfig = CheckpointConfig()
+    early_stopping: EarlyStoppingConfig | None = Field(
+        None, description="Stop when the monitored quantity stops improving; model.keras is the best epoch."
+    )
+    checkpoint: CheckpointConfig = Field(
+        CheckpointConfig(), description="Which epoch's weights are kept as the best (checkpoints/best.keras)."
+    )
     steps_per_execution: int | Literal["auto"] = Field(
         "auto",
         description="Steps run per call into TensorFlow; auto is 32, which removes per-step Python "
@@ -222,7 +255,9 @@ class TrainConfig(_Strict):
     deterministic: bool | Literal["auto"] = Field(
         "auto", description="TensorFlow op determinism; auto turns it on where no GPU is used."
     )
-    distribution: DistributionConfig = DistributionConfig()
+    distribution: DistributionConfig = Field(
+        DistributionConfig(), description="One device, every GPU of a machine, or several machines."
+    )
 
 
 class MlflowConfig(_Strict):
@@ -244,15 +279,19 @@ class TrackingConfig(_Strict):
 
 class Config(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Runs go to runs/<name>/.")
-    seed: int = 42
-    data: DataConfig
-    preprocessing: PreprocessingConfig = PreprocessingConfig()
-    model: ModelConfig
-    optimizer: OptimizerConfig = OptimizerConfig()
-    loss: str
-    metrics: list[str] = []
-    train: TrainConfig = TrainConfig()
-    tracking: TrackingConfig = TrackingConfig()
+    seed: int = Field(42, description="Seeds the split, the weights, dropout and the order of batches.")
+    data: DataConfig = Field(description="Where the data comes from and how it is split.")
+    preprocessing: PreprocessingConfig = Field(
+        PreprocessingConfig(), description="Fitted on the train split only, saved as JSON in the run."
+    )
+    model: ModelConfig = Field(description="Keras layers by name; the input comes from the data.")
+    optimizer: OptimizerConfig = Field(OptimizerConfig(), description="A Keras optimizer and its arguments.")
+    loss: str = Field(
+        description="A Keras loss name; a crossentropy loss means classification, any other regression."
+    )
+    metrics: list[str] = Field([], description="Keras metric names reported per epoch and in metrics.json.")
+    train: TrainConfig = Field(TrainConfig(), description="Epochs, batches, early stopping, devices.")
+    tracking: TrackingConfig = Field(TrackingConfig(), description="Experiment tracking (MLflow).")
 
     _source: Path | None = PrivateAttr(None)
     _marks: Marks = PrivateAttr(default_factory=dict)

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from dlcli import arrays as arrays_mod
 from dlcli.checks import suggest
-from dlcli.config import KERAS_DATASETS, Config
+from dlcli.config import DATASET_TARGET, KERAS_DATASETS, Config
 from dlcli.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ ARRAY_SUFFIXES = {".npz", ".npy"}
 class Loaded:
     """Data split three ways: DataFrames for tables, `(x, y)` array pairs for arrays."""
 
-    kind: str  # "table" or "arrays"
     splits: dict[str, Any]
     sha256: str | None = None
     source: str = ""
@@ -263,7 +262,7 @@ def _sklearn_dataset(name: str) -> pd.DataFrame:
     bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
     frame = bunch.frame
     if name in ("iris", "wine", "breast_cancer"):  # class names read better than codes in predictions
-        frame["target"] = [str(bunch.target_names[i]) for i in bunch.target]
+        frame[DATASET_TARGET] = [str(bunch.target_names[i]) for i in bunch.target]
     return frame
 
 
@@ -284,20 +283,20 @@ def _split_arrays(config: Config, source: tuple[dict, str | None, str]) -> Loade
         parts["test"] = (arrays["x_test"], np.asarray(arrays["y_test"]).reshape(len(arrays["x_test"])))
         test_frac = 0.0
     else:
-        test_frac = split.test if split.test is not None else 0.2
+        test_frac = split.test_fraction
     index = np.arange(len(x))
     chunks = _split_index(config, index, y, test_frac)
     for name, idx in chunks.items():
         if idx is not None:
             parts[name] = (arrays_mod.take_rows(x, idx), y[idx])  # aligned: TensorFlow shares it
-    return Loaded("arrays", parts, sha, where)
+    return Loaded(parts, sha, where)
 
 
 def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source: str) -> Loaded:
     import numpy as np
 
     data = config.data
-    target = data.target or "target"
+    target = data.target_column
     for key, column in (
         (("data", "target"), target),
         (("data", "time_column"), data.time_column),
@@ -308,9 +307,9 @@ def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source
     if data.time_column is not None:
         frame = frame.sort_values(data.time_column, kind="stable")
     if data.split.column is not None:
-        return Loaded("table", _split_by_column(frame, data.split.column, source), sha256, source)
+        return Loaded(_split_by_column(frame, data.split.column, source), sha256, source)
     parts: dict[str, Any] = {}
-    test_frac = data.split.test if data.split.test is not None else 0.2
+    test_frac = data.split.test_fraction
     if data.test_path is not None:
         parts["test"] = read_table(Path(data.test_path))
         test_frac = 0.0
@@ -319,7 +318,7 @@ def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source
     for name, idx in chunks.items():
         if idx is not None:
             parts[name] = frame.iloc[idx]
-    return Loaded("table", parts, sha256, source)
+    return Loaded(parts, sha256, source)
 
 
 def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:

@@ -22,7 +22,8 @@ override is never reached. It is a subclass rather than a patch of Keras: nothin
 process changes.
 
 `KERAS_CALL_SITES` holds the sha256 of the source of the two Keras functions as of Keras 3.15.1;
-tests/test_distcompat.py fails the day they change and says what to check.
+tests/test_distributed.py (test_keras_still_makes_the_calls_distcompat_fixes) fails the day they
+change and says what to check.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import compute, distribute, files, runs, saved, scoring
+from dlcli import compute, distribute, files, pipeline, runs, saved, scoring
 from dlcli import data as data_mod
 from dlcli.config import Config
 from dlcli.errors import DataError, RunError
@@ -36,7 +36,7 @@ class LoadedRun:
 
     @property
     def forward_batch(self) -> int:
-        return max(self.config.train.batch_size if self.config else 0, compute.FORWARD_BATCH)
+        return max(self.config.train.batch_size if self.config else 0, pipeline.FORWARD_BATCH)
 
 
 def load_run(
@@ -132,7 +132,7 @@ def predict(
     if prep.kind == "image" and part[1] is None:
         part = part[0]
     ex = scoring.examples(prep, part, source=str(input_path), labelled=False)
-    outputs = compute.forward(model, ex.dataset(prep, loaded_run.forward_batch))
+    outputs = pipeline.forward(model, ex.dataset(prep, loaded_run.forward_batch))
     predictions, probs = prep.decode(outputs)
     table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
     if prep.kind == "timeseries":  # row i: forecast `horizon` steps after row i, from the window ending there

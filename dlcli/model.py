@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dlcli.checks import REFUSED_LAYERS, suggest
-from dlcli.config import CLASSIFICATION_LOSSES, Config
+from dlcli.checks import REFUSED_LAYERS, label_mode, suggest
+from dlcli.config import Config
 from dlcli.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def _check_output(config: Config, model: keras.Model, n_classes: int | None) -> 
     units = model.output_shape[-1]
     last = len(config.model.layers) - 1
     where = config.where("model", "layers", last)
-    mode = CLASSIFICATION_LOSSES.get(config.loss)
+    mode = label_mode(config.loss)
     expected = 1 if mode == "binary" or n_classes is None else n_classes
     if len(model.output_shape) != 2 or units != expected:
         what = f"{n_classes} classes" if n_classes else "one target value"

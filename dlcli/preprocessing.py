@@ -5,7 +5,7 @@ Three kinds of data: `table` (rows → one feature vector each), `timeseries` (r
 happens inside the model so predict takes raw pixels).
 
     >>> prep = Preprocessor.fit(config, loaded.splits["train"])
-    >>> x, y = prep.features(frame), prep.target(frame)
+    >>> x, y = prep.features(frame), prep.encode_target(prep.raw_target(frame))
     >>> Preprocessor.from_json(prep.to_json()).features(frame)
 """
 
@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from dlcli import checks
 from dlcli.checks import suggest
-from dlcli.config import CLASSIFICATION_LOSSES, Config
+from dlcli.config import Config
 from dlcli.data import row_where
 from dlcli.errors import DataError, RunError
 from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
@@ -50,8 +51,8 @@ class Preprocessor:
     def fit(cls, config: Config, train: Any, source: str = "") -> Preprocessor:
         pre = config.preprocessing
         task = config.task
-        target = TargetEncoder(config.data.target or "target", task, pre.target.scale)
-        label_mode = CLASSIFICATION_LOSSES.get(config.loss)
+        target = TargetEncoder(config.data.target_column, task, pre.target.scale)
+        label_mode = checks.label_mode(config.loss)
         if isinstance(train, tuple):  # image arrays
             x, y = train
             image = {"shape": list(x.shape[1:]), "dtype": str(x.dtype), "rescale": pre.image.rescale}
@@ -143,15 +144,6 @@ class Preprocessor:
             self.warnings.append(f"{source}: categories not seen in training ({counts}) encode as all zeros")
         return np.concatenate(blocks, axis=1)
 
-    def target(self, part: Any, source: str = "") -> np.ndarray:
-        """Encoded labels or scaled targets as the loss expects them."""
-        raw = (
-            part[1]
-            if isinstance(part, tuple)
-            else _target_values(part, self.target_encoder.column, self.task, source)
-        )
-        return self.encode_target(raw)
-
     def raw_target(self, part: Any, source: str = "") -> np.ndarray:
         if isinstance(part, tuple):
             return part[1]
@@ -196,8 +188,6 @@ class Preprocessor:
         targets: np.ndarray | None,
         batch_size: int,
         stride: int = 1,
-        shuffle: bool = False,
-        seed: int | None = None,
     ):
         """Windows of `length` rows; with targets, each window's target is `horizon` rows after its end.
 
@@ -215,8 +205,6 @@ class Preprocessor:
             sequence_length=length,
             sequence_stride=stride,
             batch_size=batch_size,
-            shuffle=shuffle,
-            seed=seed,
         )
 
     @property
@@ -281,7 +269,7 @@ def feature_columns(config: Config, columns: list[str]) -> tuple[list[str], list
     else:
         skip = {data.time_column, data.split.column, *categorical}
         if pre.window is None:
-            skip.add(data.target or "target")
+            skip.add(data.target_column)
         numeric = [c for c in columns if c not in skip]
     problems, names_in_data = [], [str(c) for c in columns]
     for kind, names in (("numeric", numeric), ("categorical", categorical)):
@@ -333,9 +321,10 @@ def _check_numeric(
         if infinite.any():
             first = int(np.argmax(infinite))
             value = values.iloc[first]
+            shown = value if isinstance(value, str) else float(value)
             raise DataError(
                 f"{source}: column {column!r} {row_where(source, values.index[first])}: "
-                f"{value if isinstance(value, str) else float(value)!r} is not a finite number ({int(infinite.sum())} such rows); fix "
+                f"{shown!r} is not a finite number ({int(infinite.sum())} such rows); fix "
                 "the value, leave the cell empty to have it imputed, or set "
                 "preprocessing.numeric.non_finite: missing to impute every ±inf"
             )

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def classification(compiled: dict[str, float], classes: list, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """`compiled` (from model.evaluate) plus accuracy, macro F1 and the confusion matrix."""
+    """`compiled` (the compiled loss and metrics, from pipeline.forward) plus accuracy, macro F1 and the
+    confusion matrix."""
     import numpy as np
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dlcli import compute, report
 from dlcli import data as data_mod
+from dlcli import pipeline, report
 from dlcli.config import Config
 from dlcli.errors import DataError
 from dlcli.preprocessing import Preprocessor
@@ -32,7 +32,7 @@ class Examples:
     def dataset(self, prep: Preprocessor, batch_size: int):
         if prep.kind == "timeseries":
             return prep.window_dataset(self.x, self.y, batch_size)
-        return compute.array_dataset(self.x, self.y, batch_size)
+        return pipeline.array_dataset(self.x, self.y, batch_size)
 
 
 def examples(
@@ -105,13 +105,13 @@ def training_arrays(prep: Preprocessor, ex: Examples):
 
 def score(prep: Preprocessor, config: Config, model, ex: Examples) -> tuple[dict, np.ndarray]:
     """Metrics of one labelled split in the target's original units, and the predictions they score."""
-    ds = ex.dataset(prep, max(config.train.batch_size, compute.FORWARD_BATCH))
+    ds = ex.dataset(prep, max(config.train.batch_size, pipeline.FORWARD_BATCH))
     if prep.task == "regression":
-        predictions, _ = prep.decode(compute.forward(model, ds))
+        predictions, _ = prep.decode(pipeline.forward(model, ds))
         metrics = report.regression(config, ex.y_raw, predictions, ex.naive)
     else:
         # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
-        outputs, compiled = compute.forward(model, ds, compiled=True)
+        outputs, compiled = pipeline.forward(model, ds, compiled=True)
         predictions, _ = prep.decode(outputs)
         metrics = report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions)
     return metrics, predictions

@@ -1,6 +1,6 @@
 """The training loop: Keras callbacks (halting on signals and divergence, timing, progress) and `fit`.
 
-Seeds, threads, input pipelines and forward passes are in compute.py.
+Seeds and threads are in compute.py, input pipelines and forward passes in pipeline.py.
 
 A `Listener` (plain Python; the CLI implements it with rich) hears about epochs and batches, so this
 module never prints.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from dlcli import compute
+from dlcli import pipeline
 from dlcli.config import Config
 from dlcli.state import ResumeState
 
@@ -67,7 +67,7 @@ class FitPlan:
     train_ds: Any
     val_ds: Any
     steps: int  # training steps per epoch
-    epoch_var: Any  # picks each epoch's data order (compute.training_dataset)
+    epoch_var: Any  # picks each epoch's data order (pipeline.training_dataset)
     halt: Halt = field(default_factory=Halt)
     listener: Listener | None = None
     prior: ResumeState | None = None  # set when resuming
@@ -97,7 +97,7 @@ def callbacks(plan: FitPlan) -> list:
             restore_best_weights=False,
             verbose=0,
         )
-    out: list[Any] = [*compute.dataset_guard(), _halt_class()(plan.halt, plan.steps, plan.epoch_var)]
+    out: list[Any] = [*pipeline.dataset_guard(), _halt_class()(plan.halt, plan.steps, plan.epoch_var)]
     out += [early] if early else []
     out += _tensorboard(config, plan.run_dir)
     monitor, mode = config.checkpoint_monitor(), config.train.checkpoint.mode

@@ -41,7 +41,7 @@ def test_take_rows_copies_only_when_rows_change():
 
 
 def test_training_tensor_shares_the_arrays_memory():
-    from dlcli.compute import as_tensor
+    from dlcli.pipeline import as_tensor
 
     x = arrays.aligned_empty((100, 28, 28), "uint8")
     x[:] = 7
@@ -123,7 +123,7 @@ def test_jit_compile_with_explicit_determinism_is_refused(tmp_path):
 def test_forward_gives_the_outputs_loss_and_metrics_of_predict_and_evaluate():
     import keras
 
-    from dlcli.compute import array_dataset, forward
+    from dlcli.pipeline import array_dataset, forward
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -147,7 +147,7 @@ def test_dataset_guard_lifts_determinism_only_between_steps(request):
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
-    from dlcli.compute import dataset_guard
+    from dlcli.pipeline import dataset_guard
 
     was_on = tf_config.is_op_determinism_enabled()
     tf.config.experimental.enable_op_determinism()

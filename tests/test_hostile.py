@@ -50,10 +50,7 @@ def _table(tmp_path: Path, overrides: dict | None = None) -> Path:
 def test_inf_in_training_rows_names_file_line_and_column(cli, tmp_path):
     config = _table(tmp_path, {("area", 6): np.inf})
     err = _fails(cli, "train", str(config), "-q")
-    assert (
-        f"{tmp_path / 'data.csv'}: column 'area' line 8: inf is not a finite number (1 such rows)"
-        in err
-    )
+    assert f"{tmp_path / 'data.csv'}: column 'area' line 8: inf is not a finite number (1 such rows)" in err
     assert "set preprocessing.numeric.non_finite: missing to impute every ±inf" in err
     assert not (tmp_path / "runs").exists()  # a data error leaves no failed run behind
 

@@ -110,7 +110,9 @@ def test_preprocessor_json_round_trip(frame):
     restored = Preprocessor.from_json(text)
     np.testing.assert_array_equal(restored.features(frame), prep.features(frame))
     assert restored.input_shape == [2 + 4]
-    np.testing.assert_allclose(restored.decode(restored.target(frame).reshape(-1, 1))[0], frame["y"])
+    np.testing.assert_allclose(
+        restored.decode(restored.encode_target(restored.raw_target(frame)).reshape(-1, 1))[0], frame["y"]
+    )
 
 
 def test_windows_pair_each_window_with_the_value_horizon_steps_later():

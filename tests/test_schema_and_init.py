@@ -67,3 +67,14 @@ def test_template_validates_and_trains(template, tmp_path, schema):
     ok(dlcli("train", "starter.yaml", "-q", *args, "-o", "train.epochs=2", cwd=tmp_path))
     name = yaml.safe_load(text)["name"]
     assert read_json(latest_run(tmp_path, name) / "run.json")["status"] == "completed"
+
+
+def test_every_key_has_a_description(schema):
+    # `dlcli schema` is what editors show on hover: no key may be silent
+    silent = [
+        f"{name}.{key}"
+        for name, part in [("Config", schema), *schema["$defs"].items()]
+        for key, value in part.get("properties", {}).items()
+        if not value.get("description")
+    ]
+    assert silent == []
