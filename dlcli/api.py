@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dlcli import compute, distribute, files, pipeline, plots, runs, saved, scoring, tracking
 from dlcli import data as data_mod
@@ -36,7 +37,7 @@ class TrainResult:
 
 def train(
     config: Config,
-    runs_dir: Path | str = runs.DEFAULT_ROOT,
+    runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
     listener=None,
     command: list[str] | None = None,
     device: str | None = None,
@@ -63,7 +64,7 @@ def train(
         saved.save_config(run_dir, config)
         files.write_atomic(run_dir / "preprocessing.json", prepared.prep.to_json())
         record = record_mod.RunRecord(run_dir, config, command)
-        return _run(config, run_dir, record, listener, prepared, placement)
+        return _run(_Job(config, run_dir, record, prepared, placement, listener))
 
 
 def _placement(config: Config, device: str | None) -> distribute.Placement:
@@ -84,7 +85,7 @@ def _run_as_worker(
     with _worker_dir(config, placement, source, prepared.prior) as work_dir:
         saved.save_config(work_dir, config)
         record = record_mod.RunRecord(work_dir, config, command)
-        return _run(config, work_dir, record, listener, prepared, placement)
+        return _run(_Job(config, work_dir, record, prepared, placement, listener))
 
 
 @contextmanager
@@ -119,7 +120,7 @@ def resume(
     run: str | Path,
     overrides: list[str] | tuple[str, ...] = (),
     config_path: str | Path | None = None,
-    runs_dir: Path | str = runs.DEFAULT_ROOT,
+    runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
     listener=None,
     command: list[str] | None = None,
     device: str | None = None,
@@ -145,7 +146,7 @@ def resume(
         runs.remove_leftovers(run_dir)
         saved.save_config(run_dir, config)
         record = record_mod.RunRecord.reopen(run_dir, command)
-        return _run(config, run_dir, record, listener, prepare(config, run_dir, prior), placement)
+        return _run(_Job(config, run_dir, record, prepare(config, run_dir, prior), placement, listener))
 
 
 def _resume_config(run, run_dir: Path, overrides, config_path) -> tuple[Config, list[str]]:
@@ -235,26 +236,35 @@ def prepare(
     return Prepared(loaded, prep, sets, deterministic, round(time.perf_counter() - clock, 3), prior)
 
 
-def _run(
-    config: Config,
-    run_dir: Path,
-    record: record_mod.RunRecord,
-    listener,
-    prepared: Prepared,
-    placement: distribute.Placement,
-) -> TrainResult:
+@dataclass
+class _Job:
+    """One training process's run: what every stage after `prepare` reads."""
+
+    config: Config
+    run_dir: Path
+    record: record_mod.RunRecord
+    prepared: Prepared
+    placement: distribute.Placement
+    listener: Any = None
+
+    @property
+    def timings(self) -> dict:
+        return self.record.data["timings"]
+
+
+def _run(job: _Job) -> TrainResult:
     """Train (fresh or resumed), keeping the status in run.json (and MLflow) true whatever happens."""
-    tracker = None
+    tracker, record, prepared = None, job.record, job.prepared
     record.data.update(deterministic=prepared.deterministic, device=compute.device_name())
     record.data["data"] = prepared.describe()
-    record.data["timings"]["load_s"] = prepared.load_s
+    job.timings["load_s"] = prepared.load_s
     record.save()
     try:
-        tracker = tracking.start(config, run_dir, record.data) if placement.chief else None
+        tracker = tracking.start(job.config, job.run_dir, record.data) if job.placement.chief else None
         if tracker is not None:
             record.save()  # with the MLflow run id, for --resume
-            listener = tracking.Relay(listener, tracker)
-        result = _train(config, run_dir, record, listener, prepared, placement)
+            job.listener = tracking.Relay(job.listener, tracker)
+        result = _train(job)
     except Interrupted as exc:
         _finish(record, tracker, "interrupted", str(exc))
         raise
@@ -265,9 +275,9 @@ def _run(
         _finish(record, tracker, "failed", f"{type(exc).__name__}: {exc}")
         raise
     record.finish("completed")
-    if not placement.chief:
+    if not job.placement.chief:
         return result
-    runs.mark_latest(run_dir)
+    runs.mark_latest(job.run_dir)
     warning = tracker.finish("completed", result.metrics) if tracker is not None else None
     result.warnings += [warning] if warning else []
     return result
@@ -279,35 +289,22 @@ def _finish(record: record_mod.RunRecord, tracker, status: str, error: str) -> N
         tracker.finish(status)  # a tracking failure here would hide the run's own error: it only warns
 
 
-def _train(
-    config: Config,
-    run_dir: Path,
-    record: record_mod.RunRecord,
-    listener,
-    prepared: Prepared,
-    placement: distribute.Placement,
-) -> TrainResult:
-    model = _build(config, record, prepared, placement, run_dir)
-    plan = _plan(config, run_dir, listener, prepared)
-    epochs, best_epoch = _fit(model, plan, record, placement)
-    if not placement.chief:  # the chief scores, plots and writes the run directory
-        return TrainResult(
-            run_dir, {}, epochs, best_epoch, placement=record.data["distribution"], chief=False
-        )
+def _train(job: _Job) -> TrainResult:
+    model = _build(job)
+    plan = _plan(job)
+    epochs, best_epoch = _fit(job, model, plan)
+    if not job.placement.chief:  # the chief scores, plots and writes the run directory
+        where = job.record.data["distribution"]
+        return TrainResult(job.run_dir, {}, epochs, best_epoch, placement=where, chief=False)
     del plan
-    return _score_and_plot(config, run_dir, record, prepared, model, placement, epochs, best_epoch)
+    return _score_and_plot(job, model, epochs, best_epoch)
 
 
-def _build(
-    config: Config,
-    record: record_mod.RunRecord,
-    prepared: Prepared,
-    placement: distribute.Placement,
-    run_dir: Path,
-):
+def _build(job: _Job):
     """Stage 2: the compiled model inside the strategy's scope, with the checkpoint's weights and
     optimizer state when resuming."""
-    prep, prior = prepared.prep, prepared.prior
+    config, placement, record = job.config, job.placement, job.record
+    prep, prior = job.prepared.prep, job.prepared.prior
     rescale = prep.image["rescale"] if prep.image else None
     threads = compute.set_intra_op_threads(config, prep.input_shape)  # before the first op runs
     placement.start()  # the strategy: TensorFlow's runtime starts here
@@ -325,12 +322,13 @@ def _build(
         "intra_op_threads": threads,
     }
     if prior is not None:
-        model.load_weights(run_dir / "checkpoints" / prior.checkpoint)  # weights and optimizer state
+        model.load_weights(job.run_dir / "checkpoints" / prior.checkpoint)  # weights and optimizer state
         state_mod.restore_seed_states(model, prior.seed_states)
     return model
 
 
-def _plan(config: Config, run_dir: Path, listener, prepared: Prepared) -> train_mod.FitPlan:
+def _plan(job: _Job) -> train_mod.FitPlan:
+    config, run_dir, prepared = job.config, job.run_dir, job.prepared
     prior = prepared.prior
     x, y = scoring.training_arrays(prepared.prep, prepared.sets["train"])
     batch = config.train.batch_size
@@ -343,17 +341,15 @@ def _plan(config: Config, run_dir: Path, listener, prepared: Prepared) -> train_
         val.dataset(prepared.prep, batch) if val is not None else None,
         steps=-(-len(x) // batch),
         epoch_var=epoch_var,
-        listener=listener,
+        listener=job.listener,
         prior=prior,
         history=state_mod.truncate_history(run_dir, prior.epoch) if prior is not None else [],
     )
 
 
-def _fit(
-    model, plan: train_mod.FitPlan, record: record_mod.RunRecord, placement: distribute.Placement
-) -> tuple[int, int | None]:
+def _fit(job: _Job, model, plan: train_mod.FitPlan) -> tuple[int, int | None]:
     """Stage 3: train, keep model.keras, and turn every way training stops short into its error."""
-    config, run_dir, halt, timings = plan.config, plan.run_dir, plan.halt, record.data["timings"]
+    config, run_dir, halt, timings, placement = job.config, job.run_dir, plan.halt, job.timings, job.placement
     resume_from = run_dir.resolve() if placement.chief else "<the chief's run directory>"
     clock = time.perf_counter()
     try:
@@ -374,7 +370,11 @@ def _fit(
     epochs, best_epoch = (done.epoch, done.best_epoch) if done else (0, None)
     # one time per committed epoch: a partial epoch (signal, divergence) is not one
     timings["epoch_s"] = (timings.get("epoch_s", [])[: plan.first_epoch] + timer.epoch_s)[:epochs]
-    record.data["epochs"] = {"completed": epochs, "best": best_epoch, "monitor": config.checkpoint_monitor()}
+    job.record.data["epochs"] = {
+        "completed": epochs,
+        "best": best_epoch,
+        "monitor": config.checkpoint_monitor(),
+    }
     has_best = (run_dir / "checkpoints" / "best.keras").is_file()
     if not halt or has_best:
         state_mod.save_atomic(model, run_dir / "model.keras")  # after a stop: the best checkpoint's weights
@@ -386,24 +386,16 @@ def _fit(
         best = best_epoch if has_best else None
         raise TrainingFailed(_divergence_message(halt.diverged, config, model.optimizer, best, resume_from))
     if placement.distributed:  # every replica of every worker ends with these same weights
-        record.data["distribution"]["weights_sha256"] = compute.weights_digest(model)
+        job.record.data["distribution"]["weights_sha256"] = compute.weights_digest(model)
     return epochs, best_epoch
 
 
-def _score_and_plot(
-    config: Config,
-    run_dir: Path,
-    record: record_mod.RunRecord,
-    prepared: Prepared,
-    model,
-    placement: distribute.Placement,
-    epochs: int,
-    best_epoch: int | None,
-) -> TrainResult:
+def _score_and_plot(job: _Job, model, epochs: int, best_epoch: int | None) -> TrainResult:
     """Stage 4: metrics of every split (metrics.json) and the plots, at no more peak memory."""
-    timings, prep, sets = record.data["timings"], prepared.prep, prepared.sets
+    config, run_dir, prepared, timings = job.config, job.run_dir, job.prepared, job.timings
+    prep, sets = prepared.prep, prepared.sets
     pipeline.release_training_memory(model)
-    if placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
+    if job.placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
         model = saved.load_model(run_dir)
     clock = time.perf_counter()
     metrics, predicted = {}, {}
@@ -422,7 +414,7 @@ def _score_and_plot(
         pipeline.release_training_memory(model)
         warnings += plots.write_run_plots(run_dir, prep, config.checkpoint_monitor(), best_epoch, *shown)
         timings["plots_s"] = round(time.perf_counter() - clock, 3)
-    return TrainResult(run_dir, metrics, epochs, best_epoch, warnings, record.data["distribution"])
+    return TrainResult(run_dir, metrics, epochs, best_epoch, warnings, job.record.data["distribution"])
 
 
 def _divergence_message(

@@ -38,7 +38,7 @@ Overrides = Annotated[
         "-o", "--override", help="key.path=value (repeatable); the value is read as YAML."
     ),
 ]
-RunsRoot = Annotated[Path, typer.Option("--run-dir", help="Folder that holds the runs (for 'latest').")]
+RunsDir = Annotated[Path, typer.Option("--run-dir", help="Folder that holds the runs (for 'latest').")]
 Device = Annotated[
     Optional[str],  # noqa: UP045 - typer needs Optional
     typer.Option(
@@ -77,7 +77,7 @@ def train(
         typer.Argument(help="The YAML config (optional with --resume).", metavar="CONFIG"),
     ] = None,
     override: Overrides = None,
-    run_dir: Annotated[
+    runs_dir: Annotated[
         Path, typer.Option("--run-dir", help="Folder that holds the runs: DIR/<name>/<timestamp>.")
     ] = Path("runs"),
     resume: Annotated[
@@ -93,11 +93,11 @@ def train(
 
     listener = None if quiet else _Progress()
     if resume is not None:
-        result = api.resume(resume, override or [], config, run_dir, listener, device=device)
+        result = api.resume(resume, override or [], config, runs_dir, listener, device=device)
     elif config is None:
         raise typer.BadParameter("give a CONFIG to train, or --resume RUN to continue a run")
     else:
-        result = api.train(load_config(config, override or []), run_dir, listener, device=device)
+        result = api.train(load_config(config, override or []), runs_dir, listener, device=device)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not result.chief:
@@ -119,13 +119,13 @@ def evaluate(
     run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
     data: Annotated[Optional[Path], typer.Option("--data", help="Another labelled file.")] = None,  # noqa: UP045
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    runs_root: RunsRoot = Path("runs"),
+    runs_dir: RunsDir = Path("runs"),
     device: Device = None,
 ) -> None:
     """Metrics of a finished run on its test split, or on another labelled file."""
     from dlcli import inference
 
-    metrics = inference.evaluate(run, data, runs_root, device)
+    metrics = inference.evaluate(run, data, runs_dir, device)
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -137,13 +137,13 @@ def predict(
     run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet rows, or .npy/.npz images.")],
     output: Annotated[Optional[Path], typer.Option("--output", help=".csv or .parquet")] = None,  # noqa: UP045
-    runs_root: RunsRoot = Path("runs"),
+    runs_dir: RunsDir = Path("runs"),
     device: Device = None,
 ) -> None:
     """Predictions for new data (the target column is optional)."""
     from dlcli import inference
 
-    path, table, warnings = inference.predict(run, input, output, runs_root, device)
+    path, table, warnings = inference.predict(run, input, output, runs_dir, device)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     out.print(f"wrote {len(table)} predictions → {path}", highlight=False)
@@ -260,13 +260,13 @@ def compare(
         list[str], typer.Argument(help="Two or more runs (directories, NAME/latest).", metavar="RUN...")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
-    runs_root: RunsRoot = Path("runs"),
+    runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """The config keys that differ and the metrics of each run, side by side."""
     from dlcli import listing
     from dlcli.runs import resolve
 
-    result = listing.compare([resolve(r, runs_root) for r in run])
+    result = listing.compare([resolve(r, runs_dir) for r in run])
     if as_json:
         print(json.dumps(result, indent=2))
         return

@@ -40,7 +40,7 @@ class LoadedRun:
 
 
 def load_run(
-    run: str | Path, runs_dir: Path | str = runs.DEFAULT_ROOT, device: str | None = None
+    run: str | Path, runs_dir: Path | str = runs.DEFAULT_RUNS_DIR, device: str | None = None
 ) -> LoadedRun:
     """Everything evaluate and predict need, from the run directory alone; executes no code from it.
 
@@ -66,7 +66,7 @@ def load_run(
 def evaluate(
     run: str | Path,
     data_path: str | Path | None = None,
-    runs_dir: Path | str = runs.DEFAULT_ROOT,
+    runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
     device: str | None = None,
 ) -> dict:
     """Test-split metrics of a finished run, or metrics on another labelled file."""
@@ -109,7 +109,7 @@ def predict(
     run: str | Path,
     input_path: str | Path,
     output_path: str | Path | None = None,
-    runs_dir: Path | str = runs.DEFAULT_ROOT,
+    runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
     device: str | None = None,
 ) -> tuple[Path, pd.DataFrame, list[str]]:
     """Predictions for every input row, written as CSV or Parquet; returns (path, table, warnings)."""

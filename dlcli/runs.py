@@ -20,7 +20,7 @@ from typing import Any
 from dlcli.errors import RunError
 from dlcli.files import symlink_atomic
 
-DEFAULT_ROOT = Path("runs")
+DEFAULT_RUNS_DIR = Path("runs")
 
 
 def check_writable(folder: Path, label: str, fix: str) -> None:
@@ -40,10 +40,10 @@ def check_writable(folder: Path, label: str, fix: str) -> None:
         raise RunError(f"{label}: cannot be written ({exc.strerror or exc}); {fix}") from None
 
 
-def create(root: Path, name: str) -> Path:
+def create(runs_dir: Path, name: str) -> Path:
     """A new, empty run directory; two runs started in the same second get distinct names."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    parent = Path(root) / name
+    parent = Path(runs_dir) / name
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -122,24 +122,24 @@ def remove_leftovers(run_dir: Path) -> None:
 
 
 def mark_latest(run_dir: Path) -> None:
-    """Point `<root>/<name>/latest` at `run_dir`, replacing the link atomically."""
+    """Point `<runs_dir>/<name>/latest` at `run_dir`, replacing the link atomically."""
     symlink_atomic(run_dir.name, run_dir.parent / "latest")
 
 
-def resolve(run: str | Path, root: Path = DEFAULT_ROOT) -> Path:
-    """A run directory from a path, `latest` (newest under `root`) or `NAME/latest`."""
+def resolve(run: str | Path, runs_dir: Path = DEFAULT_RUNS_DIR) -> Path:
+    """A run directory from a path, `latest` (newest under `runs_dir`) or `NAME/latest`."""
     text = str(run)
     if text == "latest":
-        links = [p for p in Path(root).glob("*/latest") if p.exists()]
+        links = [p for p in Path(runs_dir).glob("*/latest") if p.exists()]
         if not links:
             raise RunError(
-                f"latest: no completed runs under {Path(root).resolve()}; train one first "
+                f"latest: no completed runs under {Path(runs_dir).resolve()}; train one first "
                 "with `dlcli train CONFIG`, or pass the run directory"
             )
         return max((p.resolve() for p in links), key=lambda d: (d.name, str(d)))
     path = Path(text)
-    if not path.exists() and (Path(root) / text).exists():
-        path = Path(root) / text
+    if not path.exists() and (Path(runs_dir) / text).exists():
+        path = Path(runs_dir) / text
     path = path.resolve()
     if not (path / "run.json").is_file():
         raise RunError(f"{run}: not a dlcli run directory (no run.json in {path})")

@@ -108,6 +108,9 @@ class NumericTransformer(_Stateful):
         return values
 
     def fit(self, frame: pd.DataFrame) -> NumericTransformer:
+        import warnings
+
+        import numpy as np
         from sklearn.impute import SimpleImputer
 
         values = self._values(frame)
@@ -117,7 +120,9 @@ class NumericTransformer(_Stateful):
             imputer = SimpleImputer(
                 strategy=self.impute, fill_value=self.fill_value, keep_empty_features=True
             )
-            raw, values = values, imputer.fit_transform(values)
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)  # an overflow is reported below, by column
+                raw, values = values, imputer.fit_transform(values)
             check_finite_statistics(self.columns, raw, f"{self.impute} imputation", imputer.statistics_)
             self.statistics_ = _plain(imputer.statistics_)
         self.center_, self.scale_ = fit_scale(values, self.scale, self.columns)

@@ -104,7 +104,6 @@ def test_split_column(tmp_path):
 
 def test_npz_uses_its_own_test_split():
     loaded = data.load(_config(path=str(ROOT / "data" / "tiny_digits.npz"), split={"validation": 0.2}))
-    assert loaded.kind == "arrays"
     assert [len(loaded.splits[k][0]) for k in ("train", "validation", "test")] == [480, 120, 200]
     assert loaded.splits["train"][0].dtype == np.uint8  # pixels are not copied to float
 
