@@ -77,3 +77,23 @@ def take_rows(x: np.ndarray, index: np.ndarray) -> np.ndarray:
     out = aligned_empty((len(index), *x.shape[1:]), x.dtype)
     np.take(x, index, axis=0, out=out)
     return out
+
+
+def compact_rows(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`x[index]` for an increasing `index`, made by moving those rows to the front of `x` in place
+    (the rows not in `index` are overwritten); returns the view `x[:len(index)]`.
+
+    Each block of rows is gathered into a small temporary before it is written, and the rows a
+    block reads all lie at or after its own start (index[k] >= k), which no earlier block wrote.
+    """
+    import numpy as np
+
+    if len(index) and np.any(np.diff(index) <= 0):
+        raise ValueError("compact_rows needs strictly increasing row numbers")
+    row_bytes = max(x[:1].nbytes, 1)
+    block = max(1, _CHUNK // row_bytes)
+    for start in range(0, len(index), block):
+        rows = index[start : start + block]
+        if rows[0] != start or rows[-1] != start + len(rows) - 1:  # not already in place
+            x[start : start + len(rows)] = x[rows]
+    return x[: len(index)]

@@ -1,5 +1,6 @@
 """The pictures in every run's `plots/`: learning curves, confusion matrix, predicted against actual,
-residuals and the forecast. matplotlib (Agg backend) is imported only here, only when plotting.
+residuals and the forecast. matplotlib is imported only here, only when plotting; figures are made
+without pyplot (PNGs through Agg), so they hold no global state and may be drawn in a thread.
 
 Each function takes plain arrays and writes one PNG atomically; `write_run_plots` picks the ones that
 fit the task. A plot that cannot be drawn is reported as a warning: it never fails a trained run.
@@ -22,20 +23,17 @@ DPI = 100
 NOT_CURVES = {"epoch", "learning_rate", "lr"}
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**kwargs):
+    """A matplotlib Figure of its own, outside pyplot: no global state, so a plot may be drawn in a
+    thread while the main one scores (and no GUI backend is ever chosen)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
     write_atomic(path, buffer.getvalue())
     return path
 
@@ -44,11 +42,11 @@ def curves(history: pd.DataFrame, path: Path, best_epoch: int | None, monitor: s
     """Loss and each metric per epoch, train against validation, the best epoch marked."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
     names = [c for c in history.columns if c not in NOT_CURVES and not c.startswith("val_")]
     names += [c[4:] for c in history.columns if c.startswith("val_") and c[4:] not in names]
     epochs = history["epoch"].to_numpy()
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    fig = _figure(figsize=(4.2 * len(names), 3.4))
+    axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         for column, label, style in ((name, "train", "-o"), (f"val_{name}", "validation", "-s")):
             if column in history:
@@ -74,9 +72,9 @@ def confusion(y_true: Any, y_pred: Any, labels: list, path: Path, split: str) ->
     """Counts and row-normalised shares (recall per true class), side by side."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    plt = _pyplot()
     size = min(3 + 0.3 * len(labels), 12)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 0.5, size), layout="constrained")
+    fig = _figure(figsize=(2 * size + 0.5, size), layout="constrained")
+    axes = fig.subplots(1, 2)
     names = [str(label) for label in labels]
     for ax, normalize, title, fmt in (
         (axes[0], None, "counts", "d"),
@@ -102,8 +100,8 @@ def confusion(y_true: Any, y_pred: Any, labels: list, path: Path, split: str) ->
 def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, path: Path, split: str, unit: str) -> Path:
     import numpy as np
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    fig = _figure(figsize=(5.5, 5.5))
+    ax = fig.subplots()
     alpha = float(np.clip(300 / max(len(y_true), 1), 0.15, 0.9))
     ax.scatter(y_true, y_pred, s=10, alpha=alpha, edgecolors="none")
     low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
@@ -120,9 +118,9 @@ def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, path: Path, spli
 def residuals(y_true: np.ndarray, y_pred: np.ndarray, path: Path, split: str, unit: str) -> Path:
     import numpy as np
 
-    plt = _pyplot()
     error = y_true - y_pred
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = _figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
     alpha = float(np.clip(300 / max(len(error), 1), 0.15, 0.9))
     left.scatter(y_pred, error, s=10, alpha=alpha, edgecolors="none")
     left.axhline(0, color="crimson", linewidth=1)
@@ -144,8 +142,8 @@ def forecast(
     when: Any, y_true: np.ndarray, y_pred: np.ndarray, path: Path, split: str, unit: str, horizon: int
 ) -> Path:
     """The split's actual series against the model's forecasts, each at the time it forecasts."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig = _figure(figsize=(11, 4))
+    ax = fig.subplots()
     ax.plot(when, y_true, linewidth=1.2, label="actual")
     ax.plot(when, y_pred, linewidth=1.2, label=f"forecast ({horizon} step{'s' if horizon > 1 else ''} ahead)")
     ax.set_ylabel(unit)

@@ -111,3 +111,17 @@ def test_npz_uses_its_own_test_split():
 def test_sklearn_dataset_has_class_names():
     loaded = data.load(_config(dataset="iris"))
     assert set(loaded.splits["train"]["target"]) == {"setosa", "versicolor", "virginica"}
+
+
+def test_compact_rows_moves_rows_to_the_front_in_place():
+    from dlcli.arrays import compact_rows
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (5000, 3, 7), dtype=np.uint8)
+    original = x.copy()
+    keep = np.sort(rng.choice(5000, 3600, replace=False))
+    out = compact_rows(x, keep)
+    assert np.shares_memory(out, x) and out.base is not None
+    np.testing.assert_array_equal(out, original[keep])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        compact_rows(x, np.array([3, 1]))
