@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -112,8 +111,9 @@ def load() -> dict[str, Any]:
     committed = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
     if installed in (None, committed["keras"]):
         return committed
-    cache_dir = Path(os.environ.get("DLCLI_CACHE_DIR", Path.home() / ".cache" / "dlcli")).expanduser()
-    cached = cache_dir / f"keras-catalog-{installed}.json"
+    from dlcli.files import cache_dir
+
+    cached = cache_dir() / f"keras-catalog-{installed}.json"
     if cached.is_file():
         return json.loads(cached.read_text(encoding="utf-8"))
     built = build()

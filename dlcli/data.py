@@ -18,6 +18,7 @@ from dlcli import arrays as arrays_mod
 from dlcli.checks import suggest
 from dlcli.config import DATASET_TARGET, KERAS_DATASETS, Config
 from dlcli.errors import ConfigError, DataError
+from dlcli.files import cache_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,11 +63,6 @@ def mirror_dir() -> Path | None:
             "folder that holds your offline copies of the data, or unset it to download"
         )
     return folder
-
-
-def cache_dir() -> Path:
-    """dlcli's own cache (downloads, the Keras catalog of another Keras version): $DLCLI_CACHE_DIR."""
-    return Path(os.environ.get("DLCLI_CACHE_DIR", Path.home() / ".cache" / "dlcli")).expanduser()
 
 
 def row_where(source: str, label: Any) -> str:

@@ -132,7 +132,7 @@ def _files(folder: Path | None) -> list[str]:
 
 
 def data() -> dict[str, Any]:
-    from dlcli.data import cache_dir
+    from dlcli.files import cache_dir
 
     env = os.environ.get("DLCLI_DATA_DIR")
     mirror = Path(env).expanduser() if env else None

@@ -18,6 +18,12 @@ from typing import Any
 from dlcli.errors import RunError
 
 
+def cache_dir() -> Path:
+    """dlcli's own cache (downloads, the Keras catalog of another Keras version): $DLCLI_CACHE_DIR,
+    else ~/.cache/dlcli. The one place that says where it is."""
+    return Path(os.environ.get("DLCLI_CACHE_DIR", Path.home() / ".cache" / "dlcli")).expanduser()
+
+
 def _temporary(path: Path) -> Path:
     # beside the target (same file system, so the rename is atomic), hidden, and keeping the suffix:
     # Keras will only save to a name ending in .keras. remove_leftovers() deletes these after a kill.

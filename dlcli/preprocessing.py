@@ -11,7 +11,6 @@ happens inside the model so predict takes raw pixels).
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from dlcli import checks
@@ -24,8 +23,6 @@ from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncod
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-
-FORMAT = "dlcli.preprocessing/1"
 
 
 class Preprocessor:
@@ -214,19 +211,21 @@ class Preprocessor:
 
     # ---- JSON state ----------------------------------------------------------------------------
     def to_json(self) -> str:
-        state = {
-            "format": FORMAT,
-            "kind": self.kind,
-            "task": self.task,
-            "label_mode": self.label_mode,
-            "target": self.target_encoder.get_state(),
-            "numeric": self.numeric.get_state() if self.numeric else None,
-            "categorical": self.categorical.get_state() if self.categorical else None,
-            "window": self.window,
-            "image": self.image,
-            "time_column": self.time_column,
-        }
-        return json.dumps(state, indent=2)
+        """The state as state_schema defines it, checked on the way out as on the way in."""
+        from dlcli.state_schema import PreprocessingState
+
+        state = PreprocessingState(
+            kind=self.kind,
+            task=self.task,
+            label_mode=self.label_mode,
+            target=self.target_encoder.get_state(),
+            numeric=self.numeric.get_state() if self.numeric else None,
+            categorical=self.categorical.get_state() if self.categorical else None,
+            window=self.window,
+            image=self.image,
+            time_column=self.time_column,
+        )
+        return state.model_dump_json(indent=2)
 
     @classmethod
     def from_json(cls, text: str, source: str = "preprocessing.json") -> Preprocessor:

@@ -60,7 +60,7 @@ class ImageState(_Closed):
 
 
 class PreprocessingState(_Closed):
-    format: Literal["dlcli.preprocessing/1"]
+    format: Literal["dlcli.preprocessing/1"] = "dlcli.preprocessing/1"
     kind: Literal["table", "timeseries", "image"]
     task: Literal["classification", "regression"]
     label_mode: Literal["sparse", "one_hot", "binary"] | None

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
+from dlcli import state_schema
 from dlcli.errors import DataError
 
 if TYPE_CHECKING:
@@ -22,16 +25,22 @@ def _plain(values) -> list:
 
 
 class _Stateful:
-    _params: tuple[str, ...] = ()
-    _learned: tuple[str, ...] = ()
+    """Parameters and learned state come from the class's `state` model in state_schema.py, the one
+    place they are defined: its fields ending in `_` are learned, the others `__init__` arguments."""
+
+    state: type[BaseModel]
+
+    @classmethod
+    def _fields(cls, learned: bool) -> list[str]:
+        return [k for k in cls.state.model_fields if k.endswith("_") == learned]
 
     def get_state(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (*self._params, *self._learned)}
+        return {k: getattr(self, k) for k in self.state.model_fields}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]):
-        obj = cls(**{k: state[k] for k in cls._params})
-        for key in cls._learned:
+        obj = cls(**{k: state[k] for k in cls._fields(learned=False)})
+        for key in cls._fields(learned=True):
             setattr(obj, key, state[key])
         return obj
 
@@ -83,8 +92,7 @@ class NumericTransformer(_Stateful):
     >>> NumericTransformer(["a"], impute="median").fit(frame).transform(frame)
     """
 
-    _params = ("columns", "impute", "fill_value", "scale", "non_finite")
-    _learned = ("statistics_", "center_", "scale_")
+    state = state_schema.NumericState
 
     def __init__(
         self,
@@ -160,8 +168,7 @@ class NumericTransformer(_Stateful):
 class CategoricalEncoder(_Stateful):
     """Impute then one-hot encode text columns; a category unseen in training encodes as all zeros."""
 
-    _params = ("columns", "impute", "fill_value")
-    _learned = ("categories_", "fill_")
+    state = state_schema.CategoricalState
 
     def __init__(self, columns: list[str], impute: str = "constant", fill_value: str = "missing"):
         self.columns, self.impute, self.fill_value = columns, impute, fill_value
@@ -239,8 +246,7 @@ class CategoricalEncoder(_Stateful):
 class TargetEncoder(_Stateful):
     """Class labels to indices (classification) or target scaling (regression), and back."""
 
-    _params = ("column", "task", "scale")
-    _learned = ("classes_", "center_", "scale_")
+    state = state_schema.TargetState
 
     def __init__(self, column: str | None, task: str, scale: str = "none"):
         self.column, self.task, self.scale = column, task, scale
