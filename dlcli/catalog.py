@@ -111,7 +111,7 @@ def load() -> dict[str, Any]:
     committed = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
     if installed in (None, committed["keras"]):
         return committed
-    from dlcli.files import cache_dir
+    from dlcli.files import cache_dir, write_atomic
 
     cached = cache_dir() / f"keras-catalog-{installed}.json"
     if cached.is_file():
@@ -119,7 +119,7 @@ def load() -> dict[str, Any]:
     built = build()
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(built), encoding="utf-8")
+        write_atomic(cached, json.dumps(built))
     except OSError:
         pass  # a read-only home only costs the rebuild next time
     return built
