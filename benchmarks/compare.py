@@ -73,6 +73,24 @@ PAIRS = {
 }
 
 
+def write_block(path: Path, start: str, end: str, block: str) -> None:
+    """Put `block` (which begins with `start` and ends with `end`) into RESULTS.md: in place of the
+    block between those markers, else at the end. Each benchmark script owns one block."""
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+#: The blocks other scripts own in RESULTS.md, kept when compare.py rewrites the rest.
+OTHER_BLOCKS = [
+    ("<!-- workers.py:start -->", "<!-- workers.py:end -->"),
+    ("<!-- whole.py:start -->", "<!-- whole.py:end -->"),
+]
+
+
 def run(command: list[str], env: dict | None = None) -> tuple[float, int]:
     """Run to completion; (wall seconds, peak RSS in MB of the process)."""
     started = time.perf_counter()
@@ -190,9 +208,9 @@ def main() -> None:
                 imports.append(import_tensorflow_s())
     report = render(names, results, imports, args.rounds)
     old = args.output.read_text() if args.output.is_file() else ""
-    start, end = "<!-- workers.py:start -->", "<!-- workers.py:end -->"
-    if start in old and end in old:  # benchmarks/workers.py's block stays
-        report = report.rstrip("\n") + "\n\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
+    for start, end in OTHER_BLOCKS:  # benchmarks/workers.py's and whole.py's blocks stay
+        if start in old and end in old:
+            report = report.rstrip("\n") + "\n\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
     args.output.write_text(report)
     print(report)
 

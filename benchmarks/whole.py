@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, SCRIPTS, machine, run  # noqa: E402
+from compare import ROOT, SCRIPTS, machine, run, write_block  # noqa: E402
 
 START, END = "<!-- whole.py:start -->", "<!-- whole.py:end -->"
 
@@ -110,12 +110,7 @@ def main() -> None:
         END,
     ]
     block = "\n".join(lines)
-    old = args.output.read_text() if args.output.is_file() else ""
-    if START in old and END in old:
-        new = old[: old.index(START)] + block + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    args.output.write_text(new)
+    write_block(args.output, START, END, block)
     print(block)
 
 

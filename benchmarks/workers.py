@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, machine, steady  # noqa: E402
+from compare import ROOT, machine, steady, write_block  # noqa: E402
 
 START, END = "<!-- workers.py:start -->", "<!-- workers.py:end -->"
 SIDES = ("one_device", "1 worker", "2 workers")
@@ -91,12 +91,7 @@ def main() -> None:
             print(f"round {round_ + 1} {name}: wall {out['wall_s']:.2f} s, epoch {out['epoch_s']:.3f} s, "
                   f"r2 {out['r2']:.4f}", flush=True)  # fmt: skip
     block = render(results, args.rounds, args.epochs)
-    text = args.output.read_text() if args.output.is_file() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    args.output.write_text(text)
+    write_block(args.output, START, END, block)
     print(block)
 
 
