@@ -88,6 +88,7 @@ def write_block(path: Path, start: str, end: str, block: str) -> None:
 OTHER_BLOCKS = [
     ("<!-- workers.py:start -->", "<!-- workers.py:end -->"),
     ("<!-- whole.py:start -->", "<!-- whole.py:end -->"),
+    ("<!-- private_apis.py:start -->", "<!-- private_apis.py:end -->"),
 ]
 
 

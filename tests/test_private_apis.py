@@ -3,7 +3,8 @@ and says which dlcli function depends on it and what it buys.
 
 Kept uses (see each function's docstring for the measurement):
 - pipeline._determinism_switch (pipeline.dataset_guard, pipeline.forward): op determinism lifted while
-  tf.data makes an iterator, which otherwise copies the training arrays (45 MB more peak on MNIST).
+  tf.data makes an iterator, which otherwise copies the training arrays: 41 MB less peak memory on
+  configs/mnist.yaml (benchmarks/private_apis.py, in RESULTS.md).
 - distribute._slurm_resolver: Slurm's task-list syntax, parsed by TensorFlow's own helper.
 """
 
