@@ -226,11 +226,10 @@ def _slurm_resolver():
     the ones this process sees (Slurm's --gpus-per-task, train.distribution.devices).
     """
     import tensorflow as tf
-    from tensorflow.python.distribute.cluster_resolver import slurm_cluster_resolver as slurm
 
     gpus = len(visible_gpus())
     try:
-        per_node = max(slurm.expand_tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
+        per_node = max(tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
         resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
             gpus_per_node=max(gpus, 1) * per_node, gpus_per_task=max(gpus, 1), auto_set_gpu=False
         )
@@ -247,6 +246,17 @@ def _slurm_resolver():
         num_accelerators={"GPU": gpus} if gpus else {},
         rpc_layer=resolver.rpc_layer,
     )
+
+
+def tasks_per_node(text: str) -> list[int]:
+    """Slurm's compact count list, one count per node: `2(x3),1` → [2, 2, 2, 1]."""
+    counts = []
+    for part in text.split(","):
+        match = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+        if match is None:
+            raise ValueError(f"SLURM_STEP_TASKS_PER_NODE={text!r} is not a list like 2(x3),1")
+        counts += [int(match[1])] * int(match[2] or 1)
+    return counts
 
 
 def _no_cluster() -> DeviceError:
