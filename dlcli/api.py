@@ -402,6 +402,7 @@ def _score_and_plot(job: _Job, model, epochs: int, best_epoch: int | None) -> Tr
 
     config, run_dir, prepared, timings = job.config, job.run_dir, job.prepared, job.timings
     prep, sets = prepared.prep, prepared.sets
+    prepared.loaded.splits = {}  # the raw tables: every split is in `sets` as the model sees it
     pipeline.release_training_memory(model)
     if job.placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
         model = saved.load_model(run_dir)
