@@ -35,10 +35,15 @@ err = Console(stderr=True, soft_wrap=True)
 Overrides = Annotated[
     list[str] | None,
     typer.Option(  # noqa: UP045 - typer needs Optional
-        "-o", "--override", help="key.path=value (repeatable); the value is read as YAML."
+        "-o",
+        "--override",
+        help="key.path=value (repeatable); the value is read as YAML.",
+        metavar="KEY=VALUE",
     ),
 ]
-RunsDir = Annotated[Path, typer.Option("--run-dir", help="Folder that holds the runs (for 'latest').")]
+RunsDir = Annotated[
+    Path, typer.Option("--run-dir", help="Folder that holds the runs (for 'latest').", metavar="DIR")
+]
 Device = Annotated[
     Optional[str],  # noqa: UP045 - typer needs Optional
     typer.Option(
@@ -78,7 +83,8 @@ def train(
     ] = None,
     override: Overrides = None,
     runs_dir: Annotated[
-        Path, typer.Option("--run-dir", help="Folder that holds the runs: DIR/<name>/<timestamp>.")
+        Path,
+        typer.Option("--run-dir", help="Folder that holds the runs: DIR/<name>/<timestamp>.", metavar="DIR"),
     ] = Path("runs"),
     resume: Annotated[
         Optional[str],  # noqa: UP045
