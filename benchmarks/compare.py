@@ -73,6 +73,15 @@ PAIRS = {
 }
 
 
+def script_arguments(doc: str, rounds: int) -> tuple[argparse.Namespace, Path]:
+    """`--rounds` and `--output` for a benchmark script that writes one block, and the data folder."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    return parser.parse_args(), data
+
+
 def write_block(path: Path, start: str, end: str, block: str) -> None:
     """Put `block` (which begins with `start` and ends with `end`) into RESULTS.md: in place of the
     block between those markers, else at the end. Each benchmark script owns one block."""

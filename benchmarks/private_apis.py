@@ -10,8 +10,6 @@ Prints the median peak RSS and wall time of each side and writes them into bench
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -19,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, machine, run, write_block  # noqa: E402
+from compare import ROOT, machine, run, script_arguments, write_block  # noqa: E402
 
 START, END = "<!-- private_apis.py:start -->", "<!-- private_apis.py:end -->"
 SIDE = """
@@ -40,13 +38,7 @@ def side(which: str, data: Path) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
-    args = parser.parse_args()
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    args, data = script_arguments(__doc__, rounds=3)
     results: dict[str, list[tuple[float, int]]] = {"with": [], "without": []}
     for round_ in range(args.rounds):
         for which in results:

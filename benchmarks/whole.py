@@ -10,9 +10,7 @@ result goes between the whole.py markers of benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -20,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, SCRIPTS, machine, run, write_block  # noqa: E402
+from compare import ROOT, SCRIPTS, machine, run, script_arguments, write_block  # noqa: E402
 
 START, END = "<!-- whole.py:start -->", "<!-- whole.py:end -->"
 
@@ -67,13 +65,7 @@ def dlcli_side(data: Path, work: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
-    args = parser.parse_args()
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    args, data = script_arguments(__doc__, rounds=5)
     results: dict[str, list[dict]] = {"script": [], "dlcli": []}
     for round_ in range(args.rounds):
         for side, fn in (("script", script_side), ("dlcli", dlcli_side)):
