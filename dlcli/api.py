@@ -227,9 +227,8 @@ def prepare(
             f"{loaded.source}: no validation rows, but the config monitors validation "
             "quantities: give data.split.validation a fraction or add validation rows"
         )
-    state_path = None if run_dir is None else run_dir / "preprocessing.json"
-    if prior is not None and state_path is not None and state_path.is_file():
-        prep = Preprocessor.from_json(state_path.read_text(encoding="utf-8"), str(state_path))
+    if prior is not None and run_dir is not None and (run_dir / "preprocessing.json").is_file():
+        prep = saved.load_preprocessing(run_dir)
     else:
         prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
     sets = scoring.split_examples(prep, loaded)

@@ -420,7 +420,16 @@ def _has(node: Any, part: str | int) -> bool:
 _BRANCH = re.compile(r"^(constrained-)?(int|float|str|bool|none|(literal|list|dict|tuple)\[.*\])$")
 
 
-def _merge_union_branches(errors: list[dict]) -> list[tuple[tuple, str]]:
+def problem_lines(errors: list[dict], model: type[BaseModel]) -> list[str]:
+    """`key.path: message`, one per key, for pydantic's errors on any of dlcli's strict models (the
+    config, a run's saved preprocessing state)."""
+    merged = _merge_union_branches(errors, model)
+    return [f"{'.'.join(map(str, loc)) or '(top level)'}: {msg}" for loc, msg in merged]
+
+
+def _merge_union_branches(
+    errors: list[dict], model: type[BaseModel] | None = None
+) -> list[tuple[tuple, str]]:
     """One message per key: `int | 'auto'` fails as "should be an integer, or 'auto'", not twice."""
     merged: dict[tuple, list[dict]] = {}
     for err in errors:
@@ -431,7 +440,7 @@ def _merge_union_branches(errors: list[dict]) -> list[tuple[tuple, str]]:
     out = []
     for loc, group in merged.items():
         if len(group) == 1:
-            out.append((loc, _message(group[0])))
+            out.append((loc, _message(group[0], model or Config)))
             continue
         wants = [e["msg"].removeprefix("Input should be ") for e in group]
         out.append((loc, f"Input should be {', or '.join(wants)} (got {group[0].get('input')!r})"))
@@ -455,11 +464,11 @@ def _locate(loc: tuple, marks: Marks, filename: str | None) -> str:
     return f"{where(filename, line=line, column=column)}: {dotted}"
 
 
-def _message(err: dict) -> str:
+def _message(err: dict, model: type[BaseModel]) -> str:
     loc = _clean_loc(err["loc"])
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
-        allowed = _fields_at(loc[:-1])
+        allowed = _fields_at(loc[:-1], model)
         msg = f"unknown key {loc[-1]!r}{suggest(str(loc[-1]), allowed)}"
         if allowed:
             msg += f" (allowed: {', '.join(allowed)})"
@@ -482,9 +491,9 @@ def _nearest_mark(loc: tuple, marks: Marks) -> tuple[int, int] | None:
     return None
 
 
-def _fields_at(loc: tuple) -> list[str]:
-    """The keys a config section accepts, found by walking the models along `loc`."""
-    model: Any = Config
+def _fields_at(loc: tuple, root: type[BaseModel]) -> list[str]:
+    """The keys a section accepts, found by walking the models from `root` along `loc`."""
+    model: Any = root
     for part in loc:
         if isinstance(part, int):
             continue

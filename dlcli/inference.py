@@ -56,10 +56,7 @@ def load_run(
     except RunError as exc:
         config_error = exc
         warnings = [f"{exc}; predictions need only the model and preprocessing.json"]
-    state_path = run_dir / "preprocessing.json"
-    if not state_path.is_file():
-        raise DataError(f"{state_path}: missing; the run did not get past loading its data")
-    prep = Preprocessor.from_json(state_path.read_text(encoding="utf-8"), str(state_path))
+    prep = saved.load_preprocessing(run_dir)
     return LoadedRun(run_dir, config, prep, saved.load_model(run_dir), warnings, config_error)
 
 
@@ -73,9 +70,9 @@ def evaluate(
     loaded_run = load_run(run, runs_dir, device)
     prep, config = loaded_run.prep, loaded_run.need_config()
     if data_path is None:
-        edited = [w for w in loaded_run.warnings if "was edited after training" in w]
+        edited = saved.edited_config(loaded_run.run_dir)
         if edited:  # the test split is read from the config: an edited one would be another split
-            raise RunError(f"{edited[0]}. Restore it, or pass the data to evaluate on with --data")
+            raise RunError(f"{edited}. Restore it, or pass the data to evaluate on with --data")
         loaded = data_mod.load(config)
         recorded = files.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("sha256")
         if recorded and loaded.sha256 and recorded != loaded.sha256:

@@ -237,7 +237,9 @@ class Preprocessor:
         try:
             state = PreprocessingState.model_validate_json(text).model_dump()
         except ValidationError as exc:
-            problems = {}  # one message per key: a union (float | int) fails once per branch
+            # pydantic's own words (a state file is not hand-written), one per key: a union
+            # (float | int) fails once per branch
+            problems = {}
             for e in exc.errors():
                 loc = ".".join(str(p) for p in e["loc"] if p not in ("float", "int", "str", "bool"))
                 problems.setdefault(loc, f"{loc}: {e['msg']}")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from dlcli.config import Config, validate
-from dlcli.errors import DlcliError, RunError
+from dlcli.config import Config, problem_lines, validate
+from dlcli.errors import DataError, DlcliError, RunError
 from dlcli.files import read_json, write_atomic
 from dlcli.record import config_digest
 from dlcli.yamlio import dump
@@ -50,6 +50,19 @@ def load_config(run_dir: Path) -> Config:
         raise RunError(f"{path}: the saved config is no longer valid:\n{exc}") from None
 
 
+def edited_config(run_dir: Path) -> str | None:
+    """Why config.yaml no longer says how the run trained (its sha256 is not the one run.json
+    recorded), or None. Runs of dlcli before 0.2 recorded none: nothing to compare."""
+    recorded = read_json(run_dir / "run.json").get("config_sha256")
+    if recorded is None or recorded == config_digest(run_dir):
+        return None
+    return (
+        f"{run_dir / 'config.yaml'} was edited after training (its sha256 differs from the one in "
+        "run.json); the model and preprocessing.json are as trained, whatever it says: train a new "
+        "run to use the changes"
+    )
+
+
 def inference_config(run_dir: Path) -> tuple[Config, list[str]]:
     """The run's config for evaluate and predict, and warnings.
 
@@ -59,21 +72,15 @@ def inference_config(run_dir: Path) -> tuple[Config, list[str]]:
     from pydantic import ValidationError
 
     path, raw = _read_config(run_dir)
-    warnings = []
-    recorded = read_json(run_dir / "run.json").get("config_sha256")
-    if recorded and recorded != config_digest(run_dir):
-        warnings.append(
-            f"{path} was edited after training (its sha256 differs from the one in run.json); "
-            "the model and preprocessing.json are as trained, whatever it says: train a new run to "
-            "use the changes"
-        )
+    edited = edited_config(run_dir)
+    warnings = [edited] if edited else []
     try:
         return Config.model_validate(raw), warnings
     except ValidationError as exc:
         unknown = [e["loc"] for e in exc.errors() if e["type"] == "extra_forbidden"]
         others = [e for e in exc.errors() if e["type"] != "extra_forbidden"]
         if others:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in others[:5])
+            problems = "; ".join(problem_lines(others, Config)[:5])
             raise RunError(f"{path}: not a config this dlcli can read ({problems})") from None
     for loc in unknown:
         parent = raw
@@ -83,6 +90,16 @@ def inference_config(run_dir: Path) -> tuple[Config, list[str]]:
     dotted = ", ".join(".".join(map(str, loc)) for loc in unknown)
     warnings.append(f"{path}: keys this dlcli does not know were ignored ({dotted})")
     return Config.model_validate(raw), warnings
+
+
+def load_preprocessing(run_dir: Path):
+    """`preprocessing.json` as a Preprocessor, checked against state_schema before anything uses it."""
+    from dlcli.preprocessing import Preprocessor
+
+    path = run_dir / "preprocessing.json"
+    if not path.is_file():
+        raise DataError(f"{path}: missing; the run did not get past loading its data")
+    return Preprocessor.from_json(path.read_text(encoding="utf-8"), str(path))
 
 
 def load_model(run_dir: Path):
