@@ -1,4 +1,5 @@
-"""train and resume as plain functions; no printing. evaluate and predict are in inference.py.
+"""train and resume as plain functions; no printing. Which run this is (fresh, resumed, a worker's
+of a cluster) is decided here; stages.py carries it out. evaluate and predict are in inference.py.
 
 >>> from dlcli import load_config, train, evaluate, predict
 >>> result = train(load_config("configs/iris.yaml"))
@@ -7,32 +8,15 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from dlcli import compute, distribute, files, pipeline, plots, runs, saved, scoring, tracking
-from dlcli import data as data_mod
+from dlcli import compute, distribute, files, runs, saved, stages
 from dlcli import model as model_mod
 from dlcli import record as record_mod
 from dlcli import state as state_mod
-from dlcli import train as train_mod
 from dlcli.config import Config, load_config
-from dlcli.errors import ConfigError, DataError, DlcliError, Interrupted, RunError, TrainingFailed
-from dlcli.preprocessing import Preprocessor
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    metrics: dict[str, dict]
-    epochs: int
-    best_epoch: int | None
-    warnings: list[str] = field(default_factory=list)
-    placement: dict = field(default_factory=dict)  # run.json's `distribution`
-    chief: bool = True  # False: a multi_worker worker whose run directory was temporary
+from dlcli.errors import ConfigError, RunError
 
 
 def train(
@@ -41,7 +25,7 @@ def train(
     listener=None,
     command: list[str] | None = None,
     device: str | None = None,
-) -> TrainResult:
+) -> stages.TrainResult:
     """Validate, load, fit preprocessing on train only, build, train, score every split, save.
 
     The data is loaded and checked before the run directory is made: a data error leaves nothing.
@@ -56,7 +40,7 @@ def train(
     placement = _placement(config, device)
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
     command = command or record_mod.command_line()
-    prepared = prepare(config)
+    prepared = stages.prepare(config)
     if not chief:
         return _run_as_worker(config, placement, listener, command, prepared)
     run_dir = runs.create(Path(runs_dir), config.name)
@@ -64,7 +48,7 @@ def train(
         saved.save_config(run_dir, config)
         files.write_atomic(run_dir / "preprocessing.json", prepared.prep.to_json())
         record = record_mod.RunRecord(run_dir, config, command)
-        return _run(_Job(config, run_dir, record, prepared, placement, listener))
+        return stages.run(stages.Job(config, run_dir, record, prepared, placement, listener))
 
 
 def _placement(config: Config, device: str | None) -> distribute.Placement:
@@ -78,14 +62,14 @@ def _run_as_worker(
     placement: distribute.Placement,
     listener,
     command: list[str],
-    prepared: Prepared,
+    prepared: stages.Prepared,
     source: Path | None = None,
-) -> TrainResult:
+) -> stages.TrainResult:
     """A worker other than the chief: the same training, in a temporary folder removed at the end."""
     with _worker_dir(config, placement, source, prepared.prior) as work_dir:
         saved.save_config(work_dir, config)
         record = record_mod.RunRecord(work_dir, config, command)
-        return _run(_Job(config, work_dir, record, prepared, placement, listener))
+        return stages.run(stages.Job(config, work_dir, record, prepared, placement, listener))
 
 
 @contextmanager
@@ -124,7 +108,7 @@ def resume(
     listener=None,
     command: list[str] | None = None,
     device: str | None = None,
-) -> TrainResult:
+) -> stages.TrainResult:
     """Continue a run from its last completed epoch, in the same run directory.
 
     Only `train.epochs` and `train.early_stopping.patience` may change; anything else is refused.
@@ -138,7 +122,9 @@ def resume(
         prior = _prior(run, run_dir, config, changed)
         compute.import_tensorflow()
         placement = _placement(config, device)
-        return _run_as_worker(config, placement, listener, command, prepare(config, run_dir, prior), run_dir)
+        return _run_as_worker(
+            config, placement, listener, command, stages.prepare(config, run_dir, prior), run_dir
+        )
     with runs.training_lock(run_dir):
         prior = _prior(run, run_dir, config, changed)
         compute.import_tensorflow()
@@ -146,7 +132,9 @@ def resume(
         runs.remove_leftovers(run_dir)
         saved.save_config(run_dir, config)
         record = record_mod.RunRecord.reopen(run_dir, command)
-        return _run(_Job(config, run_dir, record, prepare(config, run_dir, prior), placement, listener))
+        return stages.run(
+            stages.Job(config, run_dir, record, stages.prepare(config, run_dir, prior), placement, listener)
+        )
 
 
 def _resume_config(run, run_dir: Path, overrides, config_path) -> tuple[Config, list[str]]:
@@ -191,270 +179,3 @@ def config_changes(old: Config, new: Config) -> list[str]:
     """`key.path: old → new` for every value that differs."""
     a, b = runs.flatten(old.to_yaml_dict()), runs.flatten(new.to_yaml_dict())
     return [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
-
-
-# ---- the stages of a run: prepare → build → fit → finish -------------------------------------------
-@dataclass
-class Prepared:
-    """Stage 1: the data split, the preprocessing fitted on its train split, every split as examples."""
-
-    loaded: data_mod.Loaded
-    prep: Preprocessor
-    sets: dict[str, scoring.Examples]
-    deterministic: bool
-    load_s: float
-    prior: state_mod.ResumeState | None = None
-
-    def describe(self) -> dict:
-        """run.json's `data`."""
-        rows = {k: len(v[0]) if isinstance(v, tuple) else len(v) for k, v in self.loaded.splits.items()}
-        return {"source": self.loaded.source, "sha256": self.loaded.sha256, "rows": rows}
-
-
-def prepare(
-    config: Config, run_dir: Path | None = None, prior: state_mod.ResumeState | None = None
-) -> Prepared:
-    """Seed, load and split the data, fit preprocessing on the train split (or, resuming, read the
-    run's fitted state), and turn every split into examples. Writes nothing."""
-    clock = time.perf_counter()
-    deterministic = config.train.deterministic
-    if deterministic == "auto" and config.train.jit_compile is True:
-        deterministic = False  # asked-for XLA wins over automatic determinism (they exclude each other)
-    deterministic = compute.seed_everything(config.seed, deterministic)
-    loaded = data_mod.load(config)
-    if config.has_validation and "validation" not in loaded.splits:
-        raise DataError(
-            f"{loaded.source}: no validation rows, but the config monitors validation "
-            "quantities: give data.split.validation a fraction or add validation rows"
-        )
-    if prior is not None and run_dir is not None and (run_dir / "preprocessing.json").is_file():
-        prep = saved.load_preprocessing(run_dir)
-    else:
-        prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
-    sets = scoring.split_examples(prep, loaded)
-    return Prepared(loaded, prep, sets, deterministic, round(time.perf_counter() - clock, 3), prior)
-
-
-@dataclass
-class _Job:
-    """One training process's run: what every stage after `prepare` reads."""
-
-    config: Config
-    run_dir: Path
-    record: record_mod.RunRecord
-    prepared: Prepared
-    placement: distribute.Placement
-    listener: Any = None
-
-    @property
-    def timings(self) -> dict:
-        return self.record.data["timings"]
-
-
-def _run(job: _Job) -> TrainResult:
-    """Train (fresh or resumed), keeping the status in run.json (and MLflow) true whatever happens."""
-    tracker, record, prepared = None, job.record, job.prepared
-    record.data.update(deterministic=prepared.deterministic, device=compute.device_name())
-    record.data["data"] = prepared.describe()
-    job.timings["load_s"] = prepared.load_s
-    record.save()
-    try:
-        tracker = tracking.start(job.config, job.run_dir, record.data) if job.placement.chief else None
-        if tracker is not None:
-            record.save()  # with the MLflow run id, for --resume
-            job.listener = tracking.Relay(job.listener, tracker)
-        result = _train(job)
-    except Interrupted as exc:
-        _finish(record, tracker, "interrupted", str(exc))
-        raise
-    except DlcliError as exc:
-        _finish(record, tracker, "failed", str(exc))
-        raise
-    except BaseException as exc:
-        _finish(record, tracker, "failed", f"{type(exc).__name__}: {exc}")
-        raise
-    record.finish("completed")
-    if not job.placement.chief:
-        return result
-    runs.mark_latest(job.run_dir)
-    warning = tracker.finish("completed", result.metrics) if tracker is not None else None
-    result.warnings += [warning] if warning else []
-    return result
-
-
-def _finish(record: record_mod.RunRecord, tracker, status: str, error: str) -> None:
-    record.finish(status, error)
-    if tracker is not None:
-        tracker.finish(status)  # a tracking failure here would hide the run's own error: it only warns
-
-
-def _train(job: _Job) -> TrainResult:
-    model = _build(job)
-    plan = _plan(job)
-    epochs, best_epoch = _fit(job, model, plan)
-    if not job.placement.chief:  # the chief scores, plots and writes the run directory
-        where = job.record.data["distribution"]
-        return TrainResult(job.run_dir, {}, epochs, best_epoch, placement=where, chief=False)
-    del plan
-    return _score_and_plot(job, model, epochs, best_epoch)
-
-
-def _build(job: _Job):
-    """Stage 2: the compiled model inside the strategy's scope, with the checkpoint's weights and
-    optimizer state when resuming."""
-    config, placement, record = job.config, job.placement, job.record
-    prep, prior = job.prepared.prep, job.prepared.prior
-    rescale = prep.image["rescale"] if prep.image else None
-    threads = compute.set_intra_op_threads(config, prep.input_shape)  # before the first op runs
-    placement.start()  # the strategy: TensorFlow's runtime starts here
-    record.data["distribution"] = placement.describe()
-    steps_per_execution = compute.steps_per_execution(config, placement.distributed)
-    with placement.scope():  # variables (model, optimizer, metrics) are made in the strategy's scope
-        model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale)
-        model_mod.compile_model(model, config, steps_per_execution)
-        if prior is not None:
-            model.optimizer.build(model.trainable_variables)
-    record.data["compute"] = {
-        "steps_per_execution": steps_per_execution,
-        "jit_compile": bool(model.jit_compile),
-        "dtype_policy": model.dtype_policy.name,
-        "intra_op_threads": threads,
-    }
-    if prior is not None:
-        model.load_weights(job.run_dir / "checkpoints" / prior.checkpoint)  # weights and optimizer state
-        state_mod.restore_seed_states(model, prior.seed_states)
-    return model
-
-
-def _plan(job: _Job) -> train_mod.FitPlan:
-    config, run_dir, prepared = job.config, job.run_dir, job.prepared
-    prior = prepared.prior
-    x, y = scoring.training_arrays(prepared.prep, prepared.sets["train"])
-    batch = config.train.batch_size
-    train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed)
-    val = prepared.sets.get("validation")
-    return train_mod.FitPlan(
-        config,
-        run_dir,
-        train_ds,
-        val.dataset(prepared.prep, batch) if val is not None else None,
-        steps=-(-len(x) // batch),
-        epoch_var=epoch_var,
-        listener=job.listener,
-        prior=prior,
-        history=state_mod.truncate_history(run_dir, prior.epoch) if prior is not None else [],
-    )
-
-
-def _fit(job: _Job, model, plan: train_mod.FitPlan) -> tuple[int, int | None]:
-    """Stage 3: train, keep model.keras, and turn every way training stops short into its error."""
-    config, run_dir, halt, timings, placement = job.config, job.run_dir, plan.halt, job.timings, job.placement
-    resume_from = run_dir.resolve() if placement.chief else "<the chief's run directory>"
-    clock = time.perf_counter()
-    try:
-        with train_mod.stop_on_signals(halt):
-            timer = train_mod.fit(model, plan)
-    except Exception as exc:
-        if placement.kind != "multi_worker" or not distribute.is_cluster_error(exc):
-            raise
-        done = state_mod.read_resume(run_dir)
-        raise TrainingFailed(
-            f"{distribute.cluster_error_summary(exc)}; stopped after {done.epoch if done else 0} "
-            f"completed epoch(s). Restart every worker with: dlcli train --resume {resume_from}"
-        ) from None
-    timings["fit_s"] = round(timings.get("fit_s", 0) + time.perf_counter() - clock, 3)
-    if plan.prior is None:
-        timings["first_step_s"] = timer.first_step_s
-    done = state_mod.read_resume(run_dir)
-    epochs, best_epoch = (done.epoch, done.best_epoch) if done else (0, None)
-    # one time per committed epoch: a partial epoch (signal, divergence) is not one
-    timings["epoch_s"] = (timings.get("epoch_s", [])[: plan.first_epoch] + timer.epoch_s)[:epochs]
-    job.record.data["epochs"] = {
-        "completed": epochs,
-        "best": best_epoch,
-        "monitor": config.checkpoint_monitor(),
-    }
-    has_best = (run_dir / "checkpoints" / "best.keras").is_file()
-    if not halt or has_best:
-        state_mod.save_atomic(model, run_dir / "model.keras")  # after a stop: the best checkpoint's weights
-    if halt and config.train.plots:
-        plots.learning_curves(run_dir, config.checkpoint_monitor(), best_epoch if has_best else None)
-    if halt.signum is not None:
-        raise Interrupted(halt.signum, resume_from, epochs)
-    if halt.diverged is not None:
-        best = best_epoch if has_best else None
-        raise TrainingFailed(_divergence_message(halt.diverged, config, model.optimizer, best, resume_from))
-    if placement.distributed:  # every replica of every worker ends with these same weights
-        job.record.data["distribution"]["weights_sha256"] = compute.weights_digest(model)
-    return epochs, best_epoch
-
-
-def _score_and_plot(job: _Job, model, epochs: int, best_epoch: int | None) -> TrainResult:
-    """Stage 4: metrics of every split (metrics.json) and the plots.
-
-    The split the plots show (test, else validation, else train) is scored first, and the plots are
-    drawn in a thread while the other splits are scored: drawing is mostly Python, scoring mostly
-    TensorFlow kernels that release the GIL, so on MNIST the two overlap almost entirely. Both come
-    after the training functions are released, below the peak memory of training.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    config, run_dir, prepared, timings = job.config, job.run_dir, job.prepared, job.timings
-    prep, sets = prepared.prep, prepared.sets
-    prepared.loaded.splits = {}  # the raw tables: every split is in `sets` as the model sees it
-    pipeline.release_training_memory(model)
-    if job.placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
-        model = saved.load_model(run_dir)
-    shown = next(s for s in ("test", "validation", "train") if s in sets)
-    clock = time.perf_counter()
-    metrics, drawing = {}, None
-    with ThreadPoolExecutor(1, thread_name_prefix="dlcli-plots") as pool:
-        for name in [shown, *(n for n in sets if n != shown)]:
-            metrics[name], predicted = scoring.score(prep, config, model, sets[name])
-            if name == shown and config.train.plots:
-                ex, monitor = sets[name], config.checkpoint_monitor()
-                args = (run_dir, prep, monitor, best_epoch, name, ex.y_raw, predicted, ex.when)
-                drawing = pool.submit(_timed, plots.write_run_plots, *args)
-        timings["evaluate_s"] = round(time.perf_counter() - clock, 3)
-    metrics = {name: metrics[name] for name in sets}  # train, validation, test
-    files.write_json(run_dir / "metrics.json", metrics)
-    warnings = list(prep.warnings)
-    if drawing is not None:
-        drawn, timings["plots_s"] = drawing.result()
-        warnings += drawn
-    return TrainResult(run_dir, metrics, epochs, best_epoch, warnings, job.record.data["distribution"])
-
-
-def _timed(fn, *args):
-    clock = time.perf_counter()
-    return fn(*args), round(time.perf_counter() - clock, 3)
-
-
-def _divergence_message(
-    diverged: tuple, config: Config, optimizer, best_epoch: int | None, run_dir: Path
-) -> str:
-    epoch, batch, value = diverged
-    kept = (
-        f"model.keras holds the best checkpoint (epoch {best_epoch}); `dlcli evaluate {run_dir}` works on it"
-        if best_epoch
-        else "no epoch finished with a finite loss, so there is no model to keep"
-    )
-    return (
-        f"the loss became {value} in epoch {epoch} at batch {batch}; training stopped and the run is marked "
-        f"failed. {kept}. Lower optimizer.learning_rate{_lower_rate(config, optimizer)}, or scale the "
-        "inputs and target (preprocessing.numeric.scale, preprocessing.target.scale)"
-    )
-
-
-def _lower_rate(config: Config, optimizer) -> str:
-    """A learning rate to try: the optimizer's default when far below the one used, else a tenth."""
-    import inspect
-
-    parameter = inspect.signature(type(optimizer).__init__).parameters.get("learning_rate")
-    default = parameter.default if parameter is not None else None
-    rate = (config.optimizer.model_extra or {}).get("learning_rate", default)
-    if not isinstance(rate, int | float):
-        return ""
-    if isinstance(default, float) and rate > 10 * default:
-        return f" (now {rate:g}; try {default:g}, {config.optimizer.name}'s default)"
-    return f" (now {rate:g}; try {rate / 10:g})"

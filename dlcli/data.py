@@ -6,8 +6,10 @@ images from NPZ files and Keras datasets). `load(config)` returns both kinds as 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,11 @@ def mirror_dir() -> Path | None:
     return folder
 
 
+def keras_datasets_dir() -> Path:
+    """Where keras.datasets keeps what it downloaded ($KERAS_HOME/datasets)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+
+
 def row_where(source: str, label: Any) -> str:
     """Where a row of a table is, for messages: its line in a CSV file (header on line 1), else its
     row number. `label` is the row's index label, which splits keep from the file's order."""
@@ -96,9 +103,6 @@ def fetch_url(url: str, sha256: str) -> Path:
                 "file differs from the one the config was written for: fix data.sha256 or the file"
             )
         return local
-    import contextlib
-    import sys
-
     import keras
 
     cache = cache_dir()
@@ -163,18 +167,14 @@ def read_table(path: Path) -> pd.DataFrame:
 def _check_header(path: Path) -> None:
     """Refuse repeated column names: pandas would rename the second `x` to `x.1` without a word."""
     import csv
+    from collections import Counter
 
     try:
         with open(path, newline="", encoding="utf-8", errors="replace") as handle:
             header = next(csv.reader(handle), [])
     except (OSError, csv.Error):
         return  # pandas reports an unreadable file below
-    seen: dict[str, int] = {}
-    repeated = []
-    for name in header:
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] == 2:
-            repeated.append(name)
+    repeated = [name for name, count in Counter(header).items() if count > 1]
     if repeated:
         raise DataError(_duplicate_columns(f"{path}:1", repeated))
 
@@ -220,19 +220,15 @@ def _keras_dataset(name: str) -> tuple[dict, str | None, str]:
         # Read the mirror with NumPy: keras.datasets rejects files whose hash differs from its own.
         local = mirror / f"{name}.npz"
         return read_arrays(local), sha256_of(local), str(local)
-    import contextlib
-    import sys
-
     import keras
 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Keras' progress bar; stdout may carry --json
             (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
     except Exception as exc:  # noqa: BLE001 - Keras raises a bare Exception for a failed download
-        keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
         raise DataError(
             f"dataset {name}: not found offline and the download failed ({type(exc).__name__}: {exc}). "
-            f"Tried {_tried_mirror(mirror, f'{name}.npz')}, Keras' cache {keras_home}, then Keras' "
+            f"Tried {_tried_mirror(mirror, f'{name}.npz')}, Keras' cache {keras_datasets_dir()}, then Keras' "
             f"download. {MIRROR_HELP} as {name}.npz, holding arrays x_train, y_train, x_test, y_test "
             f'(on a machine with internet: python -c "import keras, numpy; (a, b), (c, d) = '
             f"keras.datasets.{name}.load_data(); numpy.savez('{name}.npz', x_train=a, y_train=b, "
@@ -289,7 +285,7 @@ def _split_arrays(config: Config, source: tuple[dict, str | None, str]) -> Loade
     # copy of the largest part (47 MB on MNIST); aligned, so TensorFlow shares it too
     train = np.sort(chunks["train"])
     parts["train"] = (arrays_mod.compact_rows(x, train), y[train])
-    return Loaded(dict(sorted(parts.items(), key=lambda kv: SPLITS.index(kv[0]))), sha, where)
+    return Loaded({name: parts[name] for name in SPLITS if name in parts}, sha, where)
 
 
 def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source: str) -> Loaded:

@@ -132,12 +132,13 @@ def _files(folder: Path | None) -> list[str]:
 
 
 def data() -> dict[str, Any]:
+    from dlcli.data import keras_datasets_dir
     from dlcli.files import cache_dir
 
     env = os.environ.get("DLCLI_DATA_DIR")
     mirror = Path(env).expanduser() if env else None
     cache = cache_dir()
-    keras_cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    keras_cache = keras_datasets_dir()
     offline = [
         name
         for name in KERAS_DATASETS

@@ -7,6 +7,7 @@ numbers are kept, so a run directory never holds a pickle.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -48,7 +49,6 @@ class _Stateful:
 def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[float], list[float]]:
     """`(center, scale)` such that `(x - center) / scale` applies the named scikit-learn scaler;
     a DataError naming the column when its statistics overflow (values near ±1e308)."""
-    import warnings
 
     import numpy as np
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
@@ -56,8 +56,7 @@ def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[
     width = values.shape[1]
     if scale == "none":
         return [0.0] * width, [1.0] * width
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # an overflow is reported below, by column
+    with _overflow_reported_below():
         if scale == "standard":
             fitted = StandardScaler().fit(values)
             center, factor = fitted.mean_, fitted.scale_
@@ -69,6 +68,18 @@ def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[
             center, factor = fitted.center_, fitted.scale_
     check_finite_statistics(columns, values, f"{scale} scaling", center, factor)
     return _plain(center), _plain(factor)
+
+
+@contextmanager
+def _overflow_reported_below():
+    """NumPy's overflow warnings off: check_finite_statistics reports the overflow, by column."""
+    import warnings
+
+    import numpy as np
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def check_finite_statistics(columns: list[str], values: np.ndarray, what: str, *stats) -> None:
@@ -116,9 +127,7 @@ class NumericTransformer(_Stateful):
         return values
 
     def fit(self, frame: pd.DataFrame) -> NumericTransformer:
-        import warnings
 
-        import numpy as np
         from sklearn.impute import SimpleImputer
 
         values = self._values(frame)
@@ -128,8 +137,7 @@ class NumericTransformer(_Stateful):
             imputer = SimpleImputer(
                 strategy=self.impute, fill_value=self.fill_value, keep_empty_features=True
             )
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore", RuntimeWarning)  # an overflow is reported below, by column
+            with _overflow_reported_below():
                 raw, values = values, imputer.fit_transform(values)
             check_finite_statistics(self.columns, raw, f"{self.impute} imputation", imputer.statistics_)
             self.statistics_ = _plain(imputer.statistics_)

@@ -34,6 +34,11 @@ if os.environ.get("DLCLI_DATA_DIR"):
     os.environ["DLCLI_DATA_DIR"] = str(Path(os.environ["DLCLI_DATA_DIR"]).resolve())
 
 
+#: How long a test waits for a run to reach a point before calling it stuck: a guard against hanging
+#: forever, not a timing (a loaded 2-core machine is slow; speed is measured in benchmarks/).
+STUCK_S = 600
+
+
 def dlcli(
     *args: str, cwd: Path, env: dict | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import CONFIGS, GOOD, ROOT, dlcli, dlcli_popen, ok, read_json
+from conftest import CONFIGS, GOOD, ROOT, STUCK_S, dlcli, dlcli_popen, ok, read_json
 
 MULTI_WORKER = CONFIGS / "ci" / "multi_worker.yaml"
 #: Two workers each compute half of every global batch and all-reduce the gradients, so the sums
@@ -152,9 +152,9 @@ def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path):
     args += ["-o", "train.early_stopping.patience=100"]  # every epoch trains
     procs = start_cluster(args, tmp_path, tmp_path / "tmp")
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + STUCK_S
         while not list((tmp_path / "runs").glob("ci-multi-worker/*/checkpoints/resume.json")):
-            assert time.monotonic() < deadline, "no epoch was committed in 120 s"
+            assert time.monotonic() < deadline, f"no epoch was committed in {STUCK_S} s: stuck"
             assert all(p.poll() is None for p in procs), "a worker exited before the first epoch"
             time.sleep(0.05)
         procs[1].send_signal(signal.SIGKILL)  # worker 1 dies mid-run

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CONFIGS, dlcli, dlcli_popen, ok, read_json
+from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, ok, read_json
 
 CONFIG = str(CONFIGS / "ci" / "regression.yaml")
 # small batches and one step per call: epochs long enough to be killed inside
@@ -47,7 +47,7 @@ def _committed_epoch(run_root: Path) -> int:
     return 0
 
 
-def _kill_after_epoch(proc, run_root: Path, epoch: int, sig=signal.SIGKILL, timeout: float = 120) -> None:
+def _kill_after_epoch(proc, run_root: Path, epoch: int, sig=signal.SIGKILL, timeout: float = STUCK_S) -> None:
     deadline = time.monotonic() + timeout
     while _committed_epoch(run_root) < epoch:
         assert proc.poll() is None, proc.communicate()
@@ -184,7 +184,7 @@ def test_same_config_and_seed_give_identical_runs(tmp_path):
     assert status["versions"]["tensorflow"] and status["versions"]["keras"]
 
 
-def _wait_for(proc, ready, timeout: float = 120) -> bool:
+def _wait_for(proc, ready, timeout: float = STUCK_S) -> bool:
     """Poll every millisecond until `ready()`; False when the process ended first."""
     deadline = time.monotonic() + timeout
     while not ready():
