@@ -10,16 +10,15 @@ Schema derive from it. It imports neither TensorFlow nor pandas, so `dlcli valid
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from dlcli.checks import CLASSIFICATION_LOSSES, static_problems, suggest
+from dlcli.checks import CLASSIFICATION_LOSSES, static_problems
 from dlcli.errors import ConfigError
-from dlcli.yamlio import Marks, load_marked, safe_load, where
+from dlcli.keypaths import apply_overrides, locate, merge_union_branches, nearest_mark
+from dlcli.yamlio import Marks, load_marked
 
 Scale = Literal["standard", "minmax", "robust", "none"]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
@@ -298,7 +297,7 @@ class Config(_Strict):
 
     def where(self, *path: str | int) -> str:
         """`FILE:LINE:COL: key.path` for messages about a key, as precisely as the marks allow."""
-        return _locate(tuple(path), self._marks, None if self._source is None else str(self._source))
+        return locate(tuple(path), self._marks, None if self._source is None else str(self._source))
 
     @property
     def task(self) -> Literal["classification", "regression"]:
@@ -346,11 +345,11 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def validate(raw: dict, marks: Marks, path: Path) -> Config:
     """Type errors and the checks of `dlcli.checks`, all reported together in line order."""
-    problems = _merge_union_branches(_pydantic_errors(raw))
+    problems = merge_union_branches(_pydantic_errors(raw), Config)
     problems += static_problems(raw)
     if problems:
-        problems.sort(key=lambda p: _nearest_mark(p[0], marks) or (1 << 30, 0))
-        raise ConfigError([f"{_locate(loc, marks, str(path))}: {msg}" for loc, msg in problems])
+        problems.sort(key=lambda p: nearest_mark(p[0], marks) or (1 << 30, 0))
+        raise ConfigError([f"{locate(loc, marks, str(path))}: {msg}" for loc, msg in problems])
     config = Config.model_validate(raw)
     config._source, config._marks = path, marks
     _resolve_paths(config, path.parent)
@@ -370,144 +369,3 @@ def _resolve_paths(config: Config, base: Path) -> None:
         value = getattr(config.data, key)
         if value is not None and "://" not in value:
             setattr(config.data, key, str((base / Path(value).expanduser()).resolve()))
-
-
-def apply_overrides(raw: dict, marks: Marks, overrides: list[str] | tuple[str, ...]) -> None:
-    """Set `key.path=value` items into `raw`; values are read as safe YAML, never evaluated."""
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"-o {item}: expected key.path=value, e.g. -o train.epochs=3")
-        parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
-        try:
-            parsed = safe_load(value) if value.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"-o {item}: the value is not valid YAML ({exc})") from None
-        node: Any = raw
-        for depth, part in enumerate(parts[:-1]):
-            done = ".".join(map(str, parts[: depth + 1]))
-            if isinstance(node, list) and not _has(node, part):
-                raise ConfigError(_out_of_range(item, done, node))
-            child = node[part] if _has(node, part) else None
-            if child is None:
-                child = {}
-                node[part] = child
-                marks[tuple(parts[: depth + 1])] = (0, 0)  # a section the command line made
-            if not isinstance(child, dict | list):
-                raise ConfigError(f"-o {item}: {done} is a value, not a section; cannot set {key} inside it")
-            node = child
-        if isinstance(node, list) and not _has(node, parts[-1]):
-            raise ConfigError(_out_of_range(item, key, node))
-        node[parts[-1]] = parsed
-        marks[tuple(parts)] = (0, 0)  # (0, 0) marks a value set on the command line
-
-
-def _out_of_range(item: str, key: str, items: list) -> str:
-    return (
-        f"-o {item}: {key}: index out of range (the list has {len(items)} item(s)"
-        + (f", numbered 0 to {len(items) - 1}" if items else "")
-        + "); an override can change an item, not add one: add it in the file"
-    )
-
-
-def _has(node: Any, part: str | int) -> bool:
-    if isinstance(node, list):
-        return isinstance(part, int) and 0 <= part < len(node)
-    return isinstance(node, dict) and part in node
-
-
-#: How pydantic names the branches of a union in an error's location (`int | Literal["auto"]`).
-_BRANCH = re.compile(r"^(constrained-)?(int|float|str|bool|none|(literal|list|dict|tuple)\[.*\])$")
-
-
-def problem_lines(errors: list[dict], model: type[BaseModel]) -> list[str]:
-    """`key.path: message`, one per key, for pydantic's errors on any of dlcli's strict models (the
-    config, a run's saved preprocessing state)."""
-    merged = _merge_union_branches(errors, model)
-    return [f"{'.'.join(map(str, loc)) or '(top level)'}: {msg}" for loc, msg in merged]
-
-
-def _merge_union_branches(
-    errors: list[dict], model: type[BaseModel] | None = None
-) -> list[tuple[tuple, str]]:
-    """One message per key: `int | 'auto'` fails as "should be an integer, or 'auto'", not twice."""
-    merged: dict[tuple, list[dict]] = {}
-    for err in errors:
-        loc = _clean_loc(err["loc"])
-        if err["type"] != "extra_forbidden" and loc and _BRANCH.match(str(loc[-1])):
-            loc = loc[:-1]
-        merged.setdefault(loc, []).append(err)
-    out = []
-    for loc, group in merged.items():
-        if len(group) == 1:
-            out.append((loc, _message(group[0], model or Config)))
-            continue
-        wants = [e["msg"].removeprefix("Input should be ") for e in group]
-        out.append((loc, f"Input should be {', or '.join(wants)} (got {group[0].get('input')!r})"))
-    return out
-
-
-def _clean_loc(loc: tuple) -> tuple:
-    # pydantic adds "function-after[...]" steps for validators; they are not keys a user wrote
-    return tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
-
-
-def _locate(loc: tuple, marks: Marks, filename: str | None) -> str:
-    """`FILE:LINE:COL: key.path`, or `-o: key.path` for a value set on the command line."""
-    dotted = ".".join(str(p) for p in loc) or "(top level)"
-    line_col = _nearest_mark(loc, marks)
-    if line_col == (0, 0):
-        return f"-o: {dotted}"
-    if filename is None:
-        return dotted
-    line, column = line_col or (None, None)
-    return f"{where(filename, line=line, column=column)}: {dotted}"
-
-
-def _message(err: dict, model: type[BaseModel]) -> str:
-    loc = _clean_loc(err["loc"])
-    kind, msg = err["type"], err["msg"]
-    if kind == "extra_forbidden":
-        allowed = _fields_at(loc[:-1], model)
-        msg = f"unknown key {loc[-1]!r}{suggest(str(loc[-1]), allowed)}"
-        if allowed:
-            msg += f" (allowed: {', '.join(allowed)})"
-    elif kind == "missing":
-        msg = "required key is missing"
-    elif kind == "value_error":
-        msg = msg.removeprefix("Value error, ")
-    elif kind == "literal_error":
-        choices = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
-        msg = f"{msg} (got {err.get('input')!r}){suggest(str(err.get('input')), choices)}"
-    else:
-        msg = f"{msg} (got {err.get('input')!r})"
-    return msg
-
-
-def _nearest_mark(loc: tuple, marks: Marks) -> tuple[int, int] | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in marks:
-            return marks[loc[:end]]
-    return None
-
-
-def _fields_at(loc: tuple, root: type[BaseModel]) -> list[str]:
-    """The keys a section accepts, found by walking the models from `root` along `loc`."""
-    model: Any = root
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            return []
-        model = _unwrap(model.model_fields[part].annotation)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return []
-
-
-def _unwrap(annotation: Any) -> Any:
-    while get_origin(annotation) is not None:
-        inner = [a for a in get_args(annotation) if a is not type(None)]
-        models = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
-        annotation = models[0] if models else inner[0]
-    return annotation

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from dlcli.config import Config, problem_lines, validate
+from dlcli.config import Config, validate
 from dlcli.errors import DataError, DlcliError, RunError
 from dlcli.files import read_json, write_atomic
+from dlcli.keypaths import problem_lines
 from dlcli.record import config_digest
 from dlcli.yamlio import dump
 
