@@ -28,6 +28,7 @@ class LoadedRun:
     model: Any
     warnings: list[str] = field(default_factory=list)
     config_error: RunError | None = None
+    edited: str | None = None  # saved.edited_config's message when config.yaml changed after training
 
     def need_config(self) -> Config:
         if self.config is None:
@@ -50,14 +51,17 @@ def load_run(
     run_dir = runs.resolve(run, Path(runs_dir))
     compute.import_tensorflow()
     distribute.select_device(device)
-    config, warnings, config_error = None, [], None
+    edited = saved.edited_config(run_dir)
+    config, warnings, config_error = None, [edited] if edited else [], None
     try:
-        config, warnings = saved.inference_config(run_dir)
+        config, more = saved.inference_config(run_dir)
+        warnings += more
     except RunError as exc:
         config_error = exc
-        warnings = [f"{exc}; predictions need only the model and preprocessing.json"]
+        warnings.append(f"{exc}; predictions need only the model and preprocessing.json")
     prep = saved.load_preprocessing(run_dir)
-    return LoadedRun(run_dir, config, prep, saved.load_model(run_dir), warnings, config_error)
+    model = saved.load_model(run_dir)
+    return LoadedRun(run_dir, config, prep, model, warnings, config_error, edited)
 
 
 def evaluate(
@@ -70,9 +74,8 @@ def evaluate(
     loaded_run = load_run(run, runs_dir, device)
     prep, config = loaded_run.prep, loaded_run.need_config()
     if data_path is None:
-        edited = saved.edited_config(loaded_run.run_dir)
-        if edited:  # the test split is read from the config: an edited one would be another split
-            raise RunError(f"{edited}. Restore it, or pass the data to evaluate on with --data")
+        if loaded_run.edited:  # the test split is read from the config: an edited one is another split
+            raise RunError(f"{loaded_run.edited}. Restore it, or pass the data to evaluate on with --data")
         loaded = data_mod.load(config)
         recorded = files.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("sha256")
         if recorded and loaded.sha256 and recorded != loaded.sha256:

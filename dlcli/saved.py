@@ -68,13 +68,12 @@ def inference_config(run_dir: Path) -> tuple[Config, list[str]]:
     """The run's config for evaluate and predict, and warnings.
 
     Only its types are checked: nothing about this machine. Keys this dlcli does not know (a run from
-    another version) are dropped with a warning; a config.yaml edited after training is reported.
+    another version) are dropped with a warning.
     """
     from pydantic import ValidationError
 
     path, raw = _read_config(run_dir)
-    edited = edited_config(run_dir)
-    warnings = [edited] if edited else []
+    warnings: list[str] = []
     try:
         return Config.model_validate(raw), warnings
     except ValidationError as exc:
