@@ -81,6 +81,10 @@ def main() -> None:
             print(f"round {round_ + 1} {side}: {json.dumps(out)}", flush=True)
     med = {s: {k: statistics.median(r[k] for r in results[s]) for k in ("wall_s", "rss_mb")} for s in results}
     after = statistics.median(r["after_s"] for r in results["dlcli"])
+
+    def above(side: str) -> float:
+        return med[side]["rss_mb"] - med["floor"]["rss_mb"]
+
     plots = statistics.median(r["plots_s"] for r in results["dlcli"])
     lines = [
         START,
@@ -90,7 +94,8 @@ def main() -> None:
         f"{machine()}.",
         "The tutorial script (5 epochs, no validation, no files) against `dlcli train configs/mnist.yaml`",
         "unchanged (5 epochs, 10 % validation, checkpoints, history, TensorBoard, plots), interleaved, each",
-        "run a fresh process from start to exit; medians over rounds. `floor` (benchmarks/scripts/keras_floor.py)",
+        "run a fresh process from start to exit; medians over rounds. `floor`",
+        "(benchmarks/scripts/keras_floor.py)",
         "imports TensorFlow and Keras and fits the same MLP on one batch of 32 rows: the least any Keras",
         "training process holds, before a single image (its metric is that batch's accuracy, not a test).",
         "",
@@ -107,8 +112,8 @@ def main() -> None:
         "",
         f"After the last epoch dlcli spends a median {after:.2f} s scoring train, validation and test, "
         f"while a thread draws {', '.join(results['dlcli'][0]['plots'])} ({plots:.2f} s of drawing).",
-        f"dlcli holds {med['dlcli']['rss_mb'] - med['floor']['rss_mb']:.0f} MB above the floor "
-        f"(MNIST as uint8 is 55 MB); the script holds {med['script']['rss_mb'] - med['floor']['rss_mb']:.0f} MB above it.",
+        f"dlcli holds {above('dlcli'):.0f} MB above the floor (MNIST as uint8 is 55 MB); the script "
+        f"holds {above('script'):.0f} MB above it.",
         END,
     ]
     block = "\n".join(lines)

@@ -1,5 +1,6 @@
-"""Keras' public names — layers with their constructor arguments, optimizers, losses, metrics and
-activations — readable without importing Keras, so `dlcli validate` checks them instantly.
+"""Keras' public names — layers with their constructor arguments, optimizers, learning-rate
+schedules, losses, metrics and activations — readable without importing Keras, so `dlcli validate`
+checks them instantly.
 
 `keras_catalog.json` beside this file is generated from the Keras version named inside it:
 
@@ -62,8 +63,18 @@ def build() -> dict[str, Any]:
             and name not in ("Optimizer", "LossScaleOptimizer")
         ):
             optimizers[name.lower()] = {"class": name, **_arguments(cls, [])}
+    schedules = {}
+    for name in sorted(dir(keras.optimizers.schedules)):
+        cls = getattr(keras.optimizers.schedules, name)
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, keras.optimizers.schedules.LearningRateSchedule)
+            and cls is not keras.optimizers.schedules.LearningRateSchedule
+        ):
+            schedules[name] = _arguments(cls, [])
     return {
         "keras": keras.__version__,
+        "schedules": schedules,
         "layers": layers,
         "optimizers": optimizers,
         "losses": _gettable(keras.losses),

@@ -79,6 +79,104 @@ def static_problems(raw: dict) -> list[Problem]:
         *_monitors(raw),
         *_compute(raw),
         *_tracking(raw),
+        *_series(raw),
+        *_schedule(raw),
+        *_binary_metrics(raw),
+    ]
+
+
+def _series(raw: dict) -> list[Problem]:
+    windowed = _get(raw, "preprocessing", "window") is not None
+    problems: list[Problem] = []
+    series = _get(raw, "preprocessing", "series")
+    if isinstance(series, dict) and series and not windowed:
+        problems.append(
+            (
+                ("preprocessing", "series"),
+                "series options apply to a time series: add preprocessing.window (length, horizon), or "
+                "remove preprocessing.series",
+            )
+        )
+    loss = raw.get("loss")
+    if windowed and _get(raw, "preprocessing", "series", "difference") == 1 and label_mode(loss) is not None:
+        problems.append(
+            (
+                ("preprocessing", "series", "difference"),
+                f"difference: 1 forecasts a change of a number; {loss} means classification: use a "
+                "regression loss (mse, mae, huber) or difference: 0",
+            )
+        )
+    if not windowed or _get(raw, "data", "split", "shuffle") is not True:
+        return problems
+    return problems + [
+        (
+            ("data", "split", "shuffle"),
+            "a time series (preprocessing.window) is split in time order: shuffling rows before cutting "
+            "windows would mix the future into the past. Remove shuffle (windows are already shuffled "
+            "between epochs) or set it to false",
+        )
+    ]
+
+
+def _schedule(raw: dict) -> list[Problem]:
+    """`optimizer.learning_rate: {ExponentialDecay: {...}}`: a keras.optimizers.schedules class and
+    its arguments."""
+    rate = _get(raw, "optimizer", "learning_rate")
+    if not isinstance(rate, dict):
+        return []
+    if _get(raw, "train", "reduce_lr_on_plateau") is not None:
+        return [
+            (
+                ("train", "reduce_lr_on_plateau"),
+                "reduce_lr_on_plateau sets the learning rate, which optimizer.learning_rate's schedule "
+                "already decides step by step: use one of the two",
+            )
+        ]
+    known = catalog.load()["schedules"]
+    where = ("optimizer", "learning_rate")
+    example = "e.g. {ExponentialDecay: {initial_learning_rate: 0.01, decay_steps: 1000, decay_rate: 0.9}}"
+    if len(rate) != 1:
+        return [(where, f"a learning-rate schedule is one `ClassName: {{arguments}}` mapping ({example})")]
+    ((name, kwargs),) = rate.items()
+    spec = known.get(name)
+    if spec is None:
+        hint = suggest(str(name), list(known), n=2) or f" (known: {', '.join(known)})"
+        return [((*where, name), f"{name!r} is not a Keras learning-rate schedule{hint}")]
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
+    problems: list[Problem] = [
+        (
+            (*where, name, arg),
+            f"{name} has no argument {arg!r}{suggest(str(arg), spec['args']) or ''} "
+            f"(it takes {', '.join(spec['args'])})",
+        )
+        for arg in kwargs
+        if arg not in spec["args"]
+    ]
+    missing = [a for a in spec["required"] if a not in kwargs]
+    if missing:
+        problems.append(((*where, name), f"{name} needs {', '.join(map(repr, missing))} ({example})"))
+    return problems
+
+
+#: Metrics that compare one probability per row with 0/1 labels.
+BINARY_METRICS = {"auc", "AUC", "precision", "Precision", "recall", "Recall"}
+
+
+def _binary_metrics(raw: dict) -> list[Problem]:
+    loss, metrics = raw.get("loss"), raw.get("metrics")
+    if not isinstance(loss, str) or label_mode(loss) != "sparse":
+        return []
+    return [
+        (
+            ("metrics", i),
+            f"{metric} scores one probability per row against 0/1 labels, but {loss} gives one "
+            "probability per class and integer labels: for two classes use loss binary_crossentropy with "
+            "a last layer `Dense: {units: 1, activation: sigmoid}`, or categorical_crossentropy (one-hot "
+            "labels, scored class by class), or drop the metric (f1_macro and the per-class "
+            "report are in metrics.json anyway)",
+        )
+        for i, metric in enumerate(metrics if isinstance(metrics, list) else [])
+        if metric in BINARY_METRICS
     ]
 
 
@@ -307,7 +405,11 @@ def _monitors(raw: dict) -> list[Problem]:
     names = ["loss", *[m for m in metrics if isinstance(m, str)]]
     reported = names + [f"val_{n}" for n in names] if has_validation else names
     problems: list[Problem] = []
-    for key in (("train", "early_stopping", "monitor"), ("train", "checkpoint", "monitor")):
+    for key in (
+        ("train", "early_stopping", "monitor"),
+        ("train", "checkpoint", "monitor"),
+        ("train", "reduce_lr_on_plateau", "monitor"),
+    ):
         value = _get(raw, *key)
         if isinstance(value, str) and value not in reported:
             problems.append(

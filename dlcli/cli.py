@@ -104,6 +104,8 @@ def train(
         raise typer.BadParameter("give a CONFIG to train, or --resume RUN to continue a run")
     else:
         result = api.train(load_config(config, override or []), runs_dir, listener, device=device)
+    for note in result.notes:
+        err.print(f"note: {escape(note)}", highlight=False)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not result.chief:
@@ -131,7 +133,10 @@ def evaluate(
     """Metrics of a finished run on its test split, or on another labelled file."""
     from dlcli import inference
 
-    metrics = inference.evaluate(run, data, runs_dir, device)
+    warnings: list[str] = []
+    metrics = inference.evaluate(run, data, runs_dir, device, warnings)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:

@@ -47,7 +47,11 @@ class SplitConfig(_Strict):
         description=f"Fraction for the test split; default {DEFAULT_TEST} unless the data has its own "
         "test split (data.test_path, an NPZ's x_test, a Keras dataset).",
     )
-    shuffle: bool = Field(True, description="false keeps the file's (or time column's) order: for series.")
+    shuffle: bool | None = Field(
+        None,
+        description="Shuffle rows before splitting; false keeps the file's (or time column's) order. "
+        "Default: true, false for a time series (preprocessing.window), where true is refused.",
+    )
     column: str | None = Field(None, description="A column holding train/validation/test (or 0/1/2).")
 
     @property
@@ -82,6 +86,37 @@ class DataConfig(_Strict):
     test_path: str | None = Field(None, description="A separate labelled file used as the test split.")
     split: SplitConfig = Field(
         SplitConfig(), description="Fractions for validation and test, or a split column."
+    )
+    header: bool | Literal["auto"] = Field(
+        "auto",
+        description="Whether the first row of a text file names the columns. auto: it does unless it "
+        "holds numbers or empty cells (or data.columns is given and it differs from them).",
+    )
+    columns: list[str] | None = Field(
+        None, description="Column names for a file without a header row (default column_1, column_2, …)."
+    )
+    sep: str | None = Field(
+        None,
+        description="What separates values: ',', '\\t', ';', '|' or whitespace (any run of spaces). "
+        "Default: ',' for .csv, tab for .tsv/.tab, sniffed from the file otherwise.",
+    )
+    quoting: Literal["minimal", "none"] = Field(
+        "minimal",
+        description="minimal: a field in double quotes may hold separators and newlines; none: quotes "
+        "are ordinary characters (for text with stray quotes, like the SMS Spam Collection).",
+    )
+    na_values: list[str] = Field(
+        ["?"],
+        description="Values read as missing, besides pandas' own (empty, NA, NaN, null, …); compared "
+        "after stripping spaces.",
+    )
+    strip: bool = Field(
+        True,
+        description="Strip spaces around column names, values and labels (' <=50K' is '<=50K'), "
+        "as scikit-learn's OpenML loader does.",
+    )
+    drop: list[str] = Field(
+        [], description="Columns to ignore (ids, names, free text): neither features nor checked."
     )
 
     @property
@@ -125,14 +160,21 @@ class NumericConfig(_Strict):
 
 
 class CategoricalConfig(_Strict):
-    columns: list[str] = Field(
-        [], description="Text columns to one-hot encode (unseen categories: all zeros)."
+    columns: list[str] | None = Field(
+        None,
+        description="Columns of categories. Default: every column of text (fewer than half its values "
+        "numbers) not named elsewhere; [] for none.",
     )
     impute: Literal["most_frequent", "constant"] = Field(
         "constant", description="How an empty cell is filled: the training mode, or fill_value."
     )
     fill_value: str = Field("missing", description="The category impute: constant fills in.")
-    encode: Literal["one_hot"] = Field("one_hot", description="One column per category seen in training.")
+    encode: Literal["one_hot", "ordinal"] = Field(
+        "one_hot",
+        description="one_hot: one column per category seen in training (unseen: all zeros). ordinal: "
+        "one column of category numbers 1…n in training order of frequency (unseen: 0), scaled to "
+        "0–1; for columns with many categories.",
+    )
 
 
 class TargetConfig(_Strict):
@@ -149,6 +191,22 @@ class WindowConfig(_Strict):
     stride: int = Field(1, ge=1, description="Steps between the starts of training windows.")
 
 
+class SeriesConfig(_Strict):
+    """Time series: gaps in the values, and differencing for series that trend."""
+
+    missing: Literal["error", "ffill", "interpolate", "drop"] = Field(
+        "error",
+        description="Empty cells in the target and numeric columns: error, ffill (the last value "
+        "carried forward), interpolate (linear, between the neighbours) or drop (the rows).",
+    )
+    difference: Literal[0, 1] = Field(
+        0,
+        description="1: the model reads the changes between steps and predicts the change from the "
+        "window's last value, added back to give the forecast; lets a trending series leave the "
+        "range it was trained on. 0: levels.",
+    )
+
+
 class PreprocessingConfig(_Strict):
     numeric: NumericConfig = Field(NumericConfig(), description="Numeric columns: imputing and scaling.")
     categorical: CategoricalConfig = Field(CategoricalConfig(), description="Text columns: one-hot encoding.")
@@ -157,6 +215,7 @@ class PreprocessingConfig(_Strict):
     window: WindowConfig | None = Field(
         None, description="Time series: sliding windows of rows, each predicting a later target value."
     )
+    series: SeriesConfig = Field(SeriesConfig(), description="Time series: missing values, differencing.")
 
 
 LayerSpec = dict[str, dict[str, Any] | None]
@@ -191,6 +250,18 @@ class CheckpointConfig(_Strict):
     mode: Literal["auto", "min", "max"] = Field("auto", description=MODE_HELP)
 
 
+class ReduceLROnPlateauConfig(_Strict):
+    """keras.callbacks.ReduceLROnPlateau: multiply the learning rate by `factor` when the monitored
+    quantity has not improved for `patience` epochs."""
+
+    monitor: str | None = Field(None, description="Default: the checkpoint's monitor (val_loss, else loss).")
+    factor: float = Field(0.1, gt=0, lt=1, description="The learning rate is multiplied by this.")
+    patience: int = Field(5, ge=0, description="Epochs without improvement before it is lowered.")
+    min_delta: float = Field(1e-4, ge=0, description="The smallest change that counts as an improvement.")
+    min_lr: float = Field(0.0, ge=0, description="It is never lowered below this.")
+    mode: Literal["auto", "min", "max"] = Field("auto", description=MODE_HELP)
+
+
 class DistributionConfig(_Strict):
     strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = Field(
         "auto",
@@ -219,6 +290,16 @@ class TrainConfig(_Strict):
     )
     early_stopping: EarlyStoppingConfig | None = Field(
         None, description="Stop when the monitored quantity stops improving; model.keras is the best epoch."
+    )
+    reduce_lr_on_plateau: ReduceLROnPlateauConfig | None = Field(
+        None,
+        description="Lower the learning rate when the monitored quantity stops improving ({} for defaults).",
+    )
+    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        None,
+        description="Classification: weight each training row's loss by its class. balanced: "
+        "n_rows / (n_classes * rows of the class), as scikit-learn computes it; or {label: weight} "
+        "(labels not named weigh 1).",
     )
     checkpoint: CheckpointConfig = Field(
         CheckpointConfig(), description="Which epoch's weights are kept as the best (checkpoints/best.keras)."
@@ -304,6 +385,12 @@ class Config(_Strict):
         return "classification" if self.loss in CLASSIFICATION_LOSSES else "regression"
 
     @property
+    def shuffles(self) -> bool:
+        """Whether rows are shuffled before splitting: never for windows of a series."""
+        shuffle = self.data.split.shuffle
+        return (self.preprocessing.window is None) if shuffle is None else shuffle
+
+    @property
     def has_validation(self) -> bool:
         split = self.data.split
         return split.column is not None or split.validation > 0
@@ -347,6 +434,7 @@ def validate(raw: dict, marks: Marks, path: Path) -> Config:
     """Type errors and the checks of `dlcli.checks`, all reported together in line order."""
     problems = merge_union_branches(_pydantic_errors(raw), Config)
     problems += static_problems(raw)
+    problems += _folders(raw, path.parent)
     if problems:
         problems.sort(key=lambda p: nearest_mark(p[0], marks) or (1 << 30, 0))
         raise ConfigError([f"{locate(loc, marks, str(path))}: {msg}" for loc, msg in problems])
@@ -354,6 +442,19 @@ def validate(raw: dict, marks: Marks, path: Path) -> Config:
     config._source, config._marks = path, marks
     _resolve_paths(config, path.parent)
     return config
+
+
+def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
+    """data.path or data.test_path naming a folder (a whole-file source is expected there)."""
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    problems = []
+    for key in ("path", "test_path"):
+        value = data.get(key)
+        if isinstance(value, str) and "://" not in value:
+            resolved = (base / Path(value).expanduser()).resolve()
+            if resolved.is_dir():
+                problems.append((("data", key), f"{resolved} is a folder; name the data file in it"))
+    return problems
 
 
 def _pydantic_errors(raw: dict) -> list[dict]:

@@ -11,29 +11,26 @@ import hashlib
 import os
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from dlcli import arrays as arrays_mod
+from dlcli import columns as columns_mod
 from dlcli.checks import suggest
+from dlcli.columns import Columns
 from dlcli.config import DATASET_TARGET, KERAS_DATASETS, Config
 from dlcli.errors import ConfigError, DataError
 from dlcli.files import cache_dir
+from dlcli.reading import Reading, is_table, row_where  # noqa: F401 - row_where: used by importers
+from dlcli.reading import read_table as _read
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
 SPLITS = ("train", "validation", "test")
-TABLE_SUFFIXES = {
-    ".csv": "CSV",
-    ".parquet": "Parquet",
-    ".pq": "Parquet",
-    ".jsonl": "JSON lines",
-    ".json": "JSON lines",
-}
 ARRAY_SUFFIXES = {".npz", ".npy"}
 
 
@@ -44,6 +41,8 @@ class Loaded:
     splits: dict[str, Any]
     sha256: str | None = None
     source: str = ""
+    columns: Columns | None = None  # tables: the columns used and ignored
+    notes: list[str] = field(default_factory=list)  # what was decided for the user (headerless, …)
 
 
 MIRROR_HELP = (
@@ -70,16 +69,6 @@ def mirror_dir() -> Path | None:
 def keras_datasets_dir() -> Path:
     """Where keras.datasets keeps what it downloaded ($KERAS_HOME/datasets)."""
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-
-
-def row_where(source: str, label: Any) -> str:
-    """Where a row of a table is, for messages: its line in a CSV file (header on line 1), else its
-    row number. `label` is the row's index label, which splits keep from the file's order."""
-    try:
-        number = int(label)
-    except (TypeError, ValueError):
-        return f"row {label!r}"
-    return f"line {number + 2}" if ".csv" in source.lower() else f"row {number + 1}"
 
 
 def sha256_of(path: Path) -> str:
@@ -132,58 +121,9 @@ def _tried_mirror(mirror: Path | None, name: str) -> str:
     return f"{mirror / name} (not there)" if mirror is not None else "$DLCLI_DATA_DIR (not set)"
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV, Parquet or JSON-lines file as a DataFrame; DataError for missing or unreadable files."""
-    import pandas as pd
-
-    path = Path(path)
-    kind = TABLE_SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(
-            f"{path}: unsupported file type {path.suffix!r} (expected one of "
-            f"{', '.join(sorted(TABLE_SUFFIXES) + sorted(ARRAY_SUFFIXES))})"
-        )
-    if not path.is_file():
-        raise DataError(f"{path}: file not found (resolved to {path.resolve()})")
-    if kind == "CSV":
-        _check_header(path)
-    try:
-        if kind == "CSV":
-            frame = pd.read_csv(path)
-        elif kind == "Parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_json(path, lines=True)
-    except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many types for a bad file
-        raise DataError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc})") from None
-    if frame.empty:
-        raise DataError(f"{path}: the file holds no data rows (expected a header and at least one row)")
-    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-    if duplicated:
-        raise DataError(_duplicate_columns(str(path), duplicated))
-    return frame
-
-
-def _check_header(path: Path) -> None:
-    """Refuse repeated column names: pandas would rename the second `x` to `x.1` without a word."""
-    import csv
-    from collections import Counter
-
-    try:
-        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-            header = next(csv.reader(handle), [])
-    except (OSError, csv.Error):
-        return  # pandas reports an unreadable file below
-    repeated = [name for name, count in Counter(header).items() if count > 1]
-    if repeated:
-        raise DataError(_duplicate_columns(f"{path}:1", repeated))
-
-
-def _duplicate_columns(where: str, names: list[str]) -> str:
-    return (
-        f"{where}: the column name(s) {', '.join(map(repr, names))} appear more than once; dlcli never "
-        "renames columns (pandas would call the second one 'x.1'): give each column its own name"
-    )
+def read_table(path: Path, reading: Reading | None = None, labelled: bool = True) -> pd.DataFrame:
+    """A table file as a DataFrame indexed by line (or row) number (see reading.py); notes dropped."""
+    return _read(Path(path), reading or Reading(), labelled=labelled)[0]
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -211,7 +151,11 @@ def load(config: Config) -> Loaded:
     path = fetch_url(data.url, data.sha256) if data.url else Path(data.path)
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return _split_arrays(config, _npz_source(path))
-    return _split_table(config, read_table(path), sha256=sha256_of(path), source=str(path))
+    reading = Reading.of(data, config.where)
+    frame, notes = _read(path, reading)
+    loaded = _split_table(config, frame, sha256=sha256_of(path), source=str(path))
+    loaded.notes[:0] = notes
+    return loaded
 
 
 def _keras_dataset(name: str) -> tuple[dict, str | None, str]:
@@ -249,10 +193,12 @@ def _npz_source(path: Path) -> tuple[dict, str, str]:
 
 
 def _sklearn_dataset(name: str) -> pd.DataFrame:
+    import pandas as pd
     import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
     frame = bunch.frame
+    frame.index = pd.RangeIndex(1, len(frame) + 1)  # row numbers, as reading.py gives every table
     if name in ("iris", "wine", "breast_cancer"):  # class names read better than codes in predictions
         frame[DATASET_TARGET] = [str(bunch.target_names[i]) for i in bunch.target]
     return frame
@@ -289,6 +235,8 @@ def _split_arrays(config: Config, source: tuple[dict, str | None, str]) -> Loade
 
 
 def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source: str) -> Loaded:
+    """Drop, order, fill and check the whole file, then split it: every count and line in a message
+    is the file's own."""
     import numpy as np
 
     data = config.data
@@ -300,21 +248,57 @@ def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source
     ):
         if column is not None and column not in frame.columns:
             raise DataError(_missing_column(source, config.where(*key), column, list(frame.columns)))
+    cols = columns_mod.resolve(config, frame, source)
+    frame = frame.drop(columns=[c for c in data.drop if c in frame.columns])
     if data.time_column is not None:
         frame = frame.sort_values(data.time_column, kind="stable")
+    notes = list(cols.notes)
+    if config.preprocessing.window is not None:
+        frame = _fill_series(config, frame, cols, source, notes)
+    columns_mod.check_table(config, frame, cols, source)
     if data.split.column is not None:
-        return Loaded(_split_by_column(frame, data.split.column, source), sha256, source)
+        return Loaded(_split_by_column(frame, data.split.column, source), sha256, source, cols, notes)
     parts: dict[str, Any] = {}
     test_frac = data.split.test_fraction
     if data.test_path is not None:
-        parts["test"] = read_table(Path(data.test_path))
+        test_source = str(data.test_path)
+        test, test_notes = _read(Path(data.test_path), Reading.of(data, config.where))
+        test = test.drop(columns=[c for c in data.drop if c in test.columns])
+        columns_mod.check_table(config, test, cols, test_source)
+        parts["test"] = test
+        notes += test_notes
         test_frac = 0.0
     y = frame[target].to_numpy() if config.task == "classification" else None
     chunks = _split_index(config, np.arange(len(frame)), y, test_frac)
     for name, idx in chunks.items():
         if idx is not None:
             parts[name] = frame.iloc[idx]
-    return Loaded(parts, sha256, source)
+    return Loaded(parts, sha256, source, cols, notes)
+
+
+def _fill_series(
+    config: Config, frame: pd.DataFrame, cols: Columns, source: str, notes: list[str]
+) -> pd.DataFrame:
+    """preprocessing.series.missing: empty cells of the target and numeric columns filled in time order
+    (ffill, interpolate) or their rows dropped, before any check or split."""
+    how = config.preprocessing.series.missing
+    numeric = [c for c in dict.fromkeys([*cols.numeric, config.data.target_column]) if c in frame.columns]
+    gaps = int(frame[numeric].isna().any(axis=1).sum())
+    if how == "error" or not gaps:
+        return frame
+    columns_mod.check_numeric(frame, numeric, source)  # text is an error, never a gap to fill
+    frame = frame.copy()
+    if how == "drop":
+        frame = frame.dropna(subset=numeric)
+    else:
+        values = frame[numeric].astype("float64")
+        values = (
+            values.ffill() if how == "ffill" else values.interpolate(method="linear", limit_direction="both")
+        )
+        frame[numeric] = values.bfill()  # cells before the first value: the first value
+    filled = ", ".join(numeric)
+    notes.append(f"{source}: {gaps} rows with empty cells in {filled}: {how} (preprocessing.series.missing)")
+    return frame
 
 
 def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
@@ -323,7 +307,7 @@ def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
     val_frac = split.validation
     out: dict[str, Any] = {"train": index, "validation": None, "test": None}
     n = len(index)
-    if not split.shuffle:
+    if not config.shuffles:
         n_test, n_val = round(n * test_frac), round(n * val_frac)
         n_train = n - n_test - n_val
         out["train"] = index[:n_train]

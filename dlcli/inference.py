@@ -69,8 +69,10 @@ def evaluate(
     data_path: str | Path | None = None,
     runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
     device: str | None = None,
+    warnings: list[str] | None = None,
 ) -> dict:
-    """Test-split metrics of a finished run, or metrics on another labelled file."""
+    """Test-split metrics of a finished run, or metrics on another labelled file. What was decided
+    for the user on the way (labels normalised, …) is appended to `warnings` when given."""
     loaded_run = load_run(run, runs_dir, device)
     prep, config = loaded_run.prep, loaded_run.need_config()
     if data_path is None:
@@ -87,14 +89,22 @@ def evaluate(
             raise DataError("the run has no test split (data.split.test is 0); pass --data FILE")
         ex = scoring.split_examples(prep, loaded)["test"]
     else:
-        ex = scoring.examples(prep, read_input(prep, Path(data_path)), source=str(data_path))
-    return scoring.score(prep, config, loaded_run.model, ex)[0]
+        part = read_input(prep, Path(data_path), loaded_run.config)
+        ex = scoring.examples(prep, prep.match_labels(part, str(data_path)), source=str(data_path))
+    scored = scoring.score(prep, config, loaded_run.model, ex)[0]
+    if warnings is not None:
+        warnings += [*loaded_run.warnings, *prep.warnings]
+    return scored
 
 
-def read_input(prep: Preprocessor, path: Path) -> Any:
-    """A table for tabular and time-series runs; `(x, y or None)` for image runs."""
+def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: bool = True) -> Any:
+    """A table for tabular and time-series runs, read as the run's data was (header, separator,
+    missing markers); `(x, y or None)` for image runs."""
     if prep.kind != "image":
-        return data_mod.read_table(path)
+        reading = data_mod.Reading.of(config.data) if config is not None else None
+        frame = data_mod.read_table(path, reading, labelled=labelled)
+        drop = config.data.drop if config is not None else []
+        return frame.drop(columns=[c for c in drop if c in frame.columns])
     arrays = data_mod.read_arrays(path)
     for x_key, y_key in (("x_test", "y_test"), ("x", "y"), ("x_train", "y_train")):
         if x_key in arrays:
@@ -128,12 +138,15 @@ def predict(
     runs.check_writable(out.parent, f"--output {out}: the folder {out.parent}", "choose another --output")
     loaded_run = load_run(run, runs_dir, device)
     prep, model = loaded_run.prep, loaded_run.model
-    part = read_input(prep, input_path)
+    part = read_input(prep, input_path, loaded_run.config, labelled=False)
     if prep.kind == "image" and part[1] is None:
         part = part[0]
     ex = scoring.examples(prep, part, source=str(input_path), labelled=False)
     outputs = pipeline.forward(model, ex.dataset(prep, loaded_run.forward_batch))
-    predictions, probs = prep.decode(outputs)
+    last = None
+    if prep.differenced:  # each window's last value of the target, to which the change is added
+        last = prep.raw_target(part, str(input_path))[prep.window["length"] - 1 :]
+    predictions, probs = prep.decode(outputs, last)
     table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
     if prep.kind == "timeseries":  # row i: forecast `horizon` steps after row i, from the window ending there
         pad = prep.window["length"] - 1

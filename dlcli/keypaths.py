@@ -126,6 +126,11 @@ def _message(err: dict, model: type[BaseModel]) -> str:
         msg = f"{msg} (got {err.get('input')!r}){suggest(str(err.get('input')), choices)}"
     else:
         msg = f"{msg} (got {err.get('input')!r})"
+    if isinstance(err.get("input"), bool) and kind in ("string_type", "literal_error"):
+        msg += (
+            "; YAML 1.1 reads an unquoted yes, no, on, off, y or n as true or false: quote the value "
+            f"(e.g. '{'Yes' if err['input'] else 'No'}') to keep it as text"
+        )
     return msg
 
 

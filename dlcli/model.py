@@ -140,6 +140,12 @@ def optimizer(config: Config):
     import keras
 
     options = dict(config.optimizer.model_extra or {})
+    if isinstance(options.get("learning_rate"), dict):  # {ScheduleName: {arguments}} (checked by validate)
+        ((schedule, arguments),) = options["learning_rate"].items()
+        try:
+            options["learning_rate"] = getattr(keras.optimizers.schedules, schedule)(**(arguments or {}))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{config.where('optimizer', 'learning_rate', schedule)}: {exc}") from None
     if isinstance(options.get("learning_rate"), int) and not isinstance(options["learning_rate"], bool):
         options["learning_rate"] = float(options["learning_rate"])  # Keras refuses `learning_rate: 1`
     name = config.optimizer.name

@@ -52,13 +52,16 @@ def lean(ds):
     return ds.with_options(options).prefetch(2)
 
 
-def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+def training_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, weights: np.ndarray | None = None
+):
     """Shuffled batches of one epoch, and the variable that names the epoch.
 
     Keras iterates the dataset afresh each epoch; the order is a pure function of (seed, epoch),
     read from the variable that HaltCallback sets as each epoch begins. So a run resumed at epoch k
     sees exactly the batches the uninterrupted run saw. Rows are gathered a batch at a time and x
-    keeps its dtype (uint8 images are not copied to float).
+    keeps its dtype (uint8 images are not copied to float). `weights`: one per row (class weights),
+    passed to Keras as sample weights.
     """
     import tensorflow as tf
 
@@ -71,10 +74,15 @@ def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     steps = -(-n // batch_size)
+    if weights is None:
+        gather = lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx))  # noqa: E731 - one gather per batch
+    else:
+        ws = as_tensor(weights.astype("float32"))
+        gather = lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx), tf.gather(ws, idx))  # noqa: E731
     ds = (
         tf.data.Dataset.from_tensors(0)
         .flat_map(one_epoch)
-        .map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)))  # one gather per batch
+        .map(gather)
         .apply(tf.data.experimental.assert_cardinality(steps))  # Keras then knows the epoch's length
     )
     return lean(ds), epoch

@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dlcli import checks
+from dlcli import columns as columns_mod
 from dlcli.checks import suggest
 from dlcli.config import Config
-from dlcli.data import row_where
-from dlcli.errors import DataError, RunError
+from dlcli.errors import ConfigError, DataError, RunError
 from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
 
 if TYPE_CHECKING:
@@ -45,7 +45,10 @@ class Preprocessor:
 
     # ---- fitting -------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, config: Config, train: Any, source: str = "") -> Preprocessor:
+    def fit(
+        cls, config: Config, train: Any, source: str = "", cols: columns_mod.Columns | None = None
+    ) -> Preprocessor:
+        """Fitted on the train split; `cols` as data.load resolved them on the whole file."""
         pre = config.preprocessing
         task = config.task
         target = TargetEncoder(config.data.target_column, task, pre.target.scale)
@@ -56,41 +59,60 @@ class Preprocessor:
             prep = cls("image", task, label_mode, target.fit(y), image=image)
         else:
             kind = "timeseries" if pre.window is not None else "table"
-            window = pre.window.model_dump() if pre.window is not None else None
-            numeric_cols, categorical_cols = feature_columns(config, list(train.columns))
-            _check_not_empty(train, numeric_cols + categorical_cols, source)
-            _check_numeric(train, numeric_cols, source, pre.numeric.non_finite == "missing")
+            window = None
+            if pre.window is not None:
+                window = {**pre.window.model_dump(), "difference": pre.series.difference}
+            cols = cols or columns_mod.resolve(config, train, source)
             numeric = NumericTransformer(
-                numeric_cols,
+                cols.numeric,
                 pre.numeric.impute,
                 pre.numeric.fill_value,
                 pre.numeric.scale,
                 pre.numeric.non_finite,
             )
-            try:
-                numeric.fit(train)
-            except DataError as exc:
-                raise DataError(f"{source}: {exc}") from None
             categorical = CategoricalEncoder(
-                categorical_cols, pre.categorical.impute, pre.categorical.fill_value
-            ).fit(train)
-            y = _target_values(train, target.column, task, source)
+                cols.categorical, pre.categorical.impute, pre.categorical.fill_value, pre.categorical.encode
+            )
             prep = cls(
                 kind,
                 task,
                 label_mode,
-                target.fit(y),
+                target,
                 numeric,
                 categorical,
                 window,
                 time_column=config.data.time_column,
             )
+            try:
+                numeric.fit(prep._series_input(train))
+            except DataError as exc:
+                raise DataError(f"{source}: {exc}") from None
+            categorical.fit(train)
+            y = columns_mod.target_values(train, target.column, task, source)
+            if prep.differenced:  # the target is the change over `horizon` steps
+                horizon = pre.window.horizon
+                y = y[horizon:] - y[:-horizon]
+            target.fit(y)
         if label_mode == "binary" and len(prep.target_encoder.classes_) != 2:
             raise DataError(
                 f"loss {config.loss} needs exactly 2 classes, but target {target.column!r} has "
                 f"{len(prep.target_encoder.classes_)}: use sparse_categorical_crossentropy"
             )
         return prep
+
+    @property
+    def differenced(self) -> bool:
+        return bool(self.window and self.window.get("difference"))
+
+    def _series_input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """With series differencing, the target column as read by the model is its change from the
+        row before (0 on the first row)."""
+        column = self.target_encoder.column
+        if not self.differenced or column not in self.numeric.columns:
+            return frame
+        frame = frame.copy()
+        frame[column] = frame[column].diff().fillna(0.0)
+        return frame
 
     # ---- shapes the model needs ----------------------------------------------------------------
     @property
@@ -133,22 +155,52 @@ class Preprocessor:
                 f"{source}: missing input column(s) {', '.join(map(repr, missing))} (the model was "
                 f"trained on {', '.join(self.input_columns)})"
             )
-        _check_numeric(part, self.numeric.columns, source, self.numeric.non_finite == "missing")
-        blocks = [self.numeric.transform(part, source), self.categorical.transform(part)]
+        columns_mod.check_numeric(part, self.numeric.columns, source, self.numeric.non_finite == "missing")
+        blocks = [self.numeric.transform(self._series_input(part), source), self.categorical.transform(part)]
         unknown = self.categorical.unknown_counts(part)
         if unknown:
             counts = ", ".join(f"{n} in {c!r}" for c, n in unknown.items())
             self.warnings.append(f"{source}: categories not seen in training ({counts}) encode as all zeros")
         return np.concatenate(blocks, axis=1)
 
+    def match_labels(self, part: Any, source: str) -> Any:
+        """A labelled table whose labels differ from the training classes only by spaces or a trailing
+        dot (UCI's adult.test writes `>50K.`) gets the training spelling, with a warning; any other
+        unknown label is left for encode_target to refuse."""
+        column = self.target_encoder.column
+        if self.task != "classification" or isinstance(part, tuple) or column not in part.columns:
+            return part
+        classes = {str(c): c for c in self.target_encoder.classes_}
+        labels = part[column]
+        unknown = labels.notna() & ~labels.astype(str).isin(list(classes))
+        if not unknown.any():
+            return part
+        tidy = labels.astype(str).str.strip().str.rstrip(".").str.strip()
+        if not tidy[unknown].isin(list(classes)).all():
+            return part
+        changed = sorted(set(labels[unknown].astype(str)))
+        part = part.copy()
+        part[column] = labels.where(~unknown, tidy.map(classes))
+        self.warnings.append(
+            f"{source}: {int(unknown.sum())} labels of {column!r} ({', '.join(map(repr, changed[:4]))}) "
+            "differ from the training classes only by spaces or a trailing '.': read as "
+            f"{', '.join(repr(str(classes[t])) for t in sorted(set(tidy[unknown])))}"
+        )
+        return part
+
     def raw_target(self, part: Any, source: str = "") -> np.ndarray:
         if isinstance(part, tuple):
             return part[1]
-        return _target_values(part, self.target_encoder.column, self.task, source)
+        return columns_mod.target_values(part, self.target_encoder.column, self.task, source)
 
     def encode_target(self, raw: np.ndarray) -> np.ndarray:
+        """Targets as the model learns them; with series differencing, row j holds the change from
+        row j - horizon (the first `horizon` rows, which no window targets, hold 0)."""
         import numpy as np
 
+        if self.differenced:
+            horizon = self.window["horizon"]
+            raw = np.concatenate([np.zeros(horizon), raw[horizon:] - raw[:-horizon]])
         codes = self.target_encoder.transform(raw)
         if self.label_mode == "one_hot":
             return np.eye(self.n_classes, dtype="float32")[codes]
@@ -156,8 +208,51 @@ class Preprocessor:
             return codes.astype("float32").reshape(-1, 1)
         return codes
 
-    def decode(self, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Model outputs → (predictions in original units or labels, class probabilities or None)."""
+    def _codes(self, encoded: np.ndarray) -> np.ndarray:
+        """Class indices of encoded targets (codes, one-hot rows or 0/1 columns)."""
+        import numpy as np
+
+        if self.label_mode == "one_hot":
+            return encoded.argmax(axis=1)
+        return np.asarray(encoded).reshape(len(encoded)).astype(int)
+
+    def class_weights(self, setting: str | dict, encoded: np.ndarray, where: str) -> dict[str, float]:
+        """train.class_weight as {class label: weight}: scikit-learn's `balanced`, or the user's."""
+        import numpy as np
+
+        if self.task != "classification":
+            raise ConfigError(f"{where}: class weights are for classification (this loss means regression)")
+        labels = [str(c) for c in self.target_encoder.classes_]
+        if setting == "balanced":
+            from sklearn.utils.class_weight import compute_class_weight
+
+            codes = self._codes(encoded)
+            present = np.unique(codes)
+            found = compute_class_weight("balanced", classes=present, y=codes)
+            weights = dict.fromkeys(labels, 1.0)
+            weights.update({labels[c]: round(float(w), 6) for c, w in zip(present, found, strict=True)})
+            return weights
+        unknown = [k for k in setting if k not in labels]
+        if unknown:
+            raise ConfigError(
+                f"{where}: {', '.join(map(repr, unknown))} not among the training labels "
+                f"({', '.join(labels)}){suggest(unknown[0], labels)}"
+            )
+        return {label: float(setting.get(label, 1.0)) for label in labels}
+
+    def row_weights(self, per_class: dict[str, float], encoded: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        return np.asarray(list(per_class.values()), dtype="float32")[self._codes(encoded)]
+
+    def decode(
+        self, outputs: np.ndarray, last: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model outputs → (predictions in original units or labels, class probabilities or None).
+
+        With series differencing the outputs are changes: `last` (each window's last target value) is
+        added back.
+        """
         import numpy as np
 
         outputs = np.asarray(outputs)  # classes need no float64 copy of every probability
@@ -169,8 +264,12 @@ class Preprocessor:
                 "weights are not finite; retrain it (a lower optimizer.learning_rate), nothing is written"
             )
         if self.task == "regression":
-            values = outputs.reshape(len(outputs), -1)[:, 0].astype("float64")
-            return self.target_encoder.inverse(values), None
+            values = self.target_encoder.inverse(outputs.reshape(len(outputs), -1)[:, 0].astype("float64"))
+            if self.differenced:
+                if last is None or len(last) != len(values):
+                    raise RunError("a differenced series needs each window's last target value to forecast")
+                values = np.asarray(last, dtype="float64") + values
+            return values, None
         if self.label_mode == "binary":
             p1 = outputs.reshape(-1)
             probs = np.stack([1 - p1, p1], axis=1)
@@ -258,79 +357,6 @@ class Preprocessor:
         )
 
 
-def feature_columns(config: Config, columns: list[str]) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) feature columns: by default every column not otherwise used.
-
-    For time series the target is also a feature: the model reads its past values.
-    """
-    pre, data = config.preprocessing, config.data
-    categorical = list(pre.categorical.columns)
-    if pre.numeric.columns is not None:
-        numeric = list(pre.numeric.columns)
-    else:
-        skip = {data.time_column, data.split.column, *categorical}
-        if pre.window is None:
-            skip.add(data.target_column)
-        numeric = [c for c in columns if c not in skip]
-    problems, names_in_data = [], [str(c) for c in columns]
-    for kind, names in (("numeric", numeric), ("categorical", categorical)):
-        for i, name in enumerate(names):
-            if name not in columns:
-                problems.append(
-                    f"{config.where('preprocessing', kind, 'columns', i)}: column {name!r} not found in "
-                    f"the data (it has {', '.join(names_in_data)}){suggest(name, names_in_data)}"
-                )
-    if problems:
-        raise DataError("\n".join(problems))
-    return numeric, categorical
-
-
-def _check_not_empty(frame: pd.DataFrame, columns: list[str], source: str) -> None:
-    """A feature with no value in any training row carries nothing to learn from."""
-    empty = [c for c in columns if frame[c].isna().all()]
-    if empty:
-        raise DataError(
-            f"{source}: column(s) {', '.join(map(repr, empty))} are empty in all {len(frame)} training rows; "
-            "drop them from the file or list only the useful ones under preprocessing.numeric.columns"
-        )
-
-
-def _check_numeric(
-    frame: pd.DataFrame, columns: list[str], source: str, inf_is_missing: bool = False
-) -> None:
-    """Refuse text in a numeric column instead of silently turning it into NaN, and ±inf unless
-    `preprocessing.numeric.non_finite: missing` asked for it to be imputed."""
-    import numpy as np
-    import pandas as pd
-
-    for column in columns:
-        values = frame[column]
-        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            numbers = values
-        else:
-            numbers = pd.to_numeric(values, errors="coerce")
-            bad = values[numbers.isna() & values.notna()]
-            if len(bad):
-                raise DataError(
-                    f"{source}: column {column!r} {row_where(source, bad.index[0])}: {bad.iloc[0]!r} is not "
-                    f"a number ({len(bad)} such rows); list the column under "
-                    "preprocessing.categorical.columns if it holds categories, or fix the value"
-                )
-        if inf_is_missing or pd.api.types.is_bool_dtype(numbers):
-            continue
-        infinite = np.isinf(numbers.to_numpy(dtype="float64", na_value=np.nan))
-        if infinite.any():
-            first = int(np.argmax(infinite))
-            value = values.iloc[first]
-            shown = value if isinstance(value, str) else float(value)
-            raise DataError(
-                f"{source}: column {column!r} {row_where(source, values.index[first])}: "
-                f"{shown!r} is not a finite number ({int(infinite.sum())} such rows); fix "
-                "the value, leave the cell empty to have it imputed, or set "
-                "preprocessing.numeric.non_finite: missing to impute every ±inf"
-            )
-
-
 def _check_finite_images(x: np.ndarray, source: str) -> None:
     """Float pixels that are NaN or ±inf would give NaN outputs: refuse them, naming the first image."""
     import numpy as np
@@ -343,28 +369,3 @@ def _check_finite_images(x: np.ndarray, source: str) -> None:
             f"{source}: image {int(np.argmax(bad))} (counting from 0) holds NaN or infinite pixels "
             f"({int(bad.sum())} such images of {len(x)}); fix or drop them"
         )
-
-
-def _target_values(frame: pd.DataFrame, column: str, task: str, source: str) -> np.ndarray:
-    if column not in frame.columns:
-        raise DataError(
-            f"{source}: the target column {column!r} is missing (the file has "
-            f"{', '.join(map(str, frame.columns))})"
-        )
-    values = frame[column]
-    if values.isna().any():
-        row = values.index[values.isna()][0]
-        raise DataError(
-            f"{source}: target {column!r} {row_where(source, row)} is empty ({int(values.isna().sum())} "
-            "rows); drop those rows or fill them in"
-        )
-    if task == "regression":
-        _check_numeric(frame, [column], source)
-        return values.to_numpy(dtype="float64")
-    return values.to_numpy(dtype=object) if not _is_int_like(values) else values.to_numpy()
-
-
-def _is_int_like(values: pd.Series) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values)

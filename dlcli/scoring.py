@@ -86,7 +86,8 @@ def split_examples(prep: Preprocessor, loaded: data_mod.Loaded) -> dict[str, Exa
         history = None
         if prep.kind == "timeseries" and seen:
             history = pd.concat(seen).tail(prep.context)  # earlier rows feed this split's first windows
-        sets[name] = examples(prep, part, history, f"{loaded.source} ({name} split)")
+        source = f"{loaded.source} ({name} split)"
+        sets[name] = examples(prep, prep.match_labels(part, source), history, source)
         if prep.kind == "timeseries":
             seen.append(part)
     return sets
@@ -107,7 +108,7 @@ def score(prep: Preprocessor, config: Config, model, ex: Examples) -> tuple[dict
     """Metrics of one labelled split in the target's original units, and the predictions they score."""
     ds = ex.dataset(prep, max(config.train.batch_size, pipeline.FORWARD_BATCH))
     if prep.task == "regression":
-        predictions, _ = prep.decode(pipeline.forward(model, ds))
+        predictions, _ = prep.decode(pipeline.forward(model, ds), ex.naive)
         metrics = report.regression(config, ex.y_raw, predictions, ex.naive)
     else:
         # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make

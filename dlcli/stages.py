@@ -36,6 +36,7 @@ class TrainResult:
     best_epoch: int | None
     warnings: list[str] = field(default_factory=list)
     placement: dict = field(default_factory=dict)  # run.json's `distribution`
+    notes: list[str] = field(default_factory=list)  # how the data was read, what the epoch lines show
     chief: bool = True  # False: a multi_worker worker whose run directory was temporary
 
 
@@ -53,7 +54,27 @@ class Prepared:
     def describe(self) -> dict:
         """run.json's `data`."""
         rows = {k: len(v[0]) if isinstance(v, tuple) else len(v) for k, v in self.loaded.splits.items()}
-        return {"source": self.loaded.source, "sha256": self.loaded.sha256, "rows": rows}
+        out = {"source": self.loaded.source, "sha256": self.loaded.sha256, "rows": rows}
+        if self.loaded.columns is not None:
+            out["columns"] = self.loaded.columns.describe()
+        if self.loaded.notes:
+            out["notes"] = self.loaded.notes
+        return out
+
+    def notes(self, config: Config) -> list[str]:
+        """What the user should know about how the data was read and what the epoch lines show."""
+        notes = list(self.loaded.notes)
+        if self.loaded.columns is not None:
+            notes.append(self.loaded.columns.summary())
+        target = self.prep.target_encoder
+        if self.prep.task == "regression" and (target.scale != "none" or self.prep.differenced):
+            what = "changes of the target" if self.prep.differenced else "target"
+            scale = f"{target.scale}-scaled " if target.scale != "none" else ""
+            notes.append(
+                f"per-epoch loss and metrics are on the {scale}{what}; metrics.json and the table below "
+                f"are in {target.column}'s own units"
+            )
+        return notes
 
 
 def prepare(
@@ -75,7 +96,7 @@ def prepare(
     if prior is not None and run_dir is not None and (run_dir / "preprocessing.json").is_file():
         prep = saved.load_preprocessing(run_dir)
     else:
-        prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source)
+        prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source, loaded.columns)
     sets = scoring.split_examples(prep, loaded)
     return Prepared(loaded, prep, sets, deterministic, round(time.perf_counter() - clock, 3), prior)
 
@@ -119,6 +140,7 @@ def run(job: Job) -> TrainResult:
         _finish(record, tracker, "failed", f"{type(exc).__name__}: {exc}")
         raise
     record.finish("completed")
+    result.notes = prepared.notes(job.config)
     if not job.placement.chief:
         return result
     runs.mark_latest(job.run_dir)
@@ -176,7 +198,14 @@ def _plan(job: Job) -> train_mod.FitPlan:
     prior = prepared.prior
     x, y = scoring.training_arrays(prepared.prep, prepared.sets["train"])
     batch = config.train.batch_size
-    train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed)
+    weights = None
+    if config.train.class_weight is not None:
+        per_class = prepared.prep.class_weights(
+            config.train.class_weight, y, config.where("train", "class_weight")
+        )
+        job.record.data["class_weight"] = per_class
+        weights = prepared.prep.row_weights(per_class, y)
+    train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed, weights)
     val = prepared.sets.get("validation")
     return train_mod.FitPlan(
         config,

@@ -43,6 +43,7 @@ class CategoricalState(_Closed):
     columns: list[StrictStr]
     impute: Literal["most_frequent", "constant"]
     fill_value: StrictStr
+    encode: Literal["one_hot", "ordinal"] = "one_hot"  # absent in runs of dlcli before 0.3
     categories_: list[list[Label]]
     fill_: list[StrictStr]
 
@@ -51,6 +52,7 @@ class WindowState(_Closed):
     length: StrictInt
     horizon: StrictInt
     stride: StrictInt
+    difference: Literal[0, 1] = 0  # absent in runs of dlcli before 0.3
 
 
 class ImageState(_Closed):

@@ -99,6 +99,7 @@ def callbacks(plan: FitPlan) -> list:
         )
     out: list[Any] = [*pipeline.dataset_guard(), _halt_class()(plan.halt, plan.steps, plan.epoch_var)]
     out += [early] if early else []
+    out += _reduce_lr(config)
     out += _tensorboard(config, plan.run_dir)
     monitor, mode = config.checkpoint_monitor(), config.train.checkpoint.mode
     halted = lambda: bool(plan.halt)  # noqa: E731 - read at each epoch's end
@@ -107,6 +108,25 @@ def callbacks(plan: FitPlan) -> list:
         out.append(_relay_class()(plan.listener, config.train.epochs, plan.steps, plan.halt))
     out.append(_timer_class()())  # last: an epoch's time includes the checkpoints written at its end
     return out
+
+
+def _reduce_lr(config: Config) -> list:
+    plateau = config.train.reduce_lr_on_plateau
+    if plateau is None:
+        return []
+    import keras
+
+    return [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=plateau.monitor or config.checkpoint_monitor(),
+            factor=plateau.factor,
+            patience=plateau.patience,
+            min_delta=plateau.min_delta,
+            min_lr=plateau.min_lr,
+            mode=plateau.mode,
+            verbose=0,
+        )
+    ]
 
 
 def _tensorboard(config: Config, run_dir: Path) -> list:

@@ -54,7 +54,7 @@ def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
     width = values.shape[1]
-    if scale == "none":
+    if scale == "none" or width == 0:
         return [0.0] * width, [1.0] * width
     with _overflow_reported_below():
         if scale == "standard":
@@ -131,7 +131,7 @@ class NumericTransformer(_Stateful):
         from sklearn.impute import SimpleImputer
 
         values = self._values(frame)
-        if self.impute == "none":
+        if self.impute == "none" or not self.columns:  # no numeric column: nothing to fit
             self.statistics_ = [None] * len(self.columns)
         else:
             imputer = SimpleImputer(
@@ -174,19 +174,24 @@ class NumericTransformer(_Stateful):
 
 
 class CategoricalEncoder(_Stateful):
-    """Impute then one-hot encode text columns; a category unseen in training encodes as all zeros."""
+    """Impute then encode text columns: one-hot (a category unseen in training is all zeros) or
+    ordinal (one column; categories numbered 1…n by training frequency, divided by n; unseen is 0)."""
 
     state = state_schema.CategoricalState
 
-    def __init__(self, columns: list[str], impute: str = "constant", fill_value: str = "missing"):
-        self.columns, self.impute, self.fill_value = columns, impute, fill_value
+    def __init__(
+        self,
+        columns: list[str],
+        impute: str = "constant",
+        fill_value: str = "missing",
+        encode: str = "one_hot",
+    ):
+        self.columns, self.impute, self.fill_value, self.encode = columns, impute, fill_value, encode
 
     def _as_text(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[self.columns].astype("object").where(frame[self.columns].notna(), None)
 
     def fit(self, frame: pd.DataFrame) -> CategoricalEncoder:
-        from sklearn.preprocessing import OneHotEncoder
-
         text = self._as_text(frame)
         if self.impute == "most_frequent":
             self.fill_ = [
@@ -195,51 +200,71 @@ class CategoricalEncoder(_Stateful):
             ]
         else:
             self.fill_ = [self.fill_value] * len(self.columns)
-        self._encoder = None
-        self.categories_ = []
-        if self.columns:
-            self._encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(
-                self._filled(text)
-            )
-            self.categories_ = [_plain(c) for c in self._encoder.categories_]
+        filled = self._filled(text)
+        if self.encode == "ordinal":  # most frequent first; ties in sorted order
+            self.categories_ = [
+                _plain(
+                    filled[c]
+                    .value_counts()
+                    .sort_index(kind="stable")
+                    .sort_values(ascending=False, kind="stable")
+                    .index
+                )
+                for c in self.columns
+            ]
+        else:
+            self.categories_ = [_plain(sorted(filled[c].unique())) for c in self.columns]
+        self._encoder = self._make_encoder()
         return self
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> CategoricalEncoder:
-        """The encoder of the saved categories: scikit-learn's, with explicit categories, so fitting it
-        on one row learns nothing from that row."""
+        obj = super().from_state(state)
+        obj._encoder = obj._make_encoder()
+        return obj
+
+    def _make_encoder(self):
+        """scikit-learn's encoder of the learned categories, given explicitly, so fitting it on one
+        row learns nothing from that row."""
+        if not self.columns:
+            return None
         import numpy as np
         import pandas as pd
-        from sklearn.preprocessing import OneHotEncoder
+        from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-        obj = super().from_state(state)
-        obj._encoder = None
-        if obj.columns:
-            categories = [np.array(c, dtype=object) for c in obj.categories_]
-            one_row = pd.DataFrame(
-                {c: [str(cats[0])] for c, cats in zip(obj.columns, categories, strict=True)}
+        categories = [np.array(c, dtype=object) for c in self.categories_]
+        one_row = pd.DataFrame({c: [str(cats[0])] for c, cats in zip(self.columns, categories, strict=True)})
+        if self.encode == "ordinal":
+            encoder = OrdinalEncoder(
+                categories=categories, handle_unknown="use_encoded_value", unknown_value=-1
             )
-            obj._encoder = OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False)
-            obj._encoder.fit(one_row)
-        return obj
+        else:
+            encoder = OneHotEncoder(categories=categories, handle_unknown="ignore", sparse_output=False)
+        return encoder.fit(one_row)
 
     def _filled(self, text: pd.DataFrame) -> pd.DataFrame:
         return text.fillna(dict(zip(self.columns, self.fill_, strict=True))).astype(str)
 
     @property
     def width(self) -> int:
+        if self.encode == "ordinal":
+            return len(self.columns)
         return sum(len(c) for c in self.categories_)
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         import warnings
 
-        if not self.columns:
-            import numpy as np
+        import numpy as np
 
+        if not self.columns:
             return np.zeros((len(frame), 0), dtype="float32")
         with warnings.catch_warnings():  # unseen categories: counted by unknown_counts, encoded as zeros
             warnings.simplefilter("ignore", UserWarning)
-            return self._encoder.transform(self._filled(self._as_text(frame))).astype("float32")
+            out = self._encoder.transform(self._filled(self._as_text(frame)))
+        if self.encode == "ordinal":
+            sizes = np.asarray([len(c) for c in self.categories_], dtype="float64")
+            out = (out + 1) / sizes
+        return out.astype("float32")
 
     def unknown_counts(self, frame: pd.DataFrame) -> dict[str, int]:
         """Rows per column whose category was not seen in training (they encode as all zeros)."""
@@ -286,13 +311,18 @@ class TargetEncoder(_Stateful):
         y = np.asarray(y)
         if self.task == "regression":
             return ((y.astype("float64") - self.center_) / self.scale_).astype("float32")
+        from collections import Counter
+
         lookup = {c: i for i, c in enumerate(self.classes_)}
         codes = [lookup.get(v.item() if hasattr(v, "item") else v) for v in y]
-        unknown = [y[i] for i, c in enumerate(codes) if c is None]
+        unknown = Counter(
+            y[i].item() if hasattr(y[i], "item") else y[i] for i, c in enumerate(codes) if c is None
+        )
         if unknown:
+            counts = ", ".join(f"{label!r} ({n} rows)" for label, n in unknown.most_common(5))
             raise DataError(
-                f"target {self.column!r}: label {unknown[0]!r} ({len(unknown)} rows) was not among the "
-                f"training labels {self.classes_}; a classifier can only be scored on classes it knows"
+                f"target {self.column!r}: label(s) {counts} not among the training labels "
+                f"{self.classes_}; a classifier can only be scored on classes it knows"
             )
         return np.asarray(codes, dtype="int32")
 

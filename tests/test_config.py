@@ -36,13 +36,13 @@ def test_overrides_take_precedence_and_parse_yaml(tmp_path):
         [
             "train.epochs=7",
             "optimizer.learning_rate=0.5",
-            "metrics=[accuracy, auc]",
+            "metrics=[accuracy, top_k_categorical_accuracy]",
             "model.layers.0.Dense.units=3",
         ],
     )
     assert config.train.epochs == 7
     assert config.optimizer.model_extra == {"learning_rate": 0.5}
-    assert config.metrics == ["accuracy", "auc"]
+    assert config.metrics == ["accuracy", "top_k_categorical_accuracy"]
     assert config.train.batch_size == 32  # the default
 
 

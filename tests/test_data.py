@@ -82,11 +82,19 @@ def test_stratified_split_keeps_class_balance():
 
 def test_time_ordered_split_never_shuffles():
     series = ROOT / "data" / "tiny_series.csv"
-    config = _config(
-        path=str(series),
-        target="value",
-        time_column="date",
-        split={"validation": 0.2, "test": 0.2, "shuffle": False},
+    config = Config.model_validate(
+        {
+            "name": "t",
+            "data": {
+                "path": str(series),
+                "target": "value",
+                "time_column": "date",
+                "split": {"validation": 0.2, "test": 0.2},
+            },  # a window's default: never shuffled
+            "preprocessing": {"window": {"length": 5}},
+            "loss": "mse",
+            "model": {"layers": [{"Dense": {"units": 1}}]},
+        }
     )
     loaded = data.load(config)
     dates = [part["date"] for part in loaded.splits.values()]

@@ -388,7 +388,9 @@ def test_missing_categorical_column_with_suggestion(cli, tmp_path):
 def test_all_missing_column(cli, tmp_path):
     _regression_csv(tmp_path, lambda f: f.assign(rooms=np.nan))
     message = _fails(cli, "train", _table_config(tmp_path))
-    assert "column(s) 'rooms' are empty in all 144 training rows" in message
+    assert (
+        f"{tmp_path / 'd.csv'}: column(s) 'rooms' are empty in all 240 rows; add them to data.drop" in message
+    )
 
 
 def test_target_with_one_class(cli, tmp_path):

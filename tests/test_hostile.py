@@ -58,7 +58,8 @@ def test_inf_in_training_rows_names_file_line_and_column(cli, tmp_path):
 def test_inf_only_in_test_rows_is_refused_too(cli, tmp_path):
     config = _table(tmp_path, {("rooms", 59): -np.inf})
     err = _fails(cli, "train", str(config), "-q", "-o", "data.split.shuffle=false")
-    assert f"{tmp_path / 'data.csv'} (test split): column 'rooms' line 61: -inf is not a finite number" in err
+    # checked over the whole file before it is split: the file's line, not a split's row
+    assert f"{tmp_path / 'data.csv'}: column 'rooms' line 61: -inf is not a finite number" in err
 
 
 def test_inf_can_be_imputed_when_asked(cli, tmp_path):

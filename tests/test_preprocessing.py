@@ -90,7 +90,7 @@ def test_label_encoding_round_trip():
     assert codes.tolist() == [2, 0]
     restored = TargetEncoder.from_state(json.loads(json.dumps(enc.get_state())))
     assert restored.inverse(codes).tolist() == ["dog", "bird"]
-    with pytest.raises(DataError, match=r"label 'fish' \(1 rows\) was not among the training labels"):
+    with pytest.raises(DataError, match=r"label\(s\) 'fish' \(1 rows\) not among the training labels"):
         restored.transform(np.array(["fish"], dtype=object))
 
 

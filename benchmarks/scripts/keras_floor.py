@@ -9,14 +9,17 @@ Used by benchmarks/whole.py: its peak RSS is what every side pays before holding
 import json
 import sys
 
-import numpy as np
-
 import keras
+import numpy as np
 
 x = np.random.default_rng(0).random((32, 784), dtype=np.float32)
 y = np.arange(32) % 10
 model = keras.Sequential(
-    [keras.Input((784,)), keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10, activation="softmax")]
+    [
+        keras.Input((784,)),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ]
 )
 model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 history = model.fit(x, y, batch_size=32, epochs=1, verbose=0)

@@ -1,0 +1,217 @@
+"""Which columns of a table the model uses, which it ignores and why, and the checks on their values
+that run over the whole file before it is split (so counts and lines are the file's own).
+
+    >>> cols = resolve(config, frame)
+    >>> cols.numeric, cols.categorical, cols.ignored
+    (['age', 'hours'], ['workclass'], {'id': 'data.drop'})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dlcli.checks import suggest
+from dlcli.config import Config
+from dlcli.errors import DataError
+from dlcli.reading import row_where
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+#: A column with more distinct values than this share of its rows is flagged as a likely id.
+ID_SHARE = 0.5
+
+
+@dataclass
+class Columns:
+    numeric: list[str]
+    categorical: list[str]
+    ignored: dict[str, str] = field(default_factory=dict)  # column → why
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict:
+        """run.json's `data.columns`."""
+        return {"numeric": self.numeric, "categorical": self.categorical, "ignored": self.ignored}
+
+    def summary(self) -> str:
+        line = "columns used:"
+        for kind, names in (("numeric", self.numeric), ("categorical", self.categorical)):
+            if names:
+                line += f" {len(names)} {kind} ({', '.join(names)})"
+        others = {c: why for c, why in self.ignored.items() if why != "the target"}
+        if others:
+            line += "; ignored: " + ", ".join(f"{c} ({why})" for c, why in others.items())
+        return line
+
+
+def resolve(config: Config, frame: pd.DataFrame, source: str = "") -> Columns:
+    """The feature columns: those listed under preprocessing, or by default every column not used
+    otherwise (target, time, split column, data.drop), text columns as categorical. For time series
+    the target is a feature too: the model reads its past values."""
+    pre, data = config.preprocessing, config.data
+    names = [str(c) for c in frame.columns]
+    _check_listed(config, names)
+    ignored: dict[str, str] = {c: "data.drop" for c in data.drop}
+    roles = {
+        data.time_column: "the time column",
+        data.split.column: "the split column",
+    }
+    if pre.window is None:
+        roles[data.target_column] = "the target"
+    for column, why in roles.items():
+        if column is not None:
+            ignored.setdefault(column, why)
+    free = [c for c in names if c not in ignored]
+    listed_categorical = pre.categorical.columns
+    if pre.numeric.columns is not None:
+        numeric = list(pre.numeric.columns)
+    else:
+        numeric = [c for c in free if c not in (listed_categorical or []) and not _is_text(frame[c])]
+    if listed_categorical is not None:
+        categorical = list(listed_categorical)
+    else:
+        categorical = [c for c in free if c not in numeric and _is_text(frame[c])]
+    for c in free:
+        if c not in numeric and c not in categorical:
+            key = (
+                "preprocessing.numeric.columns"
+                if pre.numeric.columns is not None
+                else "preprocessing.categorical.columns"
+            )
+            ignored[c] = f"not listed in {key}"
+    if pre.window is not None:
+        ignored.pop(data.target_column, None)
+    cols = Columns(numeric, categorical, {c: w for c, w in ignored.items() if c in names})
+    if not numeric and not categorical:
+        raise DataError(
+            f"{source}: no feature columns are left (the file has {', '.join(names)}; "
+            f"ignored: {', '.join(f'{c} ({w})' for c, w in cols.ignored.items())})"
+        )
+    for c in categorical:
+        distinct = frame[c].nunique()
+        if len(frame) >= 20 and distinct > ID_SHARE * len(frame):
+            cols.notes.append(
+                f"{source}: categorical column {c!r} has {distinct} distinct values in {len(frame)} rows, "
+                "so it tells rows apart more than it describes them (an id or a name?): "
+                f"add it to data.drop, or set preprocessing.categorical.encode: ordinal"
+            )
+    return cols
+
+
+def _check_listed(config: Config, names: list[str]) -> None:
+    pre = config.preprocessing
+    problems = []
+    for key, listed in (
+        (("data", "drop"), config.data.drop),
+        (("preprocessing", "numeric", "columns"), pre.numeric.columns or []),
+        (("preprocessing", "categorical", "columns"), pre.categorical.columns or []),
+    ):
+        for i, name in enumerate(listed):
+            if name not in names:
+                problems.append(
+                    f"{config.where(*key, i)}: column {name!r} not found in the data (it has "
+                    f"{', '.join(names)}){suggest(name, names)}"
+                )
+    if problems:
+        raise DataError("\n".join(problems))
+
+
+def _is_text(values: pd.Series) -> bool:
+    """A column of words, not of numbers with a stray word: fewer than half its values are numbers."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    present = values.dropna()
+    if present.empty:
+        return False
+    return pd.to_numeric(present, errors="coerce").notna().mean() < 0.5
+
+
+def check_table(config: Config, frame: pd.DataFrame, cols: Columns, source: str) -> None:
+    """Every check on values, over the whole file: empty targets, text or ±inf in numeric columns,
+    features empty in every row. Counts are the file's, lines the file's."""
+    target = config.data.target_column
+    if target in frame.columns:
+        missing = frame[target].isna()
+        if missing.any():
+            fix = "drop those rows or fill them in"
+            if config.preprocessing.window is not None:
+                fix += " (for a series: preprocessing.series.missing: interpolate or ffill)"
+            raise DataError(
+                f"{source}: target {target!r} {row_where(source, frame.index[missing.argmax()])} is empty "
+                f"({int(missing.sum())} of {len(frame)} rows); {fix}"
+            )
+    numeric = [c for c in cols.numeric if c != target or config.task == "regression"]
+    if config.task == "regression" and target in frame.columns and target not in numeric:
+        numeric.append(target)
+    check_numeric(frame, numeric, source, config.preprocessing.numeric.non_finite == "missing")
+    empty = [c for c in [*cols.numeric, *cols.categorical] if frame[c].isna().all()]
+    if empty:
+        raise DataError(
+            f"{source}: column(s) {', '.join(map(repr, empty))} are empty in all {len(frame)} rows; "
+            "add them to data.drop"
+        )
+
+
+def check_numeric(frame: pd.DataFrame, columns: list[str], source: str, inf_is_missing: bool = False) -> None:
+    """Refuse text in a numeric column instead of silently turning it into NaN, and ±inf unless
+    `preprocessing.numeric.non_finite: missing` asked for it to be imputed."""
+    import numpy as np
+    import pandas as pd
+
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            numbers = values
+        else:
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = values[numbers.isna() & values.notna()]
+            if len(bad):
+                raise DataError(
+                    f"{source}: column {column!r} {row_where(source, bad.index[0])}: {bad.iloc[0]!r} is not "
+                    f"a number ({len(bad)} such rows); list the column under "
+                    "preprocessing.categorical.columns if it holds categories, add the value to "
+                    "data.na_values if it marks a missing value, or fix it"
+                )
+        if inf_is_missing or pd.api.types.is_bool_dtype(numbers):
+            continue
+        infinite = np.isinf(numbers.to_numpy(dtype="float64", na_value=np.nan))
+        if infinite.any():
+            first = int(np.argmax(infinite))
+            value = values.iloc[first]
+            shown = value if isinstance(value, str) else float(value)
+            raise DataError(
+                f"{source}: column {column!r} {row_where(source, values.index[first])}: "
+                f"{shown!r} is not a finite number ({int(infinite.sum())} such rows); fix "
+                "the value, leave the cell empty to have it imputed, or set "
+                "preprocessing.numeric.non_finite: missing to impute every ±inf"
+            )
+
+
+def target_values(frame: pd.DataFrame, column: str, task: str, source: str) -> np.ndarray:
+    """The target column as an array: float64 for regression, labels (text or integers) otherwise."""
+    import pandas as pd
+
+    if column not in frame.columns:
+        raise DataError(
+            f"{source}: the target column {column!r} is missing (the file has "
+            f"{', '.join(map(str, frame.columns))})"
+        )
+    values = frame[column]
+    if values.isna().any():
+        raise DataError(
+            f"{source}: target {column!r} {row_where(source, values.index[values.isna().argmax()])} is "
+            f"empty ({int(values.isna().sum())} of {len(values)} rows); drop those rows or fill them in"
+        )
+    if task == "regression":
+        check_numeric(frame, [column], source)
+        return values.to_numpy(dtype="float64")
+    if pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values.to_numpy()
+    if pd.api.types.is_float_dtype(values):  # 0.0/1.0 labels are the classes 0 and 1
+        whole = (values == values.round()).all()
+        return values.to_numpy(dtype="int64" if whole else "float64")
+    return values.to_numpy(dtype=object)

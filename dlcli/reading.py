@@ -1,0 +1,284 @@
+"""Reading a table file as it ships: with or without a header row, any separator, stray quotes,
+`?` for missing, spaces around values. Rows keep their place in the file as the frame's index, so
+every message can name the line (delimited text) or row (Parquet, JSON lines) a value came from.
+
+    >>> frame, notes = read_table(Path("adult.data"), Reading(target="income"))
+    >>> notes
+    ["adult.data: no header row (its first row, '39', 'State-gov', … holds numbers); ..."]
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from dlcli.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlcli.config import DataConfig
+
+#: Delimited text files, by suffix, with the separator each implies (None: sniffed from the file).
+TEXT_SUFFIXES: dict[str, str | None] = {
+    ".csv": ",",
+    ".tsv": "\t",
+    ".tab": "\t",
+    ".txt": None,
+    ".data": None,
+    ".dat": None,
+    ".test": None,  # UCI's adult.test and the like
+}
+OTHER_SUFFIXES = {".parquet": "Parquet", ".pq": "Parquet", ".jsonl": "JSON lines", ".json": "JSON lines"}
+#: What `sep: whitespace` means: any run of spaces and tabs (UCI's fixed-width-looking files).
+WHITESPACE = r"\s+"
+SNIFFED = ",\t;| "
+QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a table file is read: `data.header`, `data.columns`, `data.sep`, `data.quoting`,
+    `data.na_values` and `data.strip` of the config, and the target (used to recognise a header)."""
+
+    header: bool | Literal["auto"] = "auto"
+    columns: tuple[str, ...] | None = None
+    sep: str | None = None
+    quoting: str = "minimal"
+    na_values: tuple[str, ...] = ("?",)
+    strip: bool = True
+    target: str | None = None
+    keys: dict[str, str] = field(default_factory=dict, compare=False)  # option → "FILE:LINE: data.x"
+
+    @classmethod
+    def of(cls, data: DataConfig, where=None) -> Reading:
+        keys = {}
+        if where is not None:
+            keys = {k: where("data", k) for k in ("header", "columns", "sep", "quoting", "na_values")}
+        return cls(
+            header=data.header,
+            columns=tuple(data.columns) if data.columns is not None else None,
+            sep=data.sep,
+            quoting=data.quoting,
+            na_values=tuple(data.na_values),
+            strip=data.strip,
+            target=data.target,
+            keys=keys,
+        )
+
+    def key(self, name: str) -> str:
+        return self.keys.get(name, f"data.{name}")
+
+
+def is_table(path: Path, reading: Reading) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in TEXT_SUFFIXES or suffix in OTHER_SUFFIXES or reading.sep is not None
+
+
+def kind_of(path: Path, reading: Reading) -> str:
+    suffix = path.suffix.lower()
+    if suffix in OTHER_SUFFIXES and reading.sep is None:
+        return OTHER_SUFFIXES[suffix]
+    if suffix in TEXT_SUFFIXES or reading.sep is not None:
+        return "delimited text"
+    raise DataError(
+        f"{path}: unsupported file type {suffix!r} (expected one of "
+        f"{', '.join(sorted([*TEXT_SUFFIXES, *OTHER_SUFFIXES, '.npz', '.npy']))}); for delimited text "
+        "with another name set data.sep (e.g. sep: ',')"
+    )
+
+
+def row_where(source: str, label: Any) -> str:
+    """Where a row is, for messages: `line N` of a delimited text file (the frame's index is the line
+    number), else `row N` (counting from 1)."""
+    try:
+        number = int(label)
+    except (TypeError, ValueError):
+        return f"row {label!r}"
+    name = source.split(" (")[0].lower()
+    return f"line {number}" if Path(name).suffix in TEXT_SUFFIXES else f"row {number}"
+
+
+def read_table(
+    path: Path, reading: Reading = Reading(), *, labelled: bool = True
+) -> tuple[pd.DataFrame, list[str]]:
+    """The file as a DataFrame indexed by line (or row) number, and notes on what was decided for
+    the user (a header row found missing, the separator sniffed). DataError for what cannot be read.
+
+    `labelled=False` (predict's input): a headerless file may lack the target column of data.columns.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    kind = kind_of(path, reading)
+    if not path.is_file():
+        if path.is_dir():
+            raise DataError(
+                f"{path}: is a folder; data.path names one file (CSV, TSV, Parquet, JSON lines, NPZ)"
+            )
+        raise DataError(f"{path}: file not found (resolved to {path.resolve()})")
+    notes: list[str] = []
+    if kind == "delimited text":
+        frame = _read_delimited(path, reading, notes, labelled)
+    else:
+        try:
+            frame = pd.read_parquet(path) if kind == "Parquet" else pd.read_json(path, lines=True)
+        except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many types for a bad file
+            raise DataError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc})") from None
+        frame.columns = [str(c) for c in frame.columns]
+        frame.index = pd.RangeIndex(1, len(frame) + 1)
+        if reading.strip:
+            frame.columns = [c.strip() for c in frame.columns]
+            _strip_values(frame, reading.na_values)
+    if frame.empty:
+        raise DataError(f"{path}: the file holds no data rows (expected a header and at least one row)")
+    repeated = sorted(name for name, count in Counter(frame.columns).items() if count > 1)
+    if repeated:
+        raise DataError(_duplicate_columns(str(path), repeated))
+    return frame, notes
+
+
+def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bool) -> pd.DataFrame:
+    import pandas as pd
+
+    sep = _separator(path, reading, notes)
+    quoting = QUOTING[reading.quoting]
+    first = _first_record(path, sep, quoting, reading.strip)
+    header = _has_header(path, reading, first, notes)
+    names = None
+    if not header:
+        names = _names(path, reading, first, labelled)
+    elif reading.columns is not None and list(reading.columns) != first:
+        raise DataError(
+            f"{reading.key('columns')}: the header row of {path} is {', '.join(first)}, not the names "
+            f"given ({', '.join(reading.columns)}); set data.header: false if the first row is data, or "
+            "drop data.columns to use the header's names"
+        )
+    elif len(set(first)) != len(first):
+        repeated = [n for n, c in Counter(first).items() if c > 1]
+        raise DataError(_duplicate_columns(f"{path}:1", repeated))
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            header=0 if header else None,
+            names=names,
+            quoting=quoting,
+            na_values=list(reading.na_values),
+            skipinitialspace=reading.strip,
+            engine="c",
+        )
+    except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad file
+        kind = {",": "CSV", "\t": "TSV"}.get(sep, "delimited text")
+        raise DataError(
+            f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc}); check data.sep "
+            f"({'sniffed' if reading.sep is None else 'given'}: {sep!r}) and data.quoting (none reads quotes "
+            "as ordinary characters)"
+        ) from None
+    frame.columns = [str(c).strip() if reading.strip else str(c) for c in frame.columns]
+    frame.index = pd.RangeIndex(2 if header else 1, len(frame) + (2 if header else 1))
+    if reading.strip:
+        _strip_values(frame, reading.na_values)
+    return frame
+
+
+def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
+    if reading.sep is not None:
+        return WHITESPACE if reading.sep == "whitespace" else reading.sep
+    implied = TEXT_SUFFIXES.get(path.suffix.lower())
+    if implied is not None:
+        return implied
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        sample = handle.read(1 << 16)
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=SNIFFED).delimiter
+    except csv.Error:
+        raise DataError(
+            f"{path}: cannot tell what separates the values (tried {', '.join(map(repr, SNIFFED))}); "
+            "set data.sep (e.g. sep: ',' or sep: whitespace)"
+        ) from None
+    shown = "whitespace" if found == " " else repr(found)
+    notes.append(f"{path}: values separated by {shown} (sniffed; set data.sep to choose)")
+    return WHITESPACE if found == " " else found
+
+
+def _first_record(path: Path, sep: str, quoting: int, strip: bool) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        if sep == WHITESPACE:
+            line = handle.readline()
+            return line.split()
+        row = next(csv.reader(handle, delimiter=sep, quoting=quoting), [])
+    return [c.strip() for c in row] if strip else row
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _has_header(path: Path, reading: Reading, first: list[str], notes: list[str]) -> bool:
+    """data.header, or for `auto`: the first row is a header unless it holds what a name never is (a
+    number, an empty cell), or data.columns names the columns and the first row is not those names."""
+    if reading.header != "auto":
+        return bool(reading.header)
+    if reading.columns is not None:
+        return list(reading.columns) == first
+    if reading.target is not None and reading.target in first:
+        return True
+    data_like = [c for c in first if c == "" or _is_number(c)]
+    if not data_like:
+        return True
+    what = "numbers" if any(data_like) else "empty cells"
+    shown = ", ".join(repr(c) for c in first[:6]) + (", …" if len(first) > 6 else "")
+    notes.append(
+        f"{path}: no header row (its first row, {shown}, holds {what}, "
+        "which are not column names): read as data, columns named column_1 … column_"
+        f"{len(first)}; name them with data.columns, or set data.header: true if it is a header"
+    )
+    return False
+
+
+def _names(path: Path, reading: Reading, first: list[str], labelled: bool) -> list[str]:
+    if reading.columns is None:
+        return [f"column_{i + 1}" for i in range(len(first))]
+    names = list(reading.columns)
+    if len(names) == len(first):
+        return names
+    if not labelled and reading.target in names and len(names) - 1 == len(first):
+        return [n for n in names if n != reading.target]  # predict's input: the target left out
+    raise DataError(
+        f"{reading.key('columns')}: {len(names)} names given but {path} has {len(first)} values per row "
+        f"(its first row: {', '.join(first[:8])}{', …' if len(first) > 8 else ''}); give one name per column"
+    )
+
+
+def _strip_values(frame: pd.DataFrame, na_values: tuple[str, ...]) -> None:
+    """Spaces around text values go (` <=50K` is `<=50K`), a stripped missing marker (` ?`) becomes
+    missing, and a text column that is all numbers once stripped becomes numeric."""
+    import pandas as pd
+
+    markers = set(na_values)
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object:
+            continue
+        text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+        text = text.mask(text.isin(markers) | (text == ""))
+        numbers = pd.to_numeric(text, errors="coerce")
+        if text.notna().any() and numbers.notna().sum() == text.notna().sum():
+            frame[column] = numbers
+        else:
+            frame[column] = text
+
+
+def _duplicate_columns(where: str, names: list[str]) -> str:
+    return (
+        f"{where}: the column name(s) {', '.join(map(repr, names))} appear more than once; dlcli never "
+        "renames columns (pandas would call the second one 'x.1'): give each column its own name"
+    )
