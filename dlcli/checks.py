@@ -89,7 +89,11 @@ def _series(raw: dict) -> list[Problem]:
     windowed = _get(raw, "preprocessing", "window") is not None
     problems: list[Problem] = []
     series = _get(raw, "preprocessing", "series")
-    if isinstance(series, dict) and series and not windowed:
+    from dlcli.config import SeriesConfig  # config imports this module: read its defaults at call time
+
+    defaults = {k: f.default for k, f in SeriesConfig.model_fields.items()}
+    asked = isinstance(series, dict) and any(series.get(k, v) != v for k, v in defaults.items())
+    if asked and not windowed:
         problems.append(
             (
                 ("preprocessing", "series"),
@@ -104,6 +108,14 @@ def _series(raw: dict) -> list[Problem]:
                 ("preprocessing", "series", "difference"),
                 f"difference: 1 forecasts a change of a number; {loss} means classification: use a "
                 "regression loss (mse, mae, huber) or difference: 0",
+            )
+        )
+    if windowed and _get(raw, "preprocessing", "categorical", "encode") == "embedding":
+        problems.append(
+            (
+                ("preprocessing", "categorical", "encode"),
+                "embedding encodes the categories of a table's rows; a window of a series is read as "
+                "one_hot or ordinal",
             )
         )
     if not windowed or _get(raw, "data", "split", "shuffle") is not True:

@@ -169,11 +169,13 @@ class CategoricalConfig(_Strict):
         "constant", description="How an empty cell is filled: the training mode, or fill_value."
     )
     fill_value: str = Field("missing", description="The category impute: constant fills in.")
-    encode: Literal["one_hot", "ordinal"] = Field(
+    encode: Literal["one_hot", "ordinal", "embedding"] = Field(
         "one_hot",
         description="one_hot: one column per category seen in training (unseen: all zeros). ordinal: "
         "one column of category numbers 1…n in training order of frequency (unseen: 0), scaled to "
-        "0–1; for columns with many categories.",
+        "0–1. embedding: those numbers feed a keras Embedding per column inside the model, of "
+        "min(50, round(1.6 n^0.56)) dimensions (fast.ai's rule), learned with the rest; for many "
+        "categories. Tables only (not with a window).",
     )
 
 

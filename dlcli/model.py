@@ -63,6 +63,7 @@ def build(
     input_dtype: str,
     n_classes: int | None,
     rescale: float | None = None,
+    embeddings: list[tuple[str, int, int]] = (),
 ) -> keras.Model:
     """A functional model: Input (shape and dtype from the data) → optional rescale/reshape → layers.
 
@@ -74,16 +75,16 @@ def build(
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.train.mixed_precision or "float32")
     try:
-        return _build(config, input_shape, input_dtype, n_classes, rescale)
+        return _build(config, input_shape, input_dtype, n_classes, rescale, embeddings)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
-def _build(config, input_shape, input_dtype, n_classes, rescale) -> keras.Model:
+def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=()) -> keras.Model:
     import keras
 
     inputs = keras.Input(shape=tuple(input_shape), dtype=input_dtype, name="inputs")
-    x = inputs
+    x = _embedded(inputs, embeddings) if embeddings else inputs
     if rescale is not None or input_dtype not in ("float32", "float64"):
         # Pixels stay uint8 in memory; the model casts and rescales them itself.
         x = keras.layers.Rescaling(rescale if rescale is not None else 1.0, name="rescale")(x)
@@ -111,6 +112,23 @@ def _build(config, input_shape, input_dtype, n_classes, rescale) -> keras.Model:
     model = keras.Model(inputs, x, name=config.name)
     _check_output(config, model, n_classes)
     return model
+
+
+def _embedded(inputs, embeddings):
+    """The feature vector with each embedded column's category number replaced by its learned vector.
+
+    Built from keras.ops slicing and standard layers, so the model still loads with safe_mode=True.
+    """
+    import keras
+
+    first = embeddings[0][1]  # the embedded columns end the vector, after the numeric ones
+    parts = [inputs[:, :first]] if first else []
+    for column, position, rows in embeddings:
+        codes = keras.ops.cast(inputs[:, position], "int32")
+        width = min(50, round(1.6 * rows**0.56))
+        safe = "".join(c if c.isalnum() else "_" for c in column)
+        parts.append(keras.layers.Embedding(rows, width, name=f"embedding_{position}_{safe}")(codes))
+    return parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="embedded")(parts)
 
 
 def _size(shape) -> int:

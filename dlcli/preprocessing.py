@@ -131,6 +131,20 @@ class Preprocessor:
         return len(self.target_encoder.classes_) if self.task == "classification" else None
 
     @property
+    def embeddings(self) -> list[tuple[str, int, int]]:
+        """`(column, position in the feature vector, rows)` of each categorical column the model
+        embeds (categorical.encode: embedding): rows are its categories plus one for unseen."""
+        if self.categorical is None or self.categorical.encode != "embedding":
+            return []
+        start = len(self.numeric.columns)
+        return [
+            (column, start + i, len(categories) + 1)
+            for i, (column, categories) in enumerate(
+                zip(self.categorical.columns, self.categorical.categories_, strict=True)
+            )
+        ]
+
+    @property
     def input_columns(self) -> list[str]:
         return [*self.numeric.columns, *self.categorical.columns] if self.numeric else []
 
@@ -160,7 +174,11 @@ class Preprocessor:
         unknown = self.categorical.unknown_counts(part)
         if unknown:
             counts = ", ".join(f"{n} in {c!r}" for c, n in unknown.items())
-            self.warnings.append(f"{source}: categories not seen in training ({counts}) encode as all zeros")
+            unseen = {"one_hot": "all zeros", "ordinal": "0", "embedding": "the embedding's row for unseen"}
+            self.warnings.append(
+                f"{source}: categories not seen in training ({counts}) encode as "
+                f"{unseen[self.categorical.encode]}"
+            )
         return np.concatenate(blocks, axis=1)
 
     def match_labels(self, part: Any, source: str) -> Any:

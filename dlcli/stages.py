@@ -50,6 +50,7 @@ class Prepared:
     deterministic: bool
     load_s: float
     prior: state_mod.ResumeState | None = None
+    class_weight: dict[str, float] | None = None  # train.class_weight per class label
 
     def describe(self) -> dict:
         """run.json's `data`."""
@@ -98,7 +99,11 @@ def prepare(
     else:
         prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source, loaded.columns)
     sets = scoring.split_examples(prep, loaded)
-    return Prepared(loaded, prep, sets, deterministic, round(time.perf_counter() - clock, 3), prior)
+    weights = None
+    if config.train.class_weight is not None:
+        where = config.where("train", "class_weight")
+        weights = prep.class_weights(config.train.class_weight, sets["train"].y, where)
+    return Prepared(loaded, prep, sets, deterministic, round(time.perf_counter() - clock, 3), prior, weights)
 
 
 @dataclass
@@ -177,7 +182,9 @@ def _build(job: Job):
     record.data["distribution"] = placement.describe()
     steps_per_execution = compute.steps_per_execution(config, placement.distributed)
     with placement.scope():  # variables (model, optimizer, metrics) are made in the strategy's scope
-        model = model_mod.build(config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale)
+        model = model_mod.build(
+            config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale, prep.embeddings
+        )
         model_mod.compile_model(model, config, steps_per_execution)
         if prior is not None:
             model.optimizer.build(model.trainable_variables)

@@ -43,7 +43,7 @@ class CategoricalState(_Closed):
     columns: list[StrictStr]
     impute: Literal["most_frequent", "constant"]
     fill_value: StrictStr
-    encode: Literal["one_hot", "ordinal"] = "one_hot"  # absent in runs of dlcli before 0.3
+    encode: Literal["one_hot", "ordinal", "embedding"] = "one_hot"  # absent in runs of dlcli before 0.3
     categories_: list[list[Label]]
     fill_: list[StrictStr]
 

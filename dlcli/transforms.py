@@ -201,7 +201,7 @@ class CategoricalEncoder(_Stateful):
         else:
             self.fill_ = [self.fill_value] * len(self.columns)
         filled = self._filled(text)
-        if self.encode == "ordinal":  # most frequent first; ties in sorted order
+        if self.encode in ("ordinal", "embedding"):  # most frequent first; ties in sorted order
             self.categories_ = [
                 _plain(
                     filled[c]
@@ -234,7 +234,7 @@ class CategoricalEncoder(_Stateful):
 
         categories = [np.array(c, dtype=object) for c in self.categories_]
         one_row = pd.DataFrame({c: [str(cats[0])] for c, cats in zip(self.columns, categories, strict=True)})
-        if self.encode == "ordinal":
+        if self.encode in ("ordinal", "embedding"):
             encoder = OrdinalEncoder(
                 categories=categories, handle_unknown="use_encoded_value", unknown_value=-1
             )
@@ -247,7 +247,7 @@ class CategoricalEncoder(_Stateful):
 
     @property
     def width(self) -> int:
-        if self.encode == "ordinal":
+        if self.encode in ("ordinal", "embedding"):
             return len(self.columns)
         return sum(len(c) for c in self.categories_)
 
@@ -264,10 +264,12 @@ class CategoricalEncoder(_Stateful):
         if self.encode == "ordinal":
             sizes = np.asarray([len(c) for c in self.categories_], dtype="float64")
             out = (out + 1) / sizes
+        elif self.encode == "embedding":
+            out = out + 1  # 0 is an unseen category, 1…n the known ones: the Embedding's rows
         return out.astype("float32")
 
     def unknown_counts(self, frame: pd.DataFrame) -> dict[str, int]:
-        """Rows per column whose category was not seen in training (they encode as all zeros)."""
+        """Rows per column whose category was not seen in training (encoded as unknown)."""
         filled = self._filled(self._as_text(frame))
         return {
             c: int((~filled[c].isin(cats)).sum())

@@ -389,3 +389,25 @@ def test_differencing_lets_a_trending_series_beat_persistence(cli, tmp_path):
     assert forecast.isna().sum() == 5  # length - 1 rows without a full window
     actual_next = frame["y"].tail(30).shift(-1).to_numpy()[5:-1]
     assert np.abs(forecast.to_numpy()[5:-1] - actual_next).mean() < 8  # a level model stays near 700
+
+
+def test_embedding_encoding_learns_a_vector_per_category_inside_the_model(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    cities = [f"city{i}" for i in range(40)]
+    frame = pd.DataFrame({"city": rng.choice(cities, 400), "x": rng.normal(size=400)})
+    frame["y"] = frame["city"].str[4:].astype(int) % 2 + 0.1 * frame["x"]  # the city decides
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    extra = "preprocessing: {categorical: {encode: embedding}}\n"
+    config = _config(tmp_path, "  path: t.csv\n  target: y", task="regression", extra=extra, epochs=30)
+    _run(cli, "train", str(config), "-q")
+    run = _latest(tmp_path)
+    import keras
+
+    model = keras.models.load_model(run / "model.keras", safe_mode=True)  # no Lambda: loads safely
+    (embedding,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
+    assert embedding.input_dim == 41 and embedding.output_dim == min(50, round(1.6 * 41**0.56))
+    assert read_json(run / "metrics.json")["test"]["r2"] > 0.5  # learned from the city alone
+    pd.DataFrame({"city": ["city3", "nowhere"], "x": [0.0, 0.0]}).to_csv(tmp_path / "new.csv", index=False)
+    _, err = _run(cli, "predict", "latest", "--input", "new.csv", "--output", "p.csv")
+    assert "categories not seen in training (1 in 'city') encode as the embedding's row for unseen" in err
+    assert pd.read_csv(tmp_path / "p.csv")["prediction"].notna().all()
