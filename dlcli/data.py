@@ -282,6 +282,8 @@ def _fill_series(
     """preprocessing.series.missing: empty cells of the target and numeric columns filled in time order
     (ffill, interpolate) or their rows dropped, before any check or split."""
     how = config.preprocessing.series.missing
+    if config.data.time_column is not None:
+        frame = _insert_missing_steps(frame, config.data.time_column, source, notes, insert=how != "error")
     numeric = [c for c in dict.fromkeys([*cols.numeric, config.data.target_column]) if c in frame.columns]
     gaps = int(frame[numeric].isna().any(axis=1).sum())
     if how == "error" or not gaps:
@@ -299,6 +301,70 @@ def _fill_series(
     filled = ", ".join(numeric)
     notes.append(f"{source}: {gaps} rows with empty cells in {filled}: {how} (preprocessing.series.missing)")
     return frame
+
+
+def _step_name(step) -> str:
+    import pandas as pd
+
+    names = {
+        pd.Timedelta(minutes=1): "minute-by-minute",
+        pd.Timedelta(hours=1): "hourly",
+        pd.Timedelta(days=1): "daily",
+        pd.Timedelta(weeks=1): "weekly",
+    }
+    return names.get(step, f"every-{step}")
+
+
+def _insert_missing_steps(
+    frame: pd.DataFrame, time_column: str, source: str, notes: list[str], insert: bool
+) -> pd.DataFrame:
+    """Rows for the time steps a regular series skips (an hour that was never logged), with empty
+    values for preprocessing.series.missing to fill. The step is the most common one (a calendar month
+    for steps of 28 to 31 days); a series whose times do not all fall on that grid is left as it is."""
+    import numpy as np
+    import pandas as pd
+
+    raw = frame[time_column]
+    numeric = pd.api.types.is_numeric_dtype(raw)
+    times = raw if numeric else pd.to_datetime(raw, errors="coerce")
+    if len(times) < 3 or times.isna().any() or not times.is_monotonic_increasing or times.duplicated().any():
+        return frame
+    steps = times.diff().iloc[1:]
+    step = steps.mode().iloc[0]
+    if not (steps > step).any():
+        return frame
+    if numeric:
+        grid = np.arange(times.iloc[0], times.iloc[-1] + step / 2, step)
+        label = f"every {step:g}"
+    elif pd.Timedelta(days=28) <= step <= pd.Timedelta(days=31):
+        freq = "MS" if (times.dt.day == 1).all() else "ME" if times.dt.is_month_end.all() else None
+        if freq is None:
+            return frame
+        grid, label = pd.date_range(times.iloc[0], times.iloc[-1], freq=freq), "monthly"
+    else:
+        grid = pd.date_range(times.iloc[0], times.iloc[-1], freq=step)
+        label = _step_name(step)
+    grid = pd.Index(grid)
+    if not pd.Index(times).isin(grid).all() or len(grid) > 2 * len(times):
+        return frame
+    missing = grid.difference(pd.Index(times))
+    if not insert:
+        notes.append(
+            f"{source}: {len(missing)} time steps are missing from the {label} series (the first "
+            f"{missing[0]}); windows run across the gaps: set preprocessing.series.missing to insert "
+            "and fill them"
+        )
+        return frame
+    frame = frame.assign(**{time_column: times})  # text times as datetimes: inserted rows match them
+    filler = pd.DataFrame({time_column: missing})
+    filler.index = pd.RangeIndex(int(frame.index.max()) + 1, int(frame.index.max()) + 1 + len(filler))
+    out = pd.concat([frame, filler])
+    out = out.iloc[np.argsort(out[time_column].to_numpy(), kind="stable")]
+    notes.append(
+        f"{source}: {len(missing)} time steps missing from the {label} series (the first "
+        f"{missing[0]}) were inserted as rows to fill"
+    )
+    return out
 
 
 def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:

@@ -411,3 +411,32 @@ def test_embedding_encoding_learns_a_vector_per_category_inside_the_model(cli, t
     _, err = _run(cli, "predict", "latest", "--input", "new.csv", "--output", "p.csv")
     assert "categories not seen in training (1 in 'city') encode as the embedding's row for unseen" in err
     assert pd.read_csv(tmp_path / "p.csv")["prediction"].notna().all()
+
+
+def test_hours_missing_from_a_series_are_inserted_and_filled(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    hours = pd.date_range("2026-01-01", periods=300, freq="h")
+    frame = pd.DataFrame(
+        {"t": hours.strftime("%Y-%m-%d %H:%M:%S"), "y": np.sin(np.arange(300) / 8) + rng.normal(0, 0.05, 300)}
+    )
+    kept = frame.drop(index=[20, 21, 22, 150, 151, 299 - 40])  # six hours never logged
+    kept.to_csv(tmp_path / "s.csv", index=False)
+    _, err = _run(cli, "validate", str(_series_config(tmp_path, "{}")))
+    _, err = _run(cli, "train", str(_series_config(tmp_path, "{}")), "-q")  # not silently: a note
+    assert (
+        "6 time steps are missing from the hourly series (the first 2026-01-01 20:00:00); windows run" in err
+    )
+    _, err = _run(cli, "train", str(_series_config(tmp_path, "{missing: interpolate}")), "-q")
+    assert "6 time steps missing from the hourly series (the first 2026-01-01 20:00:00) were inserted" in err
+    assert "6 rows with empty cells in y: interpolate (preprocessing.series.missing)" in err
+    assert sum(read_json(_latest(tmp_path) / "run.json")["data"]["rows"].values()) == 300
+
+
+def test_a_trending_monthly_series_with_missing_months_beats_persistence(cli, tmp_path):
+    frame = _trend()
+    frame["t"] = pd.date_range("2000-01-01", periods=len(frame), freq="MS").strftime("%Y-%m-%d")
+    frame.drop(index=[30, 31, 100, 170]).to_csv(tmp_path / "s.csv", index=False)  # four months lost
+    _, err = _run(cli, "train", str(_series_config(tmp_path, "{missing: interpolate, difference: 1}")), "-q")
+    assert "4 time steps missing from the monthly series (the first 2002-07-01 00:00:00) were inserted" in err
+    test = read_json(_latest(tmp_path) / "metrics.json")["test"]
+    assert test["mae"] < test["naive_mae"], test
