@@ -104,8 +104,8 @@ def train(
         raise typer.BadParameter("give a CONFIG to train, or --resume RUN to continue a run")
     else:
         result = api.train(load_config(config, override or []), runs_dir, listener, device=device)
-    for note in result.notes:
-        err.print(f"note: {escape(note)}", highlight=False)
+    if listener is None:  # with progress on, the notes came before the first epoch
+        _print_notes(result.notes)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not result.chief:
@@ -346,6 +346,11 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def _print_notes(lines: list[str]) -> None:
+    for line in lines:
+        err.print(f"note: {escape(line)}", highlight=False)
+
+
 class _Progress:
     """Live per-epoch progress (rich), fed by dlcli.train's Keras callback."""
 
@@ -363,6 +368,9 @@ class _Progress:
         )
         self.task = None
         self.epoch = 1
+
+    def notes(self, lines: list[str]) -> None:
+        _print_notes(lines)
 
     def train_begin(self, epochs: int, steps: int | None) -> None:
         self.epochs, self.steps = epochs, steps

@@ -247,7 +247,13 @@ def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source
         (("data", "split", "column"), data.split.column),
     ):
         if column is not None and column not in frame.columns:
-            raise DataError(_missing_column(source, config.where(*key), column, list(frame.columns)))
+            message = _missing_column(source, config.where(*key), column, list(frame.columns))
+            if list(frame.columns[:1]) == ["column_1"] and data.columns is None:
+                message += (
+                    "; the file has no header row (its first row holds numbers), so its columns are "
+                    "numbered: name them with data.columns, or give the target as column_N"
+                )
+            raise DataError(message)
     cols = columns_mod.resolve(config, frame, source)
     frame = frame.drop(columns=[c for c in data.drop if c in frame.columns])
     if data.time_column is not None:

@@ -134,6 +134,8 @@ def run(job: Job) -> TrainResult:
         if tracker is not None:
             record.save()  # with the MLflow run id, for --resume
             job.listener = tracking.Relay(job.listener, tracker)
+        if job.listener is not None and hasattr(job.listener, "notes"):
+            job.listener.notes(prepared.notes(job.config))  # before the epoch lines they explain
         result = _train(job)
     except Interrupted as exc:
         _finish(record, tracker, "interrupted", str(exc))

@@ -153,6 +153,10 @@ class Relay:
     def __init__(self, listener, tracker: MlflowTracker):
         self.listener, self.tracker = listener, tracker
 
+    def notes(self, lines: list[str]) -> None:
+        if self.listener is not None and hasattr(self.listener, "notes"):
+            self.listener.notes(lines)
+
     def train_begin(self, epochs: int, steps: int | None) -> None:
         if self.listener is not None:
             self.listener.train_begin(epochs, steps)

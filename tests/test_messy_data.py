@@ -440,3 +440,23 @@ def test_a_trending_monthly_series_with_missing_months_beats_persistence(cli, tm
     assert "4 time steps missing from the monthly series (the first 2002-07-01 00:00:00) were inserted" in err
     test = read_json(_latest(tmp_path) / "metrics.json")["test"]
     assert test["mae"] < test["naive_mae"], test
+
+
+def test_a_target_missing_from_a_headerless_file_says_the_file_is_headerless(cli, tmp_path):
+    _diabetes_like().to_csv(tmp_path / "pima.csv", header=False, index=False)
+    _, err = _run(cli, "train", str(_config(tmp_path, "  path: pima.csv\n  target: Outcome")), "-q", code=2)
+    assert "column 'Outcome' not found in" in err
+    assert (
+        "the file has no header row (its first row holds numbers), so its columns are numbered: "
+        "name them with data.columns, or give the target as column_N"
+    ) in err
+
+
+def test_notes_come_before_the_epoch_lines_they_explain(cli, tmp_path):
+    _trend().to_csv(tmp_path / "s.csv", index=False)
+    got, out, err = cli("train", str(_series_config(tmp_path, "{difference: 1}")), "-o", "train.epochs=2")
+    assert got == 0, err
+    assert "note: per-epoch loss and metrics are on the standard-scaled changes of the target" in " ".join(
+        err.split()
+    )
+    assert "epoch 1/2" in out and err.count("note: per-epoch") == 1
