@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-#: A column with more distinct values than this share of its rows is flagged as a likely id.
+#: A text column with more distinct values than this share of its rows is an id or a name: ignored
+#: unless listed, and flagged when listed.
 ID_SHARE = 0.5
 
 
@@ -63,6 +64,9 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "") -> Columns:
     for column, why in roles.items():
         if column is not None:
             ignored.setdefault(column, why)
+    for c in names:
+        if c.startswith("Unnamed: ") and c not in ignored and _is_row_number(frame[c]):
+            ignored[c] = "a row number (an index written without a name, as pandas does)"
     free = [c for c in names if c not in ignored]
     listed_categorical = pre.categorical.columns
     if pre.numeric.columns is not None:
@@ -73,8 +77,16 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "") -> Columns:
         categorical = list(listed_categorical)
     else:
         categorical = [c for c in free if c not in numeric and _is_text(frame[c])]
+        for c in list(categorical):
+            distinct = frame[c].nunique()
+            if len(frame) >= 20 and distinct > ID_SHARE * len(frame):
+                categorical.remove(c)
+                ignored[c] = (
+                    f"text with {distinct} distinct values in {len(frame)} rows, an id or a name: list it "
+                    "under preprocessing.categorical.columns to use it"
+                )
     for c in free:
-        if c not in numeric and c not in categorical:
+        if c not in numeric and c not in categorical and c not in ignored:
             key = (
                 "preprocessing.numeric.columns"
                 if pre.numeric.columns is not None
@@ -95,9 +107,19 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "") -> Columns:
             cols.notes.append(
                 f"{source}: categorical column {c!r} has {distinct} distinct values in {len(frame)} rows, "
                 "so it tells rows apart more than it describes them (an id or a name?): "
-                f"add it to data.drop, or set preprocessing.categorical.encode: ordinal"
+                "add it to data.drop, or set preprocessing.categorical.encode: embedding"
             )
     return cols
+
+
+def _is_row_number(values: pd.Series) -> bool:
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_integer_dtype(values):
+        return False
+    steps = np.diff(values.to_numpy())
+    return len(values) > 1 and bool((steps == 1).all())
 
 
 def _check_listed(config: Config, names: list[str]) -> None:

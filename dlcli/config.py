@@ -90,7 +90,7 @@ class DataConfig(_Strict):
     header: bool | Literal["auto"] = Field(
         "auto",
         description="Whether the first row of a text file names the columns. auto: it does unless it "
-        "holds numbers or empty cells (or data.columns is given and it differs from them).",
+        "holds numbers (or data.columns is given and it differs from them).",
     )
     columns: list[str] | None = Field(
         None, description="Column names for a file without a header row (default column_1, column_2, …)."

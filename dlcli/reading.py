@@ -160,17 +160,20 @@ def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bo
     elif len(set(first)) != len(first):
         repeated = [n for n, c in Counter(first).items() if c > 1]
         raise DataError(_duplicate_columns(f"{path}:1", repeated))
+    options = {
+        "sep": sep,
+        "header": 0 if header else None,
+        "names": names,
+        "quoting": quoting,
+        "na_values": list(reading.na_values),
+        "skipinitialspace": reading.strip,
+    }
     try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            header=0 if header else None,
-            names=names,
-            quoting=quoting,
-            na_values=list(reading.na_values),
-            skipinitialspace=reading.strip,
-            engine="c",
-        )
+        try:
+            frame = pd.read_csv(path, **options)
+        except UnicodeDecodeError as exc:  # not UTF-8: Windows' Latin-1 is the usual other
+            frame = pd.read_csv(path, encoding="latin-1", **options)
+            notes.append(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); read as Latin-1")
     except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad file
         kind = {",": "CSV", "\t": "TSV"}.get(sep, "delimited text")
         raise DataError(
@@ -189,10 +192,10 @@ def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
     if reading.sep is not None:
         return WHITESPACE if reading.sep == "whitespace" else reading.sep
     implied = TEXT_SUFFIXES.get(path.suffix.lower())
-    if implied is not None:
-        return implied
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
         sample = handle.read(1 << 16)
+    if implied is not None and implied in sample.split("\n", 1)[0]:
+        return implied  # a .csv with commas: nothing to sniff
     try:
         found = csv.Sniffer().sniff(sample, delimiters=SNIFFED).delimiter
     except csv.Error:
@@ -201,7 +204,8 @@ def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
             "set data.sep (e.g. sep: ',' or sep: whitespace)"
         ) from None
     shown = "whitespace" if found == " " else repr(found)
-    notes.append(f"{path}: values separated by {shown} (sniffed; set data.sep to choose)")
+    instead = f", not the {implied!r} its suffix suggests" if implied is not None else ""
+    notes.append(f"{path}: values separated by {shown}{instead} (sniffed; set data.sep to choose)")
     return WHITESPACE if found == " " else found
 
 
@@ -224,17 +228,17 @@ def _is_number(text: str) -> bool:
 
 def _has_header(path: Path, reading: Reading, first: list[str], notes: list[str]) -> bool:
     """data.header, or for `auto`: the first row is a header unless it holds what a name never is (a
-    number, an empty cell), or data.columns names the columns and the first row is not those names."""
+    number), or data.columns names the columns and the first row is not those names."""
     if reading.header != "auto":
         return bool(reading.header)
     if reading.columns is not None:
         return list(reading.columns) == first
     if reading.target is not None and reading.target in first:
         return True
-    data_like = [c for c in first if c == "" or _is_number(c)]
+    data_like = [c for c in first if _is_number(c)]  # an empty cell: pandas' unnamed index column
     if not data_like:
         return True
-    what = "numbers" if any(data_like) else "empty cells"
+    what = "numbers"
     shown = ", ".join(repr(c) for c in first[:6]) + (", …" if len(first) > 6 else "")
     notes.append(
         f"{path}: no header row (its first row, {shown}, holds {what}, "

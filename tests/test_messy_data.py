@@ -213,12 +213,33 @@ def test_a_dropped_column_that_does_not_exist_is_named_with_its_line(cli, tmp_pa
     assert "c.yaml:5:14: data.drop.1: column 'id' not found in the data (it has f0, f1," in err
 
 
-def test_an_id_like_text_column_gets_a_note(cli, tmp_path):
+def test_an_id_like_text_column_is_ignored_unless_listed(cli, tmp_path):
     frame = _diabetes_like().rename(columns=lambda i: f"f{i}")
     frame["ticket"] = [f"T-{i}" for i in range(len(frame))]
     frame.to_csv(tmp_path / "t.csv", index=False)
     _, err = _run(cli, "train", str(_config(tmp_path, "  path: t.csv\n  target: f8")), "-q")
+    assert (
+        "ticket (text with 120 distinct values in 120 rows, an id or a name: list it under "
+        "preprocessing.categorical.columns to use it)"
+    ) in err
+    extra = "preprocessing: {categorical: {columns: [ticket]}}\n"
+    _, err = _run(cli, "train", str(_config(tmp_path, "  path: t.csv\n  target: f8", extra=extra)), "-q")
     assert "categorical column 'ticket' has 120 distinct values in 120 rows" in err
+
+
+def test_semicolons_in_a_csv_latin1_and_an_unnamed_index_column(cli, tmp_path):
+    frame = _diabetes_like().rename(columns=lambda i: f"f{i}")
+    frame["place"] = np.where(np.arange(len(frame)) % 2, "Zürich", "Genève")
+    frame.to_csv(tmp_path / "t.csv", sep=";", encoding="latin-1")  # pandas' index: an unnamed column
+    _, err = _run(cli, "train", str(_config(tmp_path, "  path: t.csv\n  target: f8")), "-q")
+    assert f"{tmp_path / 't.csv'}: values separated by ';', not the ',' its suffix suggests" in err
+    assert f"{tmp_path / 't.csv'}: not UTF-8 (invalid continuation byte at byte" in err
+    state = json.loads((_latest(tmp_path) / "preprocessing.json").read_text())
+    assert state["categorical"]["categories_"] == [["Genève", "Zürich"]]
+    # a header with an empty cell is still a header; the unnamed column holds row numbers: ignored
+    assert state["numeric"]["columns"] == [f"f{i}" for i in range(8)]
+    ignored = read_json(_latest(tmp_path) / "run.json")["data"]["columns"]["ignored"]
+    assert ignored["Unnamed: 0"] == "a row number (an index written without a name, as pandas does)"
 
 
 # ---- counts and lines are the file's -------------------------------------------------------------------
