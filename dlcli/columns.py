@@ -51,22 +51,10 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "") -> Columns:
     """The feature columns: those listed under preprocessing, or by default every column not used
     otherwise (target, time, split column, data.drop), text columns as categorical. For time series
     the target is a feature too: the model reads its past values."""
-    pre, data = config.preprocessing, config.data
+    pre = config.preprocessing
     names = [str(c) for c in frame.columns]
     _check_listed(config, names)
-    ignored: dict[str, str] = {c: "data.drop" for c in data.drop}
-    roles = {
-        data.time_column: "the time column",
-        data.split.column: "the split column",
-    }
-    if pre.window is None:
-        roles[data.target_column] = "the target"
-    for column, why in roles.items():
-        if column is not None:
-            ignored.setdefault(column, why)
-    for c in names:
-        if c.startswith("Unnamed: ") and c not in ignored and _is_row_number(frame[c]):
-            ignored[c] = "a row number (an index written without a name, as pandas does)"
+    ignored = _set_aside(config, frame, names)
     free = [c for c in names if c not in ignored]
     listed_categorical = pre.categorical.columns
     if pre.numeric.columns is not None:
@@ -77,39 +65,51 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "") -> Columns:
         categorical = list(listed_categorical)
     else:
         categorical = [c for c in free if c not in numeric and _is_text(frame[c])]
-        for c in list(categorical):
-            distinct = frame[c].nunique()
-            if len(frame) >= 20 and distinct > ID_SHARE * len(frame):
-                categorical.remove(c)
-                ignored[c] = (
-                    f"text with {distinct} distinct values in {len(frame)} rows, an id or a name: list it "
-                    "under preprocessing.categorical.columns to use it"
-                )
+        for c in [c for c in categorical if _id_like(frame[c])]:
+            categorical.remove(c)
+            ignored[c] = (
+                f"text with {frame[c].nunique()} distinct values in {len(frame)} rows, an id or a name: "
+                "list it under preprocessing.categorical.columns to use it"
+            )
+    listing = "numeric" if pre.numeric.columns is not None else "categorical"
     for c in free:
         if c not in numeric and c not in categorical and c not in ignored:
-            key = (
-                "preprocessing.numeric.columns"
-                if pre.numeric.columns is not None
-                else "preprocessing.categorical.columns"
-            )
-            ignored[c] = f"not listed in {key}"
-    if pre.window is not None:
-        ignored.pop(data.target_column, None)
-    cols = Columns(numeric, categorical, {c: w for c, w in ignored.items() if c in names})
+            ignored[c] = f"not listed in preprocessing.{listing}.columns"
+    cols = Columns(numeric, categorical, ignored)
     if not numeric and not categorical:
         raise DataError(
             f"{source}: no feature columns are left (the file has {', '.join(names)}; "
             f"ignored: {', '.join(f'{c} ({w})' for c, w in cols.ignored.items())})"
         )
-    for c in categorical:
-        distinct = frame[c].nunique()
-        if len(frame) >= 20 and distinct > ID_SHARE * len(frame):
-            cols.notes.append(
-                f"{source}: categorical column {c!r} has {distinct} distinct values in {len(frame)} rows, "
-                "so it tells rows apart more than it describes them (an id or a name?): "
-                "add it to data.drop, or set preprocessing.categorical.encode: embedding"
-            )
+    cols.notes += [
+        f"{source}: categorical column {c!r} has {frame[c].nunique()} distinct values in {len(frame)} "
+        "rows, so it tells rows apart more than it describes them (an id or a name?): add it to "
+        "data.drop, or set preprocessing.categorical.encode: embedding"
+        for c in categorical
+        if _id_like(frame[c])
+    ]
     return cols
+
+
+def _set_aside(config: Config, frame: pd.DataFrame, names: list[str]) -> dict[str, str]:
+    """Columns that are not features, by why: data.drop, the target (a feature of a series), the time
+    and split columns, and pandas' unnamed row numbers."""
+    data = config.data
+    ignored = {c: "data.drop" for c in data.drop}
+    roles = {data.time_column: "the time column", data.split.column: "the split column"}
+    if config.preprocessing.window is None:
+        roles[data.target_column] = "the target"
+    for column, why in roles.items():
+        if column in names:
+            ignored.setdefault(column, why)
+    for c in names:
+        if c.startswith("Unnamed: ") and c not in ignored and _is_row_number(frame[c]):
+            ignored[c] = "a row number (an index written without a name, as pandas does)"
+    return ignored
+
+
+def _id_like(values: pd.Series) -> bool:
+    return len(values) >= 20 and values.nunique() > ID_SHARE * len(values)
 
 
 def _is_row_number(values: pd.Series) -> bool:

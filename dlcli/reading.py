@@ -194,11 +194,13 @@ def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
     implied = TEXT_SUFFIXES.get(path.suffix.lower())
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
         sample = handle.read(1 << 16)
-    if implied is not None and implied in sample.split("\n", 1)[0]:
-        return implied  # a .csv with commas: nothing to sniff
+    if implied is not None and (implied in sample.split("\n", 1)[0] or not sample.strip()):
+        return implied  # a .csv with commas (or empty: pandas says so): nothing to sniff
     try:
         found = csv.Sniffer().sniff(sample, delimiters=SNIFFED).delimiter
     except csv.Error:
+        if implied is not None:
+            return implied  # one column, no separator at all
         raise DataError(
             f"{path}: cannot tell what separates the values (tried {', '.join(map(repr, SNIFFED))}); "
             "set data.sep (e.g. sep: ',' or sep: whitespace)"

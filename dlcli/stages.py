@@ -134,8 +134,6 @@ def run(job: Job) -> TrainResult:
         if tracker is not None:
             record.save()  # with the MLflow run id, for --resume
             job.listener = tracking.Relay(job.listener, tracker)
-        if job.listener is not None and hasattr(job.listener, "notes"):
-            job.listener.notes(prepared.notes(job.config))  # before the epoch lines they explain
         result = _train(job)
     except Interrupted as exc:
         _finish(record, tracker, "interrupted", str(exc))
@@ -234,6 +232,8 @@ def _fit(job: Job, model, plan: train_mod.FitPlan) -> tuple[int, int | None]:
     config, run_dir, halt, timings, placement = job.config, job.run_dir, plan.halt, job.timings, job.placement
     resume_from = run_dir.resolve() if placement.chief else "<the chief's run directory>"
     clock = time.perf_counter()
+    if plan.listener is not None and hasattr(plan.listener, "notes"):
+        plan.listener.notes(job.prepared.notes(config))  # before the epoch lines they explain
     try:
         with train_mod.stop_on_signals(halt):
             timer = train_mod.fit(model, plan)

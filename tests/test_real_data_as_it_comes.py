@@ -7,15 +7,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONFIGS, dlcli, latest_run, ok, read_json
+from conftest import CONFIGS, latest_run, read_json
 
 pytestmark = pytest.mark.slow
+#: Short runs without plots or TensorBoard: these tests compare two runs of the same length.
+SHORT = ["-q", "-o", "train.plots=false", "-o", "train.tensorboard=false"]
 
 
-def test_a_headerless_copy_of_housing_gives_the_same_r2(tmp_path, shared_data):
-    env = {"DLCLI_DATA_DIR": str(shared_data)}
-    short = ["-q", "-o", "train.epochs=4"]
-    ok(dlcli("train", str(CONFIGS / "housing.yaml"), *short, cwd=tmp_path, env=env))
+def _ok(cli, *args: str) -> str:
+    """`dlcli ARGS` in this process (TensorFlow imported once); its stderr, unwrapped."""
+    code, out, err = cli(*args)
+    assert code == 0, f"exit {code}\n{out}\n{err}"
+    return " ".join(err.split())
+
+
+def test_a_headerless_copy_of_housing_gives_the_same_r2(cli, tmp_path, shared_data):
+    short = [*SHORT, "-o", "train.epochs=3"]
+    _ok(cli, "train", str(CONFIGS / "housing.yaml"), *short)
     original = read_json(latest_run(tmp_path, "housing") / "metrics.json")["test"]
 
     pd.read_csv(shared_data / "housing.csv").to_csv(tmp_path / "housing.data", header=False, index=False)
@@ -31,8 +39,8 @@ def test_a_headerless_copy_of_housing_gives_the_same_r2(tmp_path, shared_data):
         .replace("target: median_house_value", "target: column_9")
         .replace("columns: [ocean_proximity], ", "")
     )
-    proc = ok(dlcli("train", str(config), *short, cwd=tmp_path, env=env))
-    assert "no header row (its first row, '-122.23', '37.88'" in proc.stderr
+    err = _ok(cli, "train", str(config), *short)
+    assert "no header row (its first row, '-122.23', '37.88'" in err
     run = latest_run(tmp_path, "headerless")
     assert sum(read_json(run / "run.json")["data"]["rows"].values()) == 20640  # every row, none a header
     headerless = read_json(run / "metrics.json")["test"]
@@ -59,10 +67,10 @@ def _temperature_config(tmp_path, name: str, path: str, series: str, epochs: int
     )
     config = tmp_path / f"{name}.yaml"
     config.write_text(text)
-    return config, ["-q", "-o", f"train.epochs={epochs}"]
+    return config, [*SHORT, "-o", f"train.epochs={epochs}"]
 
 
-def test_temperature_with_gaps_interpolated_is_close_to_the_full_file(tmp_path, shared_data):
+def test_temperature_with_gaps_interpolated_is_close_to_the_full_file(cli, tmp_path, shared_data):
     frame = pd.read_csv(shared_data / "daily-min-temperatures.csv")
     frame.to_csv(tmp_path / "full.csv", index=False)
     gaps = frame.copy()
@@ -71,11 +79,10 @@ def test_temperature_with_gaps_interpolated_is_close_to_the_full_file(tmp_path, 
     gaps.to_csv(tmp_path / "gaps.csv", index=False)
 
     config, short = _temperature_config(tmp_path, "full", "full.csv", "{}")
-    ok(dlcli("train", str(config), *short, cwd=tmp_path))
+    _ok(cli, "train", str(config), *short)
     full = read_json(latest_run(tmp_path, "full") / "metrics.json")["test"]
     config, short = _temperature_config(tmp_path, "gaps", "gaps.csv", "{missing: interpolate}")
-    proc = ok(dlcli("train", str(config), *short, cwd=tmp_path))
-    flat = " ".join(proc.stderr.split())
+    flat = _ok(cli, "train", str(config), *short)
     # the file itself lacks two days (1984-12-31, 1988-12-31): inserted, then filled with the 182 blanks
     assert "2 time steps missing from the daily series (the first 1984-12-31 00:00:00) were inserted" in flat
     assert "184 rows with empty cells in Temp: interpolate (preprocessing.series.missing)" in flat
@@ -83,11 +90,11 @@ def test_temperature_with_gaps_interpolated_is_close_to_the_full_file(tmp_path, 
     assert gapped["mae"] <= 1.05 * full["mae"], (gapped, full)
 
 
-def test_a_trending_temperature_series_beats_persistence_with_differencing(tmp_path, shared_data):
+def test_a_trending_temperature_series_beats_persistence_with_differencing(cli, tmp_path, shared_data):
     frame = pd.read_csv(shared_data / "daily-min-temperatures.csv")
     frame["Temp"] = (frame["Temp"] + 0.02 * np.arange(len(frame))).round(3)  # +73 °C over ten years
     frame.to_csv(tmp_path / "trend.csv", index=False)
     config, short = _temperature_config(tmp_path, "trend", "trend.csv", "{difference: 1}")
-    ok(dlcli("train", str(config), *short, cwd=tmp_path))
+    _ok(cli, "train", str(config), *short)
     test = read_json(latest_run(tmp_path, "trend") / "metrics.json")["test"]
     assert test["mae"] < test["naive_mae"], test
