@@ -391,7 +391,9 @@ def test_series_gaps_are_an_error_naming_the_fix_then_interpolated(cli, tmp_path
     _, err = _run(cli, "train", str(_series_config(tmp_path, "{}")), "-q", code=2)
     assert "target 'y' line" in err and "is empty (12 of 240 rows)" in err
     assert "(for a series: preprocessing.series.missing: interpolate or ffill)" in err
-    _, err = _run(cli, "train", str(_series_config(tmp_path, "{missing: interpolate}")), "-q")
+    _, err = _run(
+        cli, "train", str(_series_config(tmp_path, "{missing: interpolate}")), "-q", "-o", "train.epochs=2"
+    )
     assert "12 rows with empty cells in y: interpolate (preprocessing.series.missing)" in err
 
 
@@ -443,11 +445,12 @@ def test_hours_missing_from_a_series_are_inserted_and_filled(cli, tmp_path):
     kept = frame.drop(index=[20, 21, 22, 150, 151, 299 - 40])  # six hours never logged
     kept.to_csv(tmp_path / "s.csv", index=False)
     _, err = _run(cli, "validate", str(_series_config(tmp_path, "{}")))
-    _, err = _run(cli, "train", str(_series_config(tmp_path, "{}")), "-q")  # not silently: a note
+    short = ("-q", "-o", "train.epochs=2")
+    _, err = _run(cli, "train", str(_series_config(tmp_path, "{}")), *short)  # not silently: a note
     assert (
         "6 time steps are missing from the hourly series (the first 2026-01-01 20:00:00); windows run" in err
     )
-    _, err = _run(cli, "train", str(_series_config(tmp_path, "{missing: interpolate}")), "-q")
+    _, err = _run(cli, "train", str(_series_config(tmp_path, "{missing: interpolate}")), *short)
     assert "6 time steps missing from the hourly series (the first 2026-01-01 20:00:00) were inserted" in err
     assert "6 rows with empty cells in y: interpolate (preprocessing.series.missing)" in err
     assert sum(read_json(_latest(tmp_path) / "run.json")["data"]["rows"].values()) == 300
