@@ -3,6 +3,7 @@
 python data/make_ci_data.py
 """
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,22 @@ def series(rng: np.random.Generator, n: int = 300) -> pd.DataFrame:
     return pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "value": value.round(3)})
 
 
+def text(rng: np.random.Generator, n: int = 240) -> pd.DataFrame:
+    """Short messages, spam or ham by their words, a few with a stray double quote (as the SMS Spam
+    Collection has); written as a headerless TSV."""
+    spam = ["free", "win", "prize", "cash", "claim", "urgent", "offer", "txt"]
+    ham = ["lunch", "later", "home", "thanks", "meeting", "tonight", "call", "love"]
+    filler = ["the", "a", "you", "now", "to", "is", "my", "ok", "see", "at"]
+    label = rng.choice(["ham", "spam"], n, p=[0.7, 0.3])
+    messages = []
+    for y in label:
+        own = spam if y == "spam" else ham
+        words = [*rng.choice(own, rng.integers(2, 4)), *rng.choice(filler, rng.integers(2, 6))]
+        message = " ".join(rng.permutation(words))
+        messages.append(message + ' "' if rng.random() < 0.05 else message.capitalize() + "!")
+    return pd.DataFrame({"label": label, "message": messages})
+
+
 def images() -> dict[str, np.ndarray]:
     """scikit-learn's 8x8 digits as uint8 arrays in the Keras NPZ layout."""
     digits = load_digits()
@@ -51,6 +68,7 @@ def main() -> None:
     regression(rng).to_csv(HERE / "tiny_regression.csv", index=False)
     binary(rng).to_csv(HERE / "tiny_binary.csv", index=False)
     series(rng).to_csv(HERE / "tiny_series.csv", index=False)
+    text(rng).to_csv(HERE / "tiny_text.tsv", sep="\t", header=False, index=False, quoting=csv.QUOTE_NONE)
     np.savez_compressed(HERE / "tiny_digits.npz", **images())
 
 

@@ -82,7 +82,53 @@ def static_problems(raw: dict) -> list[Problem]:
         *_series(raw),
         *_schedule(raw),
         *_binary_metrics(raw),
+        *_text(raw),
     ]
+
+
+def _text(raw: dict) -> list[Problem]:
+    """preprocessing.text against the rest of the config: what its output feeds, and where it can be."""
+    text = _get(raw, "preprocessing", "text")
+    if not isinstance(text, dict):
+        return []
+    problems: list[Problem] = []
+    key = ("preprocessing", "text")
+    mode = text.get("output_mode", "int")
+    first = _get(raw, "model", "layers", 0)
+    first = next(iter(first)) if isinstance(first, dict) and first else None
+    if _get(raw, "preprocessing", "window") is not None:
+        problems.append((key, "text columns are for tables; a series (preprocessing.window) reads numbers"))
+    arrays = _get(raw, "data", "dataset") in ("mnist", "fashion_mnist", "cifar10")
+    if arrays or str(_get(raw, "data", "path")).lower().endswith(".npz"):
+        problems.append((key, "text columns need a table (CSV, TSV, Parquet, JSON lines), not image arrays"))
+    if mode == "int" and first is not None and first != "Embedding":
+        problems.append(
+            (
+                ("model", "layers", 0, first),
+                "output_mode int (preprocessing.text) gives sequences of token numbers, which an "
+                "Embedding turns into vectors: start model.layers with `- Embedding: {output_dim: 64}` "
+                "(input_dim comes from the vocabulary), or set preprocessing.text.output_mode to "
+                "tf_idf, multi_hot or count for Dense layers",
+            )
+        )
+    columns = text.get("columns")
+    if mode == "int" and isinstance(columns, list) and len(columns) > 1:
+        problems.append(
+            (
+                (*key, "columns"),
+                f"output_mode int feeds one column's sequence to the Embedding (got {len(columns)} "
+                "columns): join the texts into one column, or use output_mode tf_idf, multi_hot or count",
+            )
+        )
+    if mode != "int" and text.get("output_sequence_length") is not None:
+        problems.append(
+            ((*key, "output_sequence_length"), f"applies to output_mode int (this is {mode}): remove it")
+        )
+    if _get(raw, "model", "input_shape") is not None:
+        problems.append(
+            (("model", "input_shape"), "with text columns the inputs are named columns: remove input_shape")
+        )
+    return problems
 
 
 def _series(raw: dict) -> list[Problem]:
@@ -304,6 +350,17 @@ def _layers(raw: dict) -> list[Problem]:
                     ((*where, arg), f"unknown activation {value!r}{suggest(value, known['activations'])}")
                 )
         missing = [a for a in spec["required"] if a not in kwargs]
+        if name == "Embedding" and "input_dim" in missing:
+            missing.remove("input_dim")
+            if not _int_text(raw):  # else the vocabulary's size
+                problems.append(
+                    (
+                        where,
+                        "Embedding needs input_dim, the number of distinct token numbers it reads; "
+                        "with preprocessing.text (output_mode: int) it is the vocabulary's size and "
+                        "may be left out",
+                    )
+                )
         if missing:
             problems.append(
                 (
@@ -312,6 +369,11 @@ def _layers(raw: dict) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _int_text(raw: dict) -> bool:
+    text = _get(raw, "preprocessing", "text")
+    return isinstance(text, dict) and text.get("output_mode", "int") == "int"
 
 
 def _optimizer(raw: dict) -> list[Problem]:

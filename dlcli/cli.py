@@ -120,6 +120,7 @@ def train(
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
     out.print(f"[bold green]done[/] {result.epochs} epochs{best} → {result.run_dir}", highlight=False)
     out.print(_metrics_table(result.metrics))
+    _print_per_class(result.metrics)
 
 
 @app.command()
@@ -140,7 +141,9 @@ def evaluate(
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:
-        out.print(_metrics_table({"test" if data is None else str(data): metrics}))
+        split = {"test" if data is None else str(data): metrics}
+        out.print(_metrics_table(split))
+        _print_per_class(split)
 
 
 @app.command()
@@ -338,6 +341,24 @@ def _metrics_table(metrics: dict[str, dict]) -> Table:
     for name in names:
         table.add_row(name, *(_fmt(metrics[s].get(name)) for s in splits))
     return table
+
+
+#: Classes beyond this many are left to metrics.json (per_class) rather than printed.
+MAX_PRINTED_CLASSES = 20
+
+
+def _print_per_class(metrics: dict[str, dict]) -> None:
+    """Precision, recall, F1 and support of each class on the test split (else the last one scored)."""
+    split = "test" if "test" in metrics else list(metrics)[-1]
+    per_class = metrics[split].get("per_class")
+    if not per_class or len(per_class) > MAX_PRINTED_CLASSES:
+        return
+    table = Table(show_edge=False, header_style="bold", title=f"per class ({split})", title_justify="left")
+    for name in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(name, justify="left" if name == "class" else "right")
+    for label, values in per_class.items():
+        table.add_row(escape(label), *(_fmt(values[k]) for k in ("precision", "recall", "f1", "support")))
+    out.print(table)
 
 
 def _fmt(value) -> str:

@@ -31,14 +31,17 @@ class Columns:
     categorical: list[str]
     ignored: dict[str, str] = field(default_factory=dict)  # column → why
     notes: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
 
     def describe(self) -> dict:
         """run.json's `data.columns`."""
-        return {"numeric": self.numeric, "categorical": self.categorical, "ignored": self.ignored}
+        described = {"numeric": self.numeric, "categorical": self.categorical}
+        return {**described, **({"text": self.text} if self.text else {}), "ignored": self.ignored}
 
     def summary(self) -> str:
         line = "columns used:"
-        for kind, names in (("numeric", self.numeric), ("categorical", self.categorical)):
+        kinds = (("numeric", self.numeric), ("categorical", self.categorical), ("text", self.text))
+        for kind, names in kinds:
             if names:
                 line += f" {len(names)} {kind} ({', '.join(names)})"
         others = {c: why for c, why in self.ignored.items() if why != "the target"}
@@ -55,7 +58,9 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "") -> Columns:
     names = [str(c) for c in frame.columns]
     _check_listed(config, names)
     ignored = _set_aside(config, frame, names)
-    free = [c for c in names if c not in ignored]
+    text = list(pre.text.columns) if pre.text is not None else []
+    _check_text(config, frame, text, source)
+    free = [c for c in names if c not in ignored and c not in text]
     listed_categorical = pre.categorical.columns
     if pre.numeric.columns is not None:
         numeric = list(pre.numeric.columns)
@@ -75,8 +80,15 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "") -> Columns:
     for c in free:
         if c not in numeric and c not in categorical and c not in ignored:
             ignored[c] = f"not listed in preprocessing.{listing}.columns"
-    cols = Columns(numeric, categorical, ignored)
-    if not numeric and not categorical:
+    cols = Columns(numeric, categorical, ignored, text=text)
+    if pre.text is not None and pre.text.output_mode == "int" and (numeric or categorical):
+        raise DataError(
+            f"{config.where('preprocessing', 'text', 'output_mode')}: int gives token sequences for an "
+            "Embedding, which cannot take the other feature columns too "
+            f"({', '.join(numeric + categorical)}): "
+            "add them to data.drop, or use output_mode: tf_idf, multi_hot or count to combine them"
+        )
+    if not numeric and not categorical and not text:
         raise DataError(
             f"{source}: no feature columns are left (the file has {', '.join(names)}; "
             f"ignored: {', '.join(f'{c} ({w})' for c, w in cols.ignored.items())})"
@@ -129,6 +141,7 @@ def _check_listed(config: Config, names: list[str]) -> None:
         (("data", "drop"), config.data.drop),
         (("preprocessing", "numeric", "columns"), pre.numeric.columns or []),
         (("preprocessing", "categorical", "columns"), pre.categorical.columns or []),
+        (("preprocessing", "text", "columns"), pre.text.columns if pre.text is not None else []),
     ):
         for i, name in enumerate(listed):
             if name not in names:
@@ -138,6 +151,24 @@ def _check_listed(config: Config, names: list[str]) -> None:
                 )
     if problems:
         raise DataError("\n".join(problems))
+
+
+def _check_text(config: Config, frame: pd.DataFrame, text: list[str], source: str) -> None:
+    """Columns listed as text hold words, not numbers."""
+    import pandas as pd
+
+    for i, column in enumerate(text):
+        values = frame[column]
+        if _is_text(values) or values.isna().all():
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        first = numbers.index[numbers.notna().argmax()]
+        raise DataError(
+            f"{config.where('preprocessing', 'text', 'columns', i)}: column {column!r} holds numbers, not "
+            f"text ({int(numbers.notna().sum())} of {len(values)} values are numbers, the first "
+            f"{values[first]!r} at {source} {row_where(source, first)}): list it under "
+            "preprocessing.numeric.columns, or categorical.columns if the numbers name categories"
+        )
 
 
 def _is_text(values: pd.Series) -> bool:

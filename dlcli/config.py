@@ -187,6 +187,36 @@ class ImageConfig(_Strict):
     rescale: float | None = Field(None, description="Multiplies pixels inside the model, e.g. 1/255.")
 
 
+class TextConfig(_Strict):
+    """Columns of free text, turned into numbers by a keras TextVectorization inside the model (adapted
+    on the train split only), so the saved model takes raw strings. Argument names are Keras'."""
+
+    columns: list[str] = Field(min_length=1, description="The columns of free text (a message, a review).")
+    output_mode: Literal["int", "multi_hot", "count", "tf_idf"] = Field(
+        "int",
+        description="int: a sequence of token numbers per text, for an Embedding first layer (then "
+        "pooling, LSTM or Conv1D); multi_hot, count, tf_idf: one vector per text over the vocabulary, "
+        "for Dense layers, side by side with the numeric and categorical columns.",
+    )
+    max_tokens: Annotated[int, Field(ge=3)] | None = Field(
+        20000, description="The vocabulary's size at most (the most frequent tokens of the train split)."
+    )
+    ngrams: Annotated[int, Field(ge=1, le=5)] | None = Field(
+        None, description="Also count word n-grams up to this length (2: words and pairs of words)."
+    )
+    output_sequence_length: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="output_mode int: pad or cut every sequence to this many tokens (default: the "
+        "longest text of each batch).",
+    )
+    standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation"] | None = Field(
+        "lower_and_strip_punctuation", description="How text is normalised before it is split."
+    )
+    split: Literal["whitespace", "character"] = Field(
+        "whitespace", description="Tokens are words (whitespace) or characters."
+    )
+
+
 class WindowConfig(_Strict):
     length: int = Field(gt=0, description="Time steps in each input window.")
     horizon: int = Field(1, ge=1, description="How many steps after the window's last one to predict.")
@@ -214,6 +244,9 @@ class PreprocessingConfig(_Strict):
     categorical: CategoricalConfig = Field(CategoricalConfig(), description="Text columns: one-hot encoding.")
     target: TargetConfig = Field(TargetConfig(), description="The column to predict.")
     image: ImageConfig = Field(ImageConfig(), description="Image arrays (NPZ files, Keras datasets).")
+    text: TextConfig | None = Field(
+        None, description="Free-text columns, vectorized inside the model (Keras TextVectorization)."
+    )
     window: WindowConfig | None = Field(
         None, description="Time series: sliding windows of rows, each predicting a later target value."
     )
@@ -468,7 +501,17 @@ def _pydantic_errors(raw: dict) -> list[dict]:
 
 
 def _resolve_paths(config: Config, base: Path) -> None:
+    """Relative paths are the config folder's; one that is not there but is in the offline mirror
+    ($DLCLI_DATA_DIR, as for data.url) is read from the mirror."""
+    import os
+
+    mirror = os.environ.get("DLCLI_DATA_DIR")
     for key in ("path", "test_path"):
         value = getattr(config.data, key)
-        if value is not None and "://" not in value:
-            setattr(config.data, key, str((base / Path(value).expanduser()).resolve()))
+        if value is None or "://" in value:
+            continue
+        resolved = (base / Path(value).expanduser()).resolve()
+        if not resolved.exists() and mirror and not Path(value).is_absolute():
+            mirrored = (Path(mirror).expanduser() / value).resolve()
+            resolved = mirrored if mirrored.exists() else resolved
+        setattr(config.data, key, str(resolved))

@@ -14,6 +14,8 @@ from dlcli.errors import ConfigError
 if TYPE_CHECKING:
     import keras
 
+    from dlcli.text import TextVectorizer
+
 
 def layer_class(name: str, where: str) -> type:
     import keras
@@ -48,13 +50,22 @@ def check_layer_arguments(config: Config) -> None:
         where = config.where("model", "layers", i, name)
         try:
             with tf.Graph().as_default(), mock.patch.object(tf.config, "list_logical_devices", visible):
-                layer_class(name, where)(**(kwargs or {}))
+                layer_class(name, where)(**_with_placeholders(config, name, kwargs or {}))
         except ConfigError as exc:
             problems.extend(exc.problems)
         except Exception as exc:  # noqa: BLE001 - a constructor may raise anything on a bad value
             problems.append(f"{where}: {type(exc).__name__}: {exc}")
     if problems:
         raise ConfigError(problems)
+
+
+def _with_placeholders(config: Config, name: str, kwargs: dict) -> dict:
+    """An Embedding on int text sequences takes its input_dim from the vocabulary, known only once
+    the data is read: checked with a stand-in value."""
+    text = config.preprocessing.text
+    if name == "Embedding" and "input_dim" not in kwargs and text is not None and text.output_mode == "int":
+        return {**kwargs, "input_dim": 2}
+    return kwargs
 
 
 def build(
@@ -64,8 +75,11 @@ def build(
     n_classes: int | None,
     rescale: float | None = None,
     embeddings: list[tuple[str, int, int]] = (),
+    text: TextVectorizer | None = None,
 ) -> keras.Model:
     """A functional model: Input (shape and dtype from the data) → optional rescale/reshape → layers.
+    With text columns the inputs are named: `features` (numeric and categorical, when there are any)
+    and one string input per text column, vectorized inside the model.
 
     With `train.mixed_precision` every layer but the last computes in 16 bits; the global dtype policy
     is restored afterwards, so nothing else in the process is affected.
@@ -75,14 +89,17 @@ def build(
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.train.mixed_precision or "float32")
     try:
-        return _build(config, input_shape, input_dtype, n_classes, rescale, embeddings)
+        return _build(config, input_shape, input_dtype, n_classes, rescale, embeddings, text)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
-def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=()) -> keras.Model:
+def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), text=None) -> keras.Model:
     import keras
 
+    if text is not None:
+        inputs, x = _text_inputs(input_shape[0] - text.width, embeddings, text)
+        return _stack(config, inputs, x, n_classes, text)
     inputs = keras.Input(shape=tuple(input_shape), dtype=input_dtype, name="inputs")
     x = _embedded(inputs, embeddings) if embeddings else inputs
     if rescale is not None or input_dtype not in ("float32", "float64"):
@@ -97,6 +114,14 @@ def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=()) 
                 f"{_size(input_shape)})"
             )
         x = keras.layers.Reshape(tuple(wanted), name="reshape")(x)
+    return _stack(config, inputs, x, n_classes)
+
+
+def _stack(config, inputs, x, n_classes, text=None) -> keras.Model:
+    """The configured layers on `x`, checked against the task. An Embedding without `input_dim` on
+    int text sequences gets the vocabulary's size."""
+    import keras
+
     last = len(config.model.layers) - 1
     for i, spec in enumerate(config.model.layers):
         ((name, kwargs),) = spec.items()
@@ -105,6 +130,8 @@ def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=()) 
         kwargs = dict(kwargs or {})
         if i == last and config.train.mixed_precision:
             kwargs.setdefault("dtype", "float32")  # softmax and the loss stay in float32
+        if name == "Embedding" and "input_dim" not in kwargs and text is not None:
+            kwargs["input_dim"] = text.vocabulary_size(0)
         try:
             x = cls(**kwargs)(x)
         except (TypeError, ValueError) as exc:
@@ -112,6 +139,23 @@ def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=()) 
     model = keras.Model(inputs, x, name=config.name)
     _check_output(config, model, n_classes)
     return model
+
+
+def _text_inputs(width: int, embeddings, text: TextVectorizer):
+    """Named inputs (`features` when there are feature columns, one string input per text column)
+    and what the first configured layer reads: the vectors side by side, or the int sequence."""
+    import keras
+
+    inputs, parts = {}, []
+    if width:
+        features = keras.Input(shape=(width,), dtype="float32", name="features")
+        inputs["features"] = features
+        parts.append(_embedded(features, embeddings) if embeddings else features)
+    for name, layer in text.layers():
+        raw = keras.Input(shape=(), dtype="string", name=name)
+        inputs[name] = raw
+        parts.append(layer(raw))
+    return inputs, parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features_and_text")(parts)
 
 
 def _embedded(inputs, embeddings):

@@ -14,13 +14,23 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def as_tensor(x: np.ndarray):
+def rows(x) -> int:
+    """Examples in `x`: an array, or a dict of named model inputs (text columns beside features)."""
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def as_tensor(x):
     """A tensor over `x`'s own memory when TensorFlow can use it in place (64-byte aligned and
-    contiguous, see arrays.py), else a copy. The tensor keeps `x` alive; nothing writes to either."""
+    contiguous, see arrays.py), else a copy; a dict of named inputs gives a dict of tensors (strings
+    for text). The tensor keeps `x` alive; nothing writes to either."""
     import tensorflow as tf
 
     from dlcli.arrays import is_aligned
 
+    if isinstance(x, dict):
+        return {name: as_tensor(value) for name, value in x.items()}
+    if x.dtype == object:  # raw text
+        return tf.constant(x, dtype=tf.string)
     if is_aligned(x) and x.dtype.kind in "uif" and x.size:
         return tf.experimental.dlpack.from_dlpack(x.__dlpack__())
     return tf.constant(x)
@@ -65,7 +75,7 @@ def training_dataset(
     """
     import tensorflow as tf
 
-    xs, ys, n = as_tensor(x), as_tensor(y), len(x)
+    xs, ys, n = as_tensor(x), as_tensor(y), rows(x)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 
     def one_epoch(_):
@@ -74,11 +84,15 @@ def training_dataset(
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     steps = -(-n // batch_size)
+
+    def take(idx):  # one gather per batch and input
+        return tf.nest.map_structure(lambda t: tf.gather(t, idx), xs)
+
     if weights is None:
-        gather = lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx))  # noqa: E731 - one gather per batch
+        gather = lambda idx: (take(idx), tf.gather(ys, idx))  # noqa: E731
     else:
         ws = as_tensor(weights.astype("float32"))
-        gather = lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx), tf.gather(ws, idx))  # noqa: E731
+        gather = lambda idx: (take(idx), tf.gather(ys, idx), tf.gather(ws, idx))  # noqa: E731
     ds = (
         tf.data.Dataset.from_tensors(0)
         .flat_map(one_epoch)

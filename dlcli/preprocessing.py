@@ -18,6 +18,7 @@ from dlcli import columns as columns_mod
 from dlcli.checks import suggest
 from dlcli.config import Config
 from dlcli.errors import ConfigError, DataError, RunError
+from dlcli.text import TextVectorizer
 from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
 
 if TYPE_CHECKING:
@@ -37,10 +38,12 @@ class Preprocessor:
         window: dict | None = None,
         image: dict | None = None,
         time_column: str | None = None,
+        text: TextVectorizer | None = None,
     ):
         self.kind, self.task, self.label_mode = kind, task, label_mode
         self.target_encoder, self.numeric, self.categorical = target, numeric, categorical
         self.window, self.image, self.time_column = window, image, time_column
+        self.text = text
         self.warnings: list[str] = []
 
     # ---- fitting -------------------------------------------------------------------------------
@@ -73,6 +76,9 @@ class Preprocessor:
             categorical = CategoricalEncoder(
                 cols.categorical, pre.categorical.impute, pre.categorical.fill_value, pre.categorical.encode
             )
+            text = None
+            if pre.text is not None:
+                text = TextVectorizer(cols.text, **pre.text.model_dump(exclude={"columns"}))
             prep = cls(
                 kind,
                 task,
@@ -82,12 +88,15 @@ class Preprocessor:
                 categorical,
                 window,
                 time_column=config.data.time_column,
+                text=text,
             )
             try:
                 numeric.fit(prep._series_input(train))
             except DataError as exc:
                 raise DataError(f"{source}: {exc}") from None
             categorical.fit(train)
+            if text is not None:
+                text.fit(train, source)
             y = columns_mod.target_values(train, target.column, task, source)
             if prep.differenced:  # the target is the change over `horizon` steps
                 horizon = pre.window.horizon
@@ -116,10 +125,16 @@ class Preprocessor:
 
     # ---- shapes the model needs ----------------------------------------------------------------
     @property
+    def feature_width(self) -> int:
+        """Values per row in the numeric and categorical feature vector (text not included)."""
+        return len(self.numeric.columns) + self.categorical.width
+
+    @property
     def input_shape(self) -> list[int]:
+        """One example's shape as the first layer sees it (text vectors appended to the features)."""
         if self.kind == "image":
             return self.image["shape"]
-        width = len(self.numeric.columns) + self.categorical.width
+        width = self.feature_width + (self.text.width if self.text else 0)
         return [self.window["length"], width] if self.kind == "timeseries" else [width]
 
     @property
@@ -146,7 +161,9 @@ class Preprocessor:
 
     @property
     def input_columns(self) -> list[str]:
-        return [*self.numeric.columns, *self.categorical.columns] if self.numeric else []
+        if not self.numeric:
+            return []
+        return [*self.numeric.columns, *self.categorical.columns, *(self.text.columns if self.text else [])]
 
     # ---- transforming --------------------------------------------------------------------------
     def features(self, part: Any, source: str = "") -> np.ndarray:
@@ -179,7 +196,11 @@ class Preprocessor:
                 f"{source}: categories not seen in training ({counts}) encode as "
                 f"{unseen[self.categorical.encode]}"
             )
-        return np.concatenate(blocks, axis=1)
+        features = np.concatenate(blocks, axis=1)
+        if self.text is None:
+            return features
+        # the model's named inputs: the feature vector (when there is one) and each raw text column
+        return {**({"features": features} if self.feature_width else {}), **self.text.inputs(part)}
 
     def match_labels(self, part: Any, source: str) -> Any:
         """A labelled table whose labels differ from the training classes only by spaces or a trailing
@@ -341,6 +362,7 @@ class Preprocessor:
             window=self.window,
             image=self.image,
             time_column=self.time_column,
+            text=self.text.get_state() if self.text else None,
         )
         return state.model_dump_json(indent=2)
 
@@ -372,6 +394,7 @@ class Preprocessor:
             state["window"],
             state["image"],
             state["time_column"],
+            TextVectorizer.from_state(state["text"]) if state["text"] else None,
         )
 
 

@@ -151,7 +151,7 @@ def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bo
     names = None
     if not header:
         names = _names(path, reading, first, labelled)
-    elif reading.columns is not None and list(reading.columns) != first:
+    elif reading.columns is not None and not set(first) <= set(reading.columns):
         raise DataError(
             f"{reading.key('columns')}: the header row of {path} is {', '.join(first)}, not the names "
             f"given ({', '.join(reading.columns)}); set data.header: false if the first row is data, or "
@@ -196,8 +196,11 @@ def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
         sample = handle.read(1 << 16)
     if implied is not None and (implied in sample.split("\n", 1)[0] or not sample.strip()):
         return implied  # a .csv with commas (or empty: pandas says so): nothing to sniff
+    # a .csv or .tsv without its separator in the first line: another character (';') or one column;
+    # spaces separate words of a one-column text file, never its columns, unless data.sep says so
+    candidates = SNIFFED.replace(" ", "") if implied is not None else SNIFFED
     try:
-        found = csv.Sniffer().sniff(sample, delimiters=SNIFFED).delimiter
+        found = csv.Sniffer().sniff(sample, delimiters=candidates).delimiter
     except csv.Error:
         if implied is not None:
             return implied  # one column, no separator at all
@@ -233,8 +236,8 @@ def _has_header(path: Path, reading: Reading, first: list[str], notes: list[str]
     number), or data.columns names the columns and the first row is not those names."""
     if reading.header != "auto":
         return bool(reading.header)
-    if reading.columns is not None:
-        return list(reading.columns) == first
+    if reading.columns is not None:  # a header of some of those names (predict's input: no target)
+        return len(set(first)) == len(first) and set(first) <= set(reading.columns)
     if reading.target is not None and reading.target in first:
         return True
     data_like = [c for c in first if _is_number(c)]  # an empty cell: pandas' unnamed index column

@@ -15,18 +15,41 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def classification(compiled: dict[str, float], classes: list, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """`compiled` (the compiled loss and metrics, from pipeline.forward) plus accuracy, macro F1 and the
-    confusion matrix."""
+def classification(
+    compiled: dict[str, float],
+    classes: list,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    probs: np.ndarray | None = None,
+) -> dict:
+    """`compiled` (the compiled loss and metrics, from pipeline.forward) plus accuracy, macro F1, the
+    confusion matrix, each class's precision, recall, F1 and support (`per_class`, by label) and, for
+    two classes, the ROC AUC of the second class's probability."""
     import numpy as np
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = [c.item() if hasattr(c, "item") else c for c in classes]
     out = {k: float(v) for k, v in compiled.items()}
     out["accuracy"] = float(accuracy_score(y_true, y_pred))
     out["f1_macro"] = float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0))
+    if len(classes) == 2 and probs is not None and len(np.unique(y_true)) == 2:
+        out["roc_auc"] = float(roc_auc_score(y_true == classes[1], probs[:, 1]))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=classes, zero_division=0
+    )
+    out["per_class"] = {
+        str(label): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+        for label, p, r, f, n in zip(labels, precision, recall, f1, support, strict=True)
+    }
     out["confusion_matrix"] = {
-        "labels": [c.item() if hasattr(c, "item") else c for c in classes],
+        "labels": labels,
         "matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
     }
     return out

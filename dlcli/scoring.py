@@ -113,6 +113,6 @@ def score(prep: Preprocessor, config: Config, model, ex: Examples) -> tuple[dict
     else:
         # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
         outputs, compiled = pipeline.forward(model, ds, compiled=True)
-        predictions, _ = prep.decode(outputs)
-        metrics = report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions)
+        predictions, probs = prep.decode(outputs)
+        metrics = report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions, probs)
     return metrics, predictions

@@ -51,6 +51,7 @@ class Prepared:
     load_s: float
     prior: state_mod.ResumeState | None = None
     class_weight: dict[str, float] | None = None  # train.class_weight per class label
+    text: dict | None = None  # run.json's data.text: vocabulary sizes and out-of-vocabulary shares
 
     def describe(self) -> dict:
         """run.json's `data`."""
@@ -58,6 +59,8 @@ class Prepared:
         out = {"source": self.loaded.source, "sha256": self.loaded.sha256, "rows": rows}
         if self.loaded.columns is not None:
             out["columns"] = self.loaded.columns.describe()
+        if self.text is not None:
+            out["text"] = self.text
         if self.loaded.notes:
             out["notes"] = self.loaded.notes
         return out
@@ -67,6 +70,13 @@ class Prepared:
         notes = list(self.loaded.notes)
         if self.loaded.columns is not None:
             notes.append(self.loaded.columns.summary())
+        for column, described in (self.text or {}).items():
+            shares = described["oov_share"]
+            split = "test" if "test" in shares else "validation" if "validation" in shares else "train"
+            notes.append(
+                f"text column {column!r}: a vocabulary of {described['vocabulary_size']} tokens from the "
+                f"train split; {shares[split]:.1%} of the {split} split's words are out of it"
+            )
         target = self.prep.target_encoder
         if self.prep.task == "regression" and (target.scale != "none" or self.prep.differenced):
             what = "changes of the target" if self.prep.differenced else "target"
@@ -99,11 +109,13 @@ def prepare(
     else:
         prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source, loaded.columns)
     sets = scoring.split_examples(prep, loaded)
+    text = prep.text.describe(loaded.splits) if prep.text is not None else None
     weights = None
     if config.train.class_weight is not None:
         where = config.where("train", "class_weight")
         weights = prep.class_weights(config.train.class_weight, sets["train"].y, where)
-    return Prepared(loaded, prep, sets, deterministic, round(time.perf_counter() - clock, 3), prior, weights)
+    load_s = round(time.perf_counter() - clock, 3)
+    return Prepared(loaded, prep, sets, deterministic, load_s, prior, weights, text)
 
 
 @dataclass
@@ -183,7 +195,7 @@ def _build(job: Job):
     steps_per_execution = compute.steps_per_execution(config, placement.distributed)
     with placement.scope():  # variables (model, optimizer, metrics) are made in the strategy's scope
         model = model_mod.build(
-            config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale, prep.embeddings
+            config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale, prep.embeddings, prep.text
         )
         model_mod.compile_model(model, config, steps_per_execution)
         if prior is not None:
@@ -219,7 +231,7 @@ def _plan(job: Job) -> train_mod.FitPlan:
         run_dir,
         train_ds,
         val.dataset(prepared.prep, batch) if val is not None else None,
-        steps=-(-len(x) // batch),
+        steps=-(-pipeline.rows(x) // batch),
         epoch_var=epoch_var,
         listener=job.listener,
         prior=prior,

@@ -61,6 +61,18 @@ class ImageState(_Closed):
     rescale: Number | None
 
 
+class TextState(_Closed):
+    columns: list[StrictStr]
+    output_mode: Literal["int", "multi_hot", "count", "tf_idf"]
+    max_tokens: StrictInt | None
+    ngrams: StrictInt | None
+    output_sequence_length: StrictInt | None
+    standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation"] | None
+    split: Literal["whitespace", "character"]
+    vocabularies_: list[list[StrictStr]]
+    idf_weights_: list[list[Number]] | None
+
+
 class PreprocessingState(_Closed):
     format: Literal["dlcli.preprocessing/1"] = "dlcli.preprocessing/1"
     kind: Literal["table", "timeseries", "image"]
@@ -72,3 +84,4 @@ class PreprocessingState(_Closed):
     window: WindowState | None
     image: ImageState | None
     time_column: StrictStr | None
+    text: TextState | None = None  # absent in runs of dlcli before 0.4
