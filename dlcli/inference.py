@@ -101,7 +101,7 @@ def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: 
     """A table for tabular and time-series runs, read as the run's data was (header, separator,
     missing markers); `(x, y or None)` for image runs."""
     if prep.kind != "image":
-        reading = data_mod.Reading.of(config.data) if config is not None else None
+        reading = _reading(config.data, path) if config is not None else None
         frame = data_mod.read_table(path, reading, labelled=labelled)
         drop = config.data.drop if config is not None else []
         return frame.drop(columns=[c for c in drop if c in frame.columns])
@@ -113,6 +113,21 @@ def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: 
     if len(arrays) == 1:
         return (next(iter(arrays.values())), None)
     raise DataError(f"{path}: expected an array named x or x_test (it holds {', '.join(sorted(arrays))})")
+
+
+def _reading(data, path: Path) -> data_mod.Reading:
+    """How to read a file for evaluate or predict: as the training data was (header, column names,
+    missing markers, stripping); its separator and quoting too when it has the training file's
+    suffix, else those its own suffix implies (a CSV of messages written by pandas next to a TSV
+    read with `quoting: none`)."""
+    import dataclasses
+    from urllib.parse import urlparse
+
+    reading = data_mod.Reading.of(data)
+    trained_on = Path(data.path or urlparse(data.url or "").path)
+    if path.suffix.lower() != trained_on.suffix.lower():
+        reading = dataclasses.replace(reading, sep=None, quoting="minimal")
+    return reading
 
 
 def predict(
