@@ -1,6 +1,6 @@
 """Keras' public names — layers with their constructor arguments, optimizers, learning-rate
-schedules, losses, metrics and activations — readable without importing Keras, so `dlcli validate`
-checks them instantly.
+schedules, losses, metrics, activations and keras.applications models — readable without importing
+Keras, so `dlcli validate` checks them instantly.
 
 `keras_catalog.json` beside this file is generated from the Keras version named inside it:
 
@@ -72,8 +72,14 @@ def build() -> dict[str, Any]:
             and cls is not keras.optimizers.schedules.LearningRateSchedule
         ):
             schedules[name] = _arguments(cls, [])
+    applications = {}
+    for name in sorted(dir(keras.applications)):
+        fn = getattr(keras.applications, name)
+        if name[:1].isupper() and callable(fn) and "include_top" in inspect.signature(fn).parameters:
+            applications[name] = _arguments(fn, [])
     return {
         "keras": keras.__version__,
+        "applications": applications,
         "schedules": schedules,
         "layers": layers,
         "optimizers": optimizers,
@@ -85,7 +91,7 @@ def build() -> dict[str, Any]:
 
 def _arguments(cls: type, via_kwargs: list[str]) -> dict[str, Any]:
     """Named constructor arguments, plus `via_kwargs` when the constructor takes **kwargs."""
-    params = inspect.signature(cls.__init__).parameters.values()
+    params = inspect.signature(cls.__init__ if isinstance(cls, type) else cls).parameters.values()
     named = [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     required = [
         p.name

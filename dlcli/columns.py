@@ -32,15 +32,22 @@ class Columns:
     ignored: dict[str, str] = field(default_factory=dict)  # column → why
     notes: list[str] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
+    image: list[str] = field(default_factory=list)  # the column of image file paths
 
     def describe(self) -> dict:
         """run.json's `data.columns`."""
         described = {"numeric": self.numeric, "categorical": self.categorical}
-        return {**described, **({"text": self.text} if self.text else {}), "ignored": self.ignored}
+        extra = {kind: names for kind, names in (("text", self.text), ("image", self.image)) if names}
+        return {**described, **extra, "ignored": self.ignored}
 
     def summary(self) -> str:
         line = "columns used:"
-        kinds = (("numeric", self.numeric), ("categorical", self.categorical), ("text", self.text))
+        kinds = (
+            ("numeric", self.numeric),
+            ("categorical", self.categorical),
+            ("text", self.text),
+            ("image", self.image),
+        )
         for kind, names in kinds:
             if names:
                 line += f" {len(names)} {kind} ({', '.join(names)})"
@@ -50,13 +57,19 @@ class Columns:
         return line
 
 
-def resolve(config: Config, frame: pd.DataFrame, source: str = "") -> Columns:
+def resolve(config: Config, frame: pd.DataFrame, source: str = "", image: str | None = None) -> Columns:
     """The feature columns: those listed under preprocessing, or by default every column not used
     otherwise (target, time, split column, data.drop), text columns as categorical. For time series
-    the target is a feature too: the model reads its past values."""
+    the target is a feature too: the model reads its past values. With a column of image files
+    (`image`: a folder's, or preprocessing.image.column) the images are the only input."""
     pre = config.preprocessing
     names = [str(c) for c in frame.columns]
     _check_listed(config, names)
+    if image is not None:
+        ignored = _set_aside(config, frame, names)
+        why = "images are the model's input (preprocessing.image.column)"
+        ignored.update({c: why for c in names if c != image and c not in ignored})
+        return Columns([], [], ignored, image=[image])
     ignored = _set_aside(config, frame, names)
     text = list(pre.text.columns) if pre.text is not None else []
     _check_text(config, frame, text, source)
@@ -142,11 +155,13 @@ def _check_listed(config: Config, names: list[str]) -> None:
         (("preprocessing", "numeric", "columns"), pre.numeric.columns or []),
         (("preprocessing", "categorical", "columns"), pre.categorical.columns or []),
         (("preprocessing", "text", "columns"), pre.text.columns if pre.text is not None else []),
+        (("preprocessing", "image", "column"), [pre.image.column] if pre.image.column else []),
     ):
         for i, name in enumerate(listed):
             if name not in names:
+                where = config.where(*key) if key[-1] == "column" else config.where(*key, i)
                 problems.append(
-                    f"{config.where(*key, i)}: column {name!r} not found in the data (it has "
+                    f"{where}: column {name!r} not found in the data (it has "
                     f"{', '.join(names)}){suggest(name, names)}"
                 )
     if problems:

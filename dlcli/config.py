@@ -34,6 +34,8 @@ class _Strict(BaseModel):
 DEFAULT_TEST = 0.2
 #: The target column of the scikit-learn datasets (and of data.target when not given).
 DATASET_TARGET = "target"
+#: The label column of a folder of class subfolders (the subfolder's name).
+FOLDER_TARGET = "label"
 
 
 class SplitConfig(_Strict):
@@ -71,7 +73,11 @@ class SplitConfig(_Strict):
 class DataConfig(_Strict):
     """Where the data comes from: exactly one of `path`, `url` (with `sha256`) or `dataset`."""
 
-    path: str | None = Field(None, description="CSV, Parquet, JSON lines or NPZ; relative to the config.")
+    path: str | None = Field(
+        None,
+        description="CSV, TSV, Parquet, JSON lines or NPZ, or a folder with one subfolder of images or "
+        "text files per class; relative to the config (or found in $DLCLI_DATA_DIR).",
+    )
     url: str | None = Field(
         None, description="Downloaded once into the cache (or read from $DLCLI_DATA_DIR/<file name>)."
     )
@@ -81,9 +87,15 @@ class DataConfig(_Strict):
     dataset: Literal[KERAS_DATASETS + SKLEARN_DATASETS] | None = Field(  # type: ignore[valid-type]
         None, description="A built-in dataset: Keras' (mnist, fashion_mnist, cifar10) or scikit-learn's."
     )
-    target: str | None = Field(None, description="The column to predict (default 'target' for datasets).")
+    target: str | None = Field(
+        None,
+        description="The column to predict (required for a table; default 'target' for datasets, "
+        "'label', the subfolder's name, for a folder).",
+    )
     time_column: str | None = Field(None, description="Sorted on and left out of the features.")
-    test_path: str | None = Field(None, description="A separate labelled file used as the test split.")
+    test_path: str | None = Field(
+        None, description="A separate labelled file (or folder of class subfolders) used as the test split."
+    )
     split: SplitConfig = Field(
         SplitConfig(), description="Fractions for validation and test, or a split column."
     )
@@ -118,10 +130,22 @@ class DataConfig(_Strict):
     drop: list[str] = Field(
         [], description="Columns to ignore (ids, names, free text): neither features nor checked."
     )
+    skip_bad_files: bool = Field(
+        False,
+        description="Folders of files: skip a file that cannot be decoded (counted in run.json) "
+        "instead of stopping with its name.",
+    )
 
     @property
     def target_column(self) -> str:
+        if self.target is None and self.path is not None and Path(self.path).is_dir():
+            return FOLDER_TARGET
         return self.target or DATASET_TARGET
+
+    @property
+    def folder(self) -> bool:
+        """Whether data.path is a folder of class subfolders (images or text files)."""
+        return self.path is not None and Path(self.path).is_dir()
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -135,8 +159,6 @@ class DataConfig(_Strict):
             raise ValueError(
                 "url needs sha256 so the download can be verified (compute it with `sha256sum FILE`)"
             )
-        if self.dataset is None and self.target is None and not _is_npz(self.path):
-            raise ValueError("target is required for a path or url: name the column to predict")
         return self
 
 
@@ -183,8 +205,51 @@ class TargetConfig(_Strict):
     scale: Scale = Field("none", description="Regression only; undone on every reported number.")
 
 
+class AugmentConfig(_Strict):
+    """Keras' random preprocessing layers, inside the model: they change images in training only."""
+
+    flip: Literal["horizontal", "vertical", "horizontal_and_vertical"] | None = Field(
+        None, description="keras.layers.RandomFlip's mode."
+    )
+    rotation: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="keras.layers.RandomRotation: up to this fraction of a full turn either way."
+    )
+    zoom: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None, description="keras.layers.RandomZoom: in or out by up to this fraction."
+    )
+    contrast: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="keras.layers.RandomContrast: contrast changed by up to this factor."
+    )
+    translation: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None, description="keras.layers.RandomTranslation: shifted by up to this fraction of each side."
+    )
+
+
 class ImageConfig(_Strict):
     rescale: float | None = Field(None, description="Multiplies pixels inside the model, e.g. 1/255.")
+    size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = Field(
+        None,
+        description="Image files: [height, width] every image is resized to as it is read (default "
+        "[224, 224]).",
+    )
+    channels: Literal[1, 3, 4] = Field(3, description="Image files: 1 grey, 3 RGB, 4 RGBA.")
+    crop_to_aspect_ratio: bool = Field(
+        False, description="Image files: crop the centre to the target's aspect ratio before resizing."
+    )
+    pad_to_aspect_ratio: bool = Field(
+        False, description="Image files: pad with black to the target's aspect ratio before resizing."
+    )
+    interpolation: Literal["bilinear", "nearest", "bicubic", "area", "lanczos3"] = Field(
+        "bilinear", description="Image files: how pixels are resampled when resized."
+    )
+    column: str | None = Field(
+        None,
+        description="A table column holding image file paths (relative to the table's folder); a "
+        "folder data.path needs none.",
+    )
+    augment: AugmentConfig | None = Field(
+        None, description="Random changes to training images (Keras preprocessing layers)."
+    )
 
 
 class TextConfig(_Strict):
@@ -256,9 +321,32 @@ class PreprocessingConfig(_Strict):
 LayerSpec = dict[str, dict[str, Any] | None]
 
 
+class BackboneConfig(_Strict):
+    """A pretrained feature extractor from keras.applications, without its classifier top."""
+
+    name: str = Field(description="A keras.applications model: MobileNetV2, ResNet50, EfficientNetB0, …")
+    weights: str | None = Field(
+        "imagenet",
+        description="imagenet (downloaded once by Keras, hash-checked; read from $DLCLI_DATA_DIR/<Keras' "
+        "file name> first), a weights file (relative to the config), or null for random weights.",
+    )
+    trainable: bool = Field(False, description="Train the backbone's weights with the head (usually not).")
+    pooling: Literal["avg", "max"] | None = Field(
+        "avg", description="How the feature map becomes a vector; null keeps the map for the head."
+    )
+    arguments: dict[str, Any] = Field(
+        {}, description="More constructor arguments of the application (e.g. alpha for MobileNetV2)."
+    )
+
+
 class ModelConfig(_Strict):
     input_shape: list[Annotated[int, Field(gt=0)]] | None = Field(
         None, description="Default: the shape of one row of the data."
+    )
+    backbone: BackboneConfig | None = Field(
+        None,
+        description="A keras.applications model between the input and model.layers (which are then "
+        "the head), its preprocess_input inside the model.",
     )
     layers: list[LayerSpec] = Field(min_length=1, description="`- ClassName: {kwargs}`, Keras names.")
 
@@ -480,16 +568,39 @@ def validate(raw: dict, marks: Marks, path: Path) -> Config:
 
 
 def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
-    """data.path or data.test_path naming a folder (a whole-file source is expected there)."""
+    """A folder as data.path or data.test_path holds a subfolder per class; a file source other than
+    NPZ names its target column."""
+    from dlcli.folders import class_folder_problem
+
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     problems = []
+    folder = False
     for key in ("path", "test_path"):
         value = data.get(key)
         if isinstance(value, str) and "://" not in value:
-            resolved = (base / Path(value).expanduser()).resolve()
+            resolved = _resolve(base, value)
             if resolved.is_dir():
-                problems.append((("data", key), f"{resolved} is a folder; name the data file in it"))
+                folder = folder or key == "path"
+                problem = class_folder_problem(resolved)
+                if problem:
+                    problems.append((("data", key), problem))
+    sources = [data.get(k) for k in ("path", "url") if isinstance(data.get(k), str)]
+    if sources and not folder and data.get("target") is None and not _is_npz(sources[0]):
+        problems.append((("data",), "target is required for a path or url: name the column to predict"))
     return problems
+
+
+def _resolve(base: Path, value: str) -> Path:
+    """A relative path is the config folder's; one that is not there but is in the offline mirror
+    ($DLCLI_DATA_DIR, as for data.url) is read from the mirror."""
+    import os
+
+    resolved = (base / Path(value).expanduser()).resolve()
+    mirror = os.environ.get("DLCLI_DATA_DIR")
+    if not resolved.exists() and mirror and not Path(value).expanduser().is_absolute():
+        mirrored = (Path(mirror).expanduser() / value).resolve()
+        return mirrored if mirrored.exists() else resolved
+    return resolved
 
 
 def _pydantic_errors(raw: dict) -> list[dict]:
@@ -501,17 +612,10 @@ def _pydantic_errors(raw: dict) -> list[dict]:
 
 
 def _resolve_paths(config: Config, base: Path) -> None:
-    """Relative paths are the config folder's; one that is not there but is in the offline mirror
-    ($DLCLI_DATA_DIR, as for data.url) is read from the mirror."""
-    import os
-
-    mirror = os.environ.get("DLCLI_DATA_DIR")
     for key in ("path", "test_path"):
         value = getattr(config.data, key)
-        if value is None or "://" in value:
-            continue
-        resolved = (base / Path(value).expanduser()).resolve()
-        if not resolved.exists() and mirror and not Path(value).is_absolute():
-            mirrored = (Path(mirror).expanduser() / value).resolve()
-            resolved = mirrored if mirrored.exists() else resolved
-        setattr(config.data, key, str(resolved))
+        if value is not None and "://" not in value:
+            setattr(config.data, key, str(_resolve(base, value)))
+    backbone = config.model.backbone
+    if backbone is not None and backbone.weights not in (None, "imagenet"):
+        backbone.weights = str((base / Path(backbone.weights).expanduser()).resolve())

@@ -43,6 +43,7 @@ class Loaded:
     source: str = ""
     columns: Columns | None = None  # tables: the columns used and ignored
     notes: list[str] = field(default_factory=list)  # what was decided for the user (headerless, …)
+    skipped: list[str] = field(default_factory=list)  # image files left out (data.skip_bad_files)
 
 
 MIRROR_HELP = (
@@ -151,11 +152,78 @@ def load(config: Config) -> Loaded:
     path = fetch_url(data.url, data.sha256) if data.url else Path(data.path)
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return _split_arrays(config, _npz_source(path))
-    reading = Reading.of(data, config.where)
-    frame, notes = _read(path, reading)
-    loaded = _split_table(config, frame, sha256=sha256_of(path), source=str(path))
-    loaded.notes[:0] = notes
+    source = read_source(config, path)
+    loaded = _split_table(config, source.frame, source.sha256, str(path), source.image)
+    loaded.notes[:0] = source.notes
+    loaded.skipped = source.skipped + loaded.skipped
     return loaded
+
+
+@dataclass
+class Source:
+    """A table as read: from a file, or from a folder of class subfolders (images or text files)."""
+
+    frame: pd.DataFrame
+    sha256: str | None
+    notes: list[str] = field(default_factory=list)
+    image: str | None = None  # the column of image file paths
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_source(config: Config, path: Path, labelled: bool = True) -> Source:
+    """`path` as a table: a folder (data.path, data.test_path, evaluate --data) or a file, with
+    image files checked and their paths made absolute."""
+    from dlcli import folders
+
+    data, image = config.data, config.preprocessing.image
+    if path.is_dir():
+        frame, found = folders.read(path)
+        notes = [n for n in [found.note(path, len(frame))] if n]
+        if found.kind == "text" and (
+            config.preprocessing.text is None or folders.TEXT not in config.preprocessing.text.columns
+        ):
+            raise DataError(
+                f"{path}: a folder of text files reads as columns {folders.TEXT!r} (each file's "
+                f"contents) and {folders.LABEL!r} (its class folder): add preprocessing.text: "
+                f"{{columns: [{folders.TEXT}], output_mode: tf_idf}} (or int, for an Embedding)"
+            )
+        source = Source(frame, _listing_sha256(path), notes, folders.PATH if found.kind == "images" else None)
+    else:
+        frame, notes = _read(path, Reading.of(data, config.where), labelled=labelled)
+        source = Source(frame, sha256_of(path), notes, image.column)
+        if image.column is not None and image.column in frame.columns:
+            base = path.parent
+            frame[image.column] = [
+                str(p if Path(p).is_absolute() else (base / str(p)).resolve()) if isinstance(p, str) else p
+                for p in frame[image.column]
+            ]
+    if source.image is not None and source.image in source.frame.columns:
+        _check_images(config, source, str(path))
+    return source
+
+
+def _check_images(config: Config, source: Source, where: str) -> None:
+    from dlcli.images import check_files
+
+    paths = source.frame[source.image].fillna("").astype(str).to_numpy(dtype=object)
+    bad, named = check_files(paths, config.preprocessing.image.channels, where, config.data.skip_bad_files)
+    if bad:
+        source.frame = source.frame.drop(index=source.frame.index[bad])
+        source.skipped += named
+        source.notes.append(
+            f"{where}: {len(bad)} image file(s) that cannot be decoded left out (data.skip_bad_files): "
+            + ", ".join(named[:3])
+            + (", …" if len(named) > 3 else "")
+        )
+
+
+def _listing_sha256(folder: Path) -> str:
+    """A folder's fingerprint: the sha256 of its files' relative paths and sizes (reading every image
+    to hash it would cost a pass over the data)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder)}\0{path.stat().st_size}\n".encode())
+    return digest.hexdigest()
 
 
 def _keras_dataset(name: str) -> tuple[dict, str | None, str]:
@@ -234,9 +302,11 @@ def _split_arrays(config: Config, source: tuple[dict, str | None, str]) -> Loade
     return Loaded({name: parts[name] for name in SPLITS if name in parts}, sha, where)
 
 
-def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source: str) -> Loaded:
+def _split_table(
+    config: Config, frame: pd.DataFrame, sha256: str | None, source: str, image: str | None = None
+) -> Loaded:
     """Drop, order, fill and check the whole file, then split it: every count and line in a message
-    is the file's own."""
+    is the file's own. `image`: the column of image file paths, if any."""
     import numpy as np
 
     data = config.data
@@ -254,7 +324,7 @@ def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source
                     "numbered: name them with data.columns, or give the target as column_N"
                 )
             raise DataError(message)
-    cols = columns_mod.resolve(config, frame, source)
+    cols = columns_mod.resolve(config, frame, source, image)
     frame = frame.drop(columns=[c for c in data.drop if c in frame.columns])
     if data.time_column is not None:
         frame = frame.sort_values(data.time_column, kind="stable")
@@ -266,20 +336,22 @@ def _split_table(config: Config, frame: pd.DataFrame, sha256: str | None, source
         return Loaded(_split_by_column(frame, data.split.column, source), sha256, source, cols, notes)
     parts: dict[str, Any] = {}
     test_frac = data.split.test_fraction
+    skipped: list[str] = []
     if data.test_path is not None:
         test_source = str(data.test_path)
-        test, test_notes = _read(Path(data.test_path), Reading.of(data, config.where))
-        test = test.drop(columns=[c for c in data.drop if c in test.columns])
+        read = read_source(config, Path(data.test_path))
+        test = read.frame.drop(columns=[c for c in data.drop if c in read.frame.columns])
         columns_mod.check_table(config, test, cols, test_source)
         parts["test"] = test
-        notes += test_notes
+        notes += read.notes
+        skipped += read.skipped
         test_frac = 0.0
     y = frame[target].to_numpy() if config.task == "classification" else None
     chunks = _split_index(config, np.arange(len(frame)), y, test_frac)
     for name, idx in chunks.items():
         if idx is not None:
             parts[name] = frame.iloc[idx]
-    return Loaded(parts, sha256, source, cols, notes)
+    return Loaded(parts, sha256, source, cols, notes, skipped)
 
 
 def _fill_series(

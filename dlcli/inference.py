@@ -100,6 +100,8 @@ def evaluate(
 def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: bool = True) -> Any:
     """A table for tabular and time-series runs, read as the run's data was (header, separator,
     missing markers); `(x, y or None)` for image runs."""
+    if prep.kind == "image_files":
+        return _image_files(prep, path, config, labelled)
     if prep.kind != "image":
         reading = _reading(config.data, path) if config is not None else None
         frame = data_mod.read_table(path, reading, labelled=labelled)
@@ -113,6 +115,45 @@ def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: 
     if len(arrays) == 1:
         return (next(iter(arrays.values())), None)
     raise DataError(f"{path}: expected an array named x or x_test (it holds {', '.join(sorted(arrays))})")
+
+
+def _image_files(prep: Preprocessor, path: Path, config: Config | None, labelled: bool) -> pd.DataFrame:
+    """Image files to score: one image, every image below a folder (for evaluate: a folder of class
+    subfolders), or a table with the run's column of paths (relative to the table's folder)."""
+    import pandas as pd
+
+    from dlcli import folders, images
+
+    column = prep.image["column"]
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder (resolved to {path.resolve()})")
+    if path.is_dir() and labelled and config is not None:
+        frame = data_mod.read_source(config, path).frame  # checked there
+        return frame.rename(columns={folders.PATH: column})
+    if path.is_dir() or path.suffix.lower() in folders.IMAGE_SUFFIXES:
+        paths = folders.image_files(path)
+        if not paths:
+            raise DataError(f"{path}: no image files ({', '.join(folders.IMAGE_SUFFIXES)}) in it or below it")
+        frame = pd.DataFrame({column: paths})
+        frame.index = pd.RangeIndex(1, len(frame) + 1)
+    else:
+        reading = _reading(config.data, path) if config is not None else None
+        frame = data_mod.read_table(path, reading, labelled=labelled)
+        if column not in frame.columns:
+            raise DataError(
+                f"{path}: no column {column!r} of image file paths (the table has "
+                f"{', '.join(map(str, frame.columns))})"
+            )
+        frame[column] = [
+            p if Path(str(p)).is_absolute() else str((path.parent / str(p)).resolve()) for p in frame[column]
+        ]
+    skip = config.data.skip_bad_files if config is not None else False
+    paths = frame[column].fillna("").astype(str).to_numpy(dtype=object)
+    bad, _ = images.check_files(paths, prep.image["channels"], str(path), skip)
+    if bad:
+        prep.warnings.append(f"{path}: {len(bad)} image file(s) that cannot be decoded left out")
+        frame = frame.drop(index=frame.index[bad])
+    return frame
 
 
 def _reading(data, path: Path) -> data_mod.Reading:

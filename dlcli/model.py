@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dlcli import backbones
 from dlcli.checks import REFUSED_LAYERS, label_mode, suggest
 from dlcli.config import Config
 from dlcli.errors import ConfigError
@@ -102,6 +103,8 @@ def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), 
         return _stack(config, inputs, x, n_classes, text)
     inputs = keras.Input(shape=tuple(input_shape), dtype=input_dtype, name="inputs")
     x = _embedded(inputs, embeddings) if embeddings else inputs
+    for layer in augmentation(config.preprocessing.image.augment, config.seed):
+        x = layer(x)  # before rescaling: RandomContrast expects pixels 0–255
     if rescale is not None or input_dtype not in ("float32", "float64"):
         # Pixels stay uint8 in memory; the model casts and rescales them itself.
         x = keras.layers.Rescaling(rescale if rescale is not None else 1.0, name="rescale")(x)
@@ -114,6 +117,8 @@ def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), 
                 f"{_size(input_shape)})"
             )
         x = keras.layers.Reshape(tuple(wanted), name="reshape")(x)
+    if config.model.backbone is not None:
+        x = backbones.attach(config, x)
     return _stack(config, inputs, x, n_classes)
 
 
@@ -139,6 +144,12 @@ def _stack(config, inputs, x, n_classes, text=None) -> keras.Model:
     model = keras.Model(inputs, x, name=config.name)
     _check_output(config, model, n_classes)
     return model
+
+
+def augmentation(augment, seed: int) -> list:
+    from dlcli.images import augmentation as layers
+
+    return layers(augment.model_dump(exclude_none=True) if augment is not None else None, seed)
 
 
 def _text_inputs(width: int, embeddings, text: TextVectorizer):

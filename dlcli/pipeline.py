@@ -36,12 +36,26 @@ def as_tensor(x):
     return tf.constant(x)
 
 
-def array_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int):
-    """`(x, y)` in memory → batches in order (validation, evaluation); x keeps its dtype."""
+def array_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, load=None):
+    """`(x, y)` in memory → batches in order (validation, evaluation); x keeps its dtype. With `load`
+    (image files), x holds paths and each is loaded, in parallel, as the batches stream."""
     import tensorflow as tf
 
     parts = as_tensor(x) if y is None else (as_tensor(x), as_tensor(y))
-    return lean(tf.data.Dataset.from_tensor_slices(parts).batch(batch_size))
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if load is not None:
+        ds = ds.map(_loading(load, y is not None), num_parallel_calls=_parallel())
+    return lean(ds.batch(batch_size))
+
+
+def _loading(load, labelled: bool):
+    return (lambda x, *rest: (load(x), *rest)) if labelled else load
+
+
+def _parallel() -> int:
+    from dlcli.images import parallel_calls
+
+    return parallel_calls()
 
 
 def lean(ds):
@@ -63,7 +77,7 @@ def lean(ds):
 
 
 def training_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, weights: np.ndarray | None = None
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, weights: np.ndarray | None = None, load=None
 ):
     """Shuffled batches of one epoch, and the variable that names the epoch.
 
@@ -71,7 +85,8 @@ def training_dataset(
     read from the variable that HaltCallback sets as each epoch begins. So a run resumed at epoch k
     sees exactly the batches the uninterrupted run saw. Rows are gathered a batch at a time and x
     keeps its dtype (uint8 images are not copied to float). `weights`: one per row (class weights),
-    passed to Keras as sample weights.
+    passed to Keras as sample weights. `load` (image files): x holds paths, each loaded in parallel
+    as its batch is made, in the batch's order.
     """
     import tensorflow as tf
 
@@ -81,7 +96,8 @@ def training_dataset(
     def one_epoch(_):
         key = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        order = tf.data.Dataset.from_tensor_slices(order)
+        return order if load is not None else order.batch(batch_size)
 
     steps = -(-n // batch_size)
 
@@ -93,13 +109,16 @@ def training_dataset(
     else:
         ws = as_tensor(weights.astype("float32"))
         gather = lambda idx: (take(idx), tf.gather(ys, idx), tf.gather(ws, idx))  # noqa: E731
-    ds = (
-        tf.data.Dataset.from_tensors(0)
-        .flat_map(one_epoch)
-        .map(gather)
-        .apply(tf.data.experimental.assert_cardinality(steps))  # Keras then knows the epoch's length
-    )
-    return lean(ds), epoch
+    ds = tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
+    if load is None:
+        ds = ds.map(gather)
+    else:  # one example at a time: each path read and decoded in parallel, kept in order
+        ds = ds.map(gather, num_parallel_calls=_parallel()).map(
+            _loading(load, True), num_parallel_calls=_parallel()
+        )
+        ds = ds.batch(batch_size)
+    # Keras then knows the epoch's length
+    return lean(ds.apply(tf.data.experimental.assert_cardinality(steps))), epoch
 
 
 def _determinism_switch():

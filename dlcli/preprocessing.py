@@ -18,6 +18,7 @@ from dlcli import columns as columns_mod
 from dlcli.checks import suggest
 from dlcli.config import Config
 from dlcli.errors import ConfigError, DataError, RunError
+from dlcli.images import DEFAULT_SIZE
 from dlcli.text import TextVectorizer
 from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
 
@@ -60,6 +61,18 @@ class Preprocessor:
             x, y = train
             image = {"shape": list(x.shape[1:]), "dtype": str(x.dtype), "rescale": pre.image.rescale}
             prep = cls("image", task, label_mode, target.fit(y), image=image)
+        elif cols is not None and cols.image:  # image files: paths in a column, decoded as they stream
+            size = list(pre.image.size or DEFAULT_SIZE)
+            image = {
+                **pre.image.model_dump(include={"rescale", "channels", "interpolation"}),
+                **pre.image.model_dump(include={"crop_to_aspect_ratio", "pad_to_aspect_ratio"}),
+                "column": cols.image[0],
+                "size": size,
+                "shape": [*size, pre.image.channels],
+                "dtype": "float32",
+            }
+            y = columns_mod.target_values(train, target.column, task, source)
+            prep = cls("image_files", task, label_mode, target.fit(y), image=image)
         else:
             kind = "timeseries" if pre.window is not None else "table"
             window = None
@@ -132,14 +145,22 @@ class Preprocessor:
     @property
     def input_shape(self) -> list[int]:
         """One example's shape as the first layer sees it (text vectors appended to the features)."""
-        if self.kind == "image":
+        if self.image:
             return self.image["shape"]
         width = self.feature_width + (self.text.width if self.text else 0)
         return [self.window["length"], width] if self.kind == "timeseries" else [width]
 
     @property
     def input_dtype(self) -> str:
-        return self.image["dtype"] if self.kind == "image" else "float32"
+        return self.image["dtype"] if self.image else "float32"
+
+    def loader(self):
+        """For image files, `path → pixels` to map over a dataset of paths; else None."""
+        if self.kind != "image_files":
+            return None
+        from dlcli.images import loader
+
+        return loader(self.image)
 
     @property
     def n_classes(self) -> int | None:
@@ -161,6 +182,8 @@ class Preprocessor:
 
     @property
     def input_columns(self) -> list[str]:
+        if self.kind == "image_files":
+            return [self.image["column"]]
         if not self.numeric:
             return []
         return [*self.numeric.columns, *self.categorical.columns, *(self.text.columns if self.text else [])]
@@ -186,6 +209,8 @@ class Preprocessor:
                 f"{source}: missing input column(s) {', '.join(map(repr, missing))} (the model was "
                 f"trained on {', '.join(self.input_columns)})"
             )
+        if self.kind == "image_files":  # the paths; images are read as batches stream (pipeline)
+            return part[self.image["column"]].astype(str).to_numpy(dtype=object)
         columns_mod.check_numeric(part, self.numeric.columns, source, self.numeric.non_finite == "missing")
         blocks = [self.numeric.transform(self._series_input(part), source), self.categorical.transform(part)]
         unknown = self.categorical.unknown_counts(part)

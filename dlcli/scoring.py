@@ -32,7 +32,7 @@ class Examples:
     def dataset(self, prep: Preprocessor, batch_size: int):
         if prep.kind == "timeseries":
             return prep.window_dataset(self.x, self.y, batch_size)
-        return pipeline.array_dataset(self.x, self.y, batch_size)
+        return pipeline.array_dataset(self.x, self.y, batch_size, prep.loader())
 
 
 def examples(

@@ -61,6 +61,8 @@ class Prepared:
             out["columns"] = self.loaded.columns.describe()
         if self.text is not None:
             out["text"] = self.text
+        if self.loaded.skipped:
+            out["skipped_files"] = {"count": len(self.loaded.skipped), "files": self.loaded.skipped}
         if self.loaded.notes:
             out["notes"] = self.loaded.notes
         return out
@@ -224,7 +226,7 @@ def _plan(job: Job) -> train_mod.FitPlan:
         )
         job.record.data["class_weight"] = per_class
         weights = prepared.prep.row_weights(per_class, y)
-    train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed, weights)
+    train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed, weights, prepared.prep.loader())
     val = prepared.sets.get("validation")
     return train_mod.FitPlan(
         config,

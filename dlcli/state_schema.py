@@ -59,6 +59,13 @@ class ImageState(_Closed):
     shape: list[StrictInt]
     dtype: StrictStr
     rescale: Number | None
+    # image files (kind image_files; absent for arrays and in runs of dlcli before 0.4)
+    column: StrictStr | None = None
+    size: list[StrictInt] | None = None
+    channels: StrictInt | None = None
+    crop_to_aspect_ratio: StrictBool = False
+    pad_to_aspect_ratio: StrictBool = False
+    interpolation: Literal["bilinear", "nearest", "bicubic", "area", "lanczos3"] = "bilinear"
 
 
 class TextState(_Closed):
@@ -75,7 +82,7 @@ class TextState(_Closed):
 
 class PreprocessingState(_Closed):
     format: Literal["dlcli.preprocessing/1"] = "dlcli.preprocessing/1"
-    kind: Literal["table", "timeseries", "image"]
+    kind: Literal["table", "timeseries", "image", "image_files"]
     task: Literal["classification", "regression"]
     label_mode: Literal["sparse", "one_hot", "binary"] | None
     target: TargetState
