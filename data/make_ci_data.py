@@ -56,6 +56,25 @@ def text(rng: np.random.Generator, n: int = 240) -> pd.DataFrame:
     return pd.DataFrame({"label": label, "message": messages})
 
 
+def image_folder(rng: np.random.Generator, folder: Path, per_class: int = 24) -> None:
+    """Photos in class folders, as folders in the wild hold them: mostly-red or mostly-blue noise of
+    varied sizes, as PNG, JPEG (.jpg and .jpeg) and one GIF, one name with a space."""
+    from PIL import Image
+
+    for label, channel in (("red", 0), ("blue", 2)):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            height, width = rng.integers(20, 48, 2)
+            pixels = rng.integers(0, 120, (height, width, 3))
+            pixels[..., channel] += 120
+            image = Image.fromarray(pixels.astype("uint8"))
+            suffix = [".png", ".jpg", ".jpeg", ".png"][i % 4]
+            name = f"{label} {i}" if i == 1 else f"{label}_{i:02d}"
+            if i == 2:
+                suffix = ".gif"
+            image.save(folder / label / f"{name}{suffix}")
+
+
 def images() -> dict[str, np.ndarray]:
     """scikit-learn's 8x8 digits as uint8 arrays in the Keras NPZ layout."""
     digits = load_digits()
@@ -69,6 +88,7 @@ def main() -> None:
     binary(rng).to_csv(HERE / "tiny_binary.csv", index=False)
     series(rng).to_csv(HERE / "tiny_series.csv", index=False)
     text(rng).to_csv(HERE / "tiny_text.tsv", sep="\t", header=False, index=False, quoting=csv.QUOTE_NONE)
+    image_folder(rng, HERE / "tiny_images")
     np.savez_compressed(HERE / "tiny_digits.npz", **images())
 
 

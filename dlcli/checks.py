@@ -371,6 +371,72 @@ def _layers(raw: dict) -> list[Problem]:
     return problems
 
 
+def image_problems(raw: dict, images: str | None) -> list[Problem]:
+    """preprocessing.image and model.backbone against the data: `images` is 'files' (a folder of
+    images, or preprocessing.image.column), 'arrays' (NPZ, a Keras dataset) or None (a table)."""
+    image = _get(raw, "preprocessing", "image")
+    image = image if isinstance(image, dict) else {}
+    key = ("preprocessing", "image")
+    problems: list[Problem] = []
+    if images is None:
+        for option in ("augment", "size", "crop_to_aspect_ratio", "pad_to_aspect_ratio"):
+            if image.get(option) not in (None, False):
+                problems.append(
+                    (
+                        (*key, option),
+                        f"{option} is for images, and this data is a table: name a folder of class "
+                        "subfolders as data.path, or a column of image file paths as "
+                        "preprocessing.image.column; else remove it",
+                    )
+                )
+    if images == "arrays":
+        for option in ("size", "crop_to_aspect_ratio", "pad_to_aspect_ratio", "column"):
+            if image.get(option) not in (None, False):
+                problems.append(
+                    ((*key, option), f"{option} is for image files; image arrays keep their own shape")
+                )
+    if image.get("crop_to_aspect_ratio") and image.get("pad_to_aspect_ratio"):
+        problems.append(((*key, "pad_to_aspect_ratio"), "choose crop_to_aspect_ratio or pad_to_aspect_ratio"))
+    return problems + _backbone(raw, images)
+
+
+#: Application arguments dlcli sets itself.
+BACKBONE_OWN_ARGS = ("include_top", "weights", "input_shape", "input_tensor", "pooling", "classes")
+
+
+def _backbone(raw: dict, images: str | None) -> list[Problem]:
+    backbone = _get(raw, "model", "backbone")
+    if not isinstance(backbone, dict):
+        return []
+    key = ("model", "backbone")
+    name = backbone.get("name")
+    known = catalog.load().get("applications", {})
+    problems: list[Problem] = []
+    if images is None:
+        problems.append((key, "a backbone reads images, and this data is a table: remove model.backbone"))
+    if isinstance(name, str) and name not in known:
+        problems.append(
+            ((*key, "name"), f"{name!r} is not a keras.applications model{suggest(name, list(known), n=2)}")
+        )
+    elif isinstance(name, str):
+        for arg in backbone.get("arguments") or {}:
+            if arg in BACKBONE_OWN_ARGS:
+                problems.append(((*key, "arguments", arg), f"dlcli sets {arg} itself: remove it"))
+            elif arg not in known[name]["args"]:
+                choices = [a for a in known[name]["args"] if a not in BACKBONE_OWN_ARGS]
+                problems.append(
+                    ((*key, "arguments", arg), f"{name} has no argument {arg!r}{suggest(arg, choices)}")
+                )
+    if _get(raw, "preprocessing", "image", "rescale") is not None:
+        problems.append(
+            (
+                ("preprocessing", "image", "rescale"),
+                "the backbone scales pixels itself (its preprocess_input, inside the model): remove rescale",
+            )
+        )
+    return problems
+
+
 def _int_text(raw: dict) -> bool:
     text = _get(raw, "preprocessing", "text")
     return isinstance(text, dict) and text.get("output_mode", "int") == "int"

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from dlcli.checks import CLASSIFICATION_LOSSES, static_problems
+from dlcli.checks import CLASSIFICATION_LOSSES, image_problems, static_problems
 from dlcli.errors import ConfigError
 from dlcli.keypaths import apply_overrides, locate, merge_union_branches, nearest_mark
 from dlcli.yamlio import Marks, load_marked
@@ -558,6 +558,7 @@ def validate(raw: dict, marks: Marks, path: Path) -> Config:
     problems = merge_union_branches(_pydantic_errors(raw), Config)
     problems += static_problems(raw)
     problems += _folders(raw, path.parent)
+    problems += image_problems(raw, _images(raw, path.parent))
     if problems:
         problems.sort(key=lambda p: nearest_mark(p[0], marks) or (1 << 30, 0))
         raise ConfigError([f"{locate(loc, marks, str(path))}: {msg}" for loc, msg in problems])
@@ -588,6 +589,22 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
     if sources and not folder and data.get("target") is None and not _is_npz(sources[0]):
         problems.append((("data",), "target is required for a path or url: name the column to predict"))
     return problems
+
+
+def _images(raw: dict, base: Path) -> str | None:
+    """What kind of images the data holds: 'files', 'arrays' or None (a table)."""
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    path = data.get("path") if isinstance(data.get("path"), str) else None
+    if data.get("dataset") in KERAS_DATASETS or (path is not None and _is_npz(path)):
+        return "arrays"
+    image = (
+        (raw.get("preprocessing") or {}).get("image") if isinstance(raw.get("preprocessing"), dict) else None
+    )
+    if isinstance(image, dict) and image.get("column") is not None:
+        return "files"
+    if path is not None and "://" not in path and _resolve(base, path).is_dir():
+        return "files"
+    return None
 
 
 def _resolve(base: Path, value: str) -> Path:

@@ -274,7 +274,10 @@ def test_validate_catches_what_train_used_to_find_late(cli, tmp_path):
         extra="metrics: [auc]\noptimizer: {learning_rate: {ExponentialDecay: {initial_learning_rate: 0.01, decay_step: 10}}}\n",
     )
     _, err = _run(cli, "validate", str(config), code=2)
-    assert f"c.yaml:3:3: data.path: {tmp_path / 'folder'} is a folder with no subfolders: a folder source holds one subfolder per class (e.g. folder/ants/ and folder/bees/), at least two; or name a data file" in err
+    assert (
+        f"c.yaml:3:3: data.path: {tmp_path / 'folder'} is a folder with no subfolders: a folder source holds one subfolder per class (e.g. folder/ants/ and folder/bees/), at least two; or name a data file"
+        in err
+    )
     assert (
         "optimizer.learning_rate.ExponentialDecay.decay_step: ExponentialDecay has no argument 'decay_step'; did you mean 'decay_steps'?"
         in err

@@ -1,0 +1,338 @@
+"""Image files: folders of class subfolders and CSVs of paths, streamed through tf.data; augmentation
+inside the model; predict on one image, a folder or a CSV; bad files named or skipped; the mistakes a
+user makes with them. keras.applications backbones, offline: weights from a file or the mirror,
+frozen weights that stay bit-identical, preprocess_input as layers. hymenoptera/ as it ships (slow)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CONFIGS, GOOD, ROOT, dlcli, latest_run, ok, read_json
+
+TINY = ROOT / "data" / "tiny_images"
+FOLDER = (CONFIGS / "ci" / "image_folder.yaml").read_text().replace("../../data/", f"{ROOT}/data/")
+
+
+@pytest.fixture(scope="session")
+def folder_run(tmp_path_factory):
+    """configs/ci/image_folder.yaml as shipped: 48 small photos of varied sizes and formats."""
+    where = tmp_path_factory.mktemp("images")
+    ok(dlcli("train", str(CONFIGS / "ci" / "image_folder.yaml"), "-q", cwd=where))
+    return latest_run(where, "ci-image-folder")
+
+
+def _layers(run) -> list[dict]:
+    with zipfile.ZipFile(run / "model.keras") as archive:
+        return json.loads(archive.read("config.json"))["config"]["layers"]
+
+
+def test_a_folder_of_class_folders_trains_from_paths(folder_run):
+    data = read_json(folder_run / "run.json")["data"]
+    assert sum(data["rows"].values()) == 48  # every PNG, JPEG, .jpeg and GIF, the name with a space too
+    assert data["columns"]["image"] == ["path"] and data["columns"]["ignored"] == {"label": "the target"}
+    assert "skipped_files" not in data
+    state = read_json(folder_run / "preprocessing.json")
+    assert state["kind"] == "image_files"
+    assert state["image"]["size"] == [24, 24] and state["image"]["shape"] == [24, 24, 3]
+    assert state["target"]["classes_"] == ["blue", "red"]  # the subfolders, in alphabetical order
+    layers = {layer["class_name"]: layer["config"] for layer in _layers(folder_run)}
+    assert layers["InputLayer"]["batch_shape"] == [None, 24, 24, 3]  # resized pixels, 0-255
+    assert layers["RandomFlip"]["mode"] == "horizontal"  # augmentation inside the model
+    assert read_json(folder_run / "metrics.json")["test"]["accuracy"] >= 0.75
+
+
+def test_predict_one_image_a_folder_or_a_csv_of_paths(tmp_path, folder_run):
+    one = tmp_path / "one.csv"
+    ok(
+        dlcli(
+            "predict",
+            str(folder_run),
+            "--input",
+            str(TINY / "red" / "red 1.jpg"),
+            "--output",
+            str(one),
+            cwd=tmp_path,
+        )
+    )
+    table = pd.read_csv(one)
+    assert list(table.columns) == ["path", "prediction", "probability_blue", "probability_red"]
+    assert table["path"].tolist() == [str(TINY / "red" / "red 1.jpg")]
+
+    ok(dlcli("predict", str(folder_run), "--input", str(TINY), "--output", "all.csv", cwd=tmp_path))
+    table = pd.read_csv(tmp_path / "all.csv")
+    assert len(table) == 48 and table["path"].str.startswith(str(TINY)).all()  # recursively
+    truth = table["path"].map(lambda p: "red" if "/red/" in p else "blue")
+    assert (table["prediction"] == truth).mean() >= 0.75
+
+    shutil.copytree(TINY / "blue", tmp_path / "photos")
+    pd.DataFrame({"path": ["photos/blue_00.png", "photos/blue_03.png"], "note": ["x", "y"]}).to_csv(
+        tmp_path / "paths.csv", index=False
+    )
+    ok(dlcli("predict", str(folder_run), "--input", "paths.csv", "--output", "out.csv", cwd=tmp_path))
+    table = pd.read_csv(tmp_path / "out.csv")
+    assert table["path"].tolist() == [
+        str(tmp_path / "photos" / "blue_00.png"),
+        str(tmp_path / "photos" / "blue_03.png"),
+    ]
+    assert table["note"].tolist() == ["x", "y"]
+
+
+def test_evaluate_on_another_folder(tmp_path, folder_run):
+    proc = ok(dlcli("evaluate", str(folder_run), "--data", str(TINY), "--json", cwd=tmp_path))
+    metrics = json.loads(proc.stdout)
+    assert sum(c["support"] for c in metrics["per_class"].values()) == 48
+
+
+def _messy_folder(tmp_path):
+    folder = tmp_path / "photos"
+    shutil.copytree(TINY, folder)
+    (folder / "red" / "broken.jpg").write_bytes(b"<html>404 not found</html>")
+    (folder / "red" / ".DS_Store").write_bytes(b"\0\1")
+    (folder / "blue" / "README.md").write_text("photos of blue things")
+    (folder / ".hidden").mkdir()
+    return folder
+
+
+def test_an_undecodable_file_is_named_or_skipped_and_counted(cli, tmp_path):
+    folder = _messy_folder(tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        FOLDER.replace(f"{ROOT}/data/tiny_images", str(folder)).replace("epochs: 3", "epochs: 1")
+    )
+    code, out, err = cli("train", str(config), "-q")
+    assert code == 2, err
+    assert " ".join(err.split()) == (
+        f"error: {folder}: 1 of 49 image file(s) cannot be decoded as JPEG, PNG, GIF or BMP ("
+        f"{folder / 'red' / 'broken.jpg'}): fix or remove them, or set data.skip_bad_files: true to "
+        "leave them out"
+    )
+    assert not (tmp_path / "runs").exists()
+    code, out, err = cli("train", str(config), "-o", "data.skip_bad_files=true")
+    assert code == 0, err
+    flat = " ".join(err.split())
+    assert f"{folder}: 1 file(s) that are not images ignored (blue/README.md); 49 images files read" in flat
+    assert (
+        f"1 image file(s) that cannot be decoded left out (data.skip_bad_files): {folder / 'red' / 'broken.jpg'}"
+        in flat
+    )
+    data = read_json(latest_run(tmp_path, "ci-image-folder") / "run.json")["data"]
+    assert data["skipped_files"] == {"count": 1, "files": [str(folder / "red" / "broken.jpg")]}
+    assert sum(data["rows"].values()) == 48  # .DS_Store and the hidden folder: not even counted
+
+
+def test_a_csv_of_image_paths(cli, tmp_path):
+    shutil.copytree(TINY, tmp_path / "photos")
+    paths = sorted(p.relative_to(tmp_path) for p in (tmp_path / "photos").rglob("*.*"))
+    frame = pd.DataFrame({"file": [str(p) for p in paths], "kind": [p.parent.name for p in paths]})
+    frame["id"] = range(len(frame))
+    frame.to_csv(tmp_path / "photos.csv", index=False)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        FOLDER.replace(f"path: {ROOT}/data/tiny_images", "path: photos.csv\n  target: kind")
+        .replace("image: {size: [24, 24],", "image: {column: file, size: [24, 24],")
+        .replace("epochs: 3", "epochs: 1")
+    )
+    code, out, err = cli("train", str(config))
+    assert code == 0, err
+    assert (
+        "columns used: 1 image (file); ignored: id (images are the model's input (preprocessing.image.column))"
+        in " ".join(err.split())
+    )
+
+
+# ---- mistakes: exit 2 with the file, line and key, before anything trains ------------------------
+def _fails(cli, *args: str) -> str:
+    code, out, err = cli(*args)
+    assert code == 2, f"exit {code}\n{out}\n{err}"
+    assert "Traceback" not in out + err
+    return " ".join(err.split())
+
+
+def test_image_config_mistakes(cli, tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "ants").mkdir()
+    (tmp_path / "c.yaml").write_text(FOLDER.replace(f"{ROOT}/data/tiny_images", "one"))
+    assert (
+        f"c.yaml:5:3: data.path: {tmp_path / 'one'} is a folder with only ants/: a folder source holds one "
+        "subfolder per class (e.g. one/ants/ and one/bees/), at least two; or name a data file"
+    ) in _fails(cli, "validate", "c.yaml")
+
+    table = GOOD.replace("model:", "preprocessing:\n  image: {augment: {flip: horizontal}}\nmodel:")
+    (tmp_path / "t.yaml").write_text(table)
+    assert (
+        "t.yaml:5:11: preprocessing.image.augment: augment is for images, and this data is a table: name a "
+        "folder of class subfolders as data.path, or a column of image file paths as "
+        "preprocessing.image.column; else remove it"
+    ) in _fails(cli, "validate", "t.yaml")
+
+    backbone = FOLDER.replace("model:\n", "model:\n  backbone: {name: MobileNetv2, weights: null}\n")
+    (tmp_path / "b.yaml").write_text(backbone)
+    err = _fails(cli, "validate", "b.yaml")
+    assert (
+        "b.yaml:8:27: preprocessing.image.rescale: the backbone scales pixels itself (its preprocess_input, inside the model): remove rescale"
+        in err
+    )
+    assert (
+        "b.yaml:10:14: model.backbone.name: 'MobileNetv2' is not a keras.applications model; did you mean 'MobileNetV2'"
+        in err
+    )
+
+    arrays = (
+        (CONFIGS / "ci" / "images.yaml")
+        .read_text()
+        .replace("{rescale: 0.0625}", "{rescale: 0.0625, size: [8, 8]}")
+    )
+    (tmp_path / "a.yaml").write_text(arrays)
+    assert "preprocessing.image.size: size is for image files; image arrays keep their own shape" in _fails(
+        cli, "validate", "a.yaml"
+    )
+
+
+# ---- backbones, offline -------------------------------------------------------------------------
+def _mobilenet(path):
+    """MobileNetV2 (alpha 0.35, 32x32, no top) with random weights, saved to `path`."""
+    import keras
+
+    base = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35
+    )
+    base.save_weights(path)
+    return [w.copy() for w in base.get_weights()]
+
+
+def _backbone_config(tmp_path, weights: str) -> str:
+    return (
+        FOLDER.replace("size: [24, 24], rescale: 0.00392156862745098, ", "size: [32, 32], ")
+        .replace("name: ci-image-folder", "name: bb")
+        .replace(
+            "model:\n  layers:\n    - Conv2D: {filters: 4, kernel_size: 3, activation: relu}\n    - GlobalAveragePooling2D: {}\n",
+            f"model:\n  backbone: {{name: MobileNetV2, weights: {weights}, trainable: false, pooling: avg, "
+            "arguments: {alpha: 0.35}}\n  layers:\n",
+        )
+        .replace("epochs: 3", "epochs: 1")
+    )
+
+
+def _backbone_weights(run):
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    (base,) = (layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
+    (head,) = (layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
+    return model, base.get_weights(), head.get_weights()
+
+
+def test_a_frozen_backbone_keeps_its_weights_bit_identical_while_the_head_learns(cli, tmp_path):
+    saved = _mobilenet(tmp_path / "backbone.weights.h5")
+    (tmp_path / "c.yaml").write_text(_backbone_config(tmp_path, "backbone.weights.h5"))
+    code, out, err = cli("train", "c.yaml", "-q")
+    assert code == 0, err
+    run = latest_run(tmp_path, "bb")
+    model, first, head_first = _backbone_weights(run)
+    assert len(first) == len(saved) and all(np.array_equal(a, b) for a, b in zip(first, saved, strict=True))
+    # the application's preprocess_input (x / 127.5 - 1 for MobileNetV2) is a layer of the model
+    (rescaling,) = (layer for layer in model.layers if type(layer).__name__ == "Rescaling")
+    assert rescaling.scale == pytest.approx(1 / 127.5) and rescaling.offset == -1.0
+    code, out, err = cli("train", "--resume", str(run), "-q", "-o", "train.epochs=3")
+    assert code == 0, err
+    _, after, head_after = _backbone_weights(run)
+    assert all(np.array_equal(a, b) for a, b in zip(after, saved, strict=True))  # BatchNorm statistics too
+    assert not all(np.array_equal(a, b) for a, b in zip(head_after, head_first, strict=True))
+
+
+def test_imagenet_weights_are_read_from_the_mirror_under_keras_name(cli, tmp_path, monkeypatch):
+    """MobileNetV2's imagenet file (Keras publishes no hash for it) is taken from DLCLI_DATA_DIR;
+    ResNet50's, which Keras hashes, is checked: a file that is not Keras' is refused, naming it.
+    A proxy that refuses every connection proves no download is attempted."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format  # Keras' own .h5 layout, to forge the file
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    base = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35
+    )
+    with h5py.File(mirror / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, base)
+    monkeypatch.setenv("DLCLI_DATA_DIR", str(mirror))
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    (tmp_path / "c.yaml").write_text(_backbone_config(tmp_path, "imagenet"))
+    code, out, err = cli("train", "c.yaml", "-q")
+    assert code == 0, err
+    _, weights, _ = _backbone_weights(latest_run(tmp_path, "bb"))
+    assert all(np.array_equal(a, b) for a, b in zip(weights, base.get_weights(), strict=True))
+
+    (mirror / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"not Keras' file")
+    resnet = (
+        _backbone_config(tmp_path, "imagenet")
+        .replace("name: MobileNetV2", "name: ResNet50")
+        .replace(", arguments: {alpha: 0.35}", "")
+    )
+    (tmp_path / "r.yaml").write_text(resnet)
+    err = _fails(cli, "train", "r.yaml", "-q")
+    assert f"error: {mirror / 'resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5'}: its md5 is " in err
+    assert (
+        "Keras publishes for ResNet50's imagenet weights: replace it with Keras' file, or remove it to download"
+        in err
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("MobileNetV2", "tf"), ("ResNet50", "caffe"), ("DenseNet121", "torch"), ("EfficientNetB0", "none")],
+)
+def test_preprocess_input_as_layers_that_load_safely(tmp_path, name, mode):
+    """Each application's own preprocess_input, and the layers dlcli puts in the model instead, agree
+    on random pixels, and the model holding them loads with safe_mode=True."""
+    import importlib
+
+    import keras
+
+    from dlcli import backbones
+
+    found, steps = backbones.preprocessing(name, 3, "test")
+    assert found == mode
+    pixels = keras.Input((5, 5, 3))
+    model = keras.Model(pixels, backbones._apply(steps, pixels))
+    model.save(tmp_path / "p.keras")
+    loaded = keras.saving.load_model(tmp_path / "p.keras", safe_mode=True)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 5, 5, 3)).astype("float32")
+    own = importlib.import_module(getattr(keras.applications, name).__module__).preprocess_input
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), own(x.copy()), rtol=1e-5, atol=1e-4)
+
+
+# ---- hymenoptera as it ships (slow) -------------------------------------------------------------
+@pytest.mark.slow
+def test_hymenoptera_photos_train_and_predict(tmp_path, shared_data):
+    shutil.copy(CONFIGS / "hymenoptera.yaml", tmp_path / "hymenoptera.yaml")  # folders from the mirror
+    ok(
+        dlcli(
+            "train",
+            "hymenoptera.yaml",
+            "-q",
+            "-o",
+            "train.plots=false",
+            "-o",
+            "train.tensorboard=false",
+            cwd=tmp_path,
+        )
+    )
+    run = latest_run(tmp_path, "hymenoptera")
+    data = read_json(run / "run.json")["data"]
+    assert data["rows"]["train"] + data["rows"]["validation"] == 245  # the GIF and "ant photos.jpg" too
+    assert data["rows"]["test"] == 153
+    test = read_json(run / "metrics.json")["test"]
+    assert test["accuracy"] >= 0.62, test  # the majority class is 83/153 = 0.54
+    val = shared_data / "hymenoptera" / "val"
+    ok(dlcli("predict", str(run), "--input", str(val), "--output", "val.csv", cwd=tmp_path))
+    assert len(pd.read_csv(tmp_path / "val.csv")) == 153
+    one = val / "ants" / sorted(p.name for p in (val / "ants").iterdir())[0]
+    ok(dlcli("predict", str(run), "--input", str(one), "--output", "one.csv", cwd=tmp_path))
+    assert pd.read_csv(tmp_path / "one.csv")["prediction"].isin(["ants", "bees"]).all()
