@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from dlcli import compute, distribute, files, runs, saved, stages
+from dlcli import compute, distribute, files, finetune, runs, saved, stages
 from dlcli import model as model_mod
 from dlcli import record as record_mod
 from dlcli import state as state_mod
@@ -162,6 +162,13 @@ def _prior(run, run_dir: Path, config: Config, changed: list[str]) -> state_mod.
             f"with `dlcli train CONFIG`"
         )
     patience_raised = "train.early_stopping.patience" in [c.split(":")[0] for c in changed]
+    if config.train.fine_tune is not None:
+        if finetune.finished(config, prior) and not (patience_raised and prior.stopped_early):
+            raise RunError(
+                f"--resume {run}: the run completed both phases after epoch {prior.epoch}; to train "
+                "on, raise -o train.fine_tune.epochs=N"
+            )
+        return prior
     if prior.epoch >= config.train.epochs or (prior.stopped_early and not patience_raised):
         why = "stopped early" if prior.stopped_early and prior.epoch < config.train.epochs else "completed"
         raise RunError(
@@ -172,7 +179,7 @@ def _prior(run, run_dir: Path, config: Config, changed: list[str]) -> state_mod.
 
 
 #: What `--resume` may change: training continues exactly as before otherwise.
-RESUMABLE_CHANGES = {"train.epochs", "train.early_stopping.patience"}
+RESUMABLE_CHANGES = {"train.epochs", "train.early_stopping.patience", "train.fine_tune.epochs"}
 
 
 def config_changes(old: Config, new: Config) -> list[str]:

@@ -406,6 +406,9 @@ BACKBONE_OWN_ARGS = ("include_top", "weights", "input_shape", "input_tensor", "p
 
 def _backbone(raw: dict, images: str | None) -> list[Problem]:
     backbone = _get(raw, "model", "backbone")
+    fine_tune = _get(raw, "train", "fine_tune") is not None
+    if fine_tune and not isinstance(backbone, dict):
+        return [(("train", "fine_tune"), "fine-tuning unfreezes a backbone's layers: add model.backbone")]
     if not isinstance(backbone, dict):
         return []
     key = ("model", "backbone")
@@ -427,6 +430,10 @@ def _backbone(raw: dict, images: str | None) -> list[Problem]:
                 problems.append(
                     ((*key, "arguments", arg), f"{name} has no argument {arg!r}{suggest(arg, choices)}")
                 )
+    if fine_tune and backbone.get("trainable") is True:
+        problems.append(
+            (("model", "backbone", "trainable"), "with train.fine_tune it first stays frozen: remove it")
+        )
     if _get(raw, "preprocessing", "image", "rescale") is not None:
         problems.append(
             (

@@ -401,6 +401,20 @@ class DistributionConfig(_Strict):
     )
 
 
+class FineTuneConfig(_Strict):
+    """A second phase after the head has trained: the backbone's top layers learn too, slowly
+    (Keras' transfer-learning guide). Its BatchNormalization layers stay frozen, in inference mode."""
+
+    unfreeze: Annotated[int, Field(gt=0)] | Literal["all"] = Field(
+        description="How many of the backbone's last layers (keras.Model.layers, from the top) to "
+        "train, or all."
+    )
+    epochs: int = Field(gt=0, description="Epochs of this phase, after train.epochs (or early stopping).")
+    learning_rate: float = Field(
+        1e-5, gt=0, description="The optimizer's learning rate in this phase (a fresh optimizer)."
+    )
+
+
 class TrainConfig(_Strict):
     epochs: int = Field(
         10, gt=0, description="Passes over the training rows (fewer if early stopping stops)."
@@ -423,6 +437,11 @@ class TrainConfig(_Strict):
         description="Classification: weight each training row's loss by its class. balanced: "
         "n_rows / (n_classes * rows of the class), as scikit-learn computes it; or {label: weight} "
         "(labels not named weigh 1).",
+    )
+    fine_tune: FineTuneConfig | None = Field(
+        None,
+        description="With model.backbone: then unfreeze its top layers and train on at a lower "
+        "learning rate; history.csv's phase column tells the phases apart.",
     )
     checkpoint: CheckpointConfig = Field(
         CheckpointConfig(), description="Which epoch's weights are kept as the best (checkpoints/best.keras)."

@@ -209,10 +209,13 @@ def _check_output(config: Config, model: keras.Model, n_classes: int | None) -> 
         )
 
 
-def optimizer(config: Config):
+def optimizer(config: Config, learning_rate: float | None = None):
+    """The configured optimizer; `learning_rate` replaces the configured one (fine-tuning)."""
     import keras
 
     options = dict(config.optimizer.model_extra or {})
+    if learning_rate is not None:
+        options["learning_rate"] = learning_rate
     if isinstance(options.get("learning_rate"), dict):  # {ScheduleName: {arguments}} (checked by validate)
         ((schedule, arguments),) = options["learning_rate"].items()
         try:
@@ -241,10 +244,12 @@ def optimizer(config: Config):
         raise ConfigError(f"{config.where('optimizer')}: {exc}") from None
 
 
-def compile_model(model: keras.Model, config: Config, steps_per_execution: int) -> None:
+def compile_model(
+    model: keras.Model, config: Config, steps_per_execution: int, learning_rate: float | None = None
+) -> None:
     """Compile; with mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer itself."""
     model.compile(
-        optimizer=optimizer(config),
+        optimizer=optimizer(config, learning_rate),
         loss=config.loss,
         metrics=list(config.metrics),
         steps_per_execution=steps_per_execution,

@@ -13,11 +13,11 @@ api.py decides which run this is (fresh, resumed, a worker's) and hands it over.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dlcli import compute, distribute, files, pipeline, plots, runs, saved, scoring, tracking
+from dlcli import compute, distribute, files, finetune, pipeline, plots, runs, saved, scoring, tracking
 from dlcli import data as data_mod
 from dlcli import model as model_mod
 from dlcli import record as record_mod
@@ -199,7 +199,10 @@ def _build(job: Job):
         model = model_mod.build(
             config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale, prep.embeddings, prep.text
         )
-        model_mod.compile_model(model, config, steps_per_execution)
+        if prior is not None and prior.phase == 2:  # resuming a fine-tuning phase: its trainable set
+            finetune.compile_phase_two(model, config, steps_per_execution)
+        else:
+            model_mod.compile_model(model, config, steps_per_execution)
         if prior is not None:
             model.optimizer.build(model.trainable_variables)
     record.data["compute"] = {
@@ -228,6 +231,10 @@ def _plan(job: Job) -> train_mod.FitPlan:
         weights = prepared.prep.row_weights(per_class, y)
     train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed, weights, prepared.prep.loader())
     val = prepared.sets.get("validation")
+    fine, phase, last = config.train.fine_tune, None, None
+    if fine is not None:  # history.csv gets a phase column; a resumed phase 2 ends where it would have
+        phase = (2, prior.phase_start) if prior is not None and prior.phase == 2 else (1, 0)
+        last = prior.phase_start + fine.epochs if phase[0] == 2 else None
     return train_mod.FitPlan(
         config,
         run_dir,
@@ -238,6 +245,8 @@ def _plan(job: Job) -> train_mod.FitPlan:
         listener=job.listener,
         prior=prior,
         history=state_mod.truncate_history(run_dir, prior.epoch) if prior is not None else [],
+        epochs=last,
+        phase=phase,
     )
 
 
@@ -250,7 +259,7 @@ def _fit(job: Job, model, plan: train_mod.FitPlan) -> tuple[int, int | None]:
         plan.listener.notes(job.prepared.notes(config))  # before the epoch lines they explain
     try:
         with train_mod.stop_on_signals(halt):
-            timer = train_mod.fit(model, plan)
+            timers = _fit_phases(job, model, plan)
     except Exception as exc:
         if placement.kind != "multi_worker" or not distribute.is_cluster_error(exc):
             raise
@@ -260,12 +269,13 @@ def _fit(job: Job, model, plan: train_mod.FitPlan) -> tuple[int, int | None]:
             f"completed epoch(s). Restart every worker with: dlcli train --resume {resume_from}"
         ) from None
     timings["fit_s"] = round(timings.get("fit_s", 0) + time.perf_counter() - clock, 3)
-    if plan.prior is None:
-        timings["first_step_s"] = timer.first_step_s
+    if plan.prior is None and timers:
+        timings["first_step_s"] = timers[0].first_step_s
     done = state_mod.read_resume(run_dir)
     epochs, best_epoch = (done.epoch, done.best_epoch) if done else (0, None)
     # one time per committed epoch: a partial epoch (signal, divergence) is not one
-    timings["epoch_s"] = (timings.get("epoch_s", [])[: plan.first_epoch] + timer.epoch_s)[:epochs]
+    epoch_s = [t for timer in timers for t in timer.epoch_s]
+    timings["epoch_s"] = (timings.get("epoch_s", [])[: plan.first_epoch] + epoch_s)[:epochs]
     job.record.data["epochs"] = {
         "completed": epochs,
         "best": best_epoch,
@@ -284,6 +294,29 @@ def _fit(job: Job, model, plan: train_mod.FitPlan) -> tuple[int, int | None]:
     if placement.distributed:  # every replica of every worker ends with these same weights
         job.record.data["distribution"]["weights_sha256"] = compute.weights_digest(model)
     return epochs, best_epoch
+
+
+def _fit_phases(job: Job, model, plan: train_mod.FitPlan) -> list:
+    """Train the plan; with train.fine_tune, then (or, resuming, only) the fine-tuning phase.
+    Returns each phase's Timer."""
+    config, prior, fine = job.config, plan.prior, job.config.train.fine_tune
+    timers = []
+    if prior is None or prior.phase == 1:
+        if not finetune.phase_one_done(config, prior):
+            timers.append(train_mod.fit(model, plan))  # ends with the best checkpoint's weights
+            if plan.halt or fine is None:
+                return timers
+        elif (job.run_dir / "checkpoints" / "best.keras").is_file():  # resumed between the phases
+            train_mod.load_best(model, job.run_dir / "checkpoints" / "best.keras")
+        prior = finetune.phase_two_prior(state_mod.read_resume(job.run_dir))
+        with job.placement.scope():
+            finetune.compile_phase_two(model, config, job.record.data["compute"]["steps_per_execution"])
+        start = prior.phase_start
+        plan = replace(plan, prior=prior, epochs=start + fine.epochs, phase=(2, start))
+    if plan.listener is not None and hasattr(plan.listener, "notes"):
+        plan.listener.notes([finetune.note(config, model, prior.phase_start)])
+    timers.append(train_mod.fit(model, plan))
+    return timers
 
 
 def _score_and_plot(job: Job, model, epochs: int, best_epoch: int | None) -> TrainResult:

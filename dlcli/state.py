@@ -65,7 +65,9 @@ class ResumeState:
     best: float | None = None
     best_epoch: int | None = None
     seed_states: list = field(default_factory=list)
-    early_stopping: dict | None = None
+    early_stopping: dict | None = None  # of the current phase
+    phase: int = 1  # 2: fine-tuning (train.fine_tune)
+    phase_start: int = 0  # epochs completed before phase 2 began
 
     @property
     def stopped_early(self) -> bool:
@@ -98,7 +100,7 @@ def truncate_history(run_dir: Path, epochs: int) -> list[dict]:
         for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8")))
         if row.get("epoch", "").isdigit() and int(row["epoch"]) <= epochs
     ]
-    rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+    rows = [{k: (int(v) if k in ("epoch", "phase") else float(v)) for k, v in row.items()} for row in rows]
     _write_history(path, rows)
     return rows
 
@@ -170,9 +172,11 @@ def _run_state_class():
             history: list[dict],
             early_stopping=None,
             halted=lambda: False,
+            phase: tuple[int, int] | None = None,
         ):
             super().__init__()
             self.dir, self.monitor, self.mode = Path(run_dir), monitor, mode
+            self.phase = phase  # (phase, phase_start) with train.fine_tune, else None
             self.direction = prior.direction if prior else None
             self.best = prior.best if prior else None
             self.best_epoch = prior.best_epoch if prior else None
@@ -191,7 +195,7 @@ def _run_state_class():
             if value is not None and improved(self.direction, value, self.best):
                 self.best, self.best_epoch = value, done
                 save_atomic(self.model, ckpt / "best.keras")
-            self.history.append({"epoch": done, **logs})
+            self.history.append({"epoch": done, **({"phase": self.phase[0]} if self.phase else {}), **logs})
             _write_history(self.dir / "history.csv", self.history)
             state = ResumeState(
                 epoch=done,
@@ -202,6 +206,8 @@ def _run_state_class():
                 best_epoch=self.best_epoch,
                 seed_states=seed_states(self.model),
                 early_stopping=self.early_stopping.state() if self.early_stopping else None,
+                phase=self.phase[0] if self.phase else 1,
+                phase_start=self.phase[1] if self.phase else 0,
             )
             write_json(ckpt / RESUME_FILE, asdict(state))
             link_atomic(ckpt / name, ckpt / "last.keras")

@@ -70,12 +70,18 @@ class FitPlan:
     epoch_var: Any  # picks each epoch's data order (pipeline.training_dataset)
     halt: Halt = field(default_factory=Halt)
     listener: Listener | None = None
-    prior: ResumeState | None = None  # set when resuming
+    prior: ResumeState | None = None  # set when resuming, and for a fine-tuning phase
     history: list[dict] = field(default_factory=list)  # history.csv rows of the epochs before
+    epochs: int | None = None  # the last epoch of this fit (default train.epochs)
+    phase: tuple[int, int] | None = None  # (phase, epochs before it) with train.fine_tune
 
     @property
     def first_epoch(self) -> int:
         return self.prior.epoch if self.prior else 0
+
+    @property
+    def last_epoch(self) -> int:
+        return self.epochs or self.config.train.epochs
 
 
 def callbacks(plan: FitPlan) -> list:
@@ -103,9 +109,10 @@ def callbacks(plan: FitPlan) -> list:
     out += _tensorboard(config, plan.run_dir)
     monitor, mode = config.checkpoint_monitor(), config.train.checkpoint.mode
     halted = lambda: bool(plan.halt)  # noqa: E731 - read at each epoch's end
-    out.append(RunState(plan.run_dir, monitor, mode, plan.prior, plan.history, early, halted=halted))
+    state = RunState(plan.run_dir, monitor, mode, plan.prior, plan.history, early, halted, plan.phase)
+    out.append(state)
     if plan.listener is not None:
-        out.append(_relay_class()(plan.listener, config.train.epochs, plan.steps, plan.halt))
+        out.append(_relay_class()(plan.listener, plan.last_epoch, plan.steps, plan.halt))
     out.append(_timer_class()())  # last: an epoch's time includes the checkpoints written at its end
     return out
 
@@ -235,7 +242,7 @@ def fit(model, plan: FitPlan):
     model.fit(
         plan.train_ds,
         validation_data=plan.val_ds,
-        epochs=plan.config.train.epochs,
+        epochs=plan.last_epoch,
         initial_epoch=plan.first_epoch,
         verbose=0,
         shuffle=False,
@@ -243,5 +250,15 @@ def fit(model, plan: FitPlan):
     )
     best = plan.run_dir / "checkpoints" / "best.keras"
     if best.is_file():
-        model.load_weights(best)
+        load_best(model, best)
     return hooks[-1]
+
+
+def load_best(model, path: Path) -> None:
+    """The best checkpoint's weights. One saved in the phase before fine-tuning carries that phase's
+    optimizer, which the fine-tuning optimizer does not take (Keras warns and skips it: expected)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)

@@ -336,3 +336,92 @@ def test_hymenoptera_photos_train_and_predict(tmp_path, shared_data):
     one = val / "ants" / sorted(p.name for p in (val / "ants").iterdir())[0]
     ok(dlcli("predict", str(run), "--input", str(one), "--output", "one.csv", cwd=tmp_path))
     assert pd.read_csv(tmp_path / "one.csv")["prediction"].isin(["ants", "bees"]).all()
+
+
+def _fine_tune_config(tmp_path) -> str:
+    return (
+        _backbone_config(tmp_path, "backbone.weights.h5")
+        .replace(
+            "epochs: 1, batch_size: 8,",
+            "epochs: 2, batch_size: 8, fine_tune: {unfreeze: 5, epochs: 2, learning_rate: 0.001},",
+        )
+        .replace("trainable: false, ", "")
+    )
+
+
+def test_fine_tuning_trains_the_unfrozen_top_layers_only_then_resumes_in_phase_two(cli, tmp_path):
+    import keras
+
+    _mobilenet(tmp_path / "backbone.weights.h5")
+    (tmp_path / "c.yaml").write_text(_fine_tune_config(tmp_path))
+    code, out, err = cli("train", "c.yaml")
+    assert code == 0, err
+    assert (
+        "fine-tuning mobilenetv2_0.35_32: the top 5 layers train (BatchNormalization frozen), learning "
+        "rate 0.001, epochs 3–4" in " ".join(err.split())
+    )
+    run = latest_run(tmp_path, "bb")
+    history = pd.read_csv(run / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4] and history["phase"].tolist() == [1, 1, 2, 2]
+    # the last epoch's weights (model.keras is the best epoch of both phases, which may be phase 1's)
+    model = keras.saving.load_model(run / "checkpoints" / "last.keras", safe_mode=True)
+    (base,) = (layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
+    fresh = keras.applications.MobileNetV2(
+        include_top=False, weights=str(tmp_path / "backbone.weights.h5"), input_shape=(32, 32, 3), alpha=0.35
+    )
+    top = {layer.name for layer in base.layers[-5:] if not isinstance(layer, keras.layers.BatchNormalization)}
+    before = {layer.name: layer.get_weights() for layer in fresh.layers}
+    assert {layer.name for layer in base.layers if layer.weights} <= set(before)
+    changed = {
+        layer.name
+        for layer in base.layers
+        if layer.weights
+        and not all(
+            np.array_equal(a, b) for a, b in zip(layer.get_weights(), before[layer.name], strict=True)
+        )
+    }
+    assert changed and changed <= top, (changed, top)  # BatchNormalization statistics untouched too
+
+    code, out, err = cli("train", "--resume", str(run), "-q", "-o", "train.fine_tune.epochs=3")
+    assert code == 0, err
+    history = pd.read_csv(run / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5] and history["phase"].tolist() == [1, 1, 2, 2, 2]
+    code, out, err = cli("train", "--resume", str(run), "-q")
+    assert code == 2
+    assert (
+        "the run completed both phases after epoch 5; to train on, raise -o train.fine_tune.epochs=N" in err
+    )
+
+
+def test_a_fine_tuned_run_interrupted_anywhere_resumes_to_the_end(tmp_path):
+    """SIGINT once the first epoch is committed (in phase 1, between the phases or in phase 2, as
+    the machine's speed has it), then --resume: both phases end, each epoch once."""
+    import signal
+    import time
+
+    from conftest import STUCK_S, dlcli_popen
+
+    _mobilenet(tmp_path / "backbone.weights.h5")
+    config = _fine_tune_config(tmp_path).replace(
+        "epochs: 2, batch_size: 8,", "epochs: 3, batch_size: 2, steps_per_execution: 1,"
+    )
+    (tmp_path / "c.yaml").write_text(config)
+    proc = dlcli_popen("train", "c.yaml", "-q", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + STUCK_S
+        while time.monotonic() < deadline and proc.poll() is None:
+            resume = list((tmp_path / "runs").glob("bb/2*/checkpoints/resume.json"))
+            if resume and json.loads(resume[0].read_text())["epoch"] >= 1:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=STUCK_S)
+    finally:
+        proc.kill()
+    (run,) = (tmp_path / "runs" / "bb").glob("2*")
+    if proc.returncode == 130:
+        ok(dlcli("train", "--resume", str(run), "-q", cwd=tmp_path))
+    assert proc.returncode in (0, 130)
+    history = pd.read_csv(run / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5] and history["phase"].tolist() == [1, 1, 1, 2, 2]
+    assert read_json(run / "run.json")["status"] == "completed"
