@@ -605,13 +605,16 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
                 if problem:
                     problems.append((("data", key), problem))
     sources = [data.get(k) for k in ("path", "url") if isinstance(data.get(k), str)]
+    if isinstance(data.get("path"), str) and not _resolve(base, data["path"]).exists():
+        sources = []  # not there yet (a template): what it holds is checked when it is read
     if sources and not folder and data.get("target") is None and not _is_npz(sources[0]):
         problems.append((("data",), "target is required for a path or url: name the column to predict"))
     return problems
 
 
 def _images(raw: dict, base: Path) -> str | None:
-    """What kind of images the data holds: 'files', 'arrays' or None (a table)."""
+    """What kind of images the data holds: 'files', 'arrays', None (a table) or 'unknown' (a
+    data.path not there yet)."""
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     path = data.get("path") if isinstance(data.get("path"), str) else None
     if data.get("dataset") in KERAS_DATASETS or (path is not None and _is_npz(path)):
@@ -623,6 +626,8 @@ def _images(raw: dict, base: Path) -> str | None:
         return "files"
     if path is not None and "://" not in path and _resolve(base, path).is_dir():
         return "files"
+    if path is not None and "://" not in path and not _resolve(base, path).exists():
+        return "unknown"
     return None
 
 

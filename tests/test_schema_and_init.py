@@ -52,6 +52,17 @@ TINY = {
         "preprocessing.image.rescale=0.0625",
     ],
     "timeseries": ["data.path=" + str(ROOT / "data" / "tiny_series.csv"), "preprocessing.window.length=10"],
+    "image-folder": [  # random weights: no download in tests; small images
+        "data.path=" + str(ROOT / "data" / "tiny_images"),
+        "model.backbone.weights=null",
+        "preprocessing.image.size=[32, 32]",
+        "model.backbone.arguments={alpha: 0.35}",
+        "train.fine_tune.epochs=1",
+    ],
+    "text-classification": [
+        "data.path=" + str(ROOT / "data" / "tiny_text.tsv"),
+        "preprocessing.text.max_tokens=100",
+    ],
 }
 
 

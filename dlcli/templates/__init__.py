@@ -7,7 +7,14 @@ from pathlib import Path
 from dlcli.errors import ConfigError
 
 HERE = Path(__file__).parent
-TEMPLATES = ("tabular-classification", "tabular-regression", "image-classification", "timeseries")
+TEMPLATES = (
+    "tabular-classification",
+    "tabular-regression",
+    "image-classification",
+    "image-folder",
+    "text-classification",
+    "timeseries",
+)
 
 
 def template_text(name: str, path: Path) -> str:
