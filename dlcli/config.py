@@ -605,8 +605,6 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
                 if problem:
                     problems.append((("data", key), problem))
     sources = [data.get(k) for k in ("path", "url") if isinstance(data.get(k), str)]
-    if isinstance(data.get("path"), str) and not _resolve(base, data["path"]).exists():
-        sources = []  # not there yet (a template): what it holds is checked when it is read
     if sources and not folder and data.get("target") is None and not _is_npz(sources[0]):
         problems.append((("data",), "target is required for a path or url: name the column to predict"))
     return problems

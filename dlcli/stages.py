@@ -300,11 +300,13 @@ def _fit_phases(job: Job, model, plan: train_mod.FitPlan) -> list:
     """Train the plan; with train.fine_tune, then (or, resuming, only) the fine-tuning phase.
     Returns each phase's Timer."""
     config, prior, fine = job.config, plan.prior, job.config.train.fine_tune
+    if fine is None:
+        return [train_mod.fit(model, plan)]
     timers = []
     if prior is None or prior.phase == 1:
         if not finetune.phase_one_done(config, prior):
             timers.append(train_mod.fit(model, plan))  # ends with the best checkpoint's weights
-            if plan.halt or fine is None:
+            if plan.halt:
                 return timers
         elif (job.run_dir / "checkpoints" / "best.keras").is_file():  # resumed between the phases
             train_mod.load_best(model, job.run_dir / "checkpoints" / "best.keras")

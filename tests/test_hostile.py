@@ -276,7 +276,10 @@ def test_archive_with_a_huge_config_is_refused_before_reading(cli, tmp_path, reg
             "model.layers.7.Dense.units=3",
             "error: -o model.layers.7.Dense.units=3: model.layers.7: index out of range (the list has 2 item(s), numbered 0 to 1)",
         ),
-        ("model.nope.x=1", "error: -o: model.nope: unknown key 'nope' (allowed: input_shape, layers)"),
+        (
+            "model.nope.x=1",
+            "error: -o: model.nope: unknown key 'nope' (allowed: input_shape, backbone, layers)",
+        ),
         (
             "optimizer.learning_rate=.inf",
             "error: -o: optimizer.learning_rate: expected a finite number (got inf, which YAML reads from .inf, .nan or 1e999)",

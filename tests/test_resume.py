@@ -163,7 +163,10 @@ def test_resume_refusals(tmp_path):
         "train", "--resume", str(run), "-o", "optimizer.learning_rate=0.5", "-o", "seed=1", cwd=tmp_path
     )
     assert proc.returncode == 2
-    assert "only train.early_stopping.patience, train.epochs may change when resuming" in proc.stderr
+    assert (
+        "only train.early_stopping.patience, train.epochs, train.fine_tune.epochs may change when resuming"
+        in proc.stderr
+    )
     assert "optimizer.learning_rate: 0.01 → 0.5" in proc.stderr and "seed: 42 → 1" in proc.stderr
     proc = dlcli("train", "--resume", "runs/nope/1", cwd=tmp_path)
     assert proc.returncode == 2 and "runs/nope/1: not a dlcli run directory" in proc.stderr
@@ -318,7 +321,10 @@ def test_model_with_a_lambda_layer_is_refused_and_never_runs(finished_run, tmp_p
             lambda s: {**s, "numeric": {**s["numeric"], "center_": "oops"}},
             "numeric.center_: Input should be a valid array",
         ),
-        (lambda s: {**s, "kind": "pickle"}, "kind: Input should be 'table', 'timeseries' or 'image'"),
+        (
+            lambda s: {**s, "kind": "pickle"},
+            "kind: Input should be 'table', 'timeseries', 'image' or 'image_files'",
+        ),
     ],
     ids=["extra-field", "mistyped-field", "unknown-kind"],
 )
