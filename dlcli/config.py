@@ -15,19 +15,27 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from dlcli.checks import CLASSIFICATION_LOSSES, image_problems, static_problems
+from dlcli import input_checks
+from dlcli.checks import CLASSIFICATION_LOSSES, static_problems
+from dlcli.config_sections import (  # noqa: F401 - re-exported: the config's models live here too
+    AugmentConfig,
+    CategoricalConfig,
+    ImageConfig,
+    NumericConfig,
+    PreprocessingConfig,
+    SeriesConfig,
+    TargetConfig,
+    TextConfig,
+    WindowConfig,
+    _Strict,
+)
 from dlcli.errors import ConfigError
 from dlcli.keypaths import apply_overrides, locate, merge_union_branches, nearest_mark
 from dlcli.yamlio import Marks, load_marked
 
-Scale = Literal["standard", "minmax", "robust", "none"]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 #: The test fraction when data.split.test is not given and the data has no test split of its own.
@@ -164,158 +172,6 @@ class DataConfig(_Strict):
 
 def _is_npz(path: str | None) -> bool:
     return path is not None and path.lower().endswith(".npz")
-
-
-class NumericConfig(_Strict):
-    columns: list[str] | None = Field(None, description="Default: every column not named elsewhere.")
-    impute: Literal["mean", "median", "constant", "none"] = Field(
-        "mean",
-        description="How missing values are filled, from the train split; none: a missing value is an error.",
-    )
-    fill_value: float = Field(0.0, description="The value impute: constant fills in.")
-    scale: Scale = Field("standard", description="The scikit-learn scaler fitted on the train split.")
-    non_finite: Literal["error", "missing"] = Field(
-        "error",
-        description="inf or -inf in a numeric column: error (names the file, line and column) or "
-        "missing (imputed like an empty cell).",
-    )
-
-
-class CategoricalConfig(_Strict):
-    columns: list[str] | None = Field(
-        None,
-        description="Columns of categories. Default: every column of text (fewer than half its values "
-        "numbers) not named elsewhere; [] for none.",
-    )
-    impute: Literal["most_frequent", "constant"] = Field(
-        "constant", description="How an empty cell is filled: the training mode, or fill_value."
-    )
-    fill_value: str = Field("missing", description="The category impute: constant fills in.")
-    encode: Literal["one_hot", "ordinal", "embedding"] = Field(
-        "one_hot",
-        description="one_hot: one column per category seen in training (unseen: all zeros). ordinal: "
-        "one column of category numbers 1…n in training order of frequency (unseen: 0), scaled to "
-        "0–1. embedding: those numbers feed a keras Embedding per column inside the model, of "
-        "min(50, round(1.6 n^0.56)) dimensions (fast.ai's rule), learned with the rest; for many "
-        "categories. Tables only (not with a window).",
-    )
-
-
-class TargetConfig(_Strict):
-    scale: Scale = Field("none", description="Regression only; undone on every reported number.")
-
-
-class AugmentConfig(_Strict):
-    """Keras' random preprocessing layers, inside the model: they change images in training only."""
-
-    flip: Literal["horizontal", "vertical", "horizontal_and_vertical"] | None = Field(
-        None, description="keras.layers.RandomFlip's mode."
-    )
-    rotation: Annotated[float, Field(gt=0, le=1)] | None = Field(
-        None, description="keras.layers.RandomRotation: up to this fraction of a full turn either way."
-    )
-    zoom: Annotated[float, Field(gt=0, lt=1)] | None = Field(
-        None, description="keras.layers.RandomZoom: in or out by up to this fraction."
-    )
-    contrast: Annotated[float, Field(gt=0, le=1)] | None = Field(
-        None, description="keras.layers.RandomContrast: contrast changed by up to this factor."
-    )
-    translation: Annotated[float, Field(gt=0, lt=1)] | None = Field(
-        None, description="keras.layers.RandomTranslation: shifted by up to this fraction of each side."
-    )
-
-
-class ImageConfig(_Strict):
-    rescale: float | None = Field(None, description="Multiplies pixels inside the model, e.g. 1/255.")
-    size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = Field(
-        None,
-        description="Image files: [height, width] every image is resized to as it is read (default "
-        "[224, 224]).",
-    )
-    channels: Literal[1, 3, 4] = Field(3, description="Image files: 1 grey, 3 RGB, 4 RGBA.")
-    crop_to_aspect_ratio: bool = Field(
-        False, description="Image files: crop the centre to the target's aspect ratio before resizing."
-    )
-    pad_to_aspect_ratio: bool = Field(
-        False, description="Image files: pad with black to the target's aspect ratio before resizing."
-    )
-    interpolation: Literal["bilinear", "nearest", "bicubic", "area", "lanczos3"] = Field(
-        "bilinear", description="Image files: how pixels are resampled when resized."
-    )
-    column: str | None = Field(
-        None,
-        description="A table column holding image file paths (relative to the table's folder); a "
-        "folder data.path needs none.",
-    )
-    augment: AugmentConfig | None = Field(
-        None, description="Random changes to training images (Keras preprocessing layers)."
-    )
-
-
-class TextConfig(_Strict):
-    """Columns of free text, turned into numbers by a keras TextVectorization inside the model (adapted
-    on the train split only), so the saved model takes raw strings. Argument names are Keras'."""
-
-    columns: list[str] = Field(min_length=1, description="The columns of free text (a message, a review).")
-    output_mode: Literal["int", "multi_hot", "count", "tf_idf"] = Field(
-        "int",
-        description="int: a sequence of token numbers per text, for an Embedding first layer (then "
-        "pooling, LSTM or Conv1D); multi_hot, count, tf_idf: one vector per text over the vocabulary, "
-        "for Dense layers, side by side with the numeric and categorical columns.",
-    )
-    max_tokens: Annotated[int, Field(ge=3)] | None = Field(
-        20000, description="The vocabulary's size at most (the most frequent tokens of the train split)."
-    )
-    ngrams: Annotated[int, Field(ge=1, le=5)] | None = Field(
-        None, description="Also count word n-grams up to this length (2: words and pairs of words)."
-    )
-    output_sequence_length: Annotated[int, Field(gt=0)] | None = Field(
-        None,
-        description="output_mode int: pad or cut every sequence to this many tokens (default: the "
-        "longest text of each batch).",
-    )
-    standardize: Literal["lower_and_strip_punctuation", "lower", "strip_punctuation"] | None = Field(
-        "lower_and_strip_punctuation", description="How text is normalised before it is split."
-    )
-    split: Literal["whitespace", "character"] = Field(
-        "whitespace", description="Tokens are words (whitespace) or characters."
-    )
-
-
-class WindowConfig(_Strict):
-    length: int = Field(gt=0, description="Time steps in each input window.")
-    horizon: int = Field(1, ge=1, description="How many steps after the window's last one to predict.")
-    stride: int = Field(1, ge=1, description="Steps between the starts of training windows.")
-
-
-class SeriesConfig(_Strict):
-    """Time series: gaps in the values, and differencing for series that trend."""
-
-    missing: Literal["error", "ffill", "interpolate", "drop"] = Field(
-        "error",
-        description="Empty cells in the target and numeric columns: error, ffill (the last value "
-        "carried forward), interpolate (linear, between the neighbours) or drop (the rows).",
-    )
-    difference: Literal[0, 1] = Field(
-        0,
-        description="1: the model reads the changes between steps and predicts the change from the "
-        "window's last value, added back to give the forecast; lets a trending series leave the "
-        "range it was trained on. 0: levels.",
-    )
-
-
-class PreprocessingConfig(_Strict):
-    numeric: NumericConfig = Field(NumericConfig(), description="Numeric columns: imputing and scaling.")
-    categorical: CategoricalConfig = Field(CategoricalConfig(), description="Text columns: one-hot encoding.")
-    target: TargetConfig = Field(TargetConfig(), description="The column to predict.")
-    image: ImageConfig = Field(ImageConfig(), description="Image arrays (NPZ files, Keras datasets).")
-    text: TextConfig | None = Field(
-        None, description="Free-text columns, vectorized inside the model (Keras TextVectorization)."
-    )
-    window: WindowConfig | None = Field(
-        None, description="Time series: sliding windows of rows, each predicting a later target value."
-    )
-    series: SeriesConfig = Field(SeriesConfig(), description="Time series: missing values, differencing.")
 
 
 LayerSpec = dict[str, dict[str, Any] | None]
@@ -577,7 +433,7 @@ def validate(raw: dict, marks: Marks, path: Path) -> Config:
     problems = merge_union_branches(_pydantic_errors(raw), Config)
     problems += static_problems(raw)
     problems += _folders(raw, path.parent)
-    problems += image_problems(raw, _images(raw, path.parent))
+    problems += input_checks.problems(raw, _images(raw, path.parent))
     if problems:
         problems.sort(key=lambda p: nearest_mark(p[0], marks) or (1 << 30, 0))
         raise ConfigError([f"{locate(loc, marks, str(path))}: {msg}" for loc, msg in problems])
@@ -605,6 +461,9 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
                 if problem:
                     problems.append((("data", key), problem))
     sources = [data.get(k) for k in ("path", "url") if isinstance(data.get(k), str)]
+    path = data.get("path")
+    if isinstance(path, str) and not Path(path).suffix and not _resolve(base, path).exists():
+        sources = []  # a folder not there yet (no DLCLI_DATA_DIR): train says it is missing
     if sources and not folder and data.get("target") is None and not _is_npz(sources[0]):
         problems.append((("data",), "target is required for a path or url: name the column to predict"))
     return problems

@@ -150,6 +150,13 @@ def load(config: Config) -> Loaded:
         frame = _sklearn_dataset(data.dataset)
         return _split_table(config, frame, sha256=None, source=f"scikit-learn {data.dataset}")
     path = fetch_url(data.url, data.sha256) if data.url else Path(data.path)
+    if not path.exists():
+        mirror = os.environ.get("DLCLI_DATA_DIR")
+        raise DataError(
+            f"{config.where('data', 'path')}: {path}: no such file or folder; a relative data.path is "
+            "looked for beside the config, then in $DLCLI_DATA_DIR "
+            f"({'set to ' + mirror if mirror else 'not set'})"
+        )
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return _split_arrays(config, _npz_source(path))
     source = read_source(config, path)

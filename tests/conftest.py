@@ -60,6 +60,25 @@ def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return proc
 
 
+def train_shipped(config: str, name: str, cwd: Path) -> Path:
+    """`dlcli train configs/CONFIG` copied into `cwd` (its data.path found in DLCLI_DATA_DIR), without
+    plots or TensorBoard; the run directory."""
+    import shutil
+
+    shutil.copy(CONFIGS / config, cwd / config)
+    quiet = ["-q", "-o", "train.plots=false", "-o", "train.tensorboard=false"]
+    ok(dlcli("train", config, *quiet, cwd=cwd))
+    return latest_run(cwd, name)
+
+
+def fails(cli, *args: str) -> str:
+    """`dlcli ARGS` in this process must exit 2 without a traceback; its stderr, unwrapped."""
+    code, out, err = cli(*args)
+    assert code == 2, f"exit {code}\n{out}\n{err}"
+    assert "Traceback" not in out + err
+    return " ".join(err.split())
+
+
 def latest_run(cwd: Path, name: str) -> Path:
     return (cwd / "runs" / name / "latest").resolve()
 

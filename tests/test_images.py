@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONFIGS, GOOD, ROOT, dlcli, latest_run, ok, read_json
+from conftest import CONFIGS, GOOD, ROOT, dlcli, fails, latest_run, ok, read_json, train_shipped
 
 TINY = ROOT / "data" / "tiny_images"
 FOLDER = (CONFIGS / "ci" / "image_folder.yaml").read_text().replace("../../data/", f"{ROOT}/data/")
@@ -146,11 +146,7 @@ def test_a_csv_of_image_paths(cli, tmp_path):
 
 
 # ---- mistakes: exit 2 with the file, line and key, before anything trains ------------------------
-def _fails(cli, *args: str) -> str:
-    code, out, err = cli(*args)
-    assert code == 2, f"exit {code}\n{out}\n{err}"
-    assert "Traceback" not in out + err
-    return " ".join(err.split())
+_fails = fails
 
 
 def test_image_config_mistakes(cli, tmp_path):
@@ -311,20 +307,7 @@ def test_preprocess_input_as_layers_that_load_safely(tmp_path, name, mode):
 # ---- hymenoptera as it ships (slow) -------------------------------------------------------------
 @pytest.mark.slow
 def test_hymenoptera_photos_train_and_predict(tmp_path, shared_data):
-    shutil.copy(CONFIGS / "hymenoptera.yaml", tmp_path / "hymenoptera.yaml")  # folders from the mirror
-    ok(
-        dlcli(
-            "train",
-            "hymenoptera.yaml",
-            "-q",
-            "-o",
-            "train.plots=false",
-            "-o",
-            "train.tensorboard=false",
-            cwd=tmp_path,
-        )
-    )
-    run = latest_run(tmp_path, "hymenoptera")
+    run = train_shipped("hymenoptera.yaml", "hymenoptera", tmp_path)  # data.path found in the mirror
     data = read_json(run / "run.json")["data"]
     assert data["rows"]["train"] + data["rows"]["validation"] == 245  # the GIF and "ant photos.jpg" too
     assert data["rows"]["test"] == 153

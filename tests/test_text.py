@@ -5,12 +5,11 @@ mistakes a user makes with them; per-class metrics. The SMS Spam Collection as i
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 
 import pandas as pd
 import pytest
-from conftest import CONFIGS, ROOT, dlcli, latest_run, ok, read_json
+from conftest import CONFIGS, ROOT, dlcli, fails, latest_run, ok, read_json, train_shipped
 
 TEXT = (CONFIGS / "ci" / "text.yaml").read_text().replace("../../data/", f"{ROOT}/data/")
 
@@ -147,11 +146,7 @@ def test_text_beside_numeric_and_categorical_columns(cli, tmp_path):
 
 
 # ---- mistakes: exit 2 with the file, line and key, before anything trains ------------------------
-def _fails(cli, *args: str) -> str:
-    code, out, err = cli(*args)
-    assert code == 2, f"exit {code}\n{out}\n{err}"
-    assert "Traceback" not in out + err
-    return " ".join(err.split())
+_fails = fails
 
 
 @pytest.mark.parametrize(
@@ -267,20 +262,7 @@ def test_a_text_column_of_numbers_or_a_missing_one(cli, tmp_path):
 # ---- the SMS Spam Collection as it ships (slow) -------------------------------------------------
 @pytest.mark.slow
 def test_sms_spam_as_it_ships(tmp_path, shared_data):
-    shutil.copy(CONFIGS / "sms_spam.yaml", tmp_path / "sms_spam.yaml")  # data.path found in the mirror
-    ok(
-        dlcli(
-            "train",
-            "sms_spam.yaml",
-            "-q",
-            "-o",
-            "train.plots=false",
-            "-o",
-            "train.tensorboard=false",
-            cwd=tmp_path,
-        )
-    )
-    run = latest_run(tmp_path, "sms-spam")
+    run = train_shipped("sms_spam.yaml", "sms-spam", tmp_path)  # data.path found in the mirror
     data = read_json(run / "run.json")["data"]
     assert data["source"] == str(shared_data / "sms-spam.tsv")
     assert sum(data["rows"].values()) == 5574  # pandas' defaults merge rows at stray quotes: 5572
