@@ -53,73 +53,85 @@ class Preprocessor:
         cls, config: Config, train: Any, source: str = "", cols: columns_mod.Columns | None = None
     ) -> Preprocessor:
         """Fitted on the train split; `cols` as data.load resolved them on the whole file."""
-        pre = config.preprocessing
-        task = config.task
-        target = TargetEncoder(config.data.target_column, task, pre.target.scale)
-        label_mode = checks.label_mode(config.loss)
+        target = TargetEncoder(config.data.target_column, config.task, config.preprocessing.target.scale)
         if isinstance(train, tuple):  # image arrays
             x, y = train
-            image = {"shape": list(x.shape[1:]), "dtype": str(x.dtype), "rescale": pre.image.rescale}
-            prep = cls("image", task, label_mode, target.fit(y), image=image)
+            rescale = config.preprocessing.image.rescale
+            image = {"shape": list(x.shape[1:]), "dtype": str(x.dtype), "rescale": rescale}
+            prep = cls("image", config.task, checks.label_mode(config.loss), target.fit(y), image=image)
         elif cols is not None and cols.image:  # image files: paths in a column, decoded as they stream
-            size = list(pre.image.size or DEFAULT_SIZE)
-            image = {
-                **pre.image.model_dump(include={"rescale", "channels", "interpolation"}),
-                **pre.image.model_dump(include={"crop_to_aspect_ratio", "pad_to_aspect_ratio"}),
-                "column": cols.image[0],
-                "size": size,
-                "shape": [*size, pre.image.channels],
-                "dtype": "float32",
-            }
-            y = columns_mod.target_values(train, target.column, task, source)
-            prep = cls("image_files", task, label_mode, target.fit(y), image=image)
+            prep = cls._fit_image_files(config, train, source, cols, target)
         else:
-            kind = "timeseries" if pre.window is not None else "table"
-            window = None
-            if pre.window is not None:
-                window = {**pre.window.model_dump(), "difference": pre.series.difference}
-            cols = cols or columns_mod.resolve(config, train, source)
-            numeric = NumericTransformer(
-                cols.numeric,
-                pre.numeric.impute,
-                pre.numeric.fill_value,
-                pre.numeric.scale,
-                pre.numeric.non_finite,
+            prep = cls._fit_table(
+                config, train, source, cols or columns_mod.resolve(config, train, source), target
             )
-            categorical = CategoricalEncoder(
-                cols.categorical, pre.categorical.impute, pre.categorical.fill_value, pre.categorical.encode
-            )
-            text = None
-            if pre.text is not None:
-                text = TextVectorizer(cols.text, **pre.text.model_dump(exclude={"columns"}))
-            prep = cls(
-                kind,
-                task,
-                label_mode,
-                target,
-                numeric,
-                categorical,
-                window,
-                time_column=config.data.time_column,
-                text=text,
-            )
-            try:
-                numeric.fit(prep._series_input(train))
-            except DataError as exc:
-                raise DataError(f"{source}: {exc}") from None
-            categorical.fit(train)
-            if text is not None:
-                text.fit(train, source)
-            y = columns_mod.target_values(train, target.column, task, source)
-            if prep.differenced:  # the target is the change over `horizon` steps
-                horizon = pre.window.horizon
-                y = y[horizon:] - y[:-horizon]
-            target.fit(y)
-        if label_mode == "binary" and len(prep.target_encoder.classes_) != 2:
+        if prep.label_mode == "binary" and len(prep.target_encoder.classes_) != 2:
             raise DataError(
                 f"loss {config.loss} needs exactly 2 classes, but target {target.column!r} has "
                 f"{len(prep.target_encoder.classes_)}: use sparse_categorical_crossentropy"
             )
+        return prep
+
+    @classmethod
+    def _fit_image_files(cls, config: Config, train, source: str, cols, target) -> Preprocessor:
+        pre = config.preprocessing
+        size = list(pre.image.size or DEFAULT_SIZE)
+        image = {
+            **pre.image.model_dump(include={"rescale", "channels", "interpolation"}),
+            **pre.image.model_dump(include={"crop_to_aspect_ratio", "pad_to_aspect_ratio"}),
+            "column": cols.image[0],
+            "size": size,
+            "shape": [*size, pre.image.channels],
+            "dtype": "float32",
+        }
+        y = columns_mod.target_values(train, target.column, config.task, source)
+        return cls("image_files", config.task, checks.label_mode(config.loss), target.fit(y), image=image)
+
+    @classmethod
+    def _fit_table(cls, config: Config, train, source: str, cols, target) -> Preprocessor:
+        """A table or a series: numeric, categorical and text columns, and the target."""
+        pre = config.preprocessing
+        window = None
+        if pre.window is not None:
+            window = {**pre.window.model_dump(), "difference": pre.series.difference}
+        numeric = NumericTransformer(
+            cols.numeric,
+            pre.numeric.impute,
+            pre.numeric.fill_value,
+            pre.numeric.scale,
+            pre.numeric.non_finite,
+        )
+        categorical = CategoricalEncoder(
+            cols.categorical, pre.categorical.impute, pre.categorical.fill_value, pre.categorical.encode
+        )
+        text = None
+        if pre.text is not None:
+            text = TextVectorizer(cols.text, **pre.text.model_dump(exclude={"columns"}))
+        kind = "timeseries" if window is not None else "table"
+        label_mode = checks.label_mode(config.loss)
+        prep = cls(
+            kind,
+            config.task,
+            label_mode,
+            target,
+            numeric,
+            categorical,
+            window,
+            time_column=config.data.time_column,
+            text=text,
+        )
+        try:
+            numeric.fit(prep._series_input(train))
+        except DataError as exc:
+            raise DataError(f"{source}: {exc}") from None
+        categorical.fit(train)
+        if text is not None:
+            text.fit(train, source)
+        y = columns_mod.target_values(train, target.column, config.task, source)
+        if prep.differenced:  # the target is the change over `horizon` steps
+            horizon = pre.window.horizon
+            y = y[horizon:] - y[:-horizon]
+        target.fit(y)
         return prep
 
     @property
