@@ -57,7 +57,7 @@ TINY = {
         "model.backbone.weights=null",
         "preprocessing.image.size=[32, 32]",
         "model.backbone.arguments={alpha: 0.35}",
-        "train.fine_tune.epochs=1",
+        "train.fine_tune=null",  # the fine-tuning phase is tested in test_images.py
     ],
     "text-classification": [
         "data.path=" + str(ROOT / "data" / "tiny_text.tsv"),
