@@ -177,9 +177,16 @@ class Source:
     skipped: list[str] = field(default_factory=list)
 
 
-def read_source(config: Config, path: Path, labelled: bool = True) -> Source:
-    """`path` as a table: a folder (data.path, data.test_path, evaluate --data) or a file, with
-    image files checked and their paths made absolute."""
+def read_source(
+    config: Config,
+    path: Path,
+    labelled: bool = True,
+    reading: Reading | None = None,
+    image_column: str | None = None,
+) -> Source:
+    """`path` as a table: a folder (data.path, data.test_path, evaluate --data) or a file (read with
+    `reading`, default the config's), with image files (preprocessing.image.column, or
+    `image_column`) checked and their paths made absolute."""
     from dlcli import folders
 
     data, image = config.data, config.preprocessing.image
@@ -196,32 +203,42 @@ def read_source(config: Config, path: Path, labelled: bool = True) -> Source:
             )
         source = Source(frame, _listing_sha256(path), notes, folders.PATH if found.kind == "images" else None)
     else:
-        frame, notes = _read(path, Reading.of(data, config.where), labelled=labelled)
-        source = Source(frame, sha256_of(path), notes, image.column)
-        if image.column is not None and image.column in frame.columns:
-            base = path.parent
-            frame[image.column] = [
-                str(p if Path(p).is_absolute() else (base / str(p)).resolve()) if isinstance(p, str) else p
-                for p in frame[image.column]
-            ]
+        frame, notes = _read(path, reading or Reading.of(data, config.where), labelled=labelled)
+        source = Source(frame, sha256_of(path), notes, image_column or image.column)
+        if source.image is not None and source.image in frame.columns:
+            absolute_paths(frame, source.image, path.parent)
     if source.image is not None and source.image in source.frame.columns:
-        _check_images(config, source, str(path))
+        source.frame, source.skipped = decodable(
+            source.frame, source.image, image.channels, data.skip_bad_files, str(path), source.notes
+        )
     return source
 
 
-def _check_images(config: Config, source: Source, where: str) -> None:
+def absolute_paths(frame: pd.DataFrame, column: str, base: Path) -> None:
+    """A table's image paths, relative to the table's folder, made absolute (in place)."""
+    frame[column] = [
+        str(p if Path(p).is_absolute() else (base / p).resolve()) if isinstance(p, str) else p
+        for p in frame[column]
+    ]
+
+
+def decodable(
+    frame: pd.DataFrame, column: str, channels: int, skip: bool, where: str, notes: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """The rows whose image file decodes, and the files left out (a DataError unless `skip`; a note
+    names them when skipped)."""
     from dlcli.images import check_files
 
-    paths = source.frame[source.image].fillna("").astype(str).to_numpy(dtype=object)
-    bad, named = check_files(paths, config.preprocessing.image.channels, where, config.data.skip_bad_files)
+    paths = frame[column].fillna("").astype(str).to_numpy(dtype=object)
+    bad, named = check_files(paths, channels, where, skip)
     if bad:
-        source.frame = source.frame.drop(index=source.frame.index[bad])
-        source.skipped += named
-        source.notes.append(
+        frame = frame.drop(index=frame.index[bad])
+        notes.append(
             f"{where}: {len(bad)} image file(s) that cannot be decoded left out (data.skip_bad_files): "
             + ", ".join(named[:3])
             + (", …" if len(named) > 3 else "")
         )
+    return frame, named
 
 
 def _listing_sha256(folder: Path) -> str:

@@ -22,9 +22,7 @@ if TYPE_CHECKING:
 
 def phase_one_done(config: Config, prior: ResumeState | None) -> bool:
     """Whether the head's phase is over: every epoch of train.epochs done, or stopped early."""
-    if prior is None or prior.phase != 1:
-        return prior is not None
-    return prior.epoch >= config.train.epochs or prior.stopped_early
+    return prior is not None and (prior.epoch >= config.train.epochs or prior.stopped_early)
 
 
 def finished(config: Config, prior: ResumeState) -> bool:

@@ -122,37 +122,29 @@ def _image_files(prep: Preprocessor, path: Path, config: Config | None, labelled
     subfolders), or a table with the run's column of paths (relative to the table's folder)."""
     import pandas as pd
 
-    from dlcli import folders, images
+    from dlcli import folders
 
     column = prep.image["column"]
     if not path.exists():
         raise DataError(f"{path}: no such file or folder (resolved to {path.resolve()})")
-    if path.is_dir() and labelled and config is not None:
-        frame = data_mod.read_source(config, path).frame  # checked there
-        return frame.rename(columns={folders.PATH: column})
-    if path.is_dir() or path.suffix.lower() in folders.IMAGE_SUFFIXES:
+    listed = path.is_dir() and not (labelled and config is not None)  # predict: every image below
+    if config is not None and not listed and path.suffix.lower() not in folders.IMAGE_SUFFIXES:
+        reading = None if path.is_dir() else _reading(config.data, path)  # a table, or class folders
+        source = data_mod.read_source(config, path, labelled, reading, image_column=column)
+        prep.warnings.extend(source.notes)
+        return source.frame.rename(columns={folders.PATH: column})
+    if listed or path.suffix.lower() in folders.IMAGE_SUFFIXES:
         paths = folders.image_files(path)
         if not paths:
             raise DataError(f"{path}: no image files ({', '.join(folders.IMAGE_SUFFIXES)}) in it or below it")
-        frame = pd.DataFrame({column: paths})
-        frame.index = pd.RangeIndex(1, len(frame) + 1)
-    else:
-        reading = _reading(config.data, path) if config is not None else None
-        frame = data_mod.read_table(path, reading, labelled=labelled)
-        if column not in frame.columns:
-            raise DataError(
-                f"{path}: no column {column!r} of image file paths (the table has "
-                f"{', '.join(map(str, frame.columns))})"
-            )
-        frame[column] = [
-            p if Path(str(p)).is_absolute() else str((path.parent / str(p)).resolve()) for p in frame[column]
-        ]
-    skip = config.data.skip_bad_files if config is not None else False
-    paths = frame[column].fillna("").astype(str).to_numpy(dtype=object)
-    bad, _ = images.check_files(paths, prep.image["channels"], str(path), skip)
-    if bad:
-        prep.warnings.append(f"{path}: {len(bad)} image file(s) that cannot be decoded left out")
-        frame = frame.drop(index=frame.index[bad])
+        frame = pd.DataFrame({column: paths}, index=pd.RangeIndex(1, len(paths) + 1))
+    else:  # a table, where the run's config cannot be read
+        frame = data_mod.read_table(path, None, labelled=labelled)
+        if column in frame.columns:
+            data_mod.absolute_paths(frame, column, path.parent)
+    if column in frame.columns:
+        skip = config.data.skip_bad_files if config is not None else False
+        frame, _ = data_mod.decodable(frame, column, prep.image["channels"], skip, str(path), prep.warnings)
     return frame
 
 

@@ -60,6 +60,19 @@ def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return proc
 
 
+def ci_config(name: str) -> str:
+    """configs/ci/NAME.yaml's text with its data paths absolute (for configs written elsewhere)."""
+    return (CONFIGS / "ci" / f"{name}.yaml").read_text().replace("../../data/", f"{ROOT}/data/")
+
+
+def model_layers(run: Path) -> list[dict]:
+    """The layer configs of a run's model.keras, read from the archive (no Keras)."""
+    import zipfile
+
+    with zipfile.ZipFile(run / "model.keras") as archive:
+        return json.loads(archive.read("config.json"))["config"]["layers"]
+
+
 def train_shipped(config: str, name: str, cwd: Path) -> Path:
     """`dlcli train configs/CONFIG` copied into `cwd` (its data.path found in DLCLI_DATA_DIR), without
     plots or TensorBoard; the run directory."""

@@ -7,28 +7,33 @@ from __future__ import annotations
 
 import json
 import shutil
-import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONFIGS, GOOD, ROOT, dlcli, fails, latest_run, ok, read_json, train_shipped
+from conftest import (
+    CONFIGS,
+    GOOD,
+    ROOT,
+    _trained,
+    ci_config,
+    dlcli,
+    fails,
+    latest_run,
+    model_layers,
+    ok,
+    read_json,
+    train_shipped,
+)
 
 TINY = ROOT / "data" / "tiny_images"
-FOLDER = (CONFIGS / "ci" / "image_folder.yaml").read_text().replace("../../data/", f"{ROOT}/data/")
+FOLDER = ci_config("image_folder")
 
 
 @pytest.fixture(scope="session")
 def folder_run(tmp_path_factory):
     """configs/ci/image_folder.yaml as shipped: 48 small photos of varied sizes and formats."""
-    where = tmp_path_factory.mktemp("images")
-    ok(dlcli("train", str(CONFIGS / "ci" / "image_folder.yaml"), "-q", cwd=where))
-    return latest_run(where, "ci-image-folder")
-
-
-def _layers(run) -> list[dict]:
-    with zipfile.ZipFile(run / "model.keras") as archive:
-        return json.loads(archive.read("config.json"))["config"]["layers"]
+    return _trained(tmp_path_factory, "image_folder")
 
 
 def test_a_folder_of_class_folders_trains_from_paths(folder_run):
@@ -40,7 +45,7 @@ def test_a_folder_of_class_folders_trains_from_paths(folder_run):
     assert state["kind"] == "image_files"
     assert state["image"]["size"] == [24, 24] and state["image"]["shape"] == [24, 24, 3]
     assert state["target"]["classes_"] == ["blue", "red"]  # the subfolders, in alphabetical order
-    layers = {layer["class_name"]: layer["config"] for layer in _layers(folder_run)}
+    layers = {layer["class_name"]: layer["config"] for layer in model_layers(folder_run)}
     assert layers["InputLayer"]["batch_shape"] == [None, 24, 24, 3]  # resized pixels, 0-255
     assert layers["RandomFlip"]["mode"] == "horizontal"  # augmentation inside the model
     assert read_json(folder_run / "metrics.json")["test"]["accuracy"] >= 0.75

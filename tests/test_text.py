@@ -4,33 +4,34 @@ mistakes a user makes with them; per-class metrics. The SMS Spam Collection as i
 
 from __future__ import annotations
 
-import json
-import zipfile
-
 import pandas as pd
 import pytest
-from conftest import CONFIGS, ROOT, dlcli, fails, latest_run, ok, read_json, train_shipped
+from conftest import (
+    CONFIGS,
+    ROOT,
+    _trained,
+    ci_config,
+    dlcli,
+    fails,
+    latest_run,
+    model_layers,
+    ok,
+    read_json,
+    train_shipped,
+)
 
-TEXT = (CONFIGS / "ci" / "text.yaml").read_text().replace("../../data/", f"{ROOT}/data/")
+TEXT = ci_config("text")
 
 
 @pytest.fixture(scope="session")
 def text_run(tmp_path_factory):
     """configs/ci/text.yaml as shipped: tf_idf of words and pairs of words, then Dense layers."""
-    where = tmp_path_factory.mktemp("text")
-    ok(dlcli("train", str(CONFIGS / "ci" / "text.yaml"), "-q", cwd=where))
-    return latest_run(where, "ci-text")
-
-
-def _model_config(run) -> dict:
-    with zipfile.ZipFile(run / "model.keras") as archive:
-        return json.loads(archive.read("config.json"))
+    return _trained(tmp_path_factory, "text")
 
 
 def _layers(run) -> dict[str, dict]:
     return {
-        layer["class_name"] + ":" + layer["config"]["name"]: layer["config"]
-        for layer in _model_config(run)["config"]["layers"]
+        layer["class_name"] + ":" + layer["config"]["name"]: layer["config"] for layer in model_layers(run)
     }
 
 
