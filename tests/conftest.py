@@ -126,6 +126,12 @@ def regression_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def binary_run(tmp_path_factory) -> Path:
+    """configs/ci/binary.yaml as shipped (string labels "no"/"yes")."""
+    return _trained(tmp_path_factory, "binary")
+
+
+@pytest.fixture(scope="session")
 def images_run(tmp_path_factory) -> Path:
     """configs/ci/images.yaml as shipped (uint8 8x8 digits, a small convnet)."""
     return _trained(tmp_path_factory, "images")

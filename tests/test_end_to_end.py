@@ -119,9 +119,8 @@ def test_train_evaluate_predict(name, tmp_path, cli):
         assert predicted["prediction"].between(20_000, 1_000_000).all()  # dollars, not scaled units
 
 
-def test_classification_metrics_and_string_labels(tmp_path):
-    ok(dlcli("train", str(CONFIGS / "ci" / "binary.yaml"), "-q", cwd=tmp_path))
-    metrics = read_json(latest_run(tmp_path, "ci-binary") / "metrics.json")["test"]
+def test_classification_metrics_and_string_labels(binary_run):
+    metrics = read_json(binary_run / "metrics.json")["test"]
     assert {"loss", "accuracy", "f1_macro", "confusion_matrix"} <= metrics.keys()
     assert metrics["confusion_matrix"]["labels"] == ["no", "yes"]
     matrix = np.array(metrics["confusion_matrix"]["matrix"])
@@ -129,8 +128,9 @@ def test_classification_metrics_and_string_labels(tmp_path):
     assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
 
 
-def test_regression_metrics_are_in_original_units(tmp_path):
-    ok(dlcli("train", str(CONFIGS / "ci" / "regression.yaml"), "-q", "-o", "train.epochs=30", cwd=tmp_path))
+def test_regression_metrics_are_in_original_units(tmp_path, cli):
+    code, _, err = cli("train", str(CONFIGS / "ci" / "regression.yaml"), "-q", "-o", "train.epochs=30")
+    assert code == 0, err
     run = latest_run(tmp_path, "ci-regression")
     test = read_json(run / "metrics.json")["test"]
     assert test["r2"] > 0.8
@@ -139,31 +139,19 @@ def test_regression_metrics_are_in_original_units(tmp_path):
     assert test["loss"] == pytest.approx(test["rmse"] ** 2, rel=1e-4)  # mse in dollars²
 
 
-def test_evaluate_on_another_labelled_file(tmp_path):
-    ok(dlcli("train", str(CONFIGS / "ci" / "binary.yaml"), "-q", cwd=tmp_path))
+def test_evaluate_on_another_labelled_file(binary_run, tmp_path, cli):
     other = pd.read_csv(ROOT / "data" / "tiny_binary.csv").tail(30)
     other.to_csv(tmp_path / "other.csv", index=False)
-    result = json.loads(
-        ok(dlcli("evaluate", "latest", "--data", str(tmp_path / "other.csv"), "--json", cwd=tmp_path)).stdout
-    )
-    assert sum(map(sum, result["confusion_matrix"]["matrix"])) == 30
+    code, out, err = cli("evaluate", str(binary_run), "--data", str(tmp_path / "other.csv"), "--json")
+    assert code == 0, err
+    assert sum(map(sum, json.loads(out)["confusion_matrix"]["matrix"])) == 30
 
 
-def test_predict_writes_parquet(tmp_path):
-    ok(dlcli("train", str(CONFIGS / "ci" / "regression.yaml"), "-q", cwd=tmp_path))
+def test_predict_writes_parquet(regression_run, tmp_path, cli):
     frame = pd.read_csv(ROOT / "data" / "tiny_regression.csv").drop(columns="price").head(12)
     frame.to_csv(tmp_path / "in.csv", index=False)
-    ok(
-        dlcli(
-            "predict",
-            "latest",
-            "--input",
-            str(tmp_path / "in.csv"),
-            "--output",
-            str(tmp_path / "p.parquet"),
-            cwd=tmp_path,
-        )
-    )
+    code, _, err = cli("predict", str(regression_run), "--input", "in.csv", "--output", "p.parquet")
+    assert code == 0, err
     out = pd.read_parquet(tmp_path / "p.parquet")
     assert list(out.columns) == ["area", "rooms", "city", "prediction"]
     assert len(out) == 12

@@ -51,24 +51,19 @@ def test_a_folder_of_class_folders_trains_from_paths(folder_run):
     assert read_json(folder_run / "metrics.json")["test"]["accuracy"] >= 0.75
 
 
-def test_predict_one_image_a_folder_or_a_csv_of_paths(tmp_path, folder_run):
+def _predicts(cli, *args: str) -> None:
+    code, _, err = cli("predict", *args)
+    assert code == 0, err
+
+
+def test_predict_one_image_a_folder_or_a_csv_of_paths(tmp_path, folder_run, cli):
     one = tmp_path / "one.csv"
-    ok(
-        dlcli(
-            "predict",
-            str(folder_run),
-            "--input",
-            str(TINY / "red" / "red 1.jpg"),
-            "--output",
-            str(one),
-            cwd=tmp_path,
-        )
-    )
+    _predicts(cli, str(folder_run), "--input", str(TINY / "red" / "red 1.jpg"), "--output", str(one))
     table = pd.read_csv(one)
     assert list(table.columns) == ["path", "prediction", "probability_blue", "probability_red"]
     assert table["path"].tolist() == [str(TINY / "red" / "red 1.jpg")]
 
-    ok(dlcli("predict", str(folder_run), "--input", str(TINY), "--output", "all.csv", cwd=tmp_path))
+    _predicts(cli, str(folder_run), "--input", str(TINY), "--output", "all.csv")
     table = pd.read_csv(tmp_path / "all.csv")
     assert len(table) == 48 and table["path"].str.startswith(str(TINY)).all()  # recursively
     truth = table["path"].map(lambda p: "red" if "/red/" in p else "blue")
@@ -78,7 +73,7 @@ def test_predict_one_image_a_folder_or_a_csv_of_paths(tmp_path, folder_run):
     pd.DataFrame({"path": ["photos/blue_00.png", "photos/blue_03.png"], "note": ["x", "y"]}).to_csv(
         tmp_path / "paths.csv", index=False
     )
-    ok(dlcli("predict", str(folder_run), "--input", "paths.csv", "--output", "out.csv", cwd=tmp_path))
+    _predicts(cli, str(folder_run), "--input", "paths.csv", "--output", "out.csv")
     table = pd.read_csv(tmp_path / "out.csv")
     assert table["path"].tolist() == [
         str(tmp_path / "photos" / "blue_00.png"),
@@ -87,9 +82,10 @@ def test_predict_one_image_a_folder_or_a_csv_of_paths(tmp_path, folder_run):
     assert table["note"].tolist() == ["x", "y"]
 
 
-def test_evaluate_on_another_folder(tmp_path, folder_run):
-    proc = ok(dlcli("evaluate", str(folder_run), "--data", str(TINY), "--json", cwd=tmp_path))
-    metrics = json.loads(proc.stdout)
+def test_evaluate_on_another_folder(folder_run, cli):
+    code, out, err = cli("evaluate", str(folder_run), "--data", str(TINY), "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
     assert sum(c["support"] for c in metrics["per_class"].values()) == 48
 
 
@@ -311,7 +307,7 @@ def test_preprocess_input_as_layers_that_load_safely(tmp_path, name, mode):
 
 # ---- hymenoptera as it ships (slow) -------------------------------------------------------------
 @pytest.mark.slow
-def test_hymenoptera_photos_train_and_predict(tmp_path, shared_data):
+def test_hymenoptera_photos_train_and_predict(tmp_path, shared_data, cli):
     run = train_shipped("hymenoptera.yaml", "hymenoptera", tmp_path)  # data.path found in the mirror
     data = read_json(run / "run.json")["data"]
     assert data["rows"]["train"] + data["rows"]["validation"] == 245  # the GIF and "ant photos.jpg" too
@@ -319,10 +315,10 @@ def test_hymenoptera_photos_train_and_predict(tmp_path, shared_data):
     test = read_json(run / "metrics.json")["test"]
     assert test["accuracy"] >= 0.62, test  # the majority class is 83/153 = 0.54
     val = shared_data / "hymenoptera" / "val"
-    ok(dlcli("predict", str(run), "--input", str(val), "--output", "val.csv", cwd=tmp_path))
+    _predicts(cli, str(run), "--input", str(val), "--output", "val.csv")
     assert len(pd.read_csv(tmp_path / "val.csv")) == 153
     one = val / "ants" / sorted(p.name for p in (val / "ants").iterdir())[0]
-    ok(dlcli("predict", str(run), "--input", str(one), "--output", "one.csv", cwd=tmp_path))
+    _predicts(cli, str(run), "--input", str(one), "--output", "one.csv")
     assert pd.read_csv(tmp_path / "one.csv")["prediction"].isin(["ants", "bees"]).all()
 
 
@@ -381,7 +377,7 @@ def test_fine_tuning_trains_the_unfrozen_top_layers_only_then_resumes_in_phase_t
     )
 
 
-def test_a_fine_tuned_run_interrupted_anywhere_resumes_to_the_end(tmp_path):
+def test_a_fine_tuned_run_interrupted_anywhere_resumes_to_the_end(tmp_path, cli):
     """SIGINT once the first epoch is committed (in phase 1, between the phases or in phase 2, as
     the machine's speed has it), then --resume: both phases end, each epoch once."""
     import signal
@@ -408,7 +404,8 @@ def test_a_fine_tuned_run_interrupted_anywhere_resumes_to_the_end(tmp_path):
         proc.kill()
     (run,) = (tmp_path / "runs" / "bb").glob("2*")
     if proc.returncode == 130:
-        ok(dlcli("train", "--resume", str(run), "-q", cwd=tmp_path))
+        code, _, err = cli("train", "--resume", str(run), "-q")  # in this process
+        assert code == 0, err
     assert proc.returncode in (0, 130)
     history = pd.read_csv(run / "history.csv")
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5] and history["phase"].tolist() == [1, 1, 1, 2, 2]

@@ -19,7 +19,7 @@ def test_iris_needs_no_download(tmp_path):
     assert read_json(latest_run(tmp_path, "iris") / "metrics.json")["test"]["accuracy"] >= 0.90
 
 
-def test_mnist_mlp_and_predict_on_npy(tmp_path, shared_data):
+def test_mnist_mlp_and_predict_on_npy(tmp_path, shared_data, cli):
     ok(
         dlcli(
             "train", str(CONFIGS / "mnist.yaml"), "-q", cwd=tmp_path, env={"DLCLI_DATA_DIR": str(shared_data)}
@@ -29,17 +29,8 @@ def test_mnist_mlp_and_predict_on_npy(tmp_path, shared_data):
     with np.load(shared_data / "mnist.npz") as mnist:
         images, labels = mnist["x_test"][:50], mnist["y_test"][:50]
     np.save(tmp_path / "digits.npy", images)
-    ok(
-        dlcli(
-            "predict",
-            "latest",
-            "--input",
-            str(tmp_path / "digits.npy"),
-            "--output",
-            str(tmp_path / "d.csv"),
-            cwd=tmp_path,
-        )
-    )
+    code, _, err = cli("predict", "latest", "--input", "digits.npy", "--output", "d.csv")  # in this process
+    assert code == 0, err
     predicted = pd.read_csv(tmp_path / "d.csv")
     assert len(predicted) == 50 and set(predicted["prediction"]) <= set(range(10))
     assert (predicted["prediction"].to_numpy() == labels).mean() >= 0.9
@@ -62,7 +53,7 @@ def test_mnist_convnet(tmp_path, shared_data):
     assert read_json(latest_run(tmp_path, "mnist_cnn") / "metrics.json")["test"]["accuracy"] >= 0.98
 
 
-def test_housing_regression_in_dollars(tmp_path, shared_data):
+def test_housing_regression_in_dollars(tmp_path, shared_data, cli, monkeypatch):
     env = {"DLCLI_DATA_DIR": str(shared_data), "DLCLI_CACHE_DIR": str(tmp_path / "cache")}
     ok(dlcli("train", str(CONFIGS / "housing.yaml"), "-q", cwd=tmp_path, env=env))
     run = latest_run(tmp_path, "housing")
@@ -71,22 +62,17 @@ def test_housing_regression_in_dollars(tmp_path, shared_data):
     assert 20_000 < test["mae"] < 60_000 and 30_000 < test["rmse"] < 90_000  # dollars
     assert not (tmp_path / "cache").exists()  # the mirror was used; nothing was downloaded
 
-    evaluated = json.loads(ok(dlcli("evaluate", "latest", "--json", cwd=tmp_path, env=env)).stdout)
+    for key, value in env.items():  # evaluate and predict in this process
+        monkeypatch.setenv(key, value)
+    code, out, err = cli("evaluate", "latest", "--json")
+    assert code == 0, err
+    evaluated = json.loads(out)
     assert evaluated["r2"] == pytest.approx(test["r2"], rel=1e-6)
 
     rows = pd.read_csv(shared_data / "housing.csv").head(100)
     rows.drop(columns="median_house_value").to_csv(tmp_path / "houses.csv", index=False)
-    ok(
-        dlcli(
-            "predict",
-            "latest",
-            "--input",
-            str(tmp_path / "houses.csv"),
-            "--output",
-            str(tmp_path / "p.csv"),
-            cwd=tmp_path,
-        )
-    )
+    code, _, err = cli("predict", "latest", "--input", "houses.csv", "--output", "p.csv")
+    assert code == 0, err
     predicted = pd.read_csv(tmp_path / "p.csv")["prediction"]
     assert len(predicted) == 100
     assert predicted.between(10_000, 700_000).all()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, ok, read_json
+from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, fails, ok, read_json
 
 CONFIG = str(CONFIGS / "ci" / "regression.yaml")
 # small batches and one step per call: epochs long enough to be killed inside
@@ -86,7 +86,7 @@ def test_kill_in_epoch_3_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert status["status"] == "completed" and len(status["resumes"]) == 1
 
 
-def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path):
+def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path, cli):
     stop = [
         *SLOW,
         "-o",
@@ -110,16 +110,16 @@ def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path):
     assert len(pd.read_csv(killed / "history.csv")) == stopped_at
     assert read_json(killed / "checkpoints" / "resume.json")["best_epoch"] == best
     assert _same_weights(killed / "checkpoints" / "best.keras", whole / "checkpoints" / "best.keras")
-    # a run that stopped early goes on only when asked for more patience
-    proc = dlcli("train", "--resume", str(killed), cwd=tmp_path)
-    assert proc.returncode == 2 and f"the run stopped early after epoch {stopped_at} of 40" in proc.stderr
-    ok(dlcli("train", "--resume", str(killed), "-q", "-o", "train.early_stopping.patience=4", cwd=tmp_path))
+    # a run that stopped early goes on only when asked for more patience (in this process)
+    assert f"the run stopped early after epoch {stopped_at} of 40" in fails(cli, "train", "--resume", str(killed))
+    code, _, err = cli("train", "--resume", str(killed), "-q", "-o", "train.early_stopping.patience=4")
+    assert code == 0, err
     epochs = pd.read_csv(killed / "history.csv")["epoch"].tolist()
     assert epochs[:stopped_at] == list(range(1, stopped_at + 1)) and len(epochs) > stopped_at
     assert epochs == list(range(1, len(epochs) + 1))
 
 
-def test_sigint_stops_cleanly_and_prints_a_resume_command_that_works(tmp_path):
+def test_sigint_stops_cleanly_and_prints_a_resume_command_that_works(tmp_path, cli):
     proc = dlcli_popen(
         "train", CONFIG, *SLOW, "-o", "train.epochs=8", "-o", "train.early_stopping=null", cwd=tmp_path
     )
@@ -135,7 +135,8 @@ def test_sigint_stops_cleanly_and_prints_a_resume_command_that_works(tmp_path):
     assert not (run.parent / "latest").exists()
     command = err.split("Continue with: ")[1].split()
     assert command[:3] == ["dlcli", "train", "--resume"]
-    ok(dlcli(*command[1:], "-q", cwd=tmp_path))
+    code, _, err = cli(*command[1:], "-q")  # in this process
+    assert code == 0, err
     assert pd.read_csv(run / "history.csv")["epoch"].tolist() == list(range(1, 9))
     assert read_json(run / "run.json")["status"] == "completed"
 
@@ -153,25 +154,21 @@ def test_a_run_in_training_cannot_be_resumed_twice_and_sigterm_exits_143(tmp_pat
     assert read_json(_run_dir(tmp_path / "runs") / "run.json")["status"] == "interrupted"
 
 
-def test_resume_refusals(tmp_path):
-    ok(dlcli("train", CONFIG, "-q", "-o", "train.epochs=2", "-o", "train.early_stopping=null", cwd=tmp_path))
+def test_resume_refusals(tmp_path, cli):
+    code, _, err = cli("train", CONFIG, "-q", "-o", "train.epochs=2", "-o", "train.early_stopping=null")
+    assert code == 0, err
     run = _run_dir(tmp_path / "runs")
-    proc = dlcli("train", "--resume", str(run), cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "the run completed after epoch 2 of 2; to train on, raise -o train.epochs=N" in proc.stderr
-    proc = dlcli(
-        "train", "--resume", str(run), "-o", "optimizer.learning_rate=0.5", "-o", "seed=1", cwd=tmp_path
-    )
-    assert proc.returncode == 2
+    err = fails(cli, "train", "--resume", str(run))
+    assert "the run completed after epoch 2 of 2; to train on, raise -o train.epochs=N" in err
+    err = fails(cli, "train", "--resume", str(run), "-o", "optimizer.learning_rate=0.5", "-o", "seed=1")
     assert (
-        "only train.early_stopping.patience, train.epochs, train.fine_tune.epochs may change when resuming"
-        in proc.stderr
+        "only train.early_stopping.patience, train.epochs, train.fine_tune.epochs may change when resuming" in err
     )
-    assert "optimizer.learning_rate: 0.01 → 0.5" in proc.stderr and "seed: 42 → 1" in proc.stderr
-    proc = dlcli("train", "--resume", "runs/nope/1", cwd=tmp_path)
-    assert proc.returncode == 2 and "runs/nope/1: not a dlcli run directory" in proc.stderr
+    assert "optimizer.learning_rate: 0.01 → 0.5" in err and "seed: 42 → 1" in err
+    assert "runs/nope/1: not a dlcli run directory" in fails(cli, "train", "--resume", "runs/nope/1")
     # extending a finished run appends exactly the new epochs
-    ok(dlcli("train", "--resume", str(run), "-q", "-o", "train.epochs=4", cwd=tmp_path))
+    code, _, err = cli("train", "--resume", str(run), "-q", "-o", "train.epochs=4")
+    assert code == 0, err
     assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [1, 2, 3, 4]
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 4
 
@@ -281,11 +278,9 @@ def test_twenty_random_kills_leave_a_usable_run(tmp_path, cli):
 
 
 # ---- a run directory someone handed you never runs code -----------------------------------------------
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    where = tmp_path_factory.mktemp("safe")
-    ok(dlcli("train", CONFIG, "-q", "-o", "train.epochs=1", cwd=where))
-    return _run_dir(where / "runs")
+@pytest.fixture
+def finished_run(regression_run) -> Path:
+    return regression_run  # the tests below copy it before changing anything
 
 
 def _copy(run: Path, to: Path) -> Path:
@@ -295,7 +290,7 @@ def _copy(run: Path, to: Path) -> Path:
     return to
 
 
-def test_model_with_a_lambda_layer_is_refused_and_never_runs(finished_run, tmp_path):
+def test_model_with_a_lambda_layer_is_refused_and_never_runs(finished_run, tmp_path, cli):
     import keras
 
     marker = tmp_path / "PWNED"
@@ -307,9 +302,7 @@ def test_model_with_a_lambda_layer_is_refused_and_never_runs(finished_run, tmp_p
     frame = pd.DataFrame({"area": [50.0], "rooms": [2.0], "city": ["north"]})
     frame.to_csv(tmp_path / "in.csv", index=False)
     for args in (["evaluate", str(crafted)], ["predict", str(crafted), "--input", str(tmp_path / "in.csv")]):
-        proc = dlcli(*args, cwd=tmp_path)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert f"{crafted / 'model.keras'}: cannot be loaded safely" in proc.stderr
+        assert f"{crafted / 'model.keras'}: cannot be loaded safely" in fails(cli, *args)
     assert not marker.exists()
 
 

@@ -67,7 +67,7 @@ TINY = {
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_template_validates_and_trains(template, tmp_path, schema):
+def test_template_validates_and_trains(template, tmp_path, schema, cli):
     ok(dlcli("init", template, "starter.yaml", cwd=tmp_path))
     text = (tmp_path / "starter.yaml").read_text()
     assert text.startswith("# yaml-language-server: $schema=dlcli.schema.json")
@@ -75,7 +75,8 @@ def test_template_validates_and_trains(template, tmp_path, schema):
     jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(text))
     ok(dlcli("validate", "starter.yaml", cwd=tmp_path))
     args = [a for o in TINY[template] for a in ("-o", o)]
-    ok(dlcli("train", "starter.yaml", "-q", *args, "-o", "train.epochs=2", cwd=tmp_path))
+    code, _, err = cli("train", "starter.yaml", "-q", *args, "-o", "train.epochs=2")  # in this process
+    assert code == 0, err
     name = yaml.safe_load(text)["name"]
     assert read_json(latest_run(tmp_path, name) / "run.json")["status"] == "completed"
 

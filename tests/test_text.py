@@ -63,7 +63,7 @@ def test_metrics_per_class_and_roc_auc(text_run):
     assert 0.5 < test["roc_auc"] <= 1.0
 
 
-def test_predict_takes_raw_messages_with_or_without_a_header(tmp_path, text_run):
+def test_predict_takes_raw_messages_with_or_without_a_header(tmp_path, text_run, cli):
     # a CSV as pandas writes it (quoted fields: its own quoting, not the TSV's `quoting: none`), and a
     # file like the training one (headerless, tabs, the label column too, a stray quote)
     messages = ["WIN a free prize, claim cash now!", "see you at lunch later, thanks", 'a stray " quote']
@@ -71,7 +71,8 @@ def test_predict_takes_raw_messages_with_or_without_a_header(tmp_path, text_run)
     (tmp_path / "like_training.tsv").write_text("".join(f"?\t{m}\n" for m in messages))
     for name in ("with_header.csv", "like_training.tsv"):
         out = tmp_path / f"{name}.predictions.csv"
-        ok(dlcli("predict", str(text_run), "--input", name, "--output", str(out), cwd=tmp_path))
+        code, _, err = cli("predict", str(text_run), "--input", name, "--output", str(out))
+        assert code == 0, err
         table = pd.read_csv(out)
         given = ["label", "message"] if name.endswith(".tsv") else ["message"]
         assert list(table.columns) == [*given, "prediction", "probability_ham", "probability_spam"]
@@ -79,10 +80,11 @@ def test_predict_takes_raw_messages_with_or_without_a_header(tmp_path, text_run)
         assert table["prediction"].tolist()[:2] == ["spam", "ham"]
 
 
-def test_evaluate_prints_the_per_class_table(tmp_path, text_run):
-    proc = ok(dlcli("evaluate", str(text_run), cwd=tmp_path))
-    assert "per class (test)" in proc.stdout
-    assert "precision" in proc.stdout and "spam" in proc.stdout
+def test_evaluate_prints_the_per_class_table(text_run, cli):
+    code, out, err = cli("evaluate", str(text_run))
+    assert code == 0, err
+    assert "per class (test)" in out
+    assert "precision" in out and "spam" in out
 
 
 def test_int_sequences_feed_an_embedding_sized_by_the_vocabulary_and_resume(cli, tmp_path):
@@ -262,7 +264,7 @@ def test_a_text_column_of_numbers_or_a_missing_one(cli, tmp_path):
 
 # ---- the SMS Spam Collection as it ships (slow) -------------------------------------------------
 @pytest.mark.slow
-def test_sms_spam_as_it_ships(tmp_path, shared_data):
+def test_sms_spam_as_it_ships(tmp_path, shared_data, cli):
     run = train_shipped("sms_spam.yaml", "sms-spam", tmp_path)  # data.path found in the mirror
     data = read_json(run / "run.json")["data"]
     assert data["source"] == str(shared_data / "sms-spam.tsv")
@@ -277,5 +279,6 @@ def test_sms_spam_as_it_ships(tmp_path, shared_data):
         "Sorry, I'll call later in the meeting",
     ]
     pd.DataFrame({"message": messages}).to_csv(tmp_path / "messages.csv", index=False)
-    ok(dlcli("predict", str(run), "--input", "messages.csv", "--output", "out.csv", cwd=tmp_path))
+    code, _, err = cli("predict", str(run), "--input", "messages.csv", "--output", "out.csv")
+    assert code == 0, err
     assert pd.read_csv(tmp_path / "out.csv")["prediction"].tolist() == ["spam", "ham", "spam", "ham"]
