@@ -73,14 +73,14 @@ def model_layers(run: Path) -> list[dict]:
         return json.loads(archive.read("config.json"))["config"]["layers"]
 
 
-def train_shipped(config: str, name: str, cwd: Path) -> Path:
+def train_shipped(config: str, name: str, cwd: Path, *overrides: str) -> Path:
     """`dlcli train configs/CONFIG` copied into `cwd` (its data.path found in DLCLI_DATA_DIR), without
-    plots or TensorBoard; the run directory."""
+    plots or TensorBoard, with `-o OVERRIDES`; the run directory."""
     import shutil
 
     shutil.copy(CONFIGS / config, cwd / config)
     quiet = ["-q", "-o", "train.plots=false", "-o", "train.tensorboard=false"]
-    ok(dlcli("train", config, *quiet, cwd=cwd))
+    ok(dlcli("train", config, *quiet, *(a for o in overrides for a in ("-o", o)), cwd=cwd))
     return latest_run(cwd, name)
 
 
