@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 
 
 def rows(x) -> int:
-    """Examples in `x`: an array, or a dict of named model inputs (text columns beside features)."""
-    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+    """Examples in `x`: an array, or a dict of named model inputs (text columns beside features;
+    with sparse.py, a text column is a pair of ragged tensors)."""
+    first = next(iter(x.values())) if isinstance(x, dict) else x
+    first = first[0] if isinstance(first, tuple) else first
+    return int(first.nrows()) if hasattr(first, "nrows") else len(first)
 
 
 def as_tensor(x):
@@ -29,6 +32,8 @@ def as_tensor(x):
 
     if isinstance(x, dict):
         return {name: as_tensor(value) for name, value in x.items()}
+    if isinstance(x, tuple):  # sparse.py's (ids, values) of a text column: tensors already
+        return x
     if x.dtype == object:  # raw text
         return tf.constant(x, dtype=tf.string)
     if is_aligned(x) and x.dtype.kind in "uif" and x.size:
@@ -36,11 +41,16 @@ def as_tensor(x):
     return tf.constant(x)
 
 
-def array_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, load=None):
+def array_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, load=None, finish=None):
     """`(x, y)` in memory → batches in order (validation, evaluation); x keeps its dtype. With `load`
-    (image files), x holds paths and each is loaded, in parallel, as the batches stream."""
+    (image files), x holds paths and each is loaded, in parallel, as the batches stream. With
+    `finish` (sparse.py), batches of rows are gathered and each batch's x passed through it."""
     import tensorflow as tf
 
+    if finish is not None:
+        xs, ys = as_tensor(x), as_tensor(y)
+        batches = tf.data.Dataset.range(rows(x)).batch(batch_size)
+        return lean(batches.map(lambda idx: (finish(_gather(xs, idx)), tf.gather(ys, idx))))
     parts = as_tensor(x) if y is None else (as_tensor(x), as_tensor(y))
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if load is not None:
@@ -76,8 +86,20 @@ def lean(ds):
     return ds.with_options(options).prefetch(2)
 
 
+def _gather(xs, idx):
+    import tensorflow as tf
+
+    return tf.nest.map_structure(lambda t: tf.gather(t, idx), xs)
+
+
 def training_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, weights: np.ndarray | None = None, load=None
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    seed: int,
+    weights: np.ndarray | None = None,
+    load=None,
+    finish=None,
 ):
     """Shuffled batches of one epoch, and the variable that names the epoch.
 
@@ -86,7 +108,8 @@ def training_dataset(
     sees exactly the batches the uninterrupted run saw. Rows are gathered a batch at a time and x
     keeps its dtype (uint8 images are not copied to float). `weights`: one per row (class weights),
     passed to Keras as sample weights. `load` (image files): x holds paths, each loaded in parallel
-    as its batch is made, in the batch's order.
+    as its batch is made, in the batch's order. `finish` (sparse.py): each batch's x is passed
+    through it.
     """
     import tensorflow as tf
 
@@ -102,7 +125,7 @@ def training_dataset(
     steps = -(-n // batch_size)
 
     def take(idx):  # one gather per batch and input
-        return tf.nest.map_structure(lambda t: tf.gather(t, idx), xs)
+        return finish(_gather(xs, idx)) if finish is not None else _gather(xs, idx)
 
     if weights is None:
         gather = lambda idx: (take(idx), tf.gather(ys, idx))  # noqa: E731

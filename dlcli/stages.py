@@ -176,7 +176,7 @@ def _finish(record: record_mod.RunRecord, tracker, status: str, error: str) -> N
 
 def _train(job: Job) -> TrainResult:
     model = _build(job)
-    plan = _plan(job)
+    plan = _plan(job, _trainer(job, model))
     epochs, best_epoch = _fit(job, model, plan)
     if not job.placement.chief:  # the chief scores, plots and writes the run directory
         where = job.record.data["distribution"]
@@ -217,10 +217,27 @@ def _build(job: Job):
     return model
 
 
-def _plan(job: Job) -> train_mod.FitPlan:
+def _trainer(job: Job, model):
+    """sparse.py's trainer where the text columns are vectors that can stay sparse, else None."""
+    from dlcli import sparse
+
+    text, compute = job.prepared.prep.text, job.record.data["compute"]
+    if text is None or text.output_mode == "int":
+        return None
+    if not sparse.usable(job.config, text, job.placement.distributed, bool(job.prepared.prep.embeddings)):
+        compute["text_vectors"] = "dense"  # run.json: vectorized in the model at every step
+        return None
+    compute["text_vectors"] = "sparse"  # run.json: trained on sparse rows, vectorized once
+    return sparse.Trainer(model, job.config, text, compute["steps_per_execution"])
+
+
+def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
     config, run_dir, prepared = job.config, job.run_dir, job.prepared
     prior = prepared.prior
     x, y = scoring.training_arrays(prepared.prep, prepared.sets["train"])
+    finish, clock = None, time.perf_counter()
+    if trainer is not None:
+        x, finish = trainer.inputs(x), trainer.finish
     batch = config.train.batch_size
     weights = None
     if config.train.class_weight is not None:
@@ -229,8 +246,15 @@ def _plan(job: Job) -> train_mod.FitPlan:
         )
         job.record.data["class_weight"] = per_class
         weights = prepared.prep.row_weights(per_class, y)
-    train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed, weights, prepared.prep.loader())
+    train_ds, epoch_var = pipeline.training_dataset(
+        x, y, batch, config.seed, weights, prepared.prep.loader(), finish
+    )
     val = prepared.sets.get("validation")
+    val_ds = None
+    if val is not None:
+        val_ds = val.dataset(prepared.prep, batch) if trainer is None else _sparse_set(trainer, val, batch)
+    if trainer is not None:  # run.json: the one vectorizing pass over the train and validation texts
+        job.timings["text_vectors_s"] = round(time.perf_counter() - clock, 3)
     fine, phase, last = config.train.fine_tune, None, None
     if fine is not None:  # history.csv gets a phase column; a resumed phase 2 ends where it would have
         phase = (2, prior.phase_start) if prior is not None and prior.phase == 2 else (1, 0)
@@ -239,7 +263,7 @@ def _plan(job: Job) -> train_mod.FitPlan:
         config,
         run_dir,
         train_ds,
-        val.dataset(prepared.prep, batch) if val is not None else None,
+        val_ds,
         steps=-(-pipeline.rows(x) // batch),
         epoch_var=epoch_var,
         listener=job.listener,
@@ -247,7 +271,12 @@ def _plan(job: Job) -> train_mod.FitPlan:
         history=state_mod.truncate_history(run_dir, prior.epoch) if prior is not None else [],
         epochs=last,
         phase=phase,
+        trainer=trainer,
     )
+
+
+def _sparse_set(trainer, examples, batch: int):
+    return pipeline.array_dataset(trainer.inputs(examples.x), examples.y, batch, finish=trainer.finish)
 
 
 def _fit(job: Job, model, plan: train_mod.FitPlan) -> tuple[int, int | None]:

@@ -173,8 +173,10 @@ def _run_state_class():
             early_stopping=None,
             halted=lambda: False,
             phase: tuple[int, int] | None = None,
+            saved=None,
         ):
             super().__init__()
+            self.saved = saved  # the model the checkpoints hold, when another trains its layers
             self.dir, self.monitor, self.mode = Path(run_dir), monitor, mode
             self.phase = phase  # (phase, phase_start) with train.fine_tune, else None
             self.direction = prior.direction if prior else None
@@ -186,15 +188,16 @@ def _run_state_class():
             if self.halted():
                 return
             done, logs = epoch + 1, {k: float(v) for k, v in (logs or {}).items()}
+            saved = self.model if self.saved is None else self.saved
             ckpt = self.dir / "checkpoints"
             name = f"resume-{done}.keras"
-            save_atomic(self.model, ckpt / name)
+            save_atomic(saved, ckpt / name)
             value = logs.get(self.monitor)
             if value is not None and self.direction is None:
                 self.direction = monitor_direction(self.model, self.monitor, self.mode, logs)
             if value is not None and improved(self.direction, value, self.best):
                 self.best, self.best_epoch = value, done
-                save_atomic(self.model, ckpt / "best.keras")
+                save_atomic(saved, ckpt / "best.keras")
             self.history.append({"epoch": done, **({"phase": self.phase[0]} if self.phase else {}), **logs})
             _write_history(self.dir / "history.csv", self.history)
             state = ResumeState(
@@ -204,7 +207,7 @@ def _run_state_class():
                 direction=self.direction,
                 best=self.best,
                 best_epoch=self.best_epoch,
-                seed_states=seed_states(self.model),
+                seed_states=seed_states(saved),
                 early_stopping=self.early_stopping.state() if self.early_stopping else None,
                 phase=self.phase[0] if self.phase else 1,
                 phase_start=self.phase[1] if self.phase else 0,

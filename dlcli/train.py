@@ -74,6 +74,7 @@ class FitPlan:
     history: list[dict] = field(default_factory=list)  # history.csv rows of the epochs before
     epochs: int | None = None  # the last epoch of this fit (default train.epochs)
     phase: tuple[int, int] | None = None  # (phase, epochs before it) with train.fine_tune
+    trainer: Any = None  # a sparse.Trainer: its model trains the saved model's layers on sparse text vectors
 
     @property
     def first_epoch(self) -> int:
@@ -84,8 +85,9 @@ class FitPlan:
         return self.epochs or self.config.train.epochs
 
 
-def callbacks(plan: FitPlan) -> list:
-    """Keras callbacks for `plan`, in order; the last is the Timer."""
+def callbacks(plan: FitPlan, model) -> list:
+    """Keras callbacks for `plan` training `model` (what the checkpoints save), in order; the last is
+    the Timer."""
     from dlcli.state import callbacks_classes
 
     ResumableEarlyStopping, RunState = callbacks_classes()
@@ -109,7 +111,7 @@ def callbacks(plan: FitPlan) -> list:
     out += _tensorboard(config, plan.run_dir)
     monitor, mode = config.checkpoint_monitor(), config.train.checkpoint.mode
     halted = lambda: bool(plan.halt)  # noqa: E731 - read at each epoch's end
-    state = RunState(plan.run_dir, monitor, mode, plan.prior, plan.history, early, halted, plan.phase)
+    state = RunState(plan.run_dir, monitor, mode, plan.prior, plan.history, early, halted, plan.phase, model)
     out.append(state)
     if plan.listener is not None:
         out.append(_relay_class()(plan.listener, plan.last_epoch, plan.steps, plan.halt))
@@ -238,8 +240,8 @@ def fit(model, plan: FitPlan):
 
     The model ends with the best checkpoint's weights, also after a divergence or a signal.
     """
-    hooks = callbacks(plan)
-    model.fit(
+    hooks = callbacks(plan, model)
+    (model if plan.trainer is None else plan.trainer.model).fit(
         plan.train_ds,
         validation_data=plan.val_ds,
         epochs=plan.last_epoch,

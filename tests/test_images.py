@@ -17,11 +17,9 @@ from conftest import (
     ROOT,
     _trained,
     ci_config,
-    dlcli,
     fails,
     latest_run,
     model_layers,
-    ok,
     read_json,
     train_shipped,
 )

@@ -111,7 +111,9 @@ def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path, cli):
     assert read_json(killed / "checkpoints" / "resume.json")["best_epoch"] == best
     assert _same_weights(killed / "checkpoints" / "best.keras", whole / "checkpoints" / "best.keras")
     # a run that stopped early goes on only when asked for more patience (in this process)
-    assert f"the run stopped early after epoch {stopped_at} of 40" in fails(cli, "train", "--resume", str(killed))
+    assert f"the run stopped early after epoch {stopped_at} of 40" in fails(
+        cli, "train", "--resume", str(killed)
+    )
     code, _, err = cli("train", "--resume", str(killed), "-q", "-o", "train.early_stopping.patience=4")
     assert code == 0, err
     epochs = pd.read_csv(killed / "history.csv")["epoch"].tolist()
@@ -162,7 +164,8 @@ def test_resume_refusals(tmp_path, cli):
     assert "the run completed after epoch 2 of 2; to train on, raise -o train.epochs=N" in err
     err = fails(cli, "train", "--resume", str(run), "-o", "optimizer.learning_rate=0.5", "-o", "seed=1")
     assert (
-        "only train.early_stopping.patience, train.epochs, train.fine_tune.epochs may change when resuming" in err
+        "only train.early_stopping.patience, train.epochs, train.fine_tune.epochs may change when resuming"
+        in err
     )
     assert "optimizer.learning_rate: 0.01 → 0.5" in err and "seed: 42 → 1" in err
     assert "runs/nope/1: not a dlcli run directory" in fails(cli, "train", "--resume", "runs/nope/1")

@@ -11,11 +11,9 @@ from conftest import (
     ROOT,
     _trained,
     ci_config,
-    dlcli,
     fails,
     latest_run,
     model_layers,
-    ok,
     read_json,
     train_shipped,
 )
@@ -118,6 +116,9 @@ def test_int_sequences_feed_an_embedding_sized_by_the_vocabulary_and_resume(cli,
 
 
 def test_text_beside_numeric_and_categorical_columns(cli, tmp_path):
+    """Also: TF-IDF vectors train sparse (sparse.py), through a leading Dropout and the features beside
+    them, and the saved model, which vectorizes dense, scores what training measured; a resumed run
+    computes exactly what an uninterrupted one did."""
     frame = pd.read_csv(
         ROOT / "data" / "tiny_text.tsv", sep="\t", header=None, quoting=3, names=["label", "message"]
     )
@@ -130,6 +131,8 @@ def test_text_beside_numeric_and_categorical_columns(cli, tmp_path):
         .replace(f"path: {ROOT}/data/tiny_text.tsv", "path: mixed.csv")
         .replace("  columns: [label, message]     # the file has no header row\n", "")
         .replace('  quoting: none                 # a stray " is part of the message\n', "")
+        .replace("  layers:\n", "  layers:\n    - Dropout: {rate: 0.3}\n")
+        .replace("epochs: 3", "epochs: 4")
     )
     code, out, err = cli("train", str(config))
     assert code == 0, err
@@ -140,6 +143,16 @@ def test_text_beside_numeric_and_categorical_columns(cli, tmp_path):
     run = latest_run(tmp_path, "mixed")
     inputs = sorted(c["name"] for n, c in _layers(run).items() if n.startswith("InputLayer"))
     assert inputs == ["features", "message"]
+    assert read_json(run / "run.json")["compute"]["text_vectors"] == "sparse"
+    history, metrics = pd.read_csv(run / "history.csv"), read_json(run / "metrics.json")
+    best = read_json(run / "run.json")["epochs"]["best"]
+    assert metrics["validation"]["loss"] == pytest.approx(history["val_loss"][best - 1], rel=1e-5)
+    code, out, err = cli("train", str(config), "-q", "-o", "train.epochs=2", "--run-dir", "resumed")
+    assert code == 0, err
+    (resumed,) = (tmp_path / "resumed" / "mixed").glob("2*")
+    code, out, err = cli("train", "--resume", str(resumed), "-q", "-o", "train.epochs=4")
+    assert code == 0, err
+    pd.testing.assert_frame_equal(pd.read_csv(resumed / "history.csv"), history)
     pd.DataFrame({"length": [20], "channel": ["sms"], "message": ["free cash prize now"]}).to_csv(
         tmp_path / "new.csv", index=False
     )
