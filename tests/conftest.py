@@ -73,15 +73,16 @@ def model_layers(run: Path) -> list[dict]:
         return json.loads(archive.read("config.json"))["config"]["layers"]
 
 
-def train_shipped(config: str, name: str, cwd: Path, *overrides: str) -> Path:
-    """`dlcli train configs/CONFIG` copied into `cwd` (its data.path found in DLCLI_DATA_DIR), without
-    plots or TensorBoard, with `-o OVERRIDES`; the run directory."""
+def train_shipped(cli, config: str, name: str, *overrides: str) -> Path:
+    """`dlcli train configs/CONFIG` copied into the test's folder (its data.path found in
+    DLCLI_DATA_DIR), in this process, without plots or TensorBoard, with `-o OVERRIDES`; the run."""
     import shutil
 
-    shutil.copy(CONFIGS / config, cwd / config)
+    shutil.copy(CONFIGS / config, Path.cwd() / config)  # the cli fixture's folder: the test's tmp_path
     quiet = ["-q", "-o", "train.plots=false", "-o", "train.tensorboard=false"]
-    ok(dlcli("train", config, *quiet, *(a for o in overrides for a in ("-o", o)), cwd=cwd))
-    return latest_run(cwd, name)
+    code, _, err = cli("train", config, *quiet, *(a for o in overrides for a in ("-o", o)))
+    assert code == 0, err
+    return latest_run(Path.cwd(), name)
 
 
 def fails(cli, *args: str) -> str:
@@ -111,30 +112,50 @@ def shared_data() -> Path:
     return Path(value).resolve()
 
 
-def _trained(factory, config: str, *overrides: str) -> Path:
-    where = factory.mktemp("run")
-    ok(dlcli("train", str(CONFIGS / "ci" / f"{config}.yaml"), "-q", *overrides, cwd=where))
+def _trained(factory, config: str) -> Path:
+    """configs/ci/CONFIG.yaml as shipped, trained by a real `dlcli train -q` subprocess once for the
+    whole session: the first xdist worker to ask trains it under a lock and the others share the run
+    (pytest-xdist's recipe for session fixtures). Its output is kept: see `trained_output`. A test that
+    changes a shared run copies it first."""
+    import fcntl
+
+    base = factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    where = shared / f"trained-{config}"
+    with open(shared / f"trained-{config}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (where / "train.stderr").is_file():
+            where.mkdir(exist_ok=True)
+            proc = ok(dlcli("train", str(CONFIGS / "ci" / f"{config}.yaml"), "-q", cwd=where))
+            (where / "train.stdout").write_text(proc.stdout)
+            (where / "train.stderr").write_text(proc.stderr)  # last: the run is complete
     (run,) = (p for p in (where / "runs").glob("*/2*") if p.is_dir())
     return run
 
 
-# Trained once per test process and shared: a test that changes a run copies it first.
-@pytest.fixture(scope="session")
-def regression_run(tmp_path_factory) -> Path:
-    """configs/ci/regression.yaml as shipped (4 epochs, early stopping on val_loss)."""
-    return _trained(tmp_path_factory, "regression")
+def trained_output(run: Path) -> tuple[str, str]:
+    """The stdout and stderr of the `dlcli train` that made a shared run (`_trained`)."""
+    where = run.parents[2]
+    return (where / "train.stdout").read_text(), (where / "train.stderr").read_text()
 
 
-@pytest.fixture(scope="session")
-def binary_run(tmp_path_factory) -> Path:
-    """configs/ci/binary.yaml as shipped (string labels "no"/"yes")."""
-    return _trained(tmp_path_factory, "binary")
+def _shared_run(config: str, doc: str):
+    """A session fixture `<config>_run`: configs/ci/CONFIG.yaml trained once (`_trained`)."""
+
+    def fixture(tmp_path_factory) -> Path:
+        return _trained(tmp_path_factory, config)
+
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="session", name=f"{config}_run")(fixture)
 
 
-@pytest.fixture(scope="session")
-def images_run(tmp_path_factory) -> Path:
-    """configs/ci/images.yaml as shipped (uint8 8x8 digits, a small convnet)."""
-    return _trained(tmp_path_factory, "images")
+iris_run = _shared_run("iris", "configs/ci/iris.yaml as shipped.")
+series_run = _shared_run("series", "configs/ci/series.yaml as shipped (windows of a series).")
+regression_run = _shared_run(
+    "regression", "configs/ci/regression.yaml as shipped (4 epochs, early stopping, TensorBoard on)."
+)
+binary_run = _shared_run("binary", 'configs/ci/binary.yaml as shipped (string labels "no"/"yes").')
+images_run = _shared_run("images", "configs/ci/images.yaml as shipped (uint8 8x8 digits, a small convnet).")
 
 
 @pytest.fixture

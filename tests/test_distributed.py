@@ -75,15 +75,12 @@ def the_run(cwd: Path, name: str) -> Path:
     return runs[0]
 
 
-def test_two_workers_train_in_sync_and_write_one_run_directory(tmp_path):
+def test_two_workers_train_in_sync_and_write_one_run_directory(tmp_path, cli):
     single_dir, cluster_dir = tmp_path / "single", tmp_path / "cluster"
-    single_dir.mkdir()
     cluster_dir.mkdir()
-    ok(
-        dlcli(
-            "train", str(MULTI_WORKER), "-q", "-o", "train.distribution.strategy=one_device", cwd=single_dir
-        )
-    )
+    single = ["-q", "-o", "train.distribution.strategy=one_device", "--run-dir", "single/runs"]
+    code, _, err = cli("train", str(MULTI_WORKER), *single)  # in this process
+    assert code == 0, err
     results = reap(start_cluster(["train", str(MULTI_WORKER), "-q"], cluster_dir, tmp_path / "tmp"))
     for code, out, err in results:
         assert code == 0, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"

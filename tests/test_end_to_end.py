@@ -1,4 +1,4 @@
-"""Every configs/ci/ config through the real CLI: train → evaluate → predict, in subprocesses."""
+"""Every configs/ci/ config through the real CLI: train (a subprocess, shared) → evaluate → predict."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONFIGS, ROOT, dlcli, latest_run, ok, read_json
+from conftest import CONFIGS, ROOT, latest_run, read_json, trained_output
 
 RUN_FILES = [
     "config.yaml",
@@ -64,12 +64,13 @@ def _predict_input(name: str, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["iris", "regression", "binary", "images", "series"])
-def test_train_evaluate_predict(name, tmp_path, cli):
-    config = CONFIGS / "ci" / f"{name}.yaml"
-    proc = ok(dlcli("train", str(config), "--quiet", cwd=tmp_path))
-    assert "Traceback" not in proc.stdout + proc.stderr
-    assert "epoch 1/" not in proc.stdout  # --quiet prints only the summary
-    run = latest_run(tmp_path, f"ci-{name}")
+def test_train_evaluate_predict(name, tmp_path, cli, request):
+    run = request.getfixturevalue(f"{name}_run")  # `dlcli train -q` in a subprocess, shared by tests
+    stdout, stderr = trained_output(run)
+    assert "Traceback" not in stdout + stderr
+    assert "epoch 1/" not in stdout  # -q prints only the summary
+    assert f"→ {run.relative_to(run.parents[2])}" in " ".join(stdout.split())
+    assert run.parent.joinpath("latest").resolve() == run.resolve()
     for file in RUN_FILES:
         assert (run / file).is_file(), file
     status = read_json(run / "run.json")
@@ -88,9 +89,9 @@ def test_train_evaluate_predict(name, tmp_path, cli):
     else:
         assert not (run / "tensorboard").exists()
 
-    # evaluate latest --json reproduces the test metrics of metrics.json (in this process, like predict:
+    # evaluate --json reproduces the test metrics of metrics.json (in this process, like predict:
     # train ran as a real subprocess; these two reuse this process's TensorFlow)
-    code, stdout, err = cli("evaluate", "latest", "--json")
+    code, stdout, err = cli("evaluate", str(run), "--json")
     assert code == 0, err
     evaluated = json.loads(stdout)
     assert evaluated.keys() == metrics["test"].keys()

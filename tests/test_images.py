@@ -307,7 +307,7 @@ def test_preprocess_input_as_layers_that_load_safely(tmp_path, name, mode):
 @pytest.mark.slow
 def test_hymenoptera_photos_train_and_predict(tmp_path, shared_data, cli):
     # 20 of the config's 60 epochs (early stopping ends it at 46 here, test accuracy 0.673): 0.660 here
-    run = train_shipped("hymenoptera.yaml", "hymenoptera", tmp_path, "train.epochs=20")
+    run = train_shipped(cli, "hymenoptera.yaml", "hymenoptera", "train.epochs=20")
     data = read_json(run / "run.json")["data"]
     assert data["rows"]["train"] + data["rows"]["validation"] == 245  # the GIF and "ant photos.jpg" too
     assert data["rows"]["test"] == 153

@@ -7,63 +7,55 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONFIGS, dlcli, latest_run, ok, read_json
+from conftest import CONFIGS, latest_run, read_json
 
 pytestmark = pytest.mark.slow
 
 
-def test_iris_needs_no_download(tmp_path):
+def _trains(cli, *args: str) -> None:
+    """`dlcli train ARGS` in this process (TensorFlow imported once per test worker)."""
+    code, _, err = cli("train", *args)
+    assert code == 0, err
+
+
+def test_iris_needs_no_download(tmp_path, cli, monkeypatch):
     # scikit-learn ships iris: no mirror, no cache, no network (timings are in benchmarks/, not here)
-    env = {"DLCLI_DATA_DIR": "", "DLCLI_CACHE_DIR": str(tmp_path / "cache")}
-    ok(dlcli("train", str(CONFIGS / "iris.yaml"), cwd=tmp_path, env=env))
+    monkeypatch.setenv("DLCLI_DATA_DIR", "")
+    monkeypatch.setenv("DLCLI_CACHE_DIR", str(tmp_path / "cache"))
+    _trains(cli, str(CONFIGS / "iris.yaml"))
     assert read_json(latest_run(tmp_path, "iris") / "metrics.json")["test"]["accuracy"] >= 0.90
+    assert not (tmp_path / "cache").exists()
 
 
 def test_mnist_mlp_and_predict_on_npy(tmp_path, shared_data, cli):
-    ok(
-        dlcli(
-            "train", str(CONFIGS / "mnist.yaml"), "-q", cwd=tmp_path, env={"DLCLI_DATA_DIR": str(shared_data)}
-        )
-    )
+    _trains(cli, str(CONFIGS / "mnist.yaml"), "-q")
     assert read_json(latest_run(tmp_path, "mnist") / "metrics.json")["test"]["accuracy"] >= 0.97
     with np.load(shared_data / "mnist.npz") as mnist:
         images, labels = mnist["x_test"][:50], mnist["y_test"][:50]
     np.save(tmp_path / "digits.npy", images)
-    code, _, err = cli("predict", "latest", "--input", "digits.npy", "--output", "d.csv")  # in this process
+    code, _, err = cli("predict", "latest", "--input", "digits.npy", "--output", "d.csv")
     assert code == 0, err
     predicted = pd.read_csv(tmp_path / "d.csv")
     assert len(predicted) == 50 and set(predicted["prediction"]) <= set(range(10))
     assert (predicted["prediction"].to_numpy() == labels).mean() >= 0.9
 
 
-def test_mnist_convnet(tmp_path, shared_data):
-    # 3 of the config's 15 epochs keep CI under 10 minutes (about 80 s here); the whole config reaches
-    # 0.99 and is timed in benchmarks/ (issue 5). Seed 42 gives 0.985 after 3 epochs on this machine.
-    ok(
-        dlcli(
-            "train",
-            str(CONFIGS / "mnist_cnn.yaml"),
-            "-q",
-            "-o",
-            "train.epochs=3",
-            cwd=tmp_path,
-            env={"DLCLI_DATA_DIR": str(shared_data)},
-        )
-    )
+def test_mnist_convnet(tmp_path, shared_data, cli):
+    # 3 of the config's 15 epochs keep CI short (about 60 s here); the whole config reaches 0.99 and is
+    # timed in benchmarks/ (issue 5). Seed 42 gives 0.985 after 3 epochs on this machine.
+    _trains(cli, str(CONFIGS / "mnist_cnn.yaml"), "-q", "-o", "train.epochs=3")
     assert read_json(latest_run(tmp_path, "mnist_cnn") / "metrics.json")["test"]["accuracy"] >= 0.98
 
 
 def test_housing_regression_in_dollars(tmp_path, shared_data, cli, monkeypatch):
-    env = {"DLCLI_DATA_DIR": str(shared_data), "DLCLI_CACHE_DIR": str(tmp_path / "cache")}
-    ok(dlcli("train", str(CONFIGS / "housing.yaml"), "-q", cwd=tmp_path, env=env))
+    monkeypatch.setenv("DLCLI_CACHE_DIR", str(tmp_path / "cache"))
+    _trains(cli, str(CONFIGS / "housing.yaml"), "-q")
     run = latest_run(tmp_path, "housing")
     test = read_json(run / "metrics.json")["test"]
     assert test["r2"] >= 0.77
     assert 20_000 < test["mae"] < 60_000 and 30_000 < test["rmse"] < 90_000  # dollars
     assert not (tmp_path / "cache").exists()  # the mirror was used; nothing was downloaded
 
-    for key, value in env.items():  # evaluate and predict in this process
-        monkeypatch.setenv(key, value)
     code, out, err = cli("evaluate", "latest", "--json")
     assert code == 0, err
     evaluated = json.loads(out)
@@ -79,18 +71,9 @@ def test_housing_regression_in_dollars(tmp_path, shared_data, cli, monkeypatch):
     assert np.abs(predicted - rows["median_house_value"]).mean() < 80_000
 
 
-def test_temperature_beats_the_naive_forecast(tmp_path, shared_data):
-    ok(
-        dlcli(
-            "train",
-            str(CONFIGS / "temperature.yaml"),
-            "-q",
-            "-o",
-            "train.epochs=15",  # of 50 (early stopping ends it at 49 here, test MAE 1.73): 1.80 here
-            cwd=tmp_path,
-            env={"DLCLI_DATA_DIR": str(shared_data)},
-        )
-    )
+def test_temperature_beats_the_naive_forecast(tmp_path, shared_data, cli):
+    # 15 of 50 epochs (early stopping ends the config at 49 here, test MAE 1.73): 1.80 here
+    _trains(cli, str(CONFIGS / "temperature.yaml"), "-q", "-o", "train.epochs=15")
     test = read_json(latest_run(tmp_path, "temperature") / "metrics.json")["test"]
     # naive_mae: "tomorrow equals today" over the same test days, both in °C
     assert 1.0 < test["mae"] <= 0.95 * test["naive_mae"]

@@ -187,14 +187,14 @@ def test_same_config_and_seed_give_identical_runs(tmp_path):
     assert status["versions"]["tensorflow"] and status["versions"]["keras"]
 
 
-def _wait_for(proc, ready, timeout: float = STUCK_S) -> bool:
-    """Poll every millisecond until `ready()`; False when the process ended first."""
+def _wait_for(proc, ready, timeout: float = STUCK_S, every: float = 0.005) -> bool:
+    """Poll `every` seconds until `ready()`; False when the process ended first."""
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:
             return False
         assert time.monotonic() < deadline, "the run never reached the phase"
-        time.sleep(0.001)
+        time.sleep(every)
     return True
 
 
@@ -221,7 +221,7 @@ def _kill_in_phase(root: Path, proc, phase: str, epoch: int, rng: random.Random)
         time.sleep(rng.uniform(0, 0.1))  # an epoch here lasts about 0.2 s
     else:  # "checkpoint writing": a temporary file exists while a checkpoint or state file is written
         _wait_for(proc, lambda: _committed_epoch(root) >= epoch - 1 and bool(runs()))
-        _wait_for(proc, _temp_file_in(runs()[0] / "checkpoints"))
+        _wait_for(proc, _temp_file_in(runs()[0] / "checkpoints"), every=0.001)  # a file lives for ms
     proc.kill()
     proc.wait()
 

@@ -278,7 +278,7 @@ def test_a_text_column_of_numbers_or_a_missing_one(cli, tmp_path):
 # ---- the SMS Spam Collection as it ships (slow) -------------------------------------------------
 @pytest.mark.slow
 def test_sms_spam_as_it_ships(tmp_path, shared_data, cli):
-    run = train_shipped("sms_spam.yaml", "sms-spam", tmp_path)  # data.path found in the mirror
+    run = train_shipped(cli, "sms_spam.yaml", "sms-spam")  # data.path found in the mirror
     data = read_json(run / "run.json")["data"]
     assert data["source"] == str(shared_data / "sms-spam.tsv")
     assert sum(data["rows"].values()) == 5574  # pandas' defaults merge rows at stray quotes: 5572
