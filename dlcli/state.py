@@ -179,9 +179,8 @@ def _run_state_class():
             self.saved = saved  # the model the checkpoints hold, when another trains its layers
             self.dir, self.monitor, self.mode = Path(run_dir), monitor, mode
             self.phase = phase  # (phase, phase_start) with train.fine_tune, else None
-            self.direction = prior.direction if prior else None
-            self.best = prior.best if prior else None
-            self.best_epoch = prior.best_epoch if prior else None
+            known = (prior.direction, prior.best, prior.best_epoch) if prior else (None, None, None)
+            self.direction, self.best, self.best_epoch = known
             self.history, self.early_stopping, self.halted = history, early_stopping, halted
 
         def on_epoch_end(self, epoch, logs=None):
