@@ -192,3 +192,84 @@ def dlcli_popen(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Po
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+class Forked:
+    """A `dlcli` process forked by the fork server (tests/forkserver.py), used as a Popen is."""
+
+    def __init__(self, pid: int, out: Path, err: Path, status: Path):
+        self.pid, self._out, self._err, self._status = pid, out, err, status
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._status.exists():
+            self.returncode = int(self._status.read_text())
+        return self.returncode
+
+    def wait(self, timeout: float = STUCK_S) -> int:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"dlcli (pid {self.pid})", timeout)
+            time.sleep(0.005)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, timeout: float = STUCK_S) -> tuple[str, str]:
+        self.wait(timeout)
+        return self._out.read_text(), self._err.read_text()
+
+
+@pytest.fixture(scope="session")
+def dlcli_fork(tmp_path_factory):
+    """`dlcli_fork(*args, cwd=, env=)`: like `dlcli_popen`, but forked from a server that imported
+    TensorFlow and dlcli once (tests/forkserver.py), for tests that start many runs to kill them: each
+    start costs milliseconds instead of a 5 s import. The start-up phase itself needs `dlcli_popen`."""
+    import itertools
+
+    folder = tmp_path_factory.mktemp("forked")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("forkserver.py"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=folder,
+    )
+    assert json.loads(server.stdout.readline()) == {"ready": True}
+    numbers = itertools.count()
+    import threading
+
+    lock = threading.Lock()  # tests start runs from several threads
+
+    def start(*args: str, cwd: Path, env: dict | None = None) -> Forked:
+        with lock:
+            n = next(numbers)
+            out, err, status = (folder / f"{n}.{what}" for what in ("out", "err", "status"))
+            request = {
+                "args": list(args),
+                "cwd": str(cwd),
+                "env": {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+                "out": str(out),
+                "err": str(err),
+                "status": str(status),
+            }
+            server.stdin.write(json.dumps(request) + "\n")
+            server.stdin.flush()
+            pid = json.loads(server.stdout.readline())["pid"]
+        return Forked(pid, out, err, status)
+
+    yield start
+    server.stdin.close()
+    server.wait(timeout=60)

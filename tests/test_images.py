@@ -376,20 +376,20 @@ def test_fine_tuning_trains_the_unfrozen_top_layers_only_then_resumes_in_phase_t
     )
 
 
-def test_a_fine_tuned_run_interrupted_anywhere_resumes_to_the_end(tmp_path, cli):
+def test_a_fine_tuned_run_interrupted_anywhere_resumes_to_the_end(tmp_path, cli, dlcli_fork):
     """SIGINT once the first epoch is committed (in phase 1, between the phases or in phase 2, as
     the machine's speed has it), then --resume: both phases end, each epoch once."""
     import signal
     import time
 
-    from conftest import STUCK_S, dlcli_popen
+    from conftest import STUCK_S
 
     _mobilenet(tmp_path / "backbone.weights.h5")
     config = _fine_tune_config(tmp_path).replace(
         "epochs: 2, batch_size: 8,", "epochs: 3, batch_size: 2, steps_per_execution: 1,"
     )
     (tmp_path / "c.yaml").write_text(config)
-    proc = dlcli_popen("train", "c.yaml", "-q", cwd=tmp_path)
+    proc = dlcli_fork("train", "c.yaml", "-q", cwd=tmp_path)  # forked: TensorFlow already imported
     try:
         deadline = time.monotonic() + STUCK_S
         while time.monotonic() < deadline and proc.poll() is None:

@@ -66,9 +66,15 @@ def _same_weights(a: Path, b: Path) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(_weights(a), _weights(b), strict=True))
 
 
-def test_kill_in_epoch_3_then_resume_equals_an_uninterrupted_run(tmp_path):
-    ok(dlcli("train", CONFIG, *SIX, "--run-dir", "whole", cwd=tmp_path))
-    proc = dlcli_popen("train", CONFIG, *SIX, "--run-dir", "killed", cwd=tmp_path)
+def _finished(proc) -> None:
+    out, err = proc.communicate()
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
+
+
+def test_kill_in_epoch_3_then_resume_equals_an_uninterrupted_run(tmp_path, dlcli_fork):
+    # both trainings are forked (tests/forkserver.py); the resume is a whole new process
+    _finished(dlcli_fork("train", CONFIG, *SIX, "--run-dir", "whole", cwd=tmp_path))
+    proc = dlcli_fork("train", CONFIG, *SIX, "--run-dir", "killed", cwd=tmp_path)
     _kill_after_epoch(proc, tmp_path / "killed", 2)
     proc.wait()
     killed = _run_dir(tmp_path / "killed")
@@ -86,7 +92,7 @@ def test_kill_in_epoch_3_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert status["status"] == "completed" and len(status["resumes"]) == 1
 
 
-def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path, cli):
+def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path, cli, dlcli_fork):
     stop = [
         *SLOW,
         "-o",
@@ -96,13 +102,13 @@ def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path, cli):
         "-o",
         "train.early_stopping={monitor: val_loss, patience: 2}",
     ]
-    ok(dlcli("train", CONFIG, *stop, "--run-dir", "whole", cwd=tmp_path))
+    _finished(dlcli_fork("train", CONFIG, *stop, "--run-dir", "whole", cwd=tmp_path))
     whole = _run_dir(tmp_path / "whole")
     stopped_at = len(pd.read_csv(whole / "history.csv"))
     best = read_json(whole / "checkpoints" / "resume.json")["best_epoch"]
     assert stopped_at == best + 2 < 40  # early stopping fired: patience 2 after the best epoch
 
-    proc = dlcli_popen("train", CONFIG, *stop, "--run-dir", "killed", cwd=tmp_path)
+    proc = dlcli_fork("train", CONFIG, *stop, "--run-dir", "killed", cwd=tmp_path)
     _kill_after_epoch(proc, tmp_path / "killed", best - 1 if best > 2 else 1)
     proc.wait()
     killed = _run_dir(tmp_path / "killed")
@@ -121,8 +127,8 @@ def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path, cli):
     assert epochs == list(range(1, len(epochs) + 1))
 
 
-def test_sigint_stops_cleanly_and_prints_a_resume_command_that_works(tmp_path, cli):
-    proc = dlcli_popen(
+def test_sigint_stops_cleanly_and_prints_a_resume_command_that_works(tmp_path, cli, dlcli_fork):
+    proc = dlcli_fork(
         "train", CONFIG, *SLOW, "-o", "train.epochs=8", "-o", "train.early_stopping=null", cwd=tmp_path
     )
     _kill_after_epoch(proc, tmp_path / "runs", 1, sig=signal.SIGINT)
@@ -143,8 +149,8 @@ def test_sigint_stops_cleanly_and_prints_a_resume_command_that_works(tmp_path, c
     assert read_json(run / "run.json")["status"] == "completed"
 
 
-def test_a_run_in_training_cannot_be_resumed_twice_and_sigterm_exits_143(tmp_path):
-    proc = dlcli_popen("train", CONFIG, *SLOW, "-o", "train.epochs=30", cwd=tmp_path)
+def test_a_run_in_training_cannot_be_resumed_twice_and_sigterm_exits_143(tmp_path, dlcli_fork):
+    proc = dlcli_fork("train", CONFIG, *SLOW, "-o", "train.epochs=30", cwd=tmp_path)
     _kill_after_epoch(proc, tmp_path / "runs", 1, sig=0)  # signal 0: only wait for epoch 1
     run = _run_dir(tmp_path / "runs")
     second = dlcli("train", "--resume", str(run), cwd=tmp_path)
@@ -226,11 +232,14 @@ def _kill_in_phase(root: Path, proc, phase: str, epoch: int, rng: random.Random)
     proc.wait()
 
 
-def _kill_and_inspect(tmp_path: Path, seed: int, phase: str, epoch: int) -> Path | None:
-    """Kill a run in `phase`; check every file a reader would open parses. The run directory, if any."""
+def _kill_and_inspect(tmp_path: Path, start, seed: int, phase: str, epoch: int) -> Path | None:
+    """Kill a run in `phase`; check every file a reader would open parses. The run directory, if any.
+    The start-up phase (importing TensorFlow) needs a whole new process; the others are forked from
+    a process that has imported it (the `dlcli_fork` fixture)."""
     root = tmp_path / f"kill-{seed}"
     args = ["train", CONFIG, *SLOW, "-o", "train.epochs=4", "-o", f"seed={seed}", "--run-dir", str(root)]
-    _kill_in_phase(root, dlcli_popen(*args, cwd=tmp_path), phase, epoch, random.Random(seed))
+    proc = (dlcli_popen if phase == "start-up" else start)(*args, cwd=tmp_path)
+    _kill_in_phase(root, proc, phase, epoch, random.Random(seed))
     runs = list(root.glob("ci-regression/2*"))
     if not runs:
         return None
@@ -269,12 +278,12 @@ def _resume_after_kill(run: Path | None, cli) -> str:
     return f"refused: {reason}"
 
 
-def test_twenty_random_kills_leave_a_usable_run(tmp_path, cli):
+def test_twenty_random_kills_leave_a_usable_run(tmp_path, cli, dlcli_fork):
     phases = ["start-up", "data loading"] * 2 + ["mid-epoch", "checkpoint writing"] * 8
     rng = random.Random(7)
     cases = [(seed, phase, rng.randint(1, 3)) for seed, phase in enumerate(phases)]
     with ThreadPoolExecutor(max_workers=2) as pool:  # the kills run two at a time in subprocesses
-        killed = list(pool.map(lambda case: _kill_and_inspect(tmp_path, *case), cases))
+        killed = list(pool.map(lambda case: _kill_and_inspect(tmp_path, dlcli_fork, *case), cases))
     outcomes = [_resume_after_kill(run, cli) for run in killed]  # resumes in this process, one by one
     print(*(f"{case}: {outcome}" for case, outcome in zip(cases, outcomes, strict=True)), sep="\n")
     assert sum(outcome.startswith("resumed") for outcome in outcomes) >= 8
