@@ -230,6 +230,13 @@ class Forked:
         return self._out.read_text(), self._err.read_text()
 
 
+def finished(proc) -> tuple[str, str]:
+    """A started `dlcli` (Popen or Forked) that must exit 0; its (stdout, stderr)."""
+    out, err = proc.communicate()
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
+    return out, err
+
+
 @pytest.fixture(scope="session")
 def dlcli_fork(tmp_path_factory):
     """`dlcli_fork(*args, cwd=, env=)`: like `dlcli_popen`, but forked from a server that imported

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import CONFIGS, GOOD, ROOT, STUCK_S, dlcli, dlcli_popen, ok, read_json
+from conftest import CONFIGS, GOOD, ROOT, STUCK_S, finished, read_json
 
 MULTI_WORKER = CONFIGS / "ci" / "multi_worker.yaml"
 #: Two workers each compute half of every global batch and all-reduce the gradients, so the sums
@@ -41,15 +41,16 @@ def tf_config(ports: list[int], index: int) -> str:
     return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 
-def start_cluster(args: list[str], cwd: Path, tmp_root: Path, n: int = 2) -> list[subprocess.Popen]:
-    """`dlcli ARGS` as n workers of one cluster; each worker's TMPDIR is tmp_root/worker<i>."""
+def start_cluster(start, args: list[str], cwd: Path, tmp_root: Path, n: int = 2) -> list[subprocess.Popen]:
+    """`dlcli ARGS` as n workers of one cluster, each started by `start` (the `dlcli_fork` fixture:
+    forked after TensorFlow's import, a process of its own); each worker's TMPDIR is tmp_root/worker<i>."""
     ports = free_ports(n)
     procs = []
     for i in range(n):
         tmp = tmp_root / f"worker{i}"
         tmp.mkdir(parents=True, exist_ok=True)
         env = {"TF_CONFIG": tf_config(ports, i), "TMPDIR": str(tmp)}
-        procs.append(dlcli_popen(*args, cwd=cwd, env=env))
+        procs.append(start(*args, cwd=cwd, env=env))
     return procs
 
 
@@ -75,13 +76,15 @@ def the_run(cwd: Path, name: str) -> Path:
     return runs[0]
 
 
-def test_two_workers_train_in_sync_and_write_one_run_directory(tmp_path, cli):
+def test_two_workers_train_in_sync_and_write_one_run_directory(tmp_path, cli, dlcli_fork):
     single_dir, cluster_dir = tmp_path / "single", tmp_path / "cluster"
     cluster_dir.mkdir()
     single = ["-q", "-o", "train.distribution.strategy=one_device", "--run-dir", "single/runs"]
     code, _, err = cli("train", str(MULTI_WORKER), *single)  # in this process
     assert code == 0, err
-    results = reap(start_cluster(["train", str(MULTI_WORKER), "-q"], cluster_dir, tmp_path / "tmp"))
+    results = reap(
+        start_cluster(dlcli_fork, ["train", str(MULTI_WORKER), "-q"], cluster_dir, tmp_path / "tmp")
+    )
     for code, out, err in results:
         assert code == 0, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
 
@@ -119,35 +122,35 @@ def test_two_workers_train_in_sync_and_write_one_run_directory(tmp_path, cli):
     }
 
 
-def test_mirrored_over_two_logical_cpus_trains_and_predicts(tmp_path):
+def test_mirrored_over_two_logical_cpus_trains_and_predicts(tmp_path, dlcli_fork):
     config = str(CONFIGS / "ci" / "images.yaml")  # uint8 pixels, a Rescaling layer, a Conv2D
     overrides = ["-o", "train.distribution.strategy=mirrored", "-o", "train.distribution.devices=2"]
-    ok(dlcli("train", config, "-q", *overrides, cwd=tmp_path))
+    finished(dlcli_fork("train", config, "-q", *overrides, cwd=tmp_path))  # logical CPUs: a new process
     run_dir = (tmp_path / "runs" / "ci-images" / "latest").resolve()
     record = read_json(run_dir / "run.json")
     assert record["distribution"]["devices"] == ["CPU:0", "CPU:1"]
     assert record["distribution"]["replicas"] == 2
     assert read_json(run_dir / "metrics.json")["validation"]["accuracy"] > 0.5
     out = tmp_path / "predictions.csv"
-    proc = ok(
-        dlcli(
+    stdout, _ = finished(
+        dlcli_fork(
             "predict", str(run_dir), "--input", str(ROOT / "data" / "tiny_digits.npz"),
             "--output", str(out), "--device", "cpu", cwd=tmp_path,
         )
     )  # fmt: skip
     table = pd.read_csv(out)
-    assert f"wrote {len(table)} predictions" in proc.stdout
+    assert f"wrote {len(table)} predictions" in stdout
     assert len(table) > 100 and table["prediction"].between(0, 9).all()
     # resume under the strategy: two more epochs, from the third's checkpoint
-    ok(dlcli("train", "--resume", str(run_dir), "-o", "train.epochs=5", "-q", cwd=tmp_path))
+    finished(dlcli_fork("train", "--resume", str(run_dir), "-o", "train.epochs=5", "-q", cwd=tmp_path))
     assert pd.read_csv(run_dir / "history.csv")["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert read_json(run_dir / "run.json")["distribution"]["replicas"] == 2
 
 
-def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path):
+def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path, dlcli_fork):
     args = ["train", str(MULTI_WORKER), "-q", "-o", "train.epochs=8", "-o", "train.batch_size=8"]
     args += ["-o", "train.early_stopping.patience=100"]  # every epoch trains
-    procs = start_cluster(args, tmp_path, tmp_path / "tmp")
+    procs = start_cluster(dlcli_fork, args, tmp_path, tmp_path / "tmp")
     try:
         deadline = time.monotonic() + STUCK_S
         while not list((tmp_path / "runs").glob("ci-multi-worker/*/checkpoints/resume.json")):
@@ -167,7 +170,8 @@ def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path):
     committed = read_json(run_dir / "checkpoints" / "resume.json")["epoch"]
     assert 1 <= committed < 8
 
-    results = reap(start_cluster(["train", "--resume", str(run_dir), "-q"], tmp_path, tmp_path / "tmp2"))
+    resume = ["train", "--resume", str(run_dir), "-q"]
+    results = reap(start_cluster(dlcli_fork, resume, tmp_path, tmp_path / "tmp2"))
     for code, out, err in results:
         assert code == 0, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
     record = read_json(run_dir / "run.json")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, fails, ok, read_json
+from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, fails, finished, ok, read_json
 
 CONFIG = str(CONFIGS / "ci" / "regression.yaml")
 # small batches and one step per call: epochs long enough to be killed inside
@@ -66,14 +66,9 @@ def _same_weights(a: Path, b: Path) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(_weights(a), _weights(b), strict=True))
 
 
-def _finished(proc) -> None:
-    out, err = proc.communicate()
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
-
-
 def test_kill_in_epoch_3_then_resume_equals_an_uninterrupted_run(tmp_path, dlcli_fork):
     # both trainings are forked (tests/forkserver.py); the resume is a whole new process
-    _finished(dlcli_fork("train", CONFIG, *SIX, "--run-dir", "whole", cwd=tmp_path))
+    finished(dlcli_fork("train", CONFIG, *SIX, "--run-dir", "whole", cwd=tmp_path))
     proc = dlcli_fork("train", CONFIG, *SIX, "--run-dir", "killed", cwd=tmp_path)
     _kill_after_epoch(proc, tmp_path / "killed", 2)
     proc.wait()
@@ -102,7 +97,7 @@ def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path, cli, dlcl
         "-o",
         "train.early_stopping={monitor: val_loss, patience: 2}",
     ]
-    _finished(dlcli_fork("train", CONFIG, *stop, "--run-dir", "whole", cwd=tmp_path))
+    finished(dlcli_fork("train", CONFIG, *stop, "--run-dir", "whole", cwd=tmp_path))
     whole = _run_dir(tmp_path / "whole")
     stopped_at = len(pd.read_csv(whole / "history.csv"))
     best = read_json(whole / "checkpoints" / "resume.json")["best_epoch"]
