@@ -33,17 +33,22 @@ def _decode(path, channels: int):
     return image
 
 
-def loader(state: dict):
-    """`path → float32 pixels [height, width, channels]` (0–255), for tf.data's map."""
+def resizer(state: dict):
+    """Keras' Resizing layer for the fitted image state (size, interpolation, crop or pad)."""
     import keras
 
-    resize = keras.layers.Resizing(
+    return keras.layers.Resizing(
         *state["size"],
         interpolation=state["interpolation"],
         crop_to_aspect_ratio=state["crop_to_aspect_ratio"],
         pad_to_aspect_ratio=state["pad_to_aspect_ratio"],
         dtype="float32",
     )
+
+
+def loader(state: dict):
+    """`path → float32 pixels [height, width, channels]` (0–255), for tf.data's map."""
+    resize = resizer(state)
 
     def load(path):
         import tensorflow as tf

@@ -1,0 +1,426 @@
+"""`dlcli export`: the run's model with every fitted transformation inside one graph, written as a
+SavedModel, a TFLite flatbuffer or an ONNX file, checked in its own runtime before it is kept.
+
+The graph takes the raw inputs (one tensor per column: numbers with NaN for missing, categories and
+text as strings; the raw window of a series; pixels; encoded image files) and returns `prediction`
+(in the target's own units, or the class label) and `probabilities` (classification). Imputing,
+scaling and one-hot are built from preprocessing.json with ops every runtime has: `x != x` for NaN,
+a static hash table for categories (TFLite's HASHTABLE ops, ONNX's CategoryMapper). Text vectorizing
+(regular expressions, splitting, n-grams) and image decoding have no TFLite builtin or ONNX op: those
+runs export as SavedModel only, refused up front for the others.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlcli import runtime
+from dlcli.errors import DataError, RunError
+
+if TYPE_CHECKING:
+    from dlcli.inference import LoadedRun
+    from dlcli.preprocessing import Preprocessor
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZE = ("float16", "int8")
+#: Largest difference allowed between the artifact's and dlcli's predictions on the test rows (float32):
+#: absolute for probabilities, relative to the value for regression predictions.
+TOLERANCE = 1e-5
+#: ONNX opset tf2onnx writes: the newest it supports (1.17), which onnxruntime runs.
+ONNX_OPSET = 18
+
+
+def refusal(prep: Preprocessor, fmt: str, quantize: str | None) -> str | None:
+    """Why `fmt` cannot hold this run's model, or None."""
+    others = "saved_model"
+    if quantize and fmt == "saved_model":
+        return "a SavedModel is written in float32; quantizing is for --format tflite or onnx"
+    if fmt == "saved_model":
+        return None
+    if prep.text is not None:
+        return (
+            f"text columns ({', '.join(prep.text.columns)}) are vectorized inside the model with "
+            f"regular expressions, splitting and n-grams, which {fmt} has no operation for; "
+            f"--format {others} holds them"
+        )
+    if prep.kind == "image_files":
+        return (
+            f"the model takes encoded image files (JPEG, PNG, GIF, BMP), and decoding them has no "
+            f"{fmt} operation; --format {others} holds it"
+        )
+    return None
+
+
+def unsupported(prep: Preprocessor) -> str | None:
+    """What no format can take yet, or None."""
+    if prep.differenced:
+        return (
+            "the series is differenced (preprocessing.window.difference): each window needs the value "
+            "before it, which an exported model does not take yet; predict with dlcli"
+        )
+    return None
+
+
+# ---- the graph --------------------------------------------------------------------------------------
+def _module(prep: Preprocessor, model, specs: list[runtime.InputSpec], batch: int | None = None):
+    """A tf.Module whose `serve` function maps the raw inputs (`batch` rows, any number if None) to
+    the named outputs."""
+    import numpy as np
+    import tensorflow as tf
+
+    class Raw(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.tables = []
+            if prep.categorical is not None:
+                for categories, fill in zip(prep.categorical.categories_, prep.categorical.fill_, strict=True):
+                    keys = [str(c) for c in categories]
+                    # a missing category (the empty string) is the imputed one, or unseen when it is new
+                    values = list(range(len(keys))) + [keys.index(fill) if fill in keys else -1]
+                    init = tf.lookup.KeyValueTensorInitializer(
+                        tf.constant([*keys, ""]), tf.constant(values, tf.int64)
+                    )
+                    self.tables.append(tf.lookup.StaticHashTable(init, default_value=-1))
+
+        @tf.function(input_signature=[{s.name: s.tensor_spec(batch) for s in specs}])
+        def serve(self, inputs):
+            return _outputs(prep, self.model(_model_input(prep, inputs, specs, self.tables), training=False))
+
+    del np
+    return Raw()
+
+
+def _numeric(prep: Preprocessor, x, i: int):
+    import tensorflow as tf
+
+    state = prep.numeric
+    missing = tf.not_equal(x, x)  # NaN (ONNX: IsNaN; TFLite: NOT_EQUAL)
+    if state.non_finite == "missing":
+        missing = tf.logical_or(missing, tf.equal(tf.abs(x), float("inf")))
+    if state.statistics_[i] is not None:
+        x = tf.where(missing, tf.constant(state.statistics_[i], tf.float32), x)
+    return (x - tf.constant(state.center_[i], tf.float32)) / tf.constant(state.scale_[i], tf.float32)
+
+
+def _categorical(prep: Preprocessor, x, i: int, table):
+    """One categorical column's block of the feature vector: its one-hot columns, or one value."""
+    import tensorflow as tf
+
+    index = table.lookup(x)  # -1: a category not seen in training
+    n = len(prep.categorical.categories_[i])
+    encode = prep.categorical.encode
+    if encode == "embedding":
+        return tf.expand_dims(tf.cast(index + 1, tf.float32), -1)
+    if encode == "ordinal":
+        return tf.expand_dims(tf.cast(index + 1, tf.float32) / float(n), -1)
+    hot = tf.equal(tf.expand_dims(index, -1), tf.range(n, dtype=tf.int64))
+    return tf.cast(hot, tf.float32)
+
+
+def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec], tables: list):
+    import tensorflow as tf
+
+    if prep.kind in ("image", "image_files"):
+        (spec,) = specs
+        x = inputs[spec.name]
+        if prep.kind == "image_files":
+            return _decoded(prep, x)
+        return x
+    by_column = {s.column: inputs[s.name] for s in specs}
+    blocks = [tf.expand_dims(_numeric(prep, by_column[c], i), -1) for i, c in enumerate(prep.numeric.columns)]
+    blocks += [_categorical(prep, by_column[c], i, tables[i]) for i, c in enumerate(prep.categorical.columns)]
+    features = tf.concat(blocks, axis=-1) if blocks else None
+    if prep.text is None:
+        return features
+    from dlcli.text import input_name
+
+    text = {input_name(c): tf.reshape(by_column[c], [-1, 1]) for c in prep.text.columns}
+    return {**({"features": features} if prep.feature_width else {}), **text}
+
+
+def _decoded(prep: Preprocessor, encoded):
+    """Encoded image files → pixels at the trained size, as dlcli's loader makes them."""
+    import tensorflow as tf
+
+    from dlcli.images import resizer
+
+    resize = resizer(prep.image)
+    channels = prep.image["channels"]
+
+    def one(data):
+        image = tf.image.decode_image(data, channels=channels, expand_animations=False)
+        image.set_shape([None, None, channels])
+        return resize(tf.cast(image, "float32"))
+
+    size = prep.image["size"]
+    return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec([*size, channels], tf.float32))
+
+
+def _outputs(prep: Preprocessor, y) -> dict:
+    import tensorflow as tf
+
+    y = tf.cast(y, tf.float32)
+    target = prep.target_encoder
+    if prep.task == "regression":
+        flat = tf.reshape(y, [tf.shape(y)[0], -1])[:, 0]
+        return {"prediction": flat * tf.constant(target.scale_, tf.float32) + tf.constant(target.center_, tf.float32)}
+    if prep.label_mode == "binary":
+        p1 = tf.reshape(y, [-1, 1])
+        probs = tf.concat([1.0 - p1, p1], axis=1)
+    else:
+        probs = y
+    classes = target.classes_
+    labels = (
+        tf.constant([int(c) for c in classes], tf.int64)
+        if all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+        else tf.constant([str(c) for c in classes])
+    )
+    return {"prediction": tf.gather(labels, tf.argmax(probs, axis=1)), "probabilities": probs}
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+def _write_saved_model(module, folder: Path) -> None:
+    import tensorflow as tf
+
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve.get_concrete_function()})
+
+
+def _write_tflite(saved_model: Path, path: Path, quantize: str | None, one_row=None) -> None:
+    """The SavedModel's signature as TFLite builtins only (LiteRT's runtime has no TensorFlow ops). A
+    recurrent layer's loop converts only with a static batch: then `one_row()`'s module (one row per
+    call) is converted instead."""
+    try:
+        path.write_bytes(_tflite_bytes(saved_model, quantize))
+        return
+    except Exception as exc:  # noqa: BLE001 - the converter's errors are many and internal
+        first = str(exc)
+        if one_row is None or "TensorListReserve" not in first:
+            raise RunError(f"TFLite cannot convert this model: {_first_error(first)}") from None
+    fixed = saved_model.with_name("saved_model_one_row")
+    _write_saved_model(one_row(), fixed)
+    try:
+        path.write_bytes(_tflite_bytes(fixed, quantize))
+    except Exception as exc:  # noqa: BLE001
+        raise RunError(f"TFLite cannot convert this model: {_first_error(str(exc))}") from None
+
+
+def _first_error(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if "error" in ln.lower()] or text.splitlines()[:1]
+    return lines[0][:500] if lines else "unknown error"
+
+
+def _tflite_bytes(saved_model: Path, quantize: str | None) -> bytes:
+    import tensorflow as tf
+
+    # from the loaded signature: TFLite's from_saved_model keeps Keras 3's weights as resource
+    # variables that its interpreter never initializes (outputs ±inf); this freezes them
+    loaded = tf.saved_model.load(str(saved_model))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([loaded.signatures["serving_default"]], loaded)
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8: dynamic-range weights
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def _write_onnx(saved_model: Path, path: Path, quantize: str | None, meta: dict) -> None:
+    """tf2onnx's own command (it carries the hash tables over as CategoryMapper), then onnxruntime's
+    quantizers; the metadata is stored in the file's metadata_props as well."""
+    runtime.need("tf2onnx", "export")
+    cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model)]
+    cmd += ["--output", str(path), "--opset", str(ONNX_OPSET)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=_quiet_env())
+    if proc.returncode != 0 or not path.is_file():
+        lines = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "error" in ln][-3:]
+        raise RunError(f"tf2onnx cannot convert this model: {' '.join(lines)[:800] or 'exit ' + str(proc.returncode)}")
+    import onnx
+
+    if quantize == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantized = path.with_suffix(".int8.onnx")
+        quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
+        quantized.replace(path)
+    proto = onnx.load(str(path))
+    if quantize == "float16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        proto = convert_float_to_float16(proto, keep_io_types=True)
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "dlcli", json.dumps(meta)
+    onnx.save(proto, str(path))
+
+
+def _quiet_env() -> dict:
+    import os
+
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+# ---- checking --------------------------------------------------------------------------------------
+def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any]:
+    """`(split, rows, truth)`: the run's test rows as dlcli reads them (a table, with the rows before
+    it that a series' first window reads; or an array of pixels) and their true targets (for a
+    series, of each window that has one)."""
+    import pandas as pd
+
+    from dlcli import data as data_mod
+
+    prep = loaded_run.prep
+    loaded = data_mod.load(loaded_run.need_config())
+    split = next(s for s in ("test", "validation", "train") if s in loaded.splits)
+    part = loaded.splits[split]
+    if prep.kind == "image":
+        return split, part[0], prep.raw_target(part, split)
+    if prep.kind != "timeseries":
+        return split, part, prep.raw_target(part, split)
+    earlier = [loaded.splits[s] for s in data_mod.SPLITS[: data_mod.SPLITS.index(split)] if s in loaded.splits]
+    frame = pd.concat([pd.concat(earlier).tail(prep.context), part]) if earlier else part
+    length, horizon = prep.window["length"], prep.window["horizon"]
+    return split, frame, prep.raw_target(frame, split)[length - 1 + horizon :]
+
+
+def _reference(loaded_run: LoadedRun, rows, split: str) -> tuple[Any, Any]:
+    """dlcli predict's (predictions, probabilities) for the rows."""
+    from dlcli import pipeline, scoring
+
+    ex = scoring.examples(loaded_run.prep, rows, source=f"the {split} rows", labelled=False)
+    outputs = pipeline.forward(loaded_run.model, ex.dataset(loaded_run.prep, loaded_run.forward_batch))
+    return loaded_run.prep.decode(outputs)
+
+
+def compare(prep: Preprocessor, expected: tuple, got: dict) -> dict:
+    """Differences between dlcli's (predictions, probabilities) and an artifact's outputs."""
+    import numpy as np
+
+    predictions, probs = expected
+    out = {"rows": int(len(predictions))}
+    if prep.task == "regression":
+        reference = np.asarray(predictions, dtype="float64")
+        values = np.asarray(got["prediction"], dtype="float64").reshape(-1)
+        scale = np.maximum(1.0, np.abs(reference))
+        out["max_difference"] = float(np.max(np.abs(values - reference) / scale)) if len(values) else 0.0
+        return out
+    values = np.asarray(got["probabilities"], dtype="float64")
+    out["max_difference"] = float(np.max(np.abs(values - probs))) if len(values) else 0.0
+    labels = runtime.labels(got["prediction"])
+    out["label_mismatches"] = int(sum(str(a) != str(b) for a, b in zip(labels, predictions, strict=True)))
+    return out
+
+
+def metric(prep: Preprocessor, truth, predictions) -> tuple[str, float]:
+    """The test metric a quantized artifact is judged on: accuracy or r2."""
+    import numpy as np
+
+    if prep.task == "regression":
+        from sklearn.metrics import r2_score
+
+        return "r2", float(r2_score(np.asarray(truth, dtype="float64"), np.asarray(predictions, dtype="float64")))
+    return "accuracy", float(np.mean([str(a) == str(b) for a, b in zip(truth, predictions, strict=True)]))
+
+
+# ---- the command ------------------------------------------------------------------------------------
+def default_path(run_dir: Path, fmt: str, quantize: str | None) -> Path:
+    suffix = f".{quantize}" if quantize else ""
+    return run_dir / "export" / {"saved_model": "saved_model", "tflite": f"model{suffix}.tflite", "onnx": f"model{suffix}.onnx"}[fmt]
+
+
+def export(
+    run: str | Path,
+    fmt: str,
+    output: str | Path | None = None,
+    quantize: str | None = None,
+    max_drop: float = 0.01,
+    runs_dir: Path | str = "runs",
+) -> dict:
+    """Write the run's raw-input model as `fmt`, after checking it on the test rows in its runtime.
+    Returns the metadata written beside it (and, for ONNX, inside it)."""
+    from dlcli import inference, runs
+
+    if fmt not in FORMATS:
+        raise DataError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    if quantize is not None and quantize not in QUANTIZE:
+        raise DataError(f"--quantize {quantize}: expected {' or '.join(QUANTIZE)}")
+    run_dir = runs.resolve(run, Path(runs_dir))
+    from dlcli.saved import load_preprocessing
+
+    prep = load_preprocessing(run_dir)
+    reason = unsupported(prep) or refusal(prep, fmt, quantize)
+    if reason:
+        formats = [f for f in FORMATS if not refusal(prep, f, None)] if not unsupported(prep) else []
+        can = f" (this run exports as: {', '.join(formats)})" if formats and fmt not in formats else ""
+        raise DataError(f"--format {fmt}: {reason}{can}")
+    if fmt == "tflite":
+        runtime.need("ai_edge_litert", "export")
+    elif fmt == "onnx":
+        for module in ("tf2onnx", "onnx", "onnxruntime"):
+            runtime.need(module, "export")
+    path = Path(output) if output else default_path(run_dir, fmt, quantize)
+    loaded_run = inference.load_run(run_dir, runs_dir, device="cpu")
+    specs = runtime.input_specs(prep)
+    meta = runtime.metadata(prep, specs, fmt, quantize, run_dir)
+    split, rows, truth = _test_rows(loaded_run)
+    expected = _reference(loaded_run, rows, split)
+    module = _module(prep, loaded_run.model, specs)
+    with tempfile.TemporaryDirectory(prefix="dlcli-export-") as tmp:
+        tmp = Path(tmp)
+        saved_model = tmp / "saved_model"
+        _write_saved_model(module, saved_model)
+        artifact = saved_model if fmt == "saved_model" else tmp / path.name
+        if fmt == "tflite":
+            _write_tflite(saved_model, artifact, quantize, lambda: _module(prep, loaded_run.model, specs, batch=1))
+        elif fmt == "onnx":
+            _write_onnx(saved_model, artifact, quantize, meta)
+        runner = runtime.open_artifact(artifact, fmt)
+        got = runtime.run_batched(runner, runtime.inputs_of(meta, rows, f"the {split} rows"))
+        checked = {"split": split, **compare(prep, expected, got)}
+        n = len(truth)
+        name, ours = metric(prep, truth, expected[0][:n])
+        _, theirs = metric(prep, truth, runtime.labels(got["prediction"][:n]))
+        checked.update(metric=name, dlcli_metric=ours, artifact_metric=theirs)
+        _judge(checked, quantize, max_drop, fmt)
+        meta["checked"] = checked
+        _place(artifact, path, meta, fmt)
+    return {**meta, "path": str(path)}
+
+
+def _judge(checked: dict, quantize: str | None, max_drop: float, fmt: str) -> None:
+    if quantize:
+        if "metric" in checked and checked["dlcli_metric"] - checked["artifact_metric"] > max_drop:
+            raise RunError(
+                f"the {quantize} {fmt} model's test {checked['metric']} is {checked['artifact_metric']:.4f} "
+                f"against {checked['dlcli_metric']:.4f} unquantized, a drop of more than {max_drop} "
+                "(--max-drop): nothing is written; export without --quantize, or allow more"
+            )
+        return
+    if checked["max_difference"] > TOLERANCE or checked.get("label_mismatches"):
+        raise RunError(
+            f"the {fmt} model's predictions on the {checked['split']} rows differ from dlcli predict's by up "
+            f"to {checked['max_difference']:.3g} (allowed {TOLERANCE:g}"
+            f"{', ' + str(checked['label_mismatches']) + ' labels differ' if checked.get('label_mismatches') else ''}"
+            "): nothing is written. Report this with the run's config"
+        )
+
+
+def _place(artifact: Path, path: Path, meta: dict, fmt: str) -> None:
+    """The artifact and its metadata (`<path>.json`, or dlcli.json inside a SavedModel) moved into
+    place: an existing export of the same name is replaced whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "saved_model":
+        (artifact / "dlcli.json").write_text(json.dumps(meta, indent=2))
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        shutil.move(str(artifact), str(path))
+        return
+    from dlcli.files import write_atomic
+
+    write_atomic(path, artifact.read_bytes())
+    write_atomic(runtime.metadata_path(path), json.dumps(meta, indent=2))

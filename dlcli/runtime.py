@@ -1,0 +1,288 @@
+"""Exported models run without TensorFlow: the metadata an export writes beside its artifact, raw
+inputs made from a table or records by it, and the ONNX Runtime and LiteRT sessions.
+
+Nothing here imports TensorFlow (a SavedModel is opened with it, lazily, for `export` and `serve`).
+pandas is used only by `inputs_of` for tables; records (`serve`) need NumPy alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlcli.errors import DataError, RunError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from dlcli.preprocessing import Preprocessor
+
+FORMAT = "dlcli.export/1"
+#: Rows run through an artifact at once (bounded memory for a large input).
+BATCH = 1024
+#: The package each runtime module comes from, for the "install it" message.
+PACKAGES = {"onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert", "tf2onnx": "tf2onnx", "onnx": "onnx"}
+
+
+def need(module: str, extra: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise DataError(
+            f"{PACKAGES.get(module, module)} is not installed; it comes with the {extra!r} extra: "
+            f"pip install 'dlcli[{extra}]'"
+        )
+
+
+@dataclass
+class InputSpec:
+    """One input of an exported model: `name` (a valid tensor name), the `column` it reads,
+    `role` (numeric, categorical, text, pixels, image), `dtype` and per-example `shape`."""
+
+    name: str
+    column: str
+    role: str
+    dtype: str
+    shape: list[int]
+
+    def tensor_spec(self, batch: int | None = None):
+        import tensorflow as tf
+
+        return tf.TensorSpec([batch, *self.shape], tf.as_dtype(self.dtype), name=self.name)
+
+
+def _tensor_name(column: str, taken: set[str]) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", column).strip("_") or "input"
+    if name[0].isdigit():
+        name = f"x_{name}"
+    base, n = name, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
+
+
+def input_specs(prep: Preprocessor) -> list[InputSpec]:
+    if prep.kind == "image":
+        return [InputSpec("pixels", "pixels", "pixels", prep.image["dtype"], list(prep.image["shape"]))]
+    if prep.kind == "image_files":
+        return [InputSpec("image", prep.image["column"], "image", "string", [])]
+    per_example = [prep.window["length"]] if prep.kind == "timeseries" else []
+    taken: set[str] = set()
+    specs = [InputSpec(_tensor_name(c, taken), c, "numeric", "float32", per_example) for c in prep.numeric.columns]
+    specs += [
+        InputSpec(_tensor_name(c, taken), c, "categorical", "string", per_example) for c in prep.categorical.columns
+    ]
+    if prep.text is not None:
+        specs += [InputSpec(_tensor_name(c, taken), c, "text", "string", []) for c in prep.text.columns]
+    return specs
+
+
+def metadata(prep: Preprocessor, specs: list[InputSpec], fmt: str, quantize: str | None, run_dir: Path) -> dict:
+    from dlcli import __version__
+
+    classes = prep.target_encoder.classes_
+    outputs = {"prediction": "float32" if prep.task == "regression" else ("int64" if _ints(classes) else "string")}
+    if prep.task == "classification":
+        outputs["probabilities"] = "float32"
+    return {
+        "format": FORMAT,
+        "artifact": fmt,
+        "quantize": quantize,
+        "task": prep.task,
+        "kind": prep.kind,
+        "target": prep.target_encoder.column,
+        "inputs": [asdict(s) for s in specs],
+        "outputs": outputs,
+        "classes": classes,
+        "window": prep.window,
+        "run": str(run_dir),
+        "dlcli": __version__,
+    }
+
+
+def _ints(classes) -> bool:
+    return bool(classes) and all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+
+
+def metadata_path(artifact: Path) -> Path:
+    """Where an artifact's metadata lies: beside a file (`model.onnx.json`), inside a SavedModel."""
+    return artifact / "dlcli.json" if artifact.is_dir() else artifact.with_name(artifact.name + ".json")
+
+
+def read_metadata(artifact: Path) -> dict:
+    path = metadata_path(artifact)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing; export the model again with dlcli export") from None
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise RunError(f"{path}: not a dlcli export's metadata (expected format {FORMAT})")
+    return meta
+
+
+# ---- raw inputs -------------------------------------------------------------------------------------
+def inputs_of(meta: dict, part: Any, source: str) -> dict[str, np.ndarray]:
+    """The artifact's inputs for a table (DataFrame) or an array of pixels, checked: a missing column,
+    text in a number column or a wrong image shape is a DataError naming it."""
+    import numpy as np
+
+    specs = [InputSpec(**s) for s in meta["inputs"]]
+    if meta["kind"] == "image":
+        (spec,) = specs
+        x = np.asarray(part)
+        if list(x.shape[1:]) != spec.shape:
+            raise DataError(
+                f"{source}: images have shape {list(x.shape[1:])} per item; the model takes "
+                f"{spec.shape}: expected an array of shape [n, {', '.join(map(str, spec.shape))}]"
+            )
+        return {spec.name: x.astype(spec.dtype)}
+    if meta["kind"] == "image_files":
+        (spec,) = specs
+        return {spec.name: np.asarray([_read_bytes(p, source) for p in part[spec.column]], dtype=object)}
+    missing = [s.column for s in specs if s.column not in part.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing input column(s) {', '.join(map(repr, missing))} (the model takes "
+            f"{', '.join(s.column for s in specs)})"
+        )
+    columns = {s.name: column_values(s, part[s.column].tolist(), source) for s in specs}
+    if meta["kind"] == "timeseries":
+        columns = windows(columns, meta["window"]["length"], source)
+    return columns
+
+
+def _read_bytes(path, source: str) -> bytes:
+    try:
+        return Path(str(path)).read_bytes()
+    except OSError as exc:
+        raise DataError(f"{source}: cannot read the image file {path} ({exc.strerror})") from None
+
+
+def column_values(spec: InputSpec, values: list, source: str, rows: list | None = None) -> np.ndarray:
+    """One column's values as the artifact's input: float32 with NaN for a missing number (None, NaN,
+    an empty string), or strings with "" for a missing category or text. A value of the wrong type is a
+    DataError naming the column and row."""
+    import numpy as np
+
+    if spec.dtype != "string":
+        out = np.empty(len(values), dtype="float32")
+        for i, value in enumerate(values):
+            out[i] = _number(value, spec.column, i if rows is None else rows[i], source)
+        return out
+    return np.asarray([_text(v) for v in values], dtype=object)
+
+
+def _number(value, column: str, row, source: str) -> float:
+    if value is None or value == "":
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(str(value).strip())
+        except ValueError:
+            raise DataError(f"{source}: column {column!r}, row {row}: {value!r} is not a number") from None
+    if not math.isfinite(value) and not math.isnan(value):
+        raise DataError(f"{source}: column {column!r}, row {row}: {value!r} is not finite")
+    if abs(value) > 3.4e38:
+        raise DataError(f"{source}: column {column!r}, row {row}: {value!r} is beyond float32's range")
+    return float(value)
+
+
+def _text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)  # as training read it: pandas' 3.0 in a column with gaps is "3.0" there too
+
+
+def windows(columns: dict[str, np.ndarray], length: int, source: str) -> dict[str, np.ndarray]:
+    """Each column as its windows of `length` rows, one ending at every row from `length - 1` on."""
+    import numpy as np
+
+    n = len(next(iter(columns.values())))
+    if n < length:
+        raise DataError(f"{source}: {n} rows; a forecast needs a window of {length} rows")
+    return {k: np.lib.stride_tricks.sliding_window_view(v, length).copy() for k, v in columns.items()}
+
+
+def labels(values) -> list:
+    """Class labels as an artifact returns them (bytes from TFLite) as Python values."""
+    return [v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v for v in values]
+
+
+# ---- sessions ---------------------------------------------------------------------------------------
+class Runner:
+    """`runner(inputs) → {"prediction", "probabilities"}` for one batch of raw inputs."""
+
+    outputs: list[str]
+    batch: int = BATCH  # rows per call: 1 for a TFLite model converted with a static batch
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class OnnxRunner(Runner):
+    def __init__(self, path: Path):
+        need("onnxruntime", "export")
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, inputs):
+        return dict(zip(self.outputs, self.session.run(self.outputs, inputs), strict=True))
+
+
+class LiteRunner(Runner):
+    def __init__(self, path: Path):
+        need("ai_edge_litert", "export")
+        import threading
+
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path))
+        self.signature = self.interpreter.get_signature_runner("serving_default")
+        self.outputs = list(self.interpreter.get_signature_list()["serving_default"]["outputs"])
+        first = self.interpreter.get_input_details()[0]["shape_signature"]
+        self.batch = BATCH if len(first) == 0 or first[0] == -1 else int(first[0])
+        self.lock = threading.Lock()  # an interpreter runs one call at a time
+
+    def __call__(self, inputs):
+        fed = {k: v.astype(bytes) if v.dtype == object else v for k, v in inputs.items()}
+        with self.lock:
+            return {k: v.copy() for k, v in self.signature(**fed).items()}
+
+
+class SavedModelRunner(Runner):
+    def __init__(self, path: Path):
+        import tensorflow as tf
+
+        self.function = tf.saved_model.load(str(path)).signatures["serving_default"]
+        self.outputs = list(self.function.structured_outputs)
+
+    def __call__(self, inputs):
+        import tensorflow as tf
+
+        fed = {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
+        return {k: v.numpy() for k, v in self.function(**fed).items()}
+
+
+def open_artifact(path: Path, fmt: str) -> Runner:
+    return {"onnx": OnnxRunner, "tflite": LiteRunner, "saved_model": SavedModelRunner}[fmt](path)
+
+
+def run_batched(runner: Runner, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import numpy as np
+
+    batch = runner.batch
+    n = len(next(iter(inputs.values())))
+    parts = [runner({k: v[i : i + batch] for k, v in inputs.items()}) for i in range(0, max(n, 1), batch)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
