@@ -153,14 +153,91 @@ def predict(
     output: Annotated[Optional[Path], typer.Option("--output", help=".csv or .parquet")] = None,  # noqa: UP045
     runs_dir: RunsDir = Path("runs"),
     device: Device = None,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime",
+            help="auto (the run's exported ONNX, else TFLite model when there is one), tensorflow, onnx, tflite.",
+            metavar="RUNTIME",
+        ),
+    ] = "auto",
 ) -> None:
     """Predictions for new data (the target column is optional)."""
     from dlcli import inference
 
-    path, table, warnings = inference.predict(run, input, output, runs_dir, device)
+    path, table, warnings = inference.predict(run, input, output, runs_dir, device, runtime)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-    out.print(f"wrote {len(table)} predictions → {path}", highlight=False)
+    via = f" (with {table.attrs['runtime']}, without TensorFlow)" if "runtime" in table.attrs else ""
+    out.print(f"wrote {len(table)} predictions{via} → {path}", highlight=False)
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="saved_model, tflite or onnx.", metavar="FORMAT")
+    ],
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--output", help="Where to write it (default: RUN/export/).", metavar="PATH"),
+    ] = None,
+    quantize: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--quantize", help="float16 or int8 (tflite, onnx).", metavar="TYPE"),
+    ] = None,
+    max_drop: Annotated[
+        float, typer.Option("--max-drop", help="Largest test-metric drop a quantized model may have.")
+    ] = 0.01,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """One file that takes raw inputs (columns, text, pixels), checked against dlcli predict first."""
+    from dlcli import export as export_mod
+
+    meta = export_mod.export(run, fmt, output, quantize, max_drop, runs_dir)
+    checked = meta["checked"]
+    out.print(
+        f"checked on {checked['rows']} {checked['split']} rows in {fmt}: largest difference from dlcli "
+        f"predict {checked['max_difference']:.3g}; test {checked['metric']} {checked['artifact_metric']:.4f} "
+        f"(dlcli: {checked['dlcli_metric']:.4f})",
+        highlight=False,
+    )
+    out.print(f"wrote {meta['path']}", highlight=False)
+
+
+@app.command()
+def serve(
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Rows per model call, at most.", min=1)] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", help="How long a request waits for others to batch with.", min=0)
+    ] = 5.0,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime", help="auto, tensorflow, onnx or tflite (as for predict).", metavar="RUNTIME"
+        ),
+    ] = "auto",
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """HTTP predictions from raw inputs (POST /predict, GET /metadata, /health, /docs), micro-batched."""
+    from dlcli import runtime as runtime_mod
+    from dlcli import serve as serve_mod
+
+    runtime_mod.need("fastapi", "serve")
+    runtime_mod.need("uvicorn", "serve")
+    model = serve_mod.load(run, runs_dir, runtime)
+
+    def ready() -> None:
+        out.print(
+            f"serving {model.info['run']} ({model.runtime}) on http://{host}:{port}  "
+            f"(max batch {max_batch}, max wait {max_wait_ms:g} ms; docs at /docs)",
+            highlight=False,
+        )
+
+    serve_mod.run(model, host, port, max_batch, max_wait_ms, ready)
 
 
 @app.command()

@@ -80,7 +80,9 @@ def _module(prep: Preprocessor, model, specs: list[runtime.InputSpec], batch: in
             self.model = model
             self.tables = []
             if prep.categorical is not None:
-                for categories, fill in zip(prep.categorical.categories_, prep.categorical.fill_, strict=True):
+                for categories, fill in zip(
+                    prep.categorical.categories_, prep.categorical.fill_, strict=True
+                ):
                     keys = [str(c) for c in categories]
                     # a missing category (the empty string) is the imputed one, or unseen when it is new
                     values = list(range(len(keys))) + [keys.index(fill) if fill in keys else -1]
@@ -170,7 +172,10 @@ def _outputs(prep: Preprocessor, y) -> dict:
     target = prep.target_encoder
     if prep.task == "regression":
         flat = tf.reshape(y, [tf.shape(y)[0], -1])[:, 0]
-        return {"prediction": flat * tf.constant(target.scale_, tf.float32) + tf.constant(target.center_, tf.float32)}
+        return {
+            "prediction": flat * tf.constant(target.scale_, tf.float32)
+            + tf.constant(target.center_, tf.float32)
+        }
     if prep.label_mode == "binary":
         p1 = tf.reshape(y, [-1, 1])
         probs = tf.concat([1.0 - p1, p1], axis=1)
@@ -189,7 +194,9 @@ def _outputs(prep: Preprocessor, y) -> dict:
 def _write_saved_model(module, folder: Path) -> None:
     import tensorflow as tf
 
-    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve.get_concrete_function()})
+    tf.saved_model.save(
+        module, str(folder), signatures={"serving_default": module.serve.get_concrete_function()}
+    )
 
 
 def _write_tflite(saved_model: Path, path: Path, quantize: str | None, one_row=None) -> None:
@@ -222,7 +229,9 @@ def _tflite_bytes(saved_model: Path, quantize: str | None) -> bytes:
     # from the loaded signature: TFLite's from_saved_model keeps Keras 3's weights as resource
     # variables that its interpreter never initializes (outputs ±inf); this freezes them
     loaded = tf.saved_model.load(str(saved_model))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([loaded.signatures["serving_default"]], loaded)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [loaded.signatures["serving_default"]], loaded
+    )
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8: dynamic-range weights
         if quantize == "float16":
@@ -239,7 +248,9 @@ def _write_onnx(saved_model: Path, path: Path, quantize: str | None, meta: dict)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=_quiet_env())
     if proc.returncode != 0 or not path.is_file():
         lines = [ln for ln in proc.stderr.splitlines() if "Error" in ln or "error" in ln][-3:]
-        raise RunError(f"tf2onnx cannot convert this model: {' '.join(lines)[:800] or 'exit ' + str(proc.returncode)}")
+        raise RunError(
+            f"tf2onnx cannot convert this model: {' '.join(lines)[:800] or 'exit ' + str(proc.returncode)}"
+        )
     import onnx
 
     if quantize == "int8":
@@ -282,7 +293,9 @@ def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any]:
         return split, part[0], prep.raw_target(part, split)
     if prep.kind != "timeseries":
         return split, part, prep.raw_target(part, split)
-    earlier = [loaded.splits[s] for s in data_mod.SPLITS[: data_mod.SPLITS.index(split)] if s in loaded.splits]
+    earlier = [
+        loaded.splits[s] for s in data_mod.SPLITS[: data_mod.SPLITS.index(split)] if s in loaded.splits
+    ]
     frame = pd.concat([pd.concat(earlier).tail(prep.context), part]) if earlier else part
     length, horizon = prep.window["length"], prep.window["horizon"]
     return split, frame, prep.raw_target(frame, split)[length - 1 + horizon :]
@@ -323,14 +336,22 @@ def metric(prep: Preprocessor, truth, predictions) -> tuple[str, float]:
     if prep.task == "regression":
         from sklearn.metrics import r2_score
 
-        return "r2", float(r2_score(np.asarray(truth, dtype="float64"), np.asarray(predictions, dtype="float64")))
+        return "r2", float(
+            r2_score(np.asarray(truth, dtype="float64"), np.asarray(predictions, dtype="float64"))
+        )
     return "accuracy", float(np.mean([str(a) == str(b) for a, b in zip(truth, predictions, strict=True)]))
 
 
 # ---- the command ------------------------------------------------------------------------------------
 def default_path(run_dir: Path, fmt: str, quantize: str | None) -> Path:
     suffix = f".{quantize}" if quantize else ""
-    return run_dir / "export" / {"saved_model": "saved_model", "tflite": f"model{suffix}.tflite", "onnx": f"model{suffix}.onnx"}[fmt]
+    return (
+        run_dir
+        / "export"
+        / {"saved_model": "saved_model", "tflite": f"model{suffix}.tflite", "onnx": f"model{suffix}.onnx"}[
+            fmt
+        ]
+    )
 
 
 def export(
@@ -376,7 +397,9 @@ def export(
         _write_saved_model(module, saved_model)
         artifact = saved_model if fmt == "saved_model" else tmp / path.name
         if fmt == "tflite":
-            _write_tflite(saved_model, artifact, quantize, lambda: _module(prep, loaded_run.model, specs, batch=1))
+            _write_tflite(
+                saved_model, artifact, quantize, lambda: _module(prep, loaded_run.model, specs, batch=1)
+            )
         elif fmt == "onnx":
             _write_onnx(saved_model, artifact, quantize, meta)
         runner = runtime.open_artifact(artifact, fmt)

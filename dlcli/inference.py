@@ -169,10 +169,12 @@ def predict(
     output_path: str | Path | None = None,
     runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
     device: str | None = None,
+    runtime: str = "auto",
 ) -> tuple[Path, pd.DataFrame, list[str]]:
-    """Predictions for every input row, written as CSV or Parquet; returns (path, table, warnings)."""
-    import numpy as np
-    import pandas as pd
+    """Predictions for every input row, written as CSV or Parquet; returns (path, table, warnings).
+
+    With an exported ONNX or TFLite model in the run (or `runtime` naming one) it runs there, without
+    TensorFlow (dlcli/lite.py)."""
 
     input_path = Path(input_path)
     out = Path(output_path) if output_path else Path(f"{input_path.stem}_predictions.csv")
@@ -184,6 +186,21 @@ def predict(
             f"data: choose another --output (without one: {input_path.stem}_predictions.csv)"
         )
     runs.check_writable(out.parent, f"--output {out}: the folder {out.parent}", "choose another --output")
+    from dlcli import lite
+
+    run_dir = runs.resolve(run, Path(runs_dir))
+    name, artifact = lite.choose(run_dir, runtime)
+    if artifact is not None:
+        return lite.predict(run_dir, artifact, name, input_path, out)
+    return _predict_tensorflow(run_dir, input_path, out, runs_dir, device)
+
+
+def _predict_tensorflow(
+    run, input_path: Path, out: Path, runs_dir, device
+) -> tuple[Path, pd.DataFrame, list[str]]:
+    import numpy as np
+    import pandas as pd
+
     loaded_run = load_run(run, runs_dir, device)
     prep, model = loaded_run.prep, loaded_run.model
     part = read_input(prep, input_path, loaded_run.config, labelled=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,14 @@ FORMAT = "dlcli.export/1"
 #: Rows run through an artifact at once (bounded memory for a large input).
 BATCH = 1024
 #: The package each runtime module comes from, for the "install it" message.
-PACKAGES = {"onnxruntime": "onnxruntime", "ai_edge_litert": "ai-edge-litert", "tf2onnx": "tf2onnx", "onnx": "onnx"}
+PACKAGES = {
+    "onnxruntime": "onnxruntime",
+    "ai_edge_litert": "ai-edge-litert",
+    "tf2onnx": "tf2onnx",
+    "onnx": "onnx",
+    "fastapi": "fastapi",
+    "uvicorn": "uvicorn",
+}
 
 
 def need(module: str, extra: str) -> None:
@@ -36,6 +44,15 @@ def need(module: str, extra: str) -> None:
             f"{PACKAGES.get(module, module)} is not installed; it comes with the {extra!r} extra: "
             f"pip install 'dlcli[{extra}]'"
         )
+
+
+class BadInput(DataError):
+    """An input value the model cannot take, with where it is: the column and the row (from 1, or
+    the file's line) for the server's 422 answers."""
+
+    def __init__(self, message: str, column: str | None = None, row=None):
+        super().__init__(message)
+        self.column, self.row = column, row
 
 
 @dataclass
@@ -74,20 +91,27 @@ def input_specs(prep: Preprocessor) -> list[InputSpec]:
         return [InputSpec("image", prep.image["column"], "image", "string", [])]
     per_example = [prep.window["length"]] if prep.kind == "timeseries" else []
     taken: set[str] = set()
-    specs = [InputSpec(_tensor_name(c, taken), c, "numeric", "float32", per_example) for c in prep.numeric.columns]
+    specs = [
+        InputSpec(_tensor_name(c, taken), c, "numeric", "float32", per_example) for c in prep.numeric.columns
+    ]
     specs += [
-        InputSpec(_tensor_name(c, taken), c, "categorical", "string", per_example) for c in prep.categorical.columns
+        InputSpec(_tensor_name(c, taken), c, "categorical", "string", per_example)
+        for c in prep.categorical.columns
     ]
     if prep.text is not None:
         specs += [InputSpec(_tensor_name(c, taken), c, "text", "string", []) for c in prep.text.columns]
     return specs
 
 
-def metadata(prep: Preprocessor, specs: list[InputSpec], fmt: str, quantize: str | None, run_dir: Path) -> dict:
+def metadata(
+    prep: Preprocessor, specs: list[InputSpec], fmt: str, quantize: str | None, run_dir: Path
+) -> dict:
     from dlcli import __version__
 
     classes = prep.target_encoder.classes_
-    outputs = {"prediction": "float32" if prep.task == "regression" else ("int64" if _ints(classes) else "string")}
+    outputs = {
+        "prediction": "float32" if prep.task == "regression" else ("int64" if _ints(classes) else "string")
+    }
     if prep.task == "classification":
         outputs["probabilities"] = "float32"
     return {
@@ -101,6 +125,9 @@ def metadata(prep: Preprocessor, specs: list[InputSpec], fmt: str, quantize: str
         "outputs": outputs,
         "classes": classes,
         "window": prep.window,
+        # how a number column's gaps and ±inf are read, as dlcli predict reads them
+        "impute": prep.numeric.impute if prep.numeric else None,
+        "non_finite": prep.numeric.non_finite if prep.numeric else "error",
         "run": str(run_dir),
         "dlcli": __version__,
     }
@@ -139,7 +166,7 @@ def inputs_of(meta: dict, part: Any, source: str) -> dict[str, np.ndarray]:
         (spec,) = specs
         x = np.asarray(part)
         if list(x.shape[1:]) != spec.shape:
-            raise DataError(
+            raise BadInput(
                 f"{source}: images have shape {list(x.shape[1:])} per item; the model takes "
                 f"{spec.shape}: expected an array of shape [n, {', '.join(map(str, spec.shape))}]"
             )
@@ -149,11 +176,12 @@ def inputs_of(meta: dict, part: Any, source: str) -> dict[str, np.ndarray]:
         return {spec.name: np.asarray([_read_bytes(p, source) for p in part[spec.column]], dtype=object)}
     missing = [s.column for s in specs if s.column not in part.columns]
     if missing:
-        raise DataError(
+        raise BadInput(
             f"{source}: missing input column(s) {', '.join(map(repr, missing))} (the model takes "
             f"{', '.join(s.column for s in specs)})"
         )
-    columns = {s.name: column_values(s, part[s.column].tolist(), source) for s in specs}
+    rows = part.index.tolist()
+    columns = {s.name: column_values(meta, s, part[s.column].tolist(), source, rows) for s in specs}
     if meta["kind"] == "timeseries":
         columns = windows(columns, meta["window"]["length"], source)
     return columns
@@ -166,32 +194,57 @@ def _read_bytes(path, source: str) -> bytes:
         raise DataError(f"{source}: cannot read the image file {path} ({exc.strerror})") from None
 
 
-def column_values(spec: InputSpec, values: list, source: str, rows: list | None = None) -> np.ndarray:
+def column_values(
+    meta: dict, spec: InputSpec, values: list, source: str, rows: list | None = None
+) -> np.ndarray:
     """One column's values as the artifact's input: float32 with NaN for a missing number (None, NaN,
-    an empty string), or strings with "" for a missing category or text. A value of the wrong type is a
-    DataError naming the column and row."""
+    an empty string; ±inf too with `non_finite: missing`), or strings with "" for a missing category
+    or text. A value of the wrong type is a DataError naming the column and row."""
     import numpy as np
 
-    if spec.dtype != "string":
-        out = np.empty(len(values), dtype="float32")
-        for i, value in enumerate(values):
-            out[i] = _number(value, spec.column, i if rows is None else rows[i], source)
-        return out
-    return np.asarray([_text(v) for v in values], dtype=object)
+    if spec.dtype == "string":
+        return np.asarray([_text(v) for v in values], dtype=object)
+    inf_missing = meta.get("non_finite") == "missing"
+    out = np.empty(len(values), dtype="float32")
+    for i, value in enumerate(values):
+        row = i + 1 if rows is None else rows[i]
+        if inf_missing and isinstance(value, float) and math.isinf(value):
+            value = None
+        out[i] = _number(value, spec.column, row, source)
+        if meta.get("impute") == "none" and math.isnan(out[i]):
+            from dlcli.reading import row_where
+
+            raise BadInput(
+                f"{source}: column {spec.column!r} {row_where(source, row)} is missing and the run was "
+                "trained with preprocessing.numeric.impute: none",
+                spec.column,
+                row,
+            )
+    return out
 
 
 def _number(value, column: str, row, source: str) -> float:
+    from dlcli.reading import row_where
+
     if value is None or value == "":
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             value = float(str(value).strip())
         except ValueError:
-            raise DataError(f"{source}: column {column!r}, row {row}: {value!r} is not a number") from None
-    if not math.isfinite(value) and not math.isnan(value):
-        raise DataError(f"{source}: column {column!r}, row {row}: {value!r} is not finite")
-    if abs(value) > 3.4e38:
-        raise DataError(f"{source}: column {column!r}, row {row}: {value!r} is beyond float32's range")
+            raise BadInput(
+                f"{source}: column {column!r} {row_where(source, row)}: {value!r} is not a number "
+                "(the model was trained on numbers in this column)",
+                column,
+                row,
+            ) from None
+    if math.isinf(value) or (not math.isnan(value) and abs(value) > 3.4e38):
+        raise BadInput(
+            f"{source}: column {column!r} {row_where(source, row)}: {value!r} is not a finite float32 "
+            "value; fix it, or leave the cell empty to have it imputed",
+            column,
+            row,
+        )
     return float(value)
 
 
@@ -248,7 +301,9 @@ class LiteRunner(Runner):
 
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path))
+        with _quiet_stderr():  # LiteRT's C++ logs "INFO: Created TensorFlow Lite XNNPACK delegate"
+            self.interpreter = Interpreter(model_path=str(path))
+            self.interpreter.allocate_tensors()
         self.signature = self.interpreter.get_signature_runner("serving_default")
         self.outputs = list(self.interpreter.get_signature_list()["serving_default"]["outputs"])
         first = self.interpreter.get_input_details()[0]["shape_signature"]
@@ -273,6 +328,23 @@ class SavedModelRunner(Runner):
 
         fed = {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
         return {k: v.numpy() for k, v in self.function(**fed).items()}
+
+
+@contextmanager
+def _quiet_stderr():
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def open_artifact(path: Path, fmt: str) -> Runner:
