@@ -156,6 +156,12 @@ regression_run = _shared_run(
 )
 binary_run = _shared_run("binary", 'configs/ci/binary.yaml as shipped (string labels "no"/"yes").')
 images_run = _shared_run("images", "configs/ci/images.yaml as shipped (uint8 8x8 digits, a small convnet).")
+text_run = _shared_run(
+    "text", "configs/ci/text.yaml as shipped: tf_idf of words and pairs of words, then Dense layers."
+)
+image_folder_run = _shared_run(
+    "image_folder", "configs/ci/image_folder.yaml as shipped: 48 small photos of varied sizes and formats."
+)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from conftest import (
     CONFIGS,
     GOOD,
     ROOT,
-    _trained,
     ci_config,
     fails,
     latest_run,
@@ -28,10 +27,9 @@ TINY = ROOT / "data" / "tiny_images"
 FOLDER = ci_config("image_folder")
 
 
-@pytest.fixture(scope="session")
-def folder_run(tmp_path_factory):
-    """configs/ci/image_folder.yaml as shipped: 48 small photos of varied sizes and formats."""
-    return _trained(tmp_path_factory, "image_folder")
+@pytest.fixture
+def folder_run(image_folder_run):
+    return image_folder_run
 
 
 def test_a_folder_of_class_folders_trains_from_paths(folder_run):

@@ -65,3 +65,27 @@ def test_slurm_task_lists_are_read_without_tensorflow():
     assert tasks_per_node("4") == [4]
     with pytest.raises(ValueError, match="is not a list like 2"):
         tasks_per_node("2(3)")
+
+
+def test_tf2onnx_still_has_the_functions_export_calls_in_process():
+    """dlcli/export.py converts to ONNX in its own process with what `python -m tf2onnx.convert
+    --saved-model` calls (half an ONNX export's time); when this fails, tf2onnx changed them: export
+    falls back to the command (slower, still right) until _tf2onnx_in_process is updated."""
+    import inspect
+
+    pytest.importorskip("tf2onnx", reason="the export extra is not installed")
+    from tf2onnx import tf_loader
+    from tf2onnx.convert import _convert_common
+
+    loader = inspect.signature(tf_loader.from_saved_model).parameters
+    assert list(loader)[:7] == [
+        "model_path", "input_names", "output_names", "tag", "signatures", "concrete_function", "large_model",
+    ]  # fmt: skip
+    assert {"return_initialized_tables", "return_tensors_to_rename"} <= set(loader)
+    converter = inspect.signature(_convert_common).parameters
+    assert {"name", "output_path"} <= set(converter)  # the rest go on to process_tf_graph
+    assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in converter.values())
+    from tf2onnx.tfonnx import process_tf_graph
+
+    graph = set(inspect.signature(process_tf_graph).parameters)
+    assert {"opset", "input_names", "output_names", "tensors_to_rename", "initialized_tables"} <= graph

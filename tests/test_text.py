@@ -9,7 +9,6 @@ import pytest
 from conftest import (
     CONFIGS,
     ROOT,
-    _trained,
     ci_config,
     fails,
     latest_run,
@@ -19,12 +18,6 @@ from conftest import (
 )
 
 TEXT = ci_config("text")
-
-
-@pytest.fixture(scope="session")
-def text_run(tmp_path_factory):
-    """configs/ci/text.yaml as shipped: tf_idf of words and pairs of words, then Dense layers."""
-    return _trained(tmp_path_factory, "text")
 
 
 def _layers(run) -> dict[str, dict]:
