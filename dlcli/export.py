@@ -79,6 +79,14 @@ def _module(prep: Preprocessor, model, specs: list[runtime.InputSpec], batch: in
             super().__init__()
             self.model = model
             self.tables = []
+            if prep.kind == "image_files":  # tracked here: Keras' Resizing keeps a seed generator's state
+                from dlcli.images import resizer
+
+                self.resize = resizer(prep.image)
+            # every tf.Variable the graph reads, augmentation layers' seed states too (as Keras'
+            # ExportArchive tracks them): otherwise saving refuses a capture "not reachable from root"
+            layers = [model, *([self.resize] if prep.kind == "image_files" else [])]
+            self.keras_variables = [getattr(v, "value", v) for layer in layers for v in layer.variables]
             if prep.categorical is not None:
                 for categories, fill in zip(
                     prep.categorical.categories_, prep.categorical.fill_, strict=True
@@ -93,7 +101,9 @@ def _module(prep: Preprocessor, model, specs: list[runtime.InputSpec], batch: in
 
         @tf.function(input_signature=[{s.name: s.tensor_spec(batch) for s in specs}])
         def serve(self, inputs):
-            return _outputs(prep, self.model(_model_input(prep, inputs, specs, self.tables), training=False))
+            x = _decoded(prep, inputs["image"], self.resize) if prep.kind == "image_files" else None
+            x = x if x is not None else _model_input(prep, inputs, specs, self.tables)
+            return _outputs(prep, self.model(x, training=False))
 
     del np
     return Raw()
@@ -131,10 +141,7 @@ def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec
 
     if prep.kind in ("image", "image_files"):
         (spec,) = specs
-        x = inputs[spec.name]
-        if prep.kind == "image_files":
-            return _decoded(prep, x)
-        return x
+        return inputs[spec.name]
     by_column = {s.column: inputs[s.name] for s in specs}
     blocks = [tf.expand_dims(_numeric(prep, by_column[c], i), -1) for i, c in enumerate(prep.numeric.columns)]
     blocks += [_categorical(prep, by_column[c], i, tables[i]) for i, c in enumerate(prep.categorical.columns)]
@@ -147,13 +154,10 @@ def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec
     return {**({"features": features} if prep.feature_width else {}), **text}
 
 
-def _decoded(prep: Preprocessor, encoded):
+def _decoded(prep: Preprocessor, encoded, resize):
     """Encoded image files → pixels at the trained size, as dlcli's loader makes them."""
     import tensorflow as tf
 
-    from dlcli.images import resizer
-
-    resize = resizer(prep.image)
     channels = prep.image["channels"]
 
     def one(data):

@@ -326,7 +326,7 @@ class SavedModelRunner(Runner):
     def __call__(self, inputs):
         import tensorflow as tf
 
-        fed = {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
+        fed = {k: tf.constant(v.tolist() if v.dtype == object else v) for k, v in inputs.items()}
         return {k: v.numpy() for k, v in self.function(**fed).items()}
 
 

@@ -67,7 +67,7 @@ class _InProcess(runtime.Runner):
     def __call__(self, inputs):
         import tensorflow as tf
 
-        fed = {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
+        fed = {k: tf.constant(v.tolist() if v.dtype == object else v) for k, v in inputs.items()}
         with self.lock:
             return {k: v.numpy() for k, v in self.module.serve(fed).items()}
 
@@ -266,6 +266,7 @@ class Batcher:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlcli-model")
         self.task: asyncio.Task | None = None
         self.calls = self.rows = 0
+        self.pending = 0  # requests waiting for their answer
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop())
@@ -277,8 +278,12 @@ class Batcher:
 
     async def predict(self, inputs: dict, n: int):
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((inputs, n, future))
-        return await future
+        self.pending += 1
+        try:
+            await self.queue.put((inputs, n, future))
+            return await future
+        finally:
+            self.pending -= 1
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -354,6 +359,10 @@ def app(
     async def rejected(_, exc: Rejected):
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
+    @api.exception_handler(Exception)
+    async def internal(_, exc: Exception):  # a bug of dlcli's: said in one line, never a traceback
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
     @api.get("/health")
     async def health() -> dict:
         return {"status": "ok", "runtime": model.runtime}
@@ -379,7 +388,9 @@ def app(
                 "max_body": max_body,
                 "max_rows": max_rows,
             },
-            "served": {"calls": batcher.calls, "rows": batcher.rows} if batcher else None,
+            "served": {"calls": batcher.calls, "rows": batcher.rows, "pending": batcher.pending}
+            if batcher
+            else None,
         }
 
     @api.post(
@@ -400,12 +411,12 @@ def app(
         },
     )
     async def predict(request: Request) -> dict:
-        body = await _body(request, max_body)
         content_type = request.headers.get("content-type", "application/json")
         if content_type.startswith("multipart/form-data"):
-            inputs, n = await _uploaded(model, request, max_rows)
+            _declared_size(request, max_body)
+            inputs, n = await _uploaded(model, request, max_rows, max_body)
         else:
-            inputs, n = parse(model, body, content_type, max_rows)
+            inputs, n = parse(model, await _body(request, max_body), content_type, max_rows)
         try:
             outputs = await state["batcher"].predict(inputs, n)
         except Exception as exc:  # noqa: BLE001 - e.g. an image that does not decode
@@ -417,10 +428,15 @@ def app(
     return api
 
 
-async def _body(request, limit: int) -> bytes:
+def _declared_size(request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Rejected(413, f"the body is {declared} bytes; at most {limit}")
+
+
+async def _body(request, limit: int) -> bytes:
+    """The body, read up to `limit` bytes (413 beyond: declared or as it streams in)."""
+    _declared_size(request, limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -430,13 +446,16 @@ async def _body(request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _uploaded(model: Model, request, max_rows: int):
+async def _uploaded(model: Model, request, max_rows: int, max_body: int):
     """Image files uploaded as multipart form fields (any field names), in order."""
     import numpy as np
 
     if model.meta["kind"] != "image_files":
         raise _bad("file uploads are for models of image files; send JSON or CSV")
-    form = await request.form(max_files=max_rows)
+    try:
+        form = await request.form(max_files=max_rows, max_fields=max_rows, max_part_size=max_body)
+    except Exception as exc:  # noqa: BLE001 - starlette's multipart errors (malformed, too many parts)
+        raise _bad(f"the multipart body cannot be read ({exc})") from None
     files = [v for _, v in form.multi_items() if hasattr(v, "read")]
     if not files:
         raise _bad("no file in the form")
@@ -467,4 +486,12 @@ def run(model: Model, host: str, port: int, max_batch: int, max_wait_ms: float, 
             ready()
 
         server.startup = startup
-    server.run()
+    import signal
+
+    # uvicorn re-raises the SIGTERM it drained on after its graceful shutdown (the process would die of
+    # it, exit -15): the handler it restores is this one, which lets `dlcli serve` exit 0
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

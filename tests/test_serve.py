@@ -1,0 +1,249 @@
+"""`dlcli serve`: a real server process on a free loopback port, real HTTP clients. Every loop is
+bounded in count and time (STUCK_S guards against hanging, it is not a timing)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, STUCK_S
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, run: Path, *args: str):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "dlcli", "serve", str(run), "--port", str(self.port), *args]
+        env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": str(run.parent)}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + STUCK_S
+        while True:
+            assert self.proc.poll() is None, self.proc.communicate()
+            assert time.monotonic() < deadline, "the server never answered /health"
+            try:
+                self.get("/health")
+                return
+            except OSError:
+                time.sleep(0.1)
+
+    def request(self, path: str, body: bytes | None = None, content_type: str = "application/json"):
+        """(status, parsed JSON body)"""
+        req = urllib.request.Request(self.url + path, data=body, headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def get(self, path: str):
+        status, body = self.request(path)
+        assert status == 200, body
+        return body
+
+    def post(self, body, path: str = "/predict"):
+        return self.request(path, json.dumps(body).encode())
+
+    def stop(self) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=STUCK_S)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def exported(regression_run, tmp_path_factory):
+    """A copy of the regression run with model.onnx exported into it (served without TensorFlow)."""
+    run = tmp_path_factory.mktemp("served") / "run"
+    shutil.copytree(regression_run, run)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcli", "export", str(run), "--format", "onnx"],
+        capture_output=True, text=True, timeout=STUCK_S,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def table_server(exported):
+    server = Server(exported, "--max-wait-ms", "50")
+    yield server
+    server.stop()
+
+
+ROW = {"area": 120.5, "rooms": 3, "city": "north"}
+
+
+def test_every_body_shape_gives_dlcli_predicts_numbers(table_server, exported, tmp_path):
+    rows = pd.read_csv(ROOT / "data" / "tiny_regression.csv").drop(columns=["price"]).head(6)
+    rows.loc[2, "area"] = np.nan
+    rows.loc[3, "city"] = np.nan
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcli", "predict", str(exported), "--input", "in.csv", "--runtime", "tensorflow"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=STUCK_S,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    expected = pd.read_csv(tmp_path / "in_predictions.csv")["prediction"].to_numpy()
+    records = json.loads(rows.to_json(orient="records"))  # NaN → null
+    answers = [
+        table_server.post(records),
+        table_server.post({"instances": records}),
+        table_server.request("/predict", (tmp_path / "in.csv").read_bytes(), "text/csv"),
+    ]
+    for status, body in answers:
+        assert status == 200, body
+        np.testing.assert_allclose([p["prediction"] for p in body["predictions"]], expected, rtol=1e-5)
+    status, body = table_server.post(ROW)  # one record, not in a list
+    assert status == 200 and len(body["predictions"]) == 1
+
+
+def test_bad_requests_get_422_with_the_field_and_the_reason(table_server):
+    cases = [
+        (
+            [{"rooms": 3, "city": "north"}],
+            ["body", 0, "area"],
+            "missing column 'area' (the model takes area, rooms, city)",
+        ),
+        (
+            [ROW, {**ROW, "rooms": "three"}],
+            ["body", 1, "rooms"],
+            "column 'rooms' row 2: 'three' is not a number (the model was trained on numbers in this column)",
+        ),
+        ([{**ROW, "area": [1, 2]}], ["body", 0, "area"], "column 'area': expected a single value, got list"),
+        ([5], ["body", 0], "instance 0 is int, expected an object of columns"),
+        ([], ["body"], 'expected a non-empty JSON list of records, or {"instances": [...]}'),
+    ]
+    for body, loc, msg in cases:
+        status, answer = table_server.post(body)
+        assert status == 422, answer
+        assert answer["detail"][0]["loc"] == loc and answer["detail"][0]["msg"] == msg
+    status, answer = table_server.request("/predict", b'[{"area": 1, "rooms": 2, "city": "n"')  # truncated
+    assert status == 422 and answer["detail"][0]["msg"].startswith("the body is not valid JSON (")
+    status, answer = table_server.request("/predict", b'[{"area": 1e999, "rooms": 2, "city": "n"}]')
+    assert status == 422 and "'area' row 1: inf is not a finite float32 value" in answer["detail"][0]["msg"]
+    # limits: a body over 16 MB, more than 10,000 rows
+    status, answer = _declared(table_server, 17 * 1024 * 1024)  # refused before it is read
+    assert status == 413 and answer["detail"] == "the body is 17825792 bytes; at most 16777216"
+    status, answer = table_server.post([ROW] * 10_001)
+    assert status == 413 and answer["detail"] == "10001 instances in one request; at most 10000"
+    assert table_server.get("/health")["status"] == "ok"  # still answering
+
+
+def _declared(server: Server, size: int) -> tuple[int, dict]:
+    """A request that declares a `size`-byte body and sends its first byte: the answer."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as conn:
+        head = f"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n["
+        conn.sendall(head.encode())
+        data = b""
+        for _ in range(1000):  # until the server closes the connection or the answer is whole
+            chunk = conn.recv(65536)
+            data += chunk
+            if not chunk or (b"\r\n\r\n" in data and data.rstrip().endswith(b"}")):
+                break
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_concurrent_requests_share_model_calls(table_server):
+    before = table_server.get("/metadata")["served"]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda i: table_server.post([{**ROW, "area": 50.0 + i}]), range(32)))
+    assert all(status == 200 for status, _ in answers)
+    after = table_server.get("/metadata")["served"]
+    assert after["rows"] - before["rows"] == 32
+    assert after["calls"] - before["calls"] < 32  # requests were gathered into shared model calls
+    predictions = [body["predictions"][0]["prediction"] for _, body in answers]
+    assert len(set(predictions)) == 32  # each request got its own row's answer back
+
+
+def test_metadata_and_openapi_describe_the_model(table_server):
+    meta = table_server.get("/metadata")
+    assert meta["runtime"] == "onnx" and meta["task"] == "regression"
+    assert [(i["column"], i["type"]) for i in meta["inputs"]] == [
+        ("area", "numeric"), ("rooms", "numeric"), ("city", "categorical"),
+    ]  # fmt: skip
+    assert meta["metrics"]["test"]["r2"] > 0.5 and meta["versions"]["tensorflow"]
+    assert meta["limits"]["max_batch"] == 64
+    assert "/predict" in table_server.get("/openapi.json")["paths"]
+
+
+def test_sigterm_drains_requests_in_flight(exported):
+    server = Server(exported, "--max-wait-ms", "3000", "--max-batch", "1000")  # requests wait for others
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(server.post, [{**ROW, "rooms": i}]) for i in range(8)]
+        deadline = time.monotonic() + STUCK_S
+        while server.get("/metadata")["served"]["pending"] < 8:
+            assert time.monotonic() < deadline, "the requests never arrived"
+            time.sleep(0.02)
+        server.proc.send_signal(signal.SIGTERM)  # all 8 are waiting for their batch
+        answers = [f.result(timeout=STUCK_S) for f in futures]
+    code, _, err = server.stop()
+    assert [status for status, _ in answers] == [200] * 8
+    assert code == 0, err
+
+
+def test_images_as_pixels_files_and_base64(images_run, image_folder_run, tmp_path):
+    pixels = np.load(ROOT / "data" / "tiny_digits.npz")["x_test"][:3]
+    server = Server(images_run, "--runtime", "tensorflow")
+    try:
+        status, body = server.post({"instances": pixels.tolist()})
+        assert status == 200 and len(body["predictions"]) == 3
+        assert set(body["predictions"][0]["probabilities"]) == {str(d) for d in range(10)}
+        status, body = server.post({"instances": pixels[:, :4].tolist()})
+        assert status == 422
+        assert body["detail"][0]["msg"] == "wrong image size: [4, 8] per instance; the model takes [8, 8]"
+    finally:
+        server.stop()
+    server = Server(image_folder_run, "--runtime", "tensorflow")
+    try:
+        files = sorted((ROOT / "data" / "tiny_images").rglob("*.png"))[:2]
+        status, body = server.post(
+            {"instances": [{"b64": base64.b64encode(f.read_bytes()).decode()} for f in files]}
+        )
+        assert status == 200 and {p["prediction"] for p in body["predictions"]} <= {"blue", "red"}
+        boundary = "dlcliboundary"
+        parts = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{f.name}"\r\n'
+            f"Content-Type: image/png\r\n\r\n".encode()
+            + f.read_bytes()
+            + b"\r\n"
+            for f in files
+        )
+        status, uploaded = server.request(
+            "/predict", parts + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+        )
+        assert status == 200 and uploaded["predictions"] == body["predictions"]
+        status, body = server.post({"instances": [{"b64": base64.b64encode(b"not an image").decode()}]})
+        assert status == 422 and body["detail"][0]["msg"].startswith(
+            "the model could not run on this input ("
+        )
+        status, body = server.post({"instances": [{"b64": "%%%"}]})
+        assert status == 422 and body["detail"][0] == {
+            "loc": ["body", 0, "b64"],
+            "msg": "not valid base64",
+            "type": "value_error",
+        }
+        assert server.get("/health")["status"] == "ok"
+    finally:
+        server.stop()
