@@ -39,7 +39,11 @@ PACKAGES = {
 def need(module: str, extra: str) -> None:
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: made unimportable
+        found = False
+    if not found:
         raise DataError(
             f"{PACKAGES.get(module, module)} is not installed; it comes with the {extra!r} extra: "
             f"pip install 'dlcli[{extra}]'"

@@ -247,3 +247,14 @@ def test_images_as_pixels_files_and_base64(images_run, image_folder_run, tmp_pat
         assert server.get("/health")["status"] == "ok"
     finally:
         server.stop()
+
+
+def test_serve_without_the_extra_says_how_to_install_it(regression_run, cli, monkeypatch):
+    import sys as sys_module
+
+    monkeypatch.setitem(sys_module.modules, "fastapi", None)  # as if the serve extra were not installed
+    code, _, err = cli("serve", str(regression_run))
+    assert code == 2 and "Traceback" not in err
+    assert (
+        "error: fastapi is not installed; it comes with the 'serve' extra: pip install 'dlcli[serve]'" in err
+    )
