@@ -98,6 +98,11 @@ OTHER_BLOCKS = [
     ("<!-- workers.py:start -->", "<!-- workers.py:end -->"),
     ("<!-- whole.py:start -->", "<!-- whole.py:end -->"),
     ("<!-- private_apis.py:start -->", "<!-- private_apis.py:end -->"),
+    ("<!-- inputs.py:start -->", "<!-- inputs.py:end -->"),
+    ("<!-- gpu.py:start -->", "<!-- gpu.py:end -->"),
+    ("<!-- predict_lite.py:start -->", "<!-- predict_lite.py:end -->"),
+    ("<!-- serve_load.py:start -->", "<!-- serve_load.py:end -->"),
+    ("<!-- export_shipped.py:start -->", "<!-- export_shipped.py:end -->"),
 ]
 
 

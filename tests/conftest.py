@@ -112,11 +112,11 @@ def shared_data() -> Path:
     return Path(value).resolve()
 
 
-def _trained(factory, config: str) -> Path:
-    """configs/ci/CONFIG.yaml as shipped, trained by a real `dlcli train -q` subprocess once for the
-    whole session: the first xdist worker to ask trains it under a lock and the others share the run
-    (pytest-xdist's recipe for session fixtures). Its output is kept: see `trained_output`. A test that
-    changes a shared run copies it first."""
+def _trained(factory, config: str, start) -> Path:
+    """configs/ci/CONFIG.yaml as shipped, trained by a real `dlcli train -q` process (`start`: the
+    `dlcli_fork` fixture) once for the whole session: the first xdist worker to ask trains it under a
+    lock and the others share the run (pytest-xdist's recipe for session fixtures). Its output is kept:
+    see `trained_output`. A test that changes a shared run copies it first."""
     import fcntl
 
     base = factory.getbasetemp()
@@ -126,9 +126,9 @@ def _trained(factory, config: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not (where / "train.stderr").is_file():
             where.mkdir(exist_ok=True)
-            proc = ok(dlcli("train", str(CONFIGS / "ci" / f"{config}.yaml"), "-q", cwd=where))
-            (where / "train.stdout").write_text(proc.stdout)
-            (where / "train.stderr").write_text(proc.stderr)  # last: the run is complete
+            out, err = finished(start("train", str(CONFIGS / "ci" / f"{config}.yaml"), "-q", cwd=where))
+            (where / "train.stdout").write_text(out)
+            (where / "train.stderr").write_text(err)  # last: the run is complete
     (run,) = (p for p in (where / "runs").glob("*/2*") if p.is_dir())
     return run
 
@@ -142,8 +142,8 @@ def trained_output(run: Path) -> tuple[str, str]:
 def _shared_run(config: str, doc: str):
     """A session fixture `<config>_run`: configs/ci/CONFIG.yaml trained once (`_trained`)."""
 
-    def fixture(tmp_path_factory) -> Path:
-        return _trained(tmp_path_factory, config)
+    def fixture(tmp_path_factory, dlcli_fork) -> Path:
+        return _trained(tmp_path_factory, config, dlcli_fork)
 
     fixture.__doc__ = doc
     return pytest.fixture(scope="session", name=f"{config}_run")(fixture)
@@ -241,6 +241,13 @@ def finished(proc) -> tuple[str, str]:
     out, err = proc.communicate()
     assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
     return out, err
+
+
+def forked(start, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`dlcli ARGS` forked by `start` (the `dlcli_fork` fixture) and waited for, as `dlcli()` returns it."""
+    proc = start(*args, cwd=cwd, env=env)
+    out, err = proc.communicate()
+    return subprocess.CompletedProcess(["dlcli", *args], proc.returncode, out, err)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, dlcli, read_json
+from conftest import CONFIGS, dlcli, forked, read_json
 
 from dlcli import arrays
 
@@ -93,10 +93,20 @@ def test_mixed_precision_keeps_the_output_in_float32_and_loads_back(cli, tmp_pat
     assert json.loads(out)["r2"] == pytest.approx(read_json(run / "metrics.json")["test"]["r2"], rel=1e-5)
 
 
-def test_jit_compile_can_be_forced_and_timings_are_recorded(tmp_path):
+def test_jit_compile_can_be_forced_and_timings_are_recorded(tmp_path, dlcli_fork):
     # a subprocess: op determinism, once on in a process (earlier tests), cannot be turned off
     config = str(CONFIGS / "ci" / "regression.yaml")
-    proc = dlcli("train", config, "-q", "-o", "train.jit_compile=true", "-o", "train.epochs=2", cwd=tmp_path)
+    proc = forked(
+        dlcli_fork,
+        "train",
+        config,
+        "-q",
+        "-o",
+        "train.jit_compile=true",
+        "-o",
+        "train.epochs=2",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     (run,) = (tmp_path / "runs" / "ci-regression").glob("2*")
     status = read_json(run / "run.json")
@@ -167,11 +177,18 @@ def test_dataset_guard_lifts_determinism_only_between_steps(request):
     assert tf_config.is_op_determinism_enabled()  # and on again once the epoch ends
 
 
-def test_small_dense_models_use_one_thread_per_op_and_others_all_cores(tmp_path):
-    # subprocesses: TensorFlow takes its thread settings once per process, before its first op
+def test_small_dense_models_use_one_thread_per_op_and_others_all_cores(tmp_path, dlcli_fork):
+    # processes of their own (forked before any op): TensorFlow takes its thread settings once per
+    # process, before its first op
     for name, expected in (("regression", 1), ("images", "all cores")):
-        proc = dlcli(
-            "train", str(CONFIGS / "ci" / f"{name}.yaml"), "-q", "-o", "train.epochs=1", cwd=tmp_path
+        proc = forked(
+            dlcli_fork,
+            "train",
+            str(CONFIGS / "ci" / f"{name}.yaml"),
+            "-q",
+            "-o",
+            "train.epochs=1",
+            cwd=tmp_path,
         )
         assert proc.returncode == 0, proc.stderr
         (run,) = (tmp_path / "runs" / f"ci-{name}").glob("2*")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from conftest import CONFIGS, ROOT, dlcli, fails, read_json
+from conftest import CONFIGS, ROOT, fails, forked, read_json
 
 DIVERGE = [
     "-o",
@@ -20,8 +20,8 @@ DIVERGE = [
 ]
 
 
-def test_diverging_loss_stops_marks_failed_and_keeps_the_best_checkpoint(tmp_path, cli):
-    proc = dlcli("train", str(CONFIGS / "ci" / "regression.yaml"), *DIVERGE, cwd=tmp_path)
+def test_diverging_loss_stops_marks_failed_and_keeps_the_best_checkpoint(tmp_path, cli, dlcli_fork):
+    proc = forked(dlcli_fork, "train", str(CONFIGS / "ci" / "regression.yaml"), *DIVERGE, cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert (
         "error: the loss became inf in epoch 2 at batch 5; training stopped and the run is marked failed."

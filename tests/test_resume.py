@@ -177,9 +177,9 @@ def test_resume_refusals(tmp_path, cli):
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 4
 
 
-def test_same_config_and_seed_give_identical_runs(tmp_path):
-    for folder in ("a", "b"):
-        ok(dlcli("train", CONFIG, *SIX, "--run-dir", folder, cwd=tmp_path))
+def test_same_config_and_seed_give_identical_runs(tmp_path, dlcli_fork):
+    for folder in ("a", "b"):  # two processes (forked before any op)
+        finished(dlcli_fork("train", CONFIG, *SIX, "--run-dir", folder, cwd=tmp_path))
     a, b = _run_dir(tmp_path / "a"), _run_dir(tmp_path / "b")
     assert read_json(a / "metrics.json") == read_json(b / "metrics.json")
     assert _same_weights(a / "model.keras", b / "model.keras")
