@@ -28,17 +28,24 @@ def choose(run_dir: Path, asked: str) -> tuple[str, Path | None]:
         raise DataError(f"--runtime {asked}: expected one of {', '.join(RUNTIMES)}")
     if asked == "tensorflow":
         return asked, None
-    if asked == "auto":
+    if asked == "auto":  # an export made before the run was resumed is passed over
         for name, (file, module) in ARTIFACTS.items():
             path = run_dir / "export" / file
             if path.is_file() and importlib.util.find_spec(module) is not None:
-                return name, path
+                if not runtime.stale(run_dir, runtime.read_metadata(path)):
+                    return name, path
         return "tensorflow", None
     file, module = ARTIFACTS[asked]
     path = run_dir / "export" / file
     if not path.is_file():
         raise DataError(
-            f"--runtime {asked}: {path} does not exist; write it with: dlcli export {run_dir} --format {asked}"
+            f"--runtime {asked}: {path} does not exist; write it with: "
+            f"dlcli export {run_dir} --format {asked}"
+        )
+    if runtime.stale(run_dir, runtime.read_metadata(path)):
+        raise RunError(
+            f"--runtime {asked}: {path} was exported before the run's model.keras last changed (the run "
+            f"was resumed since); export it again: dlcli export {run_dir} --format {asked}"
         )
     runtime.need(module, "export")
     return asked, path

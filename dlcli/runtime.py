@@ -133,12 +133,31 @@ def metadata(
         "impute": prep.numeric.impute if prep.numeric else None,
         "non_finite": prep.numeric.non_finite if prep.numeric else "error",
         "run": str(run_dir),
+        # the model.keras it was made from: a run resumed since has another, and its export is stale
+        "model_sha256": sha256_of(run_dir / "model.keras") if (run_dir / "model.keras").is_file() else None,
         "dlcli": __version__,
     }
 
 
 def _ints(classes) -> bool:
     return bool(classes) and all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stale(run_dir: Path, meta: dict) -> bool:
+    """Whether the run's model.keras changed since the artifact was exported (a resumed run)."""
+    recorded = meta.get("model_sha256")
+    model = run_dir / "model.keras"
+    return bool(recorded) and model.is_file() and sha256_of(model) != recorded
 
 
 def metadata_path(artifact: Path) -> Path:

@@ -108,20 +108,25 @@ def _table(name: str, tmp_path: Path) -> tuple[Path, pd.DataFrame | None]:
     return path, frame
 
 
-@pytest.mark.parametrize("name", ["iris", "regression", "series", "images", "text"])
-def test_exports_take_raw_inputs_in_their_own_runtime(request, name, tmp_path, cli):
+RUNS = ["iris", "regression", "series", "images", "text"]
+
+
+def _export_all(request, name: str, tmp_path: Path, cli) -> tuple[list[dict], pd.DataFrame]:
+    """Every format of one shared run exported (or refused), as jobs for the fresh process, and
+    `dlcli predict`'s own table for the same rows."""
     run = request.getfixturevalue(f"{name}_run")
-    input_path, table = _table(name, tmp_path)
-    code, out, err = cli(
-        "predict", str(run), "--input", str(input_path), "--output", "ref.csv", "--runtime", "tensorflow"
-    )
+    folder = tmp_path / name
+    folder.mkdir()
+    input_path, table = _table(name, folder)
+    args = ("predict", str(run), "--input", str(input_path), "--output", str(folder / "ref.csv"))
+    code, out, err = cli(*args, "--runtime", "tensorflow")
     assert code == 0, err
-    reference = pd.read_csv(tmp_path / "ref.csv")
+    reference = pd.read_csv(folder / "ref.csv")
     if name == "series":  # one forecast per window: the first length-1 rows have none
         reference = reference.dropna(subset=["prediction"]).reset_index(drop=True)
     jobs = []
     for fmt in FORMATS:
-        artifact = tmp_path / {"saved_model": "sm", "tflite": "m.tflite", "onnx": "m.onnx"}[fmt]
+        artifact = folder / {"saved_model": "sm", "tflite": "m.tflite", "onnx": "m.onnx"}[fmt]
         code, out, err = cli("export", str(run), "--format", fmt, "--output", str(artifact))
         if name == "text" and fmt != "saved_model":
             assert code == 2, out + err
@@ -140,13 +145,26 @@ def test_exports_take_raw_inputs_in_their_own_runtime(request, name, tmp_path, c
         assert meta["checked"]["artifact_metric"] == pytest.approx(meta["checked"]["dlcli_metric"], abs=1e-6)
         jobs.append(
             {
+                "run": name,
                 "format": fmt,
                 "artifact": str(artifact),
                 "inputs": _raw_inputs(name, meta, table),
                 "inputs_spec": meta["inputs"],
-                "out": str(tmp_path / f"{fmt}.json"),
+                "out": str(folder / f"{fmt}.json"),
             }
         )
+    return jobs, reference
+
+
+def test_exports_take_raw_inputs_in_their_own_runtime(request, tmp_path, cli):
+    """iris, a table with categories and missing values, a series' windows, pixels and text: each
+    format holds them (text: SavedModel only, the others refuse), and one fresh process that cannot
+    import dlcli or pandas runs every artifact on raw inputs, giving dlcli predict's predictions."""
+    jobs, references = [], {}
+    for name in RUNS:
+        more, references[name] = _export_all(request, name, tmp_path, cli)
+        jobs += more
+    assert len(jobs) == 13
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     (tmp_path / "fresh.py").write_text(FRESH)
     proc = subprocess.run(
@@ -156,16 +174,20 @@ def test_exports_take_raw_inputs_in_their_own_runtime(request, name, tmp_path, c
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "imported: []" in proc.stdout
     for job in jobs:
-        got = json.loads(Path(job["out"]).read_text())
-        assert len(got["prediction"]) == len(reference), job["format"]
+        got, reference, where = (
+            json.loads(Path(job["out"]).read_text()),
+            references[job["run"]],
+            job["artifact"],
+        )
+        assert len(got["prediction"]) == len(reference), where
         if "probabilities" in got:
-            assert [str(v) for v in got["prediction"]] == reference["prediction"].astype(str).tolist(), job[
-                "format"
-            ]
+            assert [str(v) for v in got["prediction"]] == reference["prediction"].astype(str).tolist(), where
             columns = [c for c in reference.columns if c.startswith("probability_")]
-            np.testing.assert_allclose(got["probabilities"], reference[columns].to_numpy(), atol=1e-5)
+            np.testing.assert_allclose(
+                got["probabilities"], reference[columns].to_numpy(), atol=1e-5, err_msg=where
+            )
         else:
-            np.testing.assert_allclose(got["prediction"], reference["prediction"], rtol=1e-5)
+            np.testing.assert_allclose(got["prediction"], reference["prediction"], rtol=1e-5, err_msg=where)
 
 
 def test_predict_runs_an_exported_model_without_tensorflow(regression_run, tmp_path, cli):
@@ -213,6 +235,13 @@ def test_predict_runs_an_exported_model_without_tensorflow(regression_run, tmp_p
         "bad.csv: column 'rooms' line 9: 'many' is not a number (the model was trained on numbers in this column)"
         in err
     )
+    # resumed since: the export is stale; auto passes it over, asking for it is refused
+    code, _, err = cli("train", "--resume", str(run), "-q", "-o", "train.epochs=6")
+    assert code == 0, err
+    code, out, err = cli("predict", str(run), "--input", "in.csv", "--output", "after.csv")
+    assert code == 0 and "wrote 25 predictions → after.csv" in out, err
+    err = fails(cli, "predict", str(run), "--input", "in.csv", "--runtime", "onnx")
+    assert f"--runtime onnx: {run / 'export' / 'model.onnx'} was exported before the run's model.keras" in err
     err = fails(cli, "predict", str(regression_run), "--input", str(tmp_path / "in.csv"), "--runtime", "onnx")
     assert (
         f"--runtime onnx: {regression_run / 'export' / 'model.onnx'} does not exist; write it with: dlcli export"

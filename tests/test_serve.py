@@ -74,13 +74,11 @@ class Server:
 @pytest.fixture(scope="module")
 def exported(regression_run, tmp_path_factory):
     """A copy of the regression run with model.onnx exported into it (served without TensorFlow)."""
+    from dlcli import export
+
     run = tmp_path_factory.mktemp("served") / "run"
     shutil.copytree(regression_run, run)
-    proc = subprocess.run(
-        [sys.executable, "-m", "dlcli", "export", str(run), "--format", "onnx"],
-        capture_output=True, text=True, timeout=STUCK_S,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    export.export(run, "onnx")  # in this process: TensorFlow is imported here already
     return run
 
 
@@ -94,16 +92,13 @@ def table_server(exported):
 ROW = {"area": 120.5, "rooms": 3, "city": "north"}
 
 
-def test_every_body_shape_gives_dlcli_predicts_numbers(table_server, exported, tmp_path):
+def test_every_body_shape_gives_dlcli_predicts_numbers(table_server, exported, tmp_path, cli):
     rows = pd.read_csv(ROOT / "data" / "tiny_regression.csv").drop(columns=["price"]).head(6)
     rows.loc[2, "area"] = np.nan
     rows.loc[3, "city"] = np.nan
     rows.to_csv(tmp_path / "in.csv", index=False)
-    proc = subprocess.run(
-        [sys.executable, "-m", "dlcli", "predict", str(exported), "--input", "in.csv", "--runtime", "tensorflow"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=STUCK_S,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = cli("predict", str(exported), "--input", "in.csv", "--runtime", "tensorflow")
+    assert code == 0, err
     expected = pd.read_csv(tmp_path / "in_predictions.csv")["prediction"].to_numpy()
     records = json.loads(rows.to_json(orient="records"))  # NaN → null
     answers = [
