@@ -157,7 +157,7 @@ def predict(
         str,
         typer.Option(
             "--runtime",
-            help="auto (the run's exported ONNX, else TFLite model when there is one), tensorflow, onnx, tflite.",
+            help="auto (the run's exported ONNX, else TFLite model, if any), tensorflow, onnx, tflite.",
             metavar="RUNTIME",
         ),
     ] = "auto",

@@ -469,10 +469,11 @@ def _judge(checked: dict, quantize: str | None, max_drop: float, fmt: str) -> No
             )
         return
     if checked["max_difference"] > TOLERANCE or checked.get("label_mismatches"):
+        labels = checked.get("label_mismatches")
         raise RunError(
             f"the {fmt} model's predictions on the {checked['split']} rows differ from dlcli predict's by up "
             f"to {checked['max_difference']:.3g} (allowed {TOLERANCE:g}"
-            f"{', ' + str(checked['label_mismatches']) + ' labels differ' if checked.get('label_mismatches') else ''}"
+            f"{f', {labels} labels differ' if labels else ''}"
             "): nothing is written. Report this with the run's config"
         )
 
