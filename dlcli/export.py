@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZE = ("float16", "int8")
 #: Largest difference allowed between the artifact's and dlcli's predictions on the test rows (float32):
-#: absolute for probabilities, relative to the value for regression predictions.
+#: absolute for probabilities; for regression, relative to the prediction or, where it is smaller, to
+#: the target's scale (its standard deviation, range or IQR as `preprocessing.target.scale` says).
 TOLERANCE = 1e-5
 #: ONNX opset tf2onnx writes: the newest it supports (1.17), which onnxruntime runs.
 ONNX_OPSET = 18
@@ -117,8 +118,9 @@ def _numeric(prep: Preprocessor, x, i: int):
     if state.non_finite == "missing":
         missing = tf.logical_or(missing, tf.equal(tf.abs(x), float("inf")))
     if state.statistics_[i] is not None:
-        x = tf.where(missing, tf.constant(state.statistics_[i], tf.float32), x)
-    return (x - tf.constant(state.center_[i], tf.float32)) / tf.constant(state.scale_[i], tf.float32)
+        x = tf.where(missing, tf.constant(state.statistics_[i], x.dtype), x)
+    scaled = (x - tf.constant(state.center_[i], x.dtype)) / tf.constant(state.scale_[i], x.dtype)
+    return tf.cast(scaled, tf.float32)  # as dlcli scales: in the input's precision, then float32
 
 
 def _categorical(prep: Preprocessor, x, i: int, table):
@@ -363,7 +365,10 @@ def compare(prep: Preprocessor, expected: tuple, got: dict) -> dict:
     if prep.task == "regression":
         reference = np.asarray(predictions, dtype="float64")
         values = np.asarray(got["prediction"], dtype="float64").reshape(-1)
-        scale = np.maximum(1.0, np.abs(reference))
+        # relative to the prediction, or to the target's spread where a prediction is near zero: the
+        # graph undoes the target's scaling in float32, whose rounding is relative to the values summed
+        spread = abs(prep.target_encoder.scale_) if prep.target_encoder.scale != "none" else 1.0
+        scale = np.maximum(max(1.0, spread), np.abs(reference))
         out["max_difference"] = float(np.max(np.abs(values - reference) / scale)) if len(values) else 0.0
         return out
     values = np.asarray(got["probabilities"], dtype="float64")
@@ -430,9 +435,13 @@ def export(
             runtime.need(module, "export")
     path = Path(output) if output else default_path(run_dir, fmt, quantize)
     loaded_run = inference.load_run(run_dir, runs_dir, device="cpu")
-    specs = runtime.input_specs(prep)
+    specs = runtime.input_specs(prep, fmt)
     meta = runtime.metadata(prep, specs, fmt, quantize, run_dir)
     split, rows, truth = _test_rows(loaded_run)
+    if fmt == "tflite" and prep.numeric is not None:  # its numbers are float32: dlcli's on the same values
+        rows = rows.copy()
+        for column in prep.numeric.columns:
+            rows[column] = rows[column].astype("float32").astype("float64")
     expected = _reference(loaded_run, rows, split)
     module = _module(prep, loaded_run.model, specs)
     with tempfile.TemporaryDirectory(prefix="dlcli-export-") as tmp:

@@ -88,15 +88,18 @@ def _tensor_name(column: str, taken: set[str]) -> str:
     return name
 
 
-def input_specs(prep: Preprocessor) -> list[InputSpec]:
+def input_specs(prep: Preprocessor, fmt: str = "saved_model") -> list[InputSpec]:
+    """The raw inputs of the exported graph. Numbers are float64 (a longitude in float32 is off by
+    4e-6 before any arithmetic), but in TFLite, whose builtin operations are float32."""
     if prep.kind == "image":
         return [InputSpec("pixels", "pixels", "pixels", prep.image["dtype"], list(prep.image["shape"]))]
     if prep.kind == "image_files":
         return [InputSpec("image", prep.image["column"], "image", "string", [])]
     per_example = [prep.window["length"]] if prep.kind == "timeseries" else []
     taken: set[str] = set()
+    number = "float32" if fmt == "tflite" else "float64"
     specs = [
-        InputSpec(_tensor_name(c, taken), c, "numeric", "float32", per_example) for c in prep.numeric.columns
+        InputSpec(_tensor_name(c, taken), c, "numeric", number, per_example) for c in prep.numeric.columns
     ]
     specs += [
         InputSpec(_tensor_name(c, taken), c, "categorical", "string", per_example)
@@ -228,7 +231,7 @@ def column_values(
     if spec.dtype == "string":
         return np.asarray([_text(v) for v in values], dtype=object)
     inf_missing = meta.get("non_finite") == "missing"
-    out = np.empty(len(values), dtype="float32")
+    out = np.empty(len(values), dtype=spec.dtype)
     for i, value in enumerate(values):
         row = i + 1 if rows is None else rows[i]
         if inf_missing and isinstance(value, float) and math.isinf(value):
