@@ -112,12 +112,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(command: list[str], port: int, env: dict) -> subprocess.Popen:
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(command: list[str], port: int, env: dict, log: Path) -> subprocess.Popen:
+    """The server, its output to `log` (a pipe nobody reads would fill and stop it)."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
+            sys.exit(f"the server exited: {log.read_text()[-2000:]}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read()
             return proc
@@ -238,14 +240,14 @@ def main() -> None:
         for name, command in servers.items():
             port = free_port()
             full = [*command, "--port", str(port)] if "dlcli" in command else [*command, str(port)]
-            proc = start(full, port, env)
+            proc = start(full, port, env, work / "servers.log")
             try:
                 results[name] = load(port, args.seconds, args.clients, work / "rows.json", work)
             finally:
                 stop(proc)
             print(name, results[name], flush=True)
         port = free_port()
-        proc = start([*dlcli, "--port", str(port)], port, env)
+        proc = start([*dlcli, "--port", str(port)], port, env, work / "malformed.log")
         try:
             load(port, 3, 8, work / "rows.json", work)  # warm: allocations of a served model settle
             before = rss_mb(proc.pid)
@@ -255,6 +257,7 @@ def main() -> None:
             check = load(port, 3, 8, work / "rows.json", work)
         finally:
             stop(proc)
+        tracebacks = (work / "malformed.log").read_text().count("Traceback")
     plain = results["plain FastAPI script, model.predict per request"]
     lines = [
         START,
@@ -276,7 +279,8 @@ def main() -> None:
         f"{args.malformed} malformed requests against the micro-batched server: answers "
         + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
         + f". Afterwards /health said {health['status']!r} and {check['requests']} good requests in 3 s all "
-        f"succeeded ({check['errors']} failed); server RSS {before:.0f} MB before, {after:.0f} MB after.",
+        f"succeeded ({check['errors']} failed); server RSS {before:.0f} MB before, {after:.0f} MB after; "
+        f"{tracebacks} tracebacks in the server's log.",
         END,
     ]
     block = "\n".join(lines)

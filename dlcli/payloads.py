@@ -188,13 +188,18 @@ def declared_size(request, limit: int) -> None:
 
 async def body(request, limit: int) -> bytes:
     """The body, read up to `limit` bytes (413 beyond: declared or as it streams in)."""
+    from starlette.requests import ClientDisconnect
+
     declared_size(request, limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Rejected(413, f"the body is over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, f"the body is over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # a truncated body: nobody is left to answer, and nothing to log
+        raise Rejected(400, "the client went away before the whole body arrived") from None
     return b"".join(chunks)
 
 

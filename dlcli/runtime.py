@@ -77,7 +77,8 @@ class InputSpec:
 
 
 def _tensor_name(column: str, taken: set[str]) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]", "_", column).strip("_") or "input"
+    # lower case: tf2onnx names an ONNX input after the SavedModel's lower-cased signature key
+    name = re.sub(r"[^a-z0-9_]", "_", column.lower()).strip("_") or "input"
     if name[0].isdigit():
         name = f"x_{name}"
     base, n = name, 1
