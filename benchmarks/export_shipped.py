@@ -30,7 +30,11 @@ FORMATS = ["saved_model", "tflite", "onnx"]
 
 
 def size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return (
+        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
+        else path.stat().st_size
+    )
 
 
 def main() -> None:
@@ -65,7 +69,9 @@ def main() -> None:
                     rows.append(f"| {name} | {fmt} | refused: {reason} | | | | |")
                     print(name, fmt, "refused", reason, flush=True)
                     continue
-                meta = json.loads((out / "dlcli.json" if fmt == "saved_model" else Path(f"{out}.json")).read_text())
+                meta = json.loads(
+                    (out / "dlcli.json" if fmt == "saved_model" else Path(f"{out}.json")).read_text()
+                )
                 c = meta["checked"]
                 rows.append(
                     f"| {name} | {fmt} | {c['rows']} {c['split']} rows | {c['max_difference']:.1e} | "

@@ -63,13 +63,23 @@ def main() -> None:
         for fmt in ("onnx", "tflite"):
             for suffix in ("", ".json"):
                 os.replace(work / f"model.{fmt}{suffix}", served / "export" / f"model.{fmt}{suffix}")
-        rows = pd.read_csv(data / "housing.csv").drop(columns=["median_house_value"]).sample(100, random_state=0)
+        rows = (
+            pd.read_csv(data / "housing.csv").drop(columns=["median_house_value"]).sample(100, random_state=0)
+        )
         rows.to_csv(work / "rows.csv", index=False)
         results: dict[str, list[tuple[float, int]]] = {s: [] for s in SIDES}
         for round_ in range(args.rounds):  # interleaved
             for side in SIDES:
                 out = work / f"{side}.csv"
-                cmd = [sys.executable, "-m", "dlcli", "predict", str(served), "--input", str(work / "rows.csv")]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "dlcli",
+                    "predict",
+                    str(served),
+                    "--input",
+                    str(work / "rows.csv"),
+                ]
                 results[side].append(run([*cmd, "--output", str(out), "--runtime", side]))
                 print(f"round {round_ + 1} {side}: {results[side][-1]}", flush=True)
         predictions = {s: pd.read_csv(work / f"{s}.csv")["prediction"] for s in SIDES}

@@ -225,8 +225,14 @@ def main() -> None:
         source = args.run.resolve() if args.run else trained(work, data)
         run_dir = work / "run"
         subprocess.run(["cp", "-r", str(source), str(run_dir)], check=True)
-        subprocess.run([sys.executable, "-m", "dlcli", "export", str(run_dir), "-f", "onnx"], check=True, env=env)
-        frame = pd.read_csv(data / "housing.csv").drop(columns=["median_house_value"]).sample(1000, random_state=0)
+        subprocess.run(
+            [sys.executable, "-m", "dlcli", "export", str(run_dir), "-f", "onnx"], check=True, env=env
+        )
+        frame = (
+            pd.read_csv(data / "housing.csv")
+            .drop(columns=["median_house_value"])
+            .sample(1000, random_state=0)
+        )
         rows = json.loads(frame.to_json(orient="records"))
         (work / "rows.json").write_text(json.dumps(rows))
         dlcli = [sys.executable, "-m", "dlcli", "serve", str(run_dir)]
