@@ -257,7 +257,10 @@ def main() -> None:
         try:
             load(port, 3, 8, work / "rows.json", work)  # warm: allocations of a served model settle
             before = rss_mb(proc.pid)
-            statuses = malformed(port, args.malformed, rows)
+            statuses = malformed(port, args.malformed // 2, rows)  # in two halves: does memory keep growing?
+            half = rss_mb(proc.pid)
+            for status, n in malformed(port, args.malformed - args.malformed // 2, rows).items():
+                statuses[status] = statuses.get(status, 0) + n
             health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30).read())
             after = rss_mb(proc.pid)
             check = load(port, 3, 8, work / "rows.json", work)
@@ -285,7 +288,7 @@ def main() -> None:
         f"{args.malformed} malformed requests against the micro-batched server: answers "
         + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
         + f". Afterwards /health said {health['status']!r} and {check['requests']} good requests in 3 s all "
-        f"succeeded ({check['errors']} failed); server RSS {before:.0f} MB before, {after:.0f} MB after; "
+        f"succeeded ({check['errors']} failed); server RSS {before:.0f} MB before, {half:.0f} MB after half of them, {after:.0f} MB after all; "
         f"{tracebacks} tracebacks in the server's log.",
         END,
     ]

@@ -258,19 +258,14 @@ def test_quantized_exports_report_their_metric_and_refuse_a_drop(images_run, tmp
     assert meta["quantize"] == "int8" and meta["checked"]["metric"] == "accuracy"
     assert abs(meta["checked"]["artifact_metric"] - meta["checked"]["dlcli_metric"]) <= 0.01
     assert (tmp_path / "q.tflite").stat().st_size < 0.5 * _size(cli, images_run, tmp_path)
-    err = fails(
-        cli,
-        "export",
-        str(images_run),
-        "-f",
-        "onnx",
-        "--quantize",
-        "int8",
-        "--max-drop",
-        "-1",
-        "--output",
-        "r.onnx",
+    code, out, err = cli(
+        "export", str(images_run), "-f", "onnx", "--quantize", "float16", "--output", "h.onnx"
     )
+    assert code == 0, err
+    half = read_json(tmp_path / "h.onnx.json")["checked"]
+    assert half["artifact_metric"] >= half["dlcli_metric"] - 0.01
+    drop = ["--quantize", "int8", "--max-drop", "-1", "--output", "r.onnx"]
+    err = fails(cli, "export", str(images_run), "-f", "onnx", *drop)
     assert (
         "the int8 onnx model's test accuracy is " in err
         and "a drop of more than -1.0 (--max-drop): nothing is written" in err

@@ -253,3 +253,45 @@ def test_serve_without_the_extra_says_how_to_install_it(regression_run, cli, mon
     assert (
         "error: fastapi is not installed; it comes with the 'serve' extra: pip install 'dlcli[serve]'" in err
     )
+
+
+def test_series_windows_and_text_as_the_model_takes_them(series_run, text_run, tmp_path, cli):
+    from dlcli import export
+
+    series = tmp_path / "series"
+    shutil.copytree(series_run, series)
+    export.export(series, "tflite")  # served by LiteRT
+    frame = pd.read_csv(ROOT / "data" / "tiny_series.csv").head(30)
+    frame.to_csv(tmp_path / "series.csv", index=False)
+    assert cli("predict", str(series), "--input", "series.csv", "--runtime", "tensorflow")[0] == 0
+    expected = pd.read_csv(tmp_path / "series_predictions.csv")["prediction"].dropna().to_numpy()
+    server = Server(series)
+    try:
+        assert server.get("/metadata")["runtime"] == "tflite"
+        status, body = server.request("/predict", (tmp_path / "series.csv").read_bytes(), "text/csv")
+        assert status == 200 and len(body["predictions"]) == len(expected) == 21  # one per window of 10
+        np.testing.assert_allclose([p["prediction"] for p in body["predictions"]], expected, rtol=1e-5)
+        windows = [{"date": None, "value": frame["value"].iloc[i : i + 10].tolist()} for i in (0, 5)]
+        status, body = server.post({"instances": windows})
+        assert status == 200
+        np.testing.assert_allclose(
+            [p["prediction"] for p in body["predictions"]], expected[[0, 5]], rtol=1e-5
+        )
+        status, body = server.post([{"value": [1.0, 2.0]}])
+        assert (
+            status == 422
+            and body["detail"][0]["msg"] == "column 'value': expected a window of 10 values (a list)"
+        )
+    finally:
+        server.stop()
+    lines = (ROOT / "data" / "tiny_text.tsv").read_text().splitlines()[:5]
+    (tmp_path / "text.tsv").write_text("\n".join(lines) + "\n")
+    assert cli("predict", str(text_run), "--input", "text.tsv", "--output", "text.csv")[0] == 0
+    expected = pd.read_csv(tmp_path / "text.csv")
+    server = Server(text_run)  # text is vectorized inside the model: TensorFlow serves it
+    try:
+        status, body = server.post([{"message": line.split("\t", 1)[1]} for line in lines])
+        assert status == 200, body
+        assert [p["prediction"] for p in body["predictions"]] == expected["prediction"].tolist()
+    finally:
+        server.stop()
