@@ -25,7 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: typer 0.29's rich panels show every flag as `<bool>`
-    help="Train, evaluate and predict with Keras models described by YAML configs.",
+    help="Train, evaluate, predict, export and serve Keras models described by YAML configs.",
 )
 config_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Inspect configs.")
 app.add_typer(config_app, name="config")

@@ -243,7 +243,10 @@ def app(model: Model, limits: Limits | None = None):
 
     @api.exception_handler(Rejected)
     async def rejected(_, exc: Rejected):
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        # a refused body may be still on its way (413) or cut off (400): close the connection rather
+        # than keep it for the next request (uvicorn would wait for the rest of the body)
+        close = {"Connection": "close"} if exc.status in (400, 413) else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=close)
 
     @api.exception_handler(Exception)
     async def internal(_, exc: Exception):  # a bug of dlcli's: said in one line, never a traceback
