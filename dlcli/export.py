@@ -403,6 +403,26 @@ def default_path(run_dir: Path, fmt: str, quantize: str | None) -> Path:
     )
 
 
+def _checked_request(run_dir: Path, fmt: str, quantize: str | None) -> Preprocessor:
+    """The run's preprocessing state, once the format, the quantizing and the extra are known good."""
+    from dlcli.saved import load_preprocessing
+
+    if fmt not in FORMATS:
+        raise DataError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+    if quantize is not None and quantize not in QUANTIZE:
+        raise DataError(f"--quantize {quantize}: expected {' or '.join(QUANTIZE)}")
+    prep = load_preprocessing(run_dir)
+    reason = unsupported(prep) or refusal(prep, fmt, quantize)
+    if reason:
+        formats = [f for f in FORMATS if not refusal(prep, f, None)] if not unsupported(prep) else []
+        can = f" (this run exports as: {', '.join(formats)})" if formats and fmt not in formats else ""
+        raise DataError(f"--format {fmt}: {reason}{can}")
+    needed = {"tflite": ["ai_edge_litert"], "onnx": ["tf2onnx", "onnx", "onnxruntime"]}.get(fmt, [])
+    for module in needed:
+        runtime.need(module, "export")
+    return prep
+
+
 def export(
     run: str | Path,
     fmt: str,
@@ -415,24 +435,8 @@ def export(
     Returns the metadata written beside it (and, for ONNX, inside it)."""
     from dlcli import inference, runs
 
-    if fmt not in FORMATS:
-        raise DataError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
-    if quantize is not None and quantize not in QUANTIZE:
-        raise DataError(f"--quantize {quantize}: expected {' or '.join(QUANTIZE)}")
     run_dir = runs.resolve(run, Path(runs_dir))
-    from dlcli.saved import load_preprocessing
-
-    prep = load_preprocessing(run_dir)
-    reason = unsupported(prep) or refusal(prep, fmt, quantize)
-    if reason:
-        formats = [f for f in FORMATS if not refusal(prep, f, None)] if not unsupported(prep) else []
-        can = f" (this run exports as: {', '.join(formats)})" if formats and fmt not in formats else ""
-        raise DataError(f"--format {fmt}: {reason}{can}")
-    if fmt == "tflite":
-        runtime.need("ai_edge_litert", "export")
-    elif fmt == "onnx":
-        for module in ("tf2onnx", "onnx", "onnxruntime"):
-            runtime.need(module, "export")
+    prep = _checked_request(run_dir, fmt, quantize)
     path = Path(output) if output else default_path(run_dir, fmt, quantize)
     loaded_run = inference.load_run(run_dir, runs_dir, device="cpu")
     specs = runtime.input_specs(prep, fmt)

@@ -188,8 +188,7 @@ def _run_state_class():
                 return
             done, logs = epoch + 1, {k: float(v) for k, v in (logs or {}).items()}
             saved = self.model if self.saved is None else self.saved
-            ckpt = self.dir / "checkpoints"
-            name = f"resume-{done}.keras"
+            ckpt, name = self.dir / "checkpoints", f"resume-{done}.keras"
             save_atomic(saved, ckpt / name)
             value = logs.get(self.monitor)
             if value is not None and self.direction is None:
