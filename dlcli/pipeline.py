@@ -100,6 +100,7 @@ def training_dataset(
     weights: np.ndarray | None = None,
     load=None,
     finish=None,
+    windows: tuple[np.ndarray, int] | None = None,
 ):
     """Shuffled batches of one epoch, and the variable that names the epoch.
 
@@ -109,11 +110,12 @@ def training_dataset(
     keeps its dtype (uint8 images are not copied to float). `weights`: one per row (class weights),
     passed to Keras as sample weights. `load` (image files): x holds paths, each loaded in parallel
     as its batch is made, in the batch's order. `finish` (sparse.py): each batch's x is passed
-    through it.
+    through it. `windows` (time series): `(starts, length)`; x is the whole series and example i is
+    its `length` rows from `starts[i]`, cut as its batch is made: no window is ever copied out.
     """
     import tensorflow as tf
 
-    xs, ys, n = as_tensor(x), as_tensor(y), rows(x)
+    xs, ys, n = as_tensor(x), as_tensor(y), len(y)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 
     def one_epoch(_):
@@ -124,8 +126,16 @@ def training_dataset(
 
     steps = -(-n // batch_size)
 
-    def take(idx):  # one gather per batch and input
-        return finish(_gather(xs, idx)) if finish is not None else _gather(xs, idx)
+    if windows is not None:
+        starts, length = tf.constant(windows[0], tf.int64), windows[1]
+        offsets = tf.range(length, dtype=tf.int64)
+
+        def take(idx):  # the batch's windows: rows starts[i] … starts[i] + length - 1 of the series
+            return tf.gather(xs, tf.gather(starts, idx)[:, None] + offsets[None, :])
+    else:
+
+        def take(idx):  # one gather per batch and input
+            return finish(_gather(xs, idx)) if finish is not None else _gather(xs, idx)
 
     if weights is None:
         gather = lambda idx: (take(idx), tf.gather(ys, idx))  # noqa: E731

@@ -94,14 +94,18 @@ def split_examples(prep: Preprocessor, loaded: data_mod.Loaded) -> dict[str, Exa
 
 
 def training_arrays(prep: Preprocessor, ex: Examples):
-    """Training inputs and targets as arrays; time-series windows are cut once with Keras' utility."""
+    """Training inputs and targets: `(x, y, windows)`. For a time series x stays the whole series,
+    y holds one target per window and `windows` is `(starts, length)`, the windows Keras'
+    `timeseries_dataset_from_array` would cut (a target `horizon` rows after each window's end,
+    windows `stride` rows apart), made by index as batches are gathered (pipeline.training_dataset):
+    memory does not grow with the window's length. Else windows is None."""
     import numpy as np
 
     if prep.kind != "timeseries":
-        return ex.x, ex.y
-    windows = prep.window_dataset(ex.x, ex.y, batch_size=4096, stride=prep.window["stride"])
-    xs, ys = zip(*[(bx.numpy(), by.numpy()) for bx, by in windows], strict=True)
-    return np.concatenate(xs), np.concatenate(ys)
+        return ex.x, ex.y, None
+    length, horizon, stride = prep.window["length"], prep.window["horizon"], prep.window["stride"]
+    starts = np.arange(0, len(ex.x) - horizon - length + 1, stride, dtype="int64")
+    return ex.x, np.asarray(ex.y)[starts + length - 1 + horizon], (starts, length)
 
 
 def score(prep: Preprocessor, config: Config, model, ex: Examples) -> tuple[dict, np.ndarray]:

@@ -234,7 +234,7 @@ def _trainer(job: Job, model):
 def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
     config, run_dir, prepared = job.config, job.run_dir, job.prepared
     prior = prepared.prior
-    x, y = scoring.training_arrays(prepared.prep, prepared.sets["train"])
+    x, y, windows = scoring.training_arrays(prepared.prep, prepared.sets["train"])
     finish, clock = None, time.perf_counter()
     if trainer is not None:
         x, finish = trainer.inputs(x), trainer.finish
@@ -247,7 +247,7 @@ def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
         job.record.data["class_weight"] = per_class
         weights = prepared.prep.row_weights(per_class, y)
     train_ds, epoch_var = pipeline.training_dataset(
-        x, y, batch, config.seed, weights, prepared.prep.loader(), finish
+        x, y, batch, config.seed, weights, prepared.prep.loader(), finish, windows
     )
     val = prepared.sets.get("validation")
     val_ds = None
@@ -264,7 +264,7 @@ def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
         run_dir,
         train_ds,
         val_ds,
-        steps=-(-pipeline.rows(x) // batch),
+        steps=-(-len(y) // batch),
         epoch_var=epoch_var,
         listener=job.listener,
         prior=prior,

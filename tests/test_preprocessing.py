@@ -137,3 +137,30 @@ def test_corrupt_state_is_a_run_error():
 
     with pytest.raises(RunError, match="not a valid dlcli preprocessing state"):
         Preprocessor.from_json('{"format": "something else"}')
+
+
+def test_training_windows_are_cut_by_index_as_keras_cuts_them():
+    """Issue 18's "series without copies": training keeps the series once and gathers each batch's
+    windows by index; they are exactly the windows (and targets) of Keras' timeseries utility."""
+    import keras
+    import numpy as np
+
+    from dlcli import pipeline, scoring
+
+    series = np.arange(60, dtype="float32").reshape(30, 2)
+    targets = np.arange(30, dtype="float32") * 10
+
+    class Prep:
+        kind = "timeseries"
+        window = {"length": 5, "horizon": 3, "stride": 2}
+
+    ex = scoring.Examples(series, targets, None)
+    x, y, windows = scoring.training_arrays(Prep(), ex)
+    assert x is series  # the series itself, not a copy of its windows
+    ds, _ = pipeline.training_dataset(x, y, batch_size=4, seed=1, windows=windows)
+    got = {tuple(w.ravel()): t for bx, by in ds for w, t in zip(bx.numpy(), by.numpy(), strict=True)}
+    expected = keras.utils.timeseries_dataset_from_array(
+        series[: len(series) - 3], targets[5 - 1 + 3 :], sequence_length=5, sequence_stride=2, batch_size=64
+    )
+    want = {tuple(w.ravel()): t for bx, by in expected for w, t in zip(bx.numpy(), by.numpy(), strict=True)}
+    assert got == want and len(got) == 12  # starts 0, 2, …, 22
