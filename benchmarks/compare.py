@@ -106,6 +106,13 @@ OTHER_BLOCKS = [
 ]
 
 
+def medians(results: dict[str, list[tuple[float, int]]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per side, the median wall time and the median peak RSS of its `run` results."""
+    wall = {side: statistics.median(r[0] for r in rs) for side, rs in results.items()}
+    rss = {side: statistics.median(r[1] for r in rs) for side, rs in results.items()}
+    return wall, rss
+
+
 def run(command: list[str], env: dict | None = None) -> tuple[float, int]:
     """Run to completion; (wall seconds, peak RSS in MB of the process)."""
     started = time.perf_counter()

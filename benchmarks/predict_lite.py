@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, machine, run, write_block  # noqa: E402
+from compare import ROOT, machine, medians, run, write_block  # noqa: E402
 
 START, END = "<!-- predict_lite.py:start -->", "<!-- predict_lite.py:end -->"
 SIDES = ("onnx", "tflite", "tensorflow")
@@ -87,8 +86,7 @@ def main() -> None:
     difference = {
         s: float(((predictions[s] - reference).abs() / reference.abs().clip(lower=1.0)).max()) for s in SIDES
     }
-    wall = {s: statistics.median(r[0] for r in rs) for s, rs in results.items()}
-    rss = {s: statistics.median(r[1] for r in rs) for s, rs in results.items()}
+    wall, rss = medians(results)
     block = "\n".join(
         [
             START,

@@ -10,14 +10,13 @@ Prints the median peak RSS and wall time of each side and writes them into bench
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, machine, run, script_arguments, write_block  # noqa: E402
+from compare import ROOT, machine, medians, run, script_arguments, write_block  # noqa: E402
 
 START, END = "<!-- private_apis.py:start -->", "<!-- private_apis.py:end -->"
 SIDE = """
@@ -44,8 +43,7 @@ def main() -> None:
         for which in results:
             results[which].append(side(which, data))
             print(f"round {round_ + 1} {which}: {results[which][-1]}", flush=True)
-    wall = {w: statistics.median(r[0] for r in rs) for w, rs in results.items()}
-    rss = {w: statistics.median(r[1] for r in rs) for w, rs in results.items()}
+    wall, rss = medians(results)
     block = "\n".join(
         [
             START,

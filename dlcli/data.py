@@ -22,7 +22,7 @@ from dlcli.checks import suggest
 from dlcli.columns import Columns
 from dlcli.config import DATASET_TARGET, KERAS_DATASETS, Config
 from dlcli.errors import ConfigError, DataError
-from dlcli.files import cache_dir
+from dlcli.files import cache_dir, sha256_of
 from dlcli.reading import Reading, is_table, row_where  # noqa: F401 - row_where: used by importers
 from dlcli.reading import read_table as _read
 
@@ -70,14 +70,6 @@ def mirror_dir() -> Path | None:
 def keras_datasets_dir() -> Path:
     """Where keras.datasets keeps what it downloaded ($KERAS_HOME/datasets)."""
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_url(url: str, sha256: str) -> Path:

@@ -72,7 +72,6 @@ def unsupported(prep: Preprocessor) -> str | None:
 def _module(prep: Preprocessor, model, specs: list[runtime.InputSpec], batch: int | None = None):
     """A tf.Module whose `serve` function maps the raw inputs (`batch` rows, any number if None) to
     the named outputs."""
-    import numpy as np
     import tensorflow as tf
 
     class Raw(tf.Module):
@@ -106,7 +105,6 @@ def _module(prep: Preprocessor, model, specs: list[runtime.InputSpec], batch: in
             x = x if x is not None else _model_input(prep, inputs, specs, self.tables)
             return _outputs(prep, self.model(x, training=False))
 
-    del np
     return Raw()
 
 

@@ -108,3 +108,13 @@ def read_json(path: Path) -> Any:
         raise RunError(f"{path}: missing; is this a dlcli run directory?") from None
     except (OSError, ValueError) as exc:
         raise RunError(f"{path}: unreadable ({exc})") from None
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -103,10 +103,21 @@ def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: 
     if prep.kind == "image_files":
         return _image_files(prep, path, config, labelled)
     if prep.kind != "image":
-        reading = _reading(config.data, path) if config is not None else None
-        frame = data_mod.read_table(path, reading, labelled=labelled)
-        drop = config.data.drop if config is not None else []
-        return frame.drop(columns=[c for c in drop if c in frame.columns])
+        return read_table_input(path, config, labelled)
+    return image_arrays(path)
+
+
+def read_table_input(path: Path, config: Config | None, labelled: bool = True) -> pd.DataFrame:
+    """A table read as the run's data was (header, separator, missing markers), its dropped columns
+    left out; with default settings where the run's config cannot be read."""
+    reading = _reading(config.data, path) if config is not None else None
+    frame = data_mod.read_table(path, reading, labelled=labelled)
+    drop = config.data.drop if config is not None else []
+    return frame.drop(columns=[c for c in drop if c in frame.columns])
+
+
+def image_arrays(path: Path) -> tuple[Any, Any]:
+    """`(x, y or None)` from a .npy/.npz: x_test, x or x_train (and its labels), or its one array."""
     arrays = data_mod.read_arrays(path)
     for x_key, y_key in (("x_test", "y_test"), ("x", "y"), ("x_train", "y_train")):
         if x_key in arrays:
@@ -198,8 +209,6 @@ def predict(
 def _predict_tensorflow(
     run, input_path: Path, out: Path, runs_dir, device
 ) -> tuple[Path, pd.DataFrame, list[str]]:
-    import numpy as np
-    import pandas as pd
 
     loaded_run = load_run(run, runs_dir, device)
     prep, model = loaded_run.prep, loaded_run.model
@@ -212,18 +221,31 @@ def _predict_tensorflow(
     if prep.differenced:  # each window's last value of the target, to which the change is added
         last = prep.raw_target(part, str(input_path))[prep.window["length"] - 1 :]
     predictions, probs = prep.decode(outputs, last)
-    table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
-    if prep.kind == "timeseries":  # row i: forecast `horizon` steps after row i, from the window ending there
-        pad = prep.window["length"] - 1
-        predictions = np.concatenate([np.full(pad, np.nan), predictions])
-        if probs is not None:
-            probs = np.concatenate([np.full((pad, probs.shape[1]), np.nan), probs])
-    table["prediction"] = predictions
-    if probs is not None:
-        for i, label in enumerate(prep.target_encoder.classes_):
-            table[f"probability_{label}"] = probs[:, i]
+    pad = prep.window["length"] - 1 if prep.kind == "timeseries" else 0
+    table = prediction_table(part, predictions, probs, prep.target_encoder.classes_, pad)
     write_table(table, out)
     return out, table, [*loaded_run.warnings, *prep.warnings]
+
+
+def prediction_table(part: Any, predictions, probs, classes, pad: int = 0) -> pd.DataFrame:
+    """What predict writes: the input's columns (a table), `prediction` and `probability_<class>`.
+    A series' first `pad` rows have no full window: their forecast is empty (row i: the forecast
+    from the window ending there)."""
+    import numpy as np
+    import pandas as pd
+
+    predictions = np.asarray(predictions)
+    if pad:
+        empty = np.full(pad, np.nan, dtype=object if predictions.dtype == object else "float64")
+        predictions = np.concatenate([empty, predictions])
+        if probs is not None:
+            probs = np.concatenate([np.full((pad, probs.shape[1]), np.nan), probs])
+    table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
+    table["prediction"] = predictions
+    if probs is not None:
+        for i, label in enumerate(classes):
+            table[f"probability_{label}"] = probs[:, i]
+    return table
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:

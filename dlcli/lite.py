@@ -56,9 +56,9 @@ def predict(
 ) -> tuple[Path, pd.DataFrame, list[str]]:
     """Predictions of the exported model for every input row, written as dlcli predict writes them."""
     import numpy as np
-    import pandas as pd
 
-    from dlcli.inference import write_table
+    from dlcli.inference import prediction_table, write_table
+    from dlcli.preprocessing import refuse_non_finite
 
     meta = runtime.read_metadata(artifact)
     if meta["kind"] == "image_files":
@@ -69,29 +69,13 @@ def predict(
     )
     predictions = got["prediction"].reshape(-1)
     probs = got.get("probabilities")
-    check = probs if probs is not None else predictions.reshape(-1, 1)
-    bad = ~np.isfinite(np.asarray(check, dtype="float64")).all(axis=1)
-    if bad.any():
-        raise RunError(
-            f"the model's output is NaN or infinite for {int(bad.sum())} of {len(bad)} inputs (the first is "
-            f"input {int(np.argmax(bad)) + 1}) although every input was finite; nothing is written"
-        )
+    refuse_non_finite(np.asarray(probs if probs is not None else predictions, dtype="float64"))
     if meta["task"] == "classification":
         predictions = np.asarray(runtime.labels(predictions), dtype=object)
     else:
         predictions = predictions.astype("float64")
-    if meta["kind"] == "timeseries":  # row i: the forecast from the window ending there
-        pad = meta["window"]["length"] - 1
-        predictions = np.concatenate(
-            [np.full(pad, np.nan, dtype=object if predictions.dtype == object else "float64"), predictions]
-        )
-        if probs is not None:
-            probs = np.concatenate([np.full((pad, probs.shape[1]), np.nan), probs])
-    table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
-    table["prediction"] = predictions
-    if probs is not None:
-        for i, label in enumerate(meta["classes"]):
-            table[f"probability_{label}"] = probs[:, i]
+    pad = meta["window"]["length"] - 1 if meta["kind"] == "timeseries" else 0
+    table = prediction_table(part, predictions, probs, meta["classes"], pad)
     write_table(table, out)
     table.attrs["runtime"] = f"{fmt}, {artifact.name}"
     return out, table, notes
@@ -99,26 +83,16 @@ def predict(
 
 def _read(run_dir: Path, meta: dict, path: Path):
     """The input as dlcli predict reads it: a table read as the run's data was, or pixels."""
-    from dlcli import data as data_mod
     from dlcli import saved
-    from dlcli.inference import _reading
+    from dlcli.inference import image_arrays, read_table_input
 
     notes: list[str] = []
     if meta["kind"] == "image":
-        arrays = data_mod.read_arrays(path)
-        for key in ("x_test", "x", "x_train"):
-            if key in arrays:
-                return arrays[key], notes
-        if len(arrays) == 1:
-            return next(iter(arrays.values())), notes
-        raise DataError(f"{path}: expected an array named x or x_test (it holds {', '.join(sorted(arrays))})")
+        return image_arrays(path)[0], notes
     config = None
     try:
         config, more = saved.inference_config(run_dir)
         notes += more
     except RunError as exc:
         notes.append(f"{exc}; the input is read with default settings")
-    reading = _reading(config.data, path) if config is not None else None
-    frame = data_mod.read_table(path, reading, labelled=False)
-    drop = config.data.drop if config is not None else []
-    return frame.drop(columns=[c for c in drop if c in frame.columns]), notes
+    return read_table_input(path, config, labelled=False), notes

@@ -55,8 +55,6 @@ def parse(model, body: bytes, content_type: str, max_rows: int) -> tuple[dict, i
 
 
 def _records(model, records: list) -> dict:
-    import numpy as np
-
     specs = model.specs
     window = model.meta["window"]["length"] if model.meta["kind"] == "timeseries" else None
     columns: dict[str, list] = {s.name: [] for s in specs}
@@ -92,7 +90,6 @@ def _records(model, records: list) -> dict:
             if window is not None and isinstance(row, int):
                 row = row // window
             raise bad(str(exc).removeprefix("request: "), row, s.column) from None
-    del np
     return out
 
 

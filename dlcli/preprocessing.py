@@ -332,13 +332,7 @@ class Preprocessor:
         import numpy as np
 
         outputs = np.asarray(outputs)  # classes need no float64 copy of every probability
-        bad = ~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
-        if bad.any():
-            raise RunError(
-                f"the model's output is NaN or infinite for {int(bad.sum())} of {len(outputs)} inputs "
-                f"(the first is input {int(np.argmax(bad)) + 1}) although every input was finite: its "
-                "weights are not finite; retrain it (a lower optimizer.learning_rate), nothing is written"
-            )
+        refuse_non_finite(outputs)
         if self.task == "regression":
             values = self.target_encoder.inverse(outputs.reshape(len(outputs), -1)[:, 0].astype("float64"))
             if self.differenced:
@@ -432,6 +426,19 @@ class Preprocessor:
             state["image"],
             state["time_column"],
             TextVectorizer.from_state(state["text"]) if state["text"] else None,
+        )
+
+
+def refuse_non_finite(outputs: np.ndarray) -> None:
+    """A model output that is NaN or infinite (its inputs were all checked finite): a RunError."""
+    import numpy as np
+
+    bad = ~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
+    if bad.any():
+        raise RunError(
+            f"the model's output is NaN or infinite for {int(bad.sum())} of {len(outputs)} inputs "
+            f"(the first is input {int(np.argmax(bad)) + 1}) although every input was finite: its "
+            "weights are not finite; retrain it (a lower optimizer.learning_rate), nothing is written"
         )
 
 

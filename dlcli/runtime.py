@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlcli.errors import DataError, RunError
+from dlcli.files import sha256_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,16 +146,6 @@ def metadata(
 
 def _ints(classes) -> bool:
     return bool(classes) and all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
-
-
-def sha256_of(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def stale(run_dir: Path, meta: dict) -> bool:
@@ -351,10 +342,14 @@ class SavedModelRunner(Runner):
         self.outputs = list(self.function.structured_outputs)
 
     def __call__(self, inputs):
-        import tensorflow as tf
+        return {k: v.numpy() for k, v in self.function(**tensors(inputs)).items()}
 
-        fed = {k: tf.constant(v.tolist() if v.dtype == object else v) for k, v in inputs.items()}
-        return {k: v.numpy() for k, v in self.function(**fed).items()}
+
+def tensors(inputs: dict[str, np.ndarray]) -> dict:
+    """Raw inputs as TensorFlow tensors: strings and bytes (object arrays) as string tensors."""
+    import tensorflow as tf
+
+    return {k: tf.constant(v.tolist() if v.dtype == object else v) for k, v in inputs.items()}
 
 
 @contextmanager

@@ -46,11 +46,8 @@ class _InProcess(runtime.Runner):
         self.lock = threading.Lock()
 
     def __call__(self, inputs):
-        import tensorflow as tf
-
-        fed = {k: tf.constant(v.tolist() if v.dtype == object else v) for k, v in inputs.items()}
         with self.lock:
-            return {k: v.numpy() for k, v in self.module.serve(fed).items()}
+            return {k: v.numpy() for k, v in self.module.serve(runtime.tensors(inputs)).items()}
 
 
 def load(run: str | Path, runs_dir: Path | str, asked: str = "auto") -> Model:
