@@ -121,7 +121,11 @@ def _set_aside(config: Config, frame: pd.DataFrame, names: list[str]) -> dict[st
     and split columns, and pandas' unnamed row numbers."""
     data = config.data
     ignored = {c: "data.drop" for c in data.drop}
-    roles = {data.time_column: "the time column", data.split.column: "the split column"}
+    roles = {
+        data.time_column: "the time column",
+        data.split.column: "the split column",
+        data.split.key: "the split key (data.split.key)",
+    }
     if config.preprocessing.window is None:
         roles[data.target_column] = "the target"
     for column, why in roles.items():

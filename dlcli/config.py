@@ -63,6 +63,11 @@ class SplitConfig(_Strict):
         "Default: true, false for a time series (preprocessing.window), where true is refused.",
     )
     column: str | None = Field(None, description="A column holding train/validation/test (or 0/1/2).")
+    key: str | None = Field(
+        None,
+        description="A column whose value decides each row's split by a stable hash (an id): the same "
+        "row lands in the same split in every run, streamed or not, whatever the order of the rows.",
+    )
 
     @property
     def test_fraction(self) -> float:
@@ -137,6 +142,17 @@ class DataConfig(_Strict):
     )
     drop: list[str] = Field(
         [], description="Columns to ignore (ids, names, free text): neither features nor checked."
+    )
+    stream: bool | Literal["auto"] = Field(
+        "auto",
+        description="Read the table in pieces (CSV, TSV, JSON lines, Parquet; a file, a folder or a glob) "
+        "at bounded memory, in two passes: statistics, then training. auto: when the files take more "
+        "than a quarter of the memory available.",
+    )
+    shuffle_buffer: Annotated[int, Field(gt=0)] = Field(
+        200_000,
+        description="Streamed training: rows shuffled together (besides the order of the pieces, which "
+        "every epoch draws afresh from the seed).",
     )
     skip_bad_files: bool = Field(
         False,

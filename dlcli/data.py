@@ -44,6 +44,7 @@ class Loaded:
     columns: Columns | None = None  # tables: the columns used and ignored
     notes: list[str] = field(default_factory=list)  # what was decided for the user (headerless, …)
     skipped: list[str] = field(default_factory=list)  # image files left out (data.skip_bad_files)
+    stream: Any = None  # streams.Stream: a table read in pieces (data.stream); splits is then empty
 
 
 MIRROR_HELP = (
@@ -151,11 +152,55 @@ def load(config: Config) -> Loaded:
         )
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return _split_arrays(config, _npz_source(path))
+    tables = _table_files(config, path)
+    if tables is not None:
+        return tables
     source = read_source(config, path)
     loaded = _split_table(config, source.frame, source.sha256, str(path), source.image)
     loaded.notes[:0] = source.notes
     loaded.skipped = source.skipped + loaded.skipped
     return loaded
+
+
+def _table_files(config: Config, path: Path) -> Loaded | None:
+    """A table in several files (a folder of them, a glob), or one to stream (data.stream); None
+    for one file read whole and for folders of class subfolders."""
+    from dlcli import streams
+
+    paths = streams.table_files(config.data.path) if config.data.path else None
+    if paths is None and (path.is_dir() or not is_table(path, Reading.of(config.data))):
+        return None
+    stream, note = streams.should_stream(config, paths or [path])
+    where = str(path)
+    if stream:
+        opened = streams.open_stream(config, paths or [path])
+        return Loaded({}, fingerprint(paths or [path]), where, notes=[n for n in [note] if n], stream=opened)
+    if paths is None:
+        return None
+    import pandas as pd
+
+    frames, notes = [], []
+    for file in paths:
+        source = read_source(config, file)
+        frames.append(source.frame)
+        notes += source.notes
+    frame = pd.concat(frames, ignore_index=True)
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
+    loaded = _split_table(config, frame, fingerprint(paths), f"{where} ({len(paths)} files)")
+    loaded.notes[:0] = notes
+    return loaded
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """The sha256 of the files when they are small, else of their names, sizes and modification times
+    (hashing gigabytes would cost a pass over the data)."""
+    if len(paths) == 1 and paths[0].stat().st_size < 1 << 30:
+        return sha256_of(paths[0])
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -331,6 +376,7 @@ def _split_table(
         (("data", "target"), target),
         (("data", "time_column"), data.time_column),
         (("data", "split", "column"), data.split.column),
+        (("data", "split", "key"), data.split.key),
     ):
         if column is not None and column not in frame.columns:
             message = _missing_column(source, config.where(*key), column, list(frame.columns))
@@ -362,6 +408,9 @@ def _split_table(
         notes += read.notes
         skipped += read.skipped
         test_frac = 0.0
+    if data.split.key is not None:
+        parts.update(_split_by_key(config, frame, test_frac))
+        return Loaded({n: parts[n] for n in SPLITS if n in parts}, sha256, source, cols, notes, skipped)
     y = frame[target].to_numpy() if config.task == "classification" else None
     chunks = _split_index(config, np.arange(len(frame)), y, test_frac)
     for name, idx in chunks.items():
@@ -498,25 +547,19 @@ def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
 
 
 def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str, Any]:
-    codes = {
-        "train": "train",
-        "validation": "validation",
-        "test": "test",
-        "0": "train",
-        "1": "validation",
-        "2": "test",
-        "val": "validation",
-        "valid": "validation",
-    }
-    labels = frame[column].astype(str).str.strip().str.lower().map(codes)
-    bad = frame[column][labels.isna()]
-    if len(bad):
-        raise DataError(
-            f"{source}: column {column!r} {row_where(source, bad.index[0])}: {bad.iloc[0]!r} is not a "
-            "split name (expected train/validation/test or 0/1/2)"
-        )
+    from dlcli import hashsplit
+
+    labels = hashsplit.codes(frame, 0, 0, column=column, source=source)
     rest = frame.drop(columns=[column])
-    return {name: rest[labels == name] for name in SPLITS if (labels == name).any()}
+    return {name: rest[labels == code] for code, name in enumerate(SPLITS) if (labels == code).any()}
+
+
+def _split_by_key(config: Config, frame: pd.DataFrame, test_frac: float) -> dict[str, Any]:
+    """data.split.key: each row's split from the hash of its key (the same as when streamed)."""
+    from dlcli import hashsplit
+
+    labels = hashsplit.codes(frame, config.data.split.validation, test_frac, key=config.data.split.key)
+    return {name: frame[labels == code] for code, name in enumerate(SPLITS) if (labels == code).any()}
 
 
 def _missing_column(source: str, where: str, column: str, columns: list[str]) -> str:

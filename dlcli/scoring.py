@@ -109,7 +109,12 @@ def training_arrays(prep: Preprocessor, ex: Examples):
 
 
 def score(prep: Preprocessor, config: Config, model, ex: Examples) -> tuple[dict, np.ndarray]:
-    """Metrics of one labelled split in the target's original units, and the predictions they score."""
+    """Metrics of one labelled split in the target's original units, and the predictions they score
+    (for a streamed split, those of its first rows: streamed.PLOT_ROWS)."""
+    if hasattr(ex, "stream"):
+        from dlcli import streamed
+
+        return streamed.score(prep, config, model, ex, max(config.train.batch_size, pipeline.FORWARD_BATCH))
     ds = ex.dataset(prep, max(config.train.batch_size, pipeline.FORWARD_BATCH))
     if prep.task == "regression":
         predictions, _ = prep.decode(pipeline.forward(model, ds), ex.naive)

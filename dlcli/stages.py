@@ -56,7 +56,12 @@ class Prepared:
     def describe(self) -> dict:
         """run.json's `data`."""
         rows = {k: len(v[0]) if isinstance(v, tuple) else len(v) for k, v in self.loaded.splits.items()}
+        if self.loaded.stream is not None:
+            rows = {name: split.rows for name, split in self.sets.items()}
         out = {"source": self.loaded.source, "sha256": self.loaded.sha256, "rows": rows}
+        if self.loaded.stream is not None:
+            stream = self.loaded.stream
+            out["stream"] = {"files": len(stream.paths), "units": len(stream.units), "bytes": stream.size}
         if self.loaded.columns is not None:
             out["columns"] = self.loaded.columns.describe()
         if self.text is not None:
@@ -91,16 +96,22 @@ class Prepared:
 
 
 def prepare(
-    config: Config, run_dir: Path | None = None, prior: state_mod.ResumeState | None = None
+    config: Config,
+    run_dir: Path | None = None,
+    prior: state_mod.ResumeState | None = None,
+    progress=None,
 ) -> Prepared:
     """Seed, load and split the data, fit preprocessing on the train split (or, resuming, read the
-    run's fitted state), and turn every split into examples. Writes nothing."""
+    run's fitted state), and turn every split into examples. Writes nothing. `progress(what, rows,
+    fraction)` hears of a streamed table's statistics pass."""
     clock = time.perf_counter()
     deterministic = config.train.deterministic
     if deterministic == "auto" and config.train.jit_compile is True:
         deterministic = False  # asked-for XLA wins over automatic determinism (they exclude each other)
     deterministic = compute.seed_everything(config.seed, deterministic)
     loaded = data_mod.load(config)
+    if loaded.stream is not None:
+        return _prepare_stream(config, loaded, deterministic, clock, run_dir, prior, progress)
     if config.has_validation and "validation" not in loaded.splits:
         raise DataError(
             f"{loaded.source}: no validation rows, but the config monitors validation "
@@ -118,6 +129,30 @@ def prepare(
         weights = prep.class_weights(config.train.class_weight, sets["train"].y, where)
     load_s = round(time.perf_counter() - clock, 3)
     return Prepared(loaded, prep, sets, deterministic, load_s, prior, weights, text)
+
+
+def _prepare_stream(config, loaded, deterministic, clock, run_dir, prior, progress) -> Prepared:
+    """prepare() for a streamed table: the statistics pass, then each split as a StreamSplit."""
+    from dlcli import hashsplit, stats, streamed
+
+    fitted = stats.fit(config, loaded.stream, progress)
+    prep = fitted.prep
+    if prior is not None and run_dir is not None and (run_dir / "preprocessing.json").is_file():
+        prep = saved.load_preprocessing(run_dir)
+    loaded.columns, loaded.notes = fitted.cols, [*loaded.notes, *fitted.notes]
+    codes = {"train": hashsplit.TRAIN, "validation": hashsplit.VALIDATION, "test": hashsplit.TEST}
+    sets = {
+        name: streamed.StreamSplit(loaded.stream, fitted.layout, prep, code, name, config)
+        for name, code in codes.items()
+        if fitted.layout.total(code)
+    }
+    if config.has_validation and "validation" not in sets:
+        raise DataError(f"{loaded.source}: no validation rows, but the config monitors validation quantities")
+    weights = None
+    if config.train.class_weight is not None:
+        weights = stats.class_weights(prep, config, fitted.class_counts)
+    load_s = round(time.perf_counter() - clock, 3)
+    return Prepared(loaded, prep, sets, deterministic, load_s, prior, weights)
 
 
 @dataclass
@@ -231,14 +266,20 @@ def _trainer(job: Job, model):
     return sparse.Trainer(model, job.config, text, compute["steps_per_execution"])
 
 
-def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
-    config, run_dir, prepared = job.config, job.run_dir, job.prepared
-    prior = prepared.prior
+def _training_data(job: Job, trainer=None):
+    """The training batches, the variable naming the epoch, the steps per epoch, and (sparse text)
+    the function each batch's x passes through."""
+    config, prepared = job.config, job.prepared
+    batch = config.train.batch_size
+    if prepared.loaded.stream is not None:  # a streamed table: batches made as its pieces are read
+        weights = prepared.class_weight
+        job.record.data["class_weight"] = weights
+        per_class = list(weights.values()) if weights is not None else None
+        return prepared.sets["train"].training(batch, config.seed, config.data.shuffle_buffer, per_class)
     x, y, windows = scoring.training_arrays(prepared.prep, prepared.sets["train"])
-    finish, clock = None, time.perf_counter()
+    finish = None
     if trainer is not None:
         x, finish = trainer.inputs(x), trainer.finish
-    batch = config.train.batch_size
     weights = None
     if config.train.class_weight is not None:
         per_class = prepared.prep.class_weights(
@@ -249,6 +290,15 @@ def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
     train_ds, epoch_var = pipeline.training_dataset(
         x, y, batch, config.seed, weights, prepared.prep.loader(), finish, windows
     )
+    return train_ds, epoch_var, -(-len(y) // batch)
+
+
+def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
+    config, run_dir, prepared = job.config, job.run_dir, job.prepared
+    prior = prepared.prior
+    clock = time.perf_counter()
+    batch = config.train.batch_size
+    train_ds, epoch_var, steps = _training_data(job, trainer)
     val = prepared.sets.get("validation")
     val_ds = None
     if val is not None:
@@ -264,7 +314,7 @@ def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
         run_dir,
         train_ds,
         val_ds,
-        steps=-(-len(y) // batch),
+        steps=steps,
         epoch_var=epoch_var,
         listener=job.listener,
         prior=prior,
@@ -371,7 +421,7 @@ def _score_and_plot(job: Job, model, epochs: int, best_epoch: int | None) -> Tra
     metrics, drawing = {}, None
     with ThreadPoolExecutor(1, thread_name_prefix="dlcli-plots") as pool:
         for name in [shown, *(n for n in sets if n != shown)]:
-            metrics[name], predicted = scoring.score(prep, config, model, sets[name])
+            metrics[name], predicted = scoring.score(prep, config, model, sets[name])  # streamed: a sample
             if name == shown and config.train.plots:
                 ex, monitor = sets[name], config.checkpoint_monitor()
                 args = (run_dir, prep, monitor, best_epoch, name, ex.y_raw, predicted, ex.when)

@@ -1,0 +1,338 @@
+"""The statistics pass of a streamed table: one read of every unit, in file order, that splits each
+row (hashsplit.py), checks it as a whole file would be checked, and fits the preprocessing on the
+train rows only from bounded summaries (running.py), never from the rows themselves.
+
+What it fits is what the in-memory path fits, through the same classes and the same JSON state:
+- numeric: mean imputation from the running mean; median from the row sample; then the scaler on
+  the imputed values (standard: the moments with the missing values filled in; minmax: the range;
+  robust: the sample's median and quartiles);
+- categorical: the counted categories, at most `MAX_CATEGORIES` per column, kept by frequency; the
+  rest encode as a category not seen in training (one-hot: all zeros), an "other" bucket;
+- the target: its classes (exactly counted) or its scaling.
+
+    >>> prep, layout = fit(config, stream, progress)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dlcli import checks, hashsplit
+from dlcli import columns as columns_mod
+from dlcli.errors import ConfigError, DataError
+from dlcli.running import Counts, Moments, Sample
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from dlcli.config import Config
+    from dlcli.preprocessing import Preprocessor
+    from dlcli.streams import Stream
+
+#: Categories kept per categorical column of a streamed table (the most frequent).
+MAX_CATEGORIES = 1000
+#: Classes a streamed classification target may have (they are counted exactly).
+MAX_CLASSES = 10_000
+
+
+@dataclass
+class Layout:
+    """What the statistics pass learned about the stream's shape: rows per unit, each unit's first
+    row's position in its file, and rows per split per unit (TRAIN, VALIDATION, TEST)."""
+
+    rows: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    split_rows: list[list[int]] = field(default_factory=list)
+    first_global: list[int] = field(default_factory=list)  # each unit's first row among all rows
+
+    def total(self, split: int) -> int:
+        return sum(r[split] for r in self.split_rows)
+
+    def describe(self) -> dict:
+        names = ("train", "validation", "test")
+        return {name: self.total(i) for i, name in enumerate(names) if self.total(i)}
+
+
+@dataclass
+class _Tallies:
+    moments: Moments
+    sample: Sample
+    categories: list[Counts]
+    missing: list[int]  # missing cells per categorical column (train rows)
+    target_moments: Moments
+    classes: Counts
+    train_rows: int = 0
+
+
+def refuse_unstreamable(config: Config) -> None:
+    """What the streamed path does not do yet, said before any pass begins."""
+    pre, data = config.preprocessing, config.data
+    for key, given in (
+        (("preprocessing", "window"), pre.window is not None),
+        (("preprocessing", "text"), pre.text is not None),
+        (("preprocessing", "image"), pre.image.column is not None),
+        (("data", "test_path"), data.test_path is not None),
+    ):
+        if given:
+            raise ConfigError(
+                f"{config.where(*key)}: a streamed table (data.stream) does not take "
+                f"{'.'.join(key)} yet; set data.stream: false to read the data whole"
+            )
+
+
+@dataclass
+class Fitted:
+    """What the statistics pass gives: the preprocessing, the layout, the columns, notes for the
+    user and the train rows per class (classification)."""
+
+    prep: Preprocessor
+    layout: Layout
+    cols: columns_mod.Columns
+    notes: list[str]
+    class_counts: dict = field(default_factory=dict)
+
+
+def fit(config: Config, stream: Stream, progress=None) -> Fitted:
+    """The preprocessing fitted on the stream's train rows, and what else the pass learned."""
+    refuse_unstreamable(config)
+    source = (
+        str(stream.paths[0])
+        if len(stream.paths) == 1
+        else f"{stream.paths[0].parent} ({len(stream.paths)} files)"
+    )
+    first = stream.read(stream.units[0]) if stream.units else None
+    if first is None or first.empty:
+        raise DataError(f"{source}: the data holds no rows")
+    _check_columns(config, first, source)
+    cols = columns_mod.resolve(config, first, source)
+    wanted = [c for c in stream.columns if c in {*cols.numeric, *cols.categorical, *_roles(config)}]
+    stream.wanted = wanted
+    tallies = _Tallies(
+        Moments(len(cols.numeric)),
+        Sample(len(cols.numeric) + 1, seed=config.seed),
+        [Counts(20 * MAX_CATEGORIES) for _ in cols.categorical],
+        [0] * len(cols.categorical),
+        Moments(1),
+        Counts(MAX_CLASSES + 1),
+    )
+    layout = _pass(config, stream, cols, tallies, progress)
+    if not layout.total(hashsplit.TRAIN):
+        raise DataError(f"{source}: no row fell in the train split; lower data.split.validation and test")
+    prep = _preprocessor(config, cols, tallies, source)
+    notes = list(stream.notes)
+    for column, counts in zip(cols.categorical, tallies.categories, strict=True):
+        if counts.distinct() > MAX_CATEGORIES or counts.pruned:
+            notes.append(
+                f"{source}: categorical column {column!r} has more than {MAX_CATEGORIES} categories in "
+                f"the train rows; the {MAX_CATEGORIES} most frequent are kept, the others encode as one "
+                "'other' category (one-hot: all zeros)"
+            )
+    return Fitted(prep, layout, cols, notes, dict(tallies.classes.counts))
+
+
+def _roles(config: Config) -> set[str]:
+    data = config.data
+    return {c for c in (data.target_column, data.split.key, data.split.column) if c is not None}
+
+
+def _check_columns(config: Config, frame: pd.DataFrame, source: str) -> None:
+    from dlcli.data import _missing_column
+
+    data = config.data
+    for key, column in (
+        (("data", "target"), data.target_column),
+        (("data", "split", "column"), data.split.column),
+        (("data", "split", "key"), data.split.key),
+    ):
+        if column is not None and column not in frame.columns:
+            raise DataError(_missing_column(source, config.where(*key), column, list(frame.columns)))
+
+
+def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress) -> Layout:
+    import numpy as np
+
+    split, target = config.data.split, config.data.target_column
+    layout, global_row, in_file = Layout(), 0, {}
+    inf_missing = config.preprocessing.numeric.non_finite == "missing"
+    numeric_checked = [c for c in cols.numeric if c != target or config.task == "regression"]
+    if config.task == "regression" and target not in numeric_checked:
+        numeric_checked.append(target)
+    for i, frame in stream.frames():
+        unit = stream.units[i]
+        where = str(unit.path)
+        codes = hashsplit.codes(
+            frame, split.validation, split.test_fraction, split.key, global_row, split.column, where
+        )
+        _check_target(config, frame, where)
+        columns_mod.check_numeric(frame, numeric_checked, where, inf_missing)
+        layout.rows.append(len(frame))
+        layout.offsets.append(in_file.get(unit.path, 0))
+        layout.first_global.append(global_row)
+        layout.split_rows.append(np.bincount(codes, minlength=3).tolist())
+        in_file[unit.path] = in_file.get(unit.path, 0) + len(frame)
+        global_row += len(frame)
+        train = frame[codes == hashsplit.TRAIN]
+        if len(train):
+            _tally(config, train, cols, tallies, i)
+        if progress is not None:
+            progress("statistics", global_row, (i + 1) / len(stream.units))
+    return layout
+
+
+def _check_target(config: Config, frame: pd.DataFrame, where: str) -> None:
+    from dlcli.reading import row_where
+
+    target = config.data.target_column
+    missing = frame[target].isna()
+    if missing.any():
+        raise DataError(
+            f"{where}: target {target!r} {row_where(where, frame.index[missing.argmax()])} is empty "
+            f"({int(missing.sum())} rows of this part of the file); drop those rows or fill them in"
+        )
+
+
+def _tally(config: Config, train: pd.DataFrame, cols, tallies: _Tallies, chunk: int) -> None:
+    import numpy as np
+
+    values = train[cols.numeric].to_numpy(dtype="float64") if cols.numeric else np.empty((len(train), 0))
+    if config.preprocessing.numeric.non_finite == "missing":
+        values[np.isinf(values)] = np.nan
+    tallies.moments.add(values)
+    target = train[config.data.target_column]
+    y = target.to_numpy(dtype="float64") if config.task == "regression" else np.zeros(len(train))
+    tallies.sample.add(np.column_stack([values, y]), chunk)
+    if config.task == "regression":
+        tallies.target_moments.add(y)
+    else:
+        tallies.classes.add(target)
+        if tallies.classes.distinct() > MAX_CLASSES:
+            raise DataError(
+                f"target {config.data.target_column!r} has more than {MAX_CLASSES} classes in the train "
+                "rows; is it a number to predict (use a regression loss such as mse)?"
+            )
+    for j, column in enumerate(cols.categorical):
+        text = train[column].astype("object").where(train[column].notna(), None)
+        tallies.missing[j] += int(text.isna().sum())
+        tallies.categories[j].add(text.dropna().astype(str))
+    tallies.train_rows += len(train)
+
+
+def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Preprocessor:
+    from dlcli.preprocessing import Preprocessor
+    from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
+
+    pre = config.preprocessing
+    numeric = NumericTransformer(
+        list(cols.numeric),
+        pre.numeric.impute,
+        pre.numeric.fill_value,
+        pre.numeric.scale,
+        pre.numeric.non_finite,
+    )
+    _fit_numeric(numeric, tallies, source)
+    categorical = CategoricalEncoder(
+        list(cols.categorical), pre.categorical.impute, pre.categorical.fill_value, pre.categorical.encode
+    )
+    _fit_categorical(categorical, tallies)
+    target = TargetEncoder(config.data.target_column, config.task, pre.target.scale)
+    _fit_target(target, tallies, source)
+    label_mode = checks.label_mode(config.loss)
+    prep = Preprocessor("table", config.task, label_mode, target, numeric, categorical)
+    if label_mode == "binary" and len(target.classes_) != 2:
+        raise DataError(
+            f"loss {config.loss} needs exactly 2 classes, but target {target.column!r} has "
+            f"{len(target.classes_)}: use sparse_categorical_crossentropy"
+        )
+    return prep
+
+
+def _fit_numeric(numeric, tallies: _Tallies, source: str) -> None:
+    import numpy as np
+
+    from dlcli.transforms import _plain, check_finite_statistics
+
+    m, rows, width = tallies.moments, tallies.train_rows, len(numeric.columns)
+    sample = tallies.sample.rows[:, :width]
+    empty = [c for c, n in zip(numeric.columns, m.n, strict=True) if n == 0]
+    if empty:
+        raise DataError(
+            f"{source}: column(s) {', '.join(map(repr, empty))} are empty in every train row; add them to "
+            "data.drop"
+        )
+    if numeric.impute == "none" or not width:
+        numeric.statistics_ = [None] * width
+        fill = np.zeros(width)
+    else:
+        with np.errstate(all="ignore"):
+            if numeric.impute == "mean":
+                fill = m.mean
+            elif numeric.impute == "median":
+                fill = np.nanmedian(sample, axis=0) if len(sample) else np.zeros(width)
+            else:
+                fill = np.full(width, float(numeric.fill_value))
+        check_finite_statistics(numeric.columns, sample, f"{numeric.impute} imputation", fill)
+        numeric.statistics_ = _plain(fill)
+    numeric.center_, numeric.scale_ = _scale(
+        numeric.scale, m.filled(fill, rows), tallies.sample.filled(np.append(fill, 0))[:, :width]
+    )
+    check_finite_statistics(
+        numeric.columns, sample, f"{numeric.scale} scaling", numeric.center_, numeric.scale_
+    )
+
+
+def _scale(scale: str, m: Moments, sample: np.ndarray) -> tuple[list[float], list[float]]:
+    """`(center, scale)` as scikit-learn's scalers fit them (a zero scale becomes 1, as they do)."""
+    import numpy as np
+
+    width = len(m.n)
+    if scale == "none" or width == 0:
+        return [0.0] * width, [1.0] * width
+    eps = 10 * np.finfo("float64").eps
+    if scale == "standard":
+        center, factor = m.mean, m.std()
+    elif scale == "minmax":
+        center, factor = m.low, m.high - m.low
+    else:
+        low, center, high = np.percentile(sample, [25, 50, 75], axis=0)
+        factor = high - low
+    factor = np.where(np.abs(factor) < eps, 1.0, factor)
+    return [float(v) for v in center], [float(v) for v in factor]
+
+
+def _fit_categorical(categorical, tallies: _Tallies) -> None:
+    fills, kept = [], []
+    for j, counts in enumerate(tallies.categories):
+        found = dict(counts.counts)
+        ranked = sorted(found, key=lambda v: (-found[v], v))
+        fill = ranked[0] if categorical.impute == "most_frequent" and ranked else categorical.fill_value
+        if tallies.missing[j]:
+            found[fill] = found.get(fill, 0) + tallies.missing[j]
+        ranked = sorted(found, key=lambda v: (-found[v], v))[:MAX_CATEGORIES]
+        fills.append(str(fill))
+        kept.append(ranked if categorical.encode in ("ordinal", "embedding") else sorted(ranked))
+    categorical.fill_, categorical.categories_ = fills, kept
+    categorical._encoder = categorical._make_encoder()
+
+
+def _fit_target(target, tallies: _Tallies, source: str) -> None:
+    import numpy as np
+
+    if target.task == "classification":
+        target.fit(np.asarray(sorted(tallies.classes.counts)))
+        return
+    m = tallies.target_moments
+    sample = tallies.sample.rows[:, -1:]
+    target.center_, target.scale_ = (v[0] for v in _scale(target.scale, m, sample))
+
+
+def class_weights(prep: Preprocessor, config: Config, counts: dict) -> dict[str, float]:
+    """train.class_weight per class label from the pass's class counts (`balanced` as
+    scikit-learn computes it: rows / (classes present * rows of the class))."""
+    setting, where = config.train.class_weight, config.where("train", "class_weight")
+    if setting != "balanced":
+        return prep.class_weights(setting, None, where)
+    classes = prep.target_encoder.classes_
+    rows, present = sum(counts.values()), [c for c in classes if counts.get(c)]
+    return {str(c): round(rows / (len(present) * counts[c]), 6) if counts.get(c) else 1.0 for c in classes}

@@ -1,0 +1,269 @@
+"""A split of a streamed table as the model sees it: tf.data batches made from the stream's units as
+they are read, scores accumulated as predictions stream past, predictions written as they come.
+
+Training order is a function of (seed, epoch), as for data in memory: every epoch draws the order
+of the units from `default_rng([seed, epoch])`, reads them in that order (two threads read and
+transform ahead), and shuffles rows within a buffer of `data.shuffle_buffer` rows with the same
+generator. So a run resumed at epoch k sees exactly the batches the uninterrupted run saw.
+
+    >>> split = StreamSplit(stream, layout, prep, hashsplit.TRAIN, "train", config)
+    >>> ds, epoch = split.training(batch_size=64, seed=42, buffer=200_000)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlcli import hashsplit, pipeline
+
+if TYPE_CHECKING:
+    from dlcli.config import Config
+    from dlcli.preprocessing import Preprocessor
+    from dlcli.stats import Layout
+    from dlcli.streams import Stream
+
+#: Rows of the shown split whose predictions are kept for the plots (the metrics use every row).
+PLOT_ROWS = 20_000
+
+
+@dataclass
+class StreamSplit:
+    """One split (hashsplit.TRAIN, VALIDATION or TEST) of a streamed table."""
+
+    stream: Stream
+    layout: Layout
+    prep: Preprocessor
+    code: int
+    name: str
+    config: Config
+    y_raw: Any = None  # after scoring: the targets of the first PLOT_ROWS rows (for the plots)
+    naive: Any = None
+    when: Any = None
+    progress: Any = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> int:
+        return self.layout.total(self.code)
+
+    @property
+    def y(self):  # rows per class come from the statistics pass, not from here
+        return None
+
+    def _units(self, order=None) -> list[int]:
+        order = range(len(self.stream.units)) if order is None else order
+        return [int(i) for i in order if self.layout.split_rows[i][self.code]]
+
+    def _arrays(self, i: int, frame, labelled: bool = True):
+        """One unit's rows of this split: `(x, y, y_raw)` (y and y_raw None unlabelled)."""
+        split, where = self.config.data.split, str(self.stream.units[i].path)
+        codes = hashsplit.codes(
+            frame,
+            split.validation,
+            split.test_fraction,
+            split.key,
+            self.layout.first_global[i],
+            split.column,
+            where,
+        )
+        part = self.prep.match_labels(frame[codes == self.code], where)
+        x = self.prep.features(part, where)
+        if not labelled:
+            return x, None, None
+        y_raw = self.prep.raw_target(part, where)
+        return x, self.prep.encode_target(y_raw), y_raw
+
+    def chunks(self, order=None):
+        """`(x, y, y_raw)` of each unit holding rows of this split, in `order` (default: file order),
+        transformed in the reading threads."""
+        units = self._units(order)
+        done = 0
+        for _, arrays in self.stream.frames(units, self.layout.offsets, then=self._arrays):
+            done += len(arrays[0])
+            if self.progress is not None:
+                self.progress(self.name, done, done / max(self.rows, 1))
+            yield arrays
+
+    def _signature(self, weighted: bool = False):
+        import tensorflow as tf
+
+        width = self.prep.feature_width
+        mode, k = self.prep.label_mode, self.prep.n_classes
+        if self.prep.task == "regression":
+            y = tf.TensorSpec((None,), tf.float32)
+        elif mode == "one_hot":
+            y = tf.TensorSpec((None, k), tf.float32)
+        elif mode == "binary":
+            y = tf.TensorSpec((None, 1), tf.float32)
+        else:
+            y = tf.TensorSpec((None,), tf.int32)
+        parts = (tf.TensorSpec((None, width), tf.float32), y)
+        return (*parts, tf.TensorSpec((None,), tf.float32)) if weighted else parts
+
+    def dataset(self, prep: Preprocessor, batch_size: int):
+        """Batches in file order (validation): each unit's rows as they are read."""
+        import tensorflow as tf
+
+        def batches():
+            for x, y, _ in self.chunks():
+                for s in range(0, len(x), batch_size):
+                    yield x[s : s + batch_size], y[s : s + batch_size]
+
+        ds = tf.data.Dataset.from_generator(batches, output_signature=self._signature())
+        steps = sum(-(-r[self.code] // batch_size) for r in self.layout.split_rows if r[self.code])
+        return pipeline.lean(ds.apply(tf.data.experimental.assert_cardinality(steps)))
+
+    def training(self, batch_size: int, seed: int, buffer: int, class_weights: list[float] | None = None):
+        """Shuffled batches of one epoch, the variable that names the epoch, and the steps per epoch.
+        `class_weights`: one per class (train.class_weight), sent as sample weights."""
+        import numpy as np
+        import tensorflow as tf
+
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+        weights = None if class_weights is None else np.asarray(class_weights, dtype="float32")
+
+        def batches():
+            rng = np.random.default_rng([seed, int(epoch.numpy())])
+            order = rng.permutation(len(self.stream.units))
+            pool: list = []
+            for x, y, _ in self.chunks(order):
+                pool.append((x, y))
+                if sum(len(p[0]) for p in pool) >= buffer:
+                    yield from _shuffled(pool, rng, batch_size, weights, self.prep, final=False)
+            yield from _shuffled(pool, rng, batch_size, weights, self.prep, final=True)
+
+        signature = self._signature(weighted=weights is not None)
+        ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+        steps = -(-self.rows // batch_size)
+        return pipeline.lean(ds.apply(tf.data.experimental.assert_cardinality(steps))), epoch, steps
+
+
+def _shuffled(pool: list, rng, batch_size: int, weights, prep, final: bool):
+    """The pool's rows shuffled, in batches; unless `final`, the rows short of a whole batch stay
+    in the pool (so every batch but an epoch's last is full)."""
+    import numpy as np
+
+    x = np.concatenate([p[0] for p in pool])
+    y = np.concatenate([p[1] for p in pool])
+    order = rng.permutation(len(x))
+    end = len(x) if final else len(x) - len(x) % batch_size
+    for s in range(0, end, batch_size):
+        idx = order[s : s + batch_size]
+        if weights is None:
+            yield x[idx], y[idx]
+        else:
+            yield x[idx], y[idx], weights[prep._codes(y[idx])]
+    pool.clear()
+    if end < len(x):
+        rest = order[end:]
+        pool.append((x[rest], y[rest]))
+
+
+def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_size: int):
+    """Metrics of a streamed split in the target's own units, as scoring.score gives for one in
+    memory, and the predictions of its first PLOT_ROWS rows (their targets left in split.y_raw)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from dlcli.running import ClassTally, RegressionTally
+
+    classify = prep.task == "classification"
+    step = pipeline._step(model, compiled=classify)
+    tally = ClassTally(prep.n_classes) if classify else RegressionTally(config)
+    if classify:
+        model.reset_metrics()
+    loss_sum, rows, kept_true, kept_pred = 0.0, 0, [], []
+    for x, y, y_raw in split.chunks():
+        outputs = []
+        for s in range(0, len(x), batch_size):
+            bx = tf.constant(x[s : s + batch_size])
+            if classify:
+                out, loss = step(bx, tf.constant(y[s : s + batch_size]))
+                loss_sum += float(loss) * len(bx)
+            else:
+                out = step(bx)
+            outputs.append(out.numpy())
+        predictions, probs = prep.decode(np.concatenate(outputs))
+        if classify:
+            lookup = {c: i for i, c in enumerate(prep.target_encoder.classes_)}
+            true = np.asarray([lookup[v.item() if hasattr(v, "item") else v] for v in y_raw])
+            tally.add(true, probs.argmax(axis=1), probs)
+        else:
+            tally.add(y_raw, predictions)
+        rows += len(x)
+        if sum(len(k) for k in kept_true) < PLOT_ROWS:
+            kept_true.append(y_raw)
+            kept_pred.append(predictions)
+    split.y_raw = np.concatenate(kept_true)[:PLOT_ROWS] if kept_true else np.empty(0)
+    predicted = np.concatenate(kept_pred)[:PLOT_ROWS] if kept_pred else np.empty(0)
+    if not classify:
+        return tally.report(), predicted
+    compiled = {k: float(v) for k, v in model.get_metrics_result().items()}
+    compiled["loss"] = loss_sum / max(rows, 1)
+    return tally.report(compiled, prep.target_encoder.classes_), predicted
+
+
+def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: int, progress=None):
+    """Predictions for every row of `stream`, written to `out` (CSV or Parquet) unit by unit, in
+    file order; returns the first unit's table (its attrs["rows"]: rows written in all)."""
+    import numpy as np
+
+    from dlcli.inference import prediction_table
+
+    writer, head, rows = _Writer(out), None, 0
+    try:
+        for _, frame in stream.frames():
+            x = prep.features(frame, str(stream.paths[0]))
+            outputs = pipeline.forward(model, pipeline.array_dataset(x, None, batch_size))
+            predictions, probs = prep.decode(np.asarray(outputs))
+            table = prediction_table(frame, predictions, probs, prep.target_encoder.classes_)
+            writer.write(table)
+            rows += len(table)
+            head = table if head is None else head
+            if progress is not None:
+                progress("predict", rows, writer.fraction(stream))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    head.attrs["rows"] = rows
+    return head
+
+
+class _Writer:
+    """CSV or Parquet written chunk by chunk to a temporary file beside `path`, renamed at the end."""
+
+    def __init__(self, path: Path):
+        self.path, self.temp = path, path.with_name(f".{path.name}.partial")
+        self.parquet, self.handle, self.done = path.suffix.lower() in (".parquet", ".pq"), None, 0
+
+    def write(self, table) -> None:
+        import pyarrow as pa
+
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            if self.handle is None:
+                self.handle = pq.ParquetWriter(self.temp, arrow.schema)
+            self.handle.write_table(arrow.cast(self.handle.schema))
+        else:
+            first = self.handle is None
+            if first:
+                self.handle = open(self.temp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            table.to_csv(self.handle, index=False, header=first)
+        self.done += 1
+
+    def fraction(self, stream: Stream) -> float:
+        return self.done / max(len(stream.units), 1)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        self.temp.replace(self.path)
+
+    def abort(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        self.temp.unlink(missing_ok=True)

@@ -1,0 +1,336 @@
+"""Tables read in pieces: CSV/TSV, JSON lines and Parquet files, one file, a folder of them or a
+glob, as pandas chunks of bounded size (pyarrow parses; nothing holds the whole file).
+
+A stream is cut into units, each read on its own: a byte range of a text file that starts and ends
+at a line break (about `UNIT_BYTES`), or one row group of a Parquet file. Units are what epochs
+shuffle, what workers divide between them and what threads read in parallel. Every unit of a text
+file is parsed with the column names and types the first one was read with, so a column never
+changes type halfway through a file.
+
+    >>> stream = open_stream(config, [Path("big.csv")])
+    >>> for unit, frame in stream.frames(): ...
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dlcli.errors import ConfigError, DataError
+from dlcli.reading import WHITESPACE, Reading
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlcli.config import Config
+
+#: About this many bytes of a text file per unit: large enough for pyarrow's threads, small enough
+#: that two units in flight stay far below the memory a whole file would take.
+UNIT_BYTES = int(os.environ.get("DLCLI_UNIT_BYTES", 32 << 20))
+#: `stream: auto` streams when the files take more than this share of the memory available now:
+#: pandas holds a CSV in two to five times its size on disk, and preprocessing copies it once more.
+AUTO_SHARE = 0.25
+#: pandas' own missing markers (pyarrow's list lacks these three).
+PANDAS_NULLS = ("<NA>", "None", "-nan")
+#: What makes a folder a table split into files (a folder of class subfolders holds images or .txt).
+FOLDER_SUFFIXES = {".csv", ".tsv", ".tab", ".parquet", ".pq", ".jsonl"}
+
+
+def table_files(path: str | Path) -> list[Path] | None:
+    """The table files `path` names when it is a glob or a folder holding table files (CSV, TSV,
+    Parquet, JSON lines; hidden files and `_`-files left out), sorted; else None (one file, or a
+    folder of class subfolders, whose text files end in .txt)."""
+    text = str(path)
+    if any(ch in text for ch in "*?["):
+        found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not found:
+            raise DataError(f"data.path: {text}: the pattern matches no file")
+        return found
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    found = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES and not _hidden(p, folder)
+    )
+    return found or None
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (Linux' MemAvailable; else the physical memory)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def should_stream(config: Config, paths: list[Path]) -> tuple[bool, str | None]:
+    """Whether to stream `paths` (data.stream), and for `auto` the note saying why it did."""
+    setting = config.data.stream
+    if setting is not True and setting is not False:
+        size, memory = sum(p.stat().st_size for p in paths), available_memory()
+        if size <= AUTO_SHARE * memory:
+            return False, None
+        return True, (
+            f"data: streamed in pieces (data.stream: auto): the files take {size / 2**30:.1f} GB, more than "
+            f"{AUTO_SHARE:.0%} of the {memory / 2**30:.1f} GB of memory available; set data.stream: false "
+            "to read them whole"
+        )
+    return bool(setting), None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of one file read on its own: bytes [start, end) of a text file, or a row group."""
+
+    path: Path
+    start: int = 0
+    end: int = 0
+    row_group: int | None = None
+
+
+@dataclass
+class Stream:
+    """The files of a table, cut into units, with how each is parsed."""
+
+    paths: list[Path]
+    units: list[Unit]
+    kind: str  # "delimited text", "JSON lines" or "Parquet"
+    columns: list[str]
+    reading: Reading
+    sep: str | None = None
+    header: bool = True
+    types: dict[str, str] = field(default_factory=dict)  # column → "float64" | "int64" | "string"
+    notes: list[str] = field(default_factory=list)
+    wanted: list[str] | None = None  # the columns to read (None: all)
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.paths)
+
+    def read(self, unit: Unit, first_row: int = 0) -> pd.DataFrame:
+        """One unit as a DataFrame indexed by line (text) or row (Parquet, JSON lines) number in
+        its file, `first_row` being the unit's first row's 0-based position there."""
+        import pandas as pd
+
+        try:
+            table = self._arrow(unit)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+            raise DataError(
+                f"{unit.path}: cannot be read as {self.kind} ({type(exc).__name__}: {exc})"
+            ) from None
+        frame = table.to_pandas()
+        start = first_row + (2 if self.kind == "delimited text" and self.header else 1)
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        if self.reading.strip:
+            _strip_text(frame, self.reading.na_values)
+        return frame
+
+    def _arrow(self, unit: Unit):
+        import io
+
+        import pyarrow as pa
+
+        if unit.row_group is not None:
+            import pyarrow.parquet as pq
+
+            table = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=self.wanted)
+            table = table.rename_columns(
+                [str(c).strip() if self.reading.strip else str(c) for c in table.column_names]
+            )
+            return table
+        with open(unit.path, "rb") as handle:
+            handle.seek(unit.start)
+            data = handle.read(unit.end - unit.start)
+        types = {c: getattr(pa, t)() for c, t in self.types.items()}
+        if self.kind == "JSON lines":
+            import pyarrow.json as pj
+
+            schema = pa.schema([(c, types.get(c, pa.string())) for c in self.columns])
+            parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+            table = pj.read_json(io.BytesIO(data), parse_options=parse)
+            return table.select(self.wanted) if self.wanted else table
+        import pyarrow.csv as pc
+
+        skip = 1 if self.header and unit.start == 0 else 0
+        read = pc.ReadOptions(column_names=self.columns, skip_rows=skip, block_size=1 << 22)
+        quote = '"' if self.reading.quoting == "minimal" else False
+        parse = pc.ParseOptions(delimiter=self.sep, quote_char=quote)
+        convert = pc.ConvertOptions(
+            column_types=types,
+            null_values=[*pc.ConvertOptions().null_values, *PANDAS_NULLS, *self.reading.na_values],
+            strings_can_be_null=True,
+            include_columns=self.wanted,
+        )
+        return pc.read_csv(io.BytesIO(data), read_options=read, parse_options=parse, convert_options=convert)
+
+    def frames(
+        self, units: list[int] | None = None, offsets: list[int] | None = None, threads: int = 2, then=None
+    ):
+        """`(unit index, frame)` for the given units in that order (default: all, in file order),
+        read `threads` at a time ahead of the consumer; with `then`, `(unit index, then(i, frame))`.
+        `offsets`: each unit's first row's position in its file (the statistics pass learns them);
+        without them the units must come in file order, and are numbered as they arrive."""
+        order = list(range(len(self.units))) if units is None else list(units)
+        known = offsets is not None
+
+        def work(i: int):
+            frame = self.read(self.units[i], offsets[i] if known else 0)
+            return then(i, frame) if known and then is not None else frame
+
+        rows: dict[Path, int] = {}
+        with ThreadPoolExecutor(threads, thread_name_prefix="dlcli-read") as pool:
+            pending = [(i, pool.submit(work, i)) for i in order[:threads]]
+            for i in order[threads:] + [None] * threads:
+                if not pending:
+                    break
+                j, future = pending.pop(0)
+                if i is not None:
+                    pending.append((i, pool.submit(work, i)))
+                result = future.result()
+                if not known:  # number the rows on from the file's units before
+                    path = self.units[j].path
+                    shift = rows.get(path, 0)
+                    rows[path] = shift + len(result)
+                    result.index = result.index + shift
+                    result = then(j, result) if then is not None else result
+                yield j, result
+
+
+def open_stream(config: Config, paths: list[Path], reading: Reading | None = None) -> Stream:
+    """The stream of `paths` (all of one kind), parsed as the config says (data.sep, data.header,
+    data.columns, data.quoting, data.na_values, data.strip), types fixed from the first file."""
+    from dlcli.reading import kind_of
+
+    reading = reading or Reading.of(config.data, config.where)
+    kinds = {kind_of(p, reading) for p in paths}
+    if len(kinds) > 1:
+        raise DataError(
+            f"data.path: the files are of different kinds ({', '.join(sorted(kinds))}); stream one kind "
+            "(all CSV, all Parquet or all JSON lines)"
+        )
+    kind = kinds.pop()
+    if kind == "Parquet":
+        return _parquet(paths, reading)
+    return _text(config, paths, reading, kind)
+
+
+def _parquet(paths: list[Path], reading: Reading) -> Stream:
+    import pyarrow.parquet as pq
+
+    units, columns = [], None
+    for path in paths:
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"{path}: cannot be read as Parquet ({type(exc).__name__}: {exc})") from None
+        names = [str(c) for c in meta.schema.to_arrow_schema().names]
+        if columns is None:
+            columns = names
+        elif names != columns:
+            raise DataError(
+                f"{path}: its columns ({', '.join(names)}) differ from {paths[0]}'s ({', '.join(columns)}); "
+                "every file of a streamed table needs the same columns"
+            )
+        units += [Unit(path, row_group=g) for g in range(meta.num_row_groups)]
+    return Stream(paths, units, "Parquet", columns or [], reading)
+
+
+def _text(config: Config, paths: list[Path], reading: Reading, kind: str) -> Stream:
+    from dlcli import reading as reading_mod
+
+    notes: list[str] = []
+    sep, header, names = None, False, None
+    if kind == "delimited text":
+        sep = reading_mod._separator(paths[0], reading, notes)
+        if sep == WHITESPACE:
+            raise ConfigError(
+                f"{reading.key('sep')}: whitespace-separated files cannot be streamed (pyarrow reads one "
+                "separator character): set data.stream: false, or convert the file to CSV or Parquet"
+            )
+        first = reading_mod._first_record(paths[0], sep, reading_mod.QUOTING[reading.quoting], reading.strip)
+        header = reading_mod._has_header(paths[0], reading, first, notes)
+        names = first if header else reading_mod._names(paths[0], reading, first, True)
+        if reading.strip:
+            names = [n.strip() for n in names]
+    units = [u for path in paths for u in _byte_ranges(path, header)]
+    stream = Stream(paths, units, kind, list(names or []), reading, sep, header, notes=notes)
+    if kind == "JSON lines":
+        stream.columns = _json_columns(paths[0])
+    stream.types = _types(config, stream)
+    return stream
+
+
+def _json_columns(path: Path) -> list[str]:
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        line = handle.readline()
+    try:
+        return [str(k) for k in json.loads(line)]
+    except (ValueError, AttributeError):
+        raise DataError(f"{path}:1: not a JSON object per line (JSON lines)") from None
+
+
+def _byte_ranges(path: Path, header: bool) -> list[Unit]:
+    """`path` cut at line breaks into pieces of about UNIT_BYTES (the first holds the header)."""
+    size = path.stat().st_size
+    cuts = [0]
+    with open(path, "rb") as handle:
+        while cuts[-1] + UNIT_BYTES < size:
+            handle.seek(cuts[-1] + UNIT_BYTES)
+            handle.readline()  # to the end of the line the cut fell in
+            if handle.tell() >= size:
+                break
+            cuts.append(handle.tell())
+    cuts.append(size)
+    return [Unit(path, a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+
+def _types(config: Config, stream: Stream) -> dict[str, str]:
+    """Column types for every unit, from pyarrow's reading of the first: numbers as float64 (an
+    integer column may hold a decimal or an empty cell further down), whole-number target and split
+    key columns as int64 (their values are labels and ids), everything else as text."""
+    import pyarrow as pa
+
+    stream.types = {}
+    table = stream._arrow(stream.units[0]) if stream.units else None
+    if table is None:
+        return {}
+    keep = {config.data.target_column, config.data.split.key}
+    out = {}
+    for name, kind in zip(table.column_names, table.schema.types, strict=True):
+        if pa.types.is_integer(kind) and name in keep:
+            out[name] = "int64"
+        elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            out[name] = "float64"
+        elif pa.types.is_boolean(kind) and name in keep:
+            out[name] = "string"
+        else:
+            out[name] = "string"
+    return out
+
+
+def _strip_text(frame: pd.DataFrame, na_values: tuple[str, ...]) -> None:
+    """Spaces around text values go, and a stripped missing marker becomes missing (as reading.py
+    does for whole files; a column's type never changes here)."""
+    markers = set(na_values) | {""}
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object:
+            continue
+        text = values.str.strip()
+        frame[column] = text.mask(text.isin(markers))
