@@ -40,7 +40,7 @@ def train(
     placement = _placement(config, device)
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
     command = command or record_mod.command_line()
-    prepared = stages.prepare(config)
+    prepared = stages.prepare(config, progress=getattr(listener, "rows", None))
     if not chief:
         return _run_as_worker(config, placement, listener, command, prepared)
     run_dir = runs.create(Path(runs_dir), config.name)
@@ -123,7 +123,12 @@ def resume(
         compute.import_tensorflow()
         placement = _placement(config, device)
         return _run_as_worker(
-            config, placement, listener, command, stages.prepare(config, run_dir, prior), run_dir
+            config,
+            placement,
+            listener,
+            command,
+            stages.prepare(config, run_dir, prior, getattr(listener, "rows", None)),
+            run_dir,
         )
     with runs.training_lock(run_dir):
         prior = _prior(run, run_dir, config, changed)
@@ -133,7 +138,14 @@ def resume(
         saved.save_config(run_dir, config)
         record = record_mod.RunRecord.reopen(run_dir, command)
         return stages.run(
-            stages.Job(config, run_dir, record, stages.prepare(config, run_dir, prior), placement, listener)
+            stages.Job(
+                config,
+                run_dir,
+                record,
+                stages.prepare(config, run_dir, prior, getattr(listener, "rows", None)),
+                placement,
+                listener,
+            )
         )
 
 

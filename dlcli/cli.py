@@ -135,7 +135,11 @@ def evaluate(
     from dlcli import inference
 
     warnings: list[str] = []
-    metrics = inference.evaluate(run, data, runs_dir, device, warnings)
+    rows = _Rows()
+    try:
+        metrics = inference.evaluate(run, data, runs_dir, device, warnings, rows)
+    finally:
+        rows.close()
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if as_json:
@@ -165,11 +169,15 @@ def predict(
     """Predictions for new data (the target column is optional)."""
     from dlcli import inference
 
-    path, table, warnings = inference.predict(run, input, output, runs_dir, device, runtime)
+    rows = _Rows()
+    try:
+        path, table, warnings = inference.predict(run, input, output, runs_dir, device, runtime, rows)
+    finally:
+        rows.close()
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     via = f" (with {table.attrs['runtime']}, without TensorFlow)" if "runtime" in table.attrs else ""
-    out.print(f"wrote {len(table)} predictions{via} → {path}", highlight=False)
+    out.print(f"wrote {table.attrs.get('rows', len(table))} predictions{via} → {path}", highlight=False)
 
 
 @app.command()
@@ -449,8 +457,46 @@ def _print_notes(lines: list[str]) -> None:
         err.print(f"note: {escape(line)}", highlight=False)
 
 
+class _Rows:
+    """Live progress of a pass over a streamed table (rich): rows done, rows per second, time left.
+    Called as `rows(what, done, fraction)`; a pass is done when its fraction reaches 1."""
+
+    def __init__(self, console=None) -> None:
+        self.console, self.progress, self.task, self.what, self.clock = console or err, None, None, None, 0.0
+
+    def __call__(self, what: str, done: int, fraction: float) -> None:
+        import time
+
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[rows]} rows  {task.fields[speed]} rows/s"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+        if what != self.what:
+            self.what, self.clock = what, time.perf_counter()
+            self.task = self.progress.add_task(what, total=1.0, rows="0", speed="-")
+        speed = done / max(time.perf_counter() - self.clock, 1e-9)
+        self.progress.update(self.task, completed=fraction, rows=f"{done:,}", speed=f"{speed:,.0f}")
+        if fraction >= 1:
+            self.progress.remove_task(self.task)
+            self.progress.console.print(f"{what}: {done:,} rows at {speed:,.0f} rows/s", highlight=False)
+            self.what = None
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 class _Progress:
-    """Live per-epoch progress (rich), fed by dlcli.train's Keras callback."""
+    """Live per-epoch progress (rich), fed by dlcli.train's Keras callback; `rows` shows a streamed
+    table's statistics pass."""
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -466,11 +512,13 @@ class _Progress:
         )
         self.task = None
         self.epoch = 1
+        self.rows = _Rows(out)
 
     def notes(self, lines: list[str]) -> None:
         _print_notes(lines)
 
     def train_begin(self, epochs: int, steps: int | None) -> None:
+        self.rows.close()
         self.epochs, self.steps = epochs, steps
         self.progress.start()
         self._new_task()

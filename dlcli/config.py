@@ -162,14 +162,16 @@ class DataConfig(_Strict):
 
     @property
     def target_column(self) -> str:
-        if self.target is None and self.path is not None and Path(self.path).is_dir():
+        if self.target is None and self.folder:
             return FOLDER_TARGET
         return self.target or DATASET_TARGET
 
     @property
     def folder(self) -> bool:
         """Whether data.path is a folder of class subfolders (images or text files)."""
-        return self.path is not None and Path(self.path).is_dir()
+        from dlcli.streams import is_table_folder
+
+        return self.path is not None and Path(self.path).is_dir() and not is_table_folder(self.path)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -463,6 +465,7 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
     """A folder as data.path or data.test_path holds a subfolder per class; a file source other than
     NPZ names its target column."""
     from dlcli.folders import class_folder_problem
+    from dlcli.streams import is_table_folder
 
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     problems = []
@@ -471,7 +474,7 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
         value = data.get(key)
         if isinstance(value, str) and "://" not in value:
             resolved = _resolve(base, value)
-            if resolved.is_dir():
+            if resolved.is_dir() and not is_table_folder(resolved):
                 folder = folder or key == "path"
                 problem = class_folder_problem(resolved)
                 if problem:
@@ -498,7 +501,9 @@ def _images(raw: dict, base: Path) -> str | None:
     if isinstance(image, dict) and image.get("column") is not None:
         return "files"
     if path is not None and "://" not in path and _resolve(base, path).is_dir():
-        return "files"
+        from dlcli.streams import is_table_folder
+
+        return None if is_table_folder(_resolve(base, path)) else "files"
     if path is not None and "://" not in path and not _resolve(base, path).exists():
         return "unknown"
     return None

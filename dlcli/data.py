@@ -143,6 +143,8 @@ def load(config: Config) -> Loaded:
         frame = _sklearn_dataset(data.dataset)
         return _split_table(config, frame, sha256=None, source=f"scikit-learn {data.dataset}")
     path = fetch_url(data.url, data.sha256) if data.url else Path(data.path)
+    if data.path is not None and any(ch in data.path for ch in "*?["):  # a glob of table files
+        return _table_files(config, path)
     if not path.exists():
         mirror = os.environ.get("DLCLI_DATA_DIR")
         raise DataError(

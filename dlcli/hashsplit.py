@@ -3,8 +3,8 @@
 
 A row's split never depends on the order, the number or the grouping of the rows around it, so a
 streamed table and the same table read whole divide identically, and a row keeps its split as the
-data grows. The hash is pandas' `hash_array` (SipHash with pandas' fixed key) of the value's text,
-so an id written 17 in a CSV and 17 in a Parquet file hash alike.
+data grows. The hash is pandas' `hash_array`: of the value as int64 for whole numbers (an id read
+as 17 from a CSV or a Parquet file hashes alike), else of its text (SipHash, pandas' fixed key).
 
     >>> codes(frame, key="id", validation=0.1, test=0.2)   # 0 train, 1 validation, 2 test
 """
@@ -59,8 +59,10 @@ def codes(
         return _from_column(frame, column, source)
     if key is not None:
         raw = frame[key]
-        values = raw.astype("int64") if raw.dtype.kind in "iu" else raw
-        u = unit_interval(values.astype(str).to_numpy(dtype=object))
+        if raw.dtype.kind in "iu":  # whole numbers hash as int64, whatever file they came from
+            u = unit_interval(raw.to_numpy(dtype="int64"))
+        else:
+            u = unit_interval(raw.astype(str).to_numpy(dtype=object))
     else:
         u = unit_interval(np.arange(first_row, first_row + len(frame), dtype="int64"))
     out = np.zeros(len(frame), dtype="int8")

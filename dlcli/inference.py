@@ -70,24 +70,32 @@ def evaluate(
     runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
     device: str | None = None,
     warnings: list[str] | None = None,
+    progress=None,
 ) -> dict:
     """Test-split metrics of a finished run, or metrics on another labelled file. What was decided
-    for the user on the way (labels normalised, …) is appended to `warnings` when given."""
+    for the user on the way (labels normalised, …) is appended to `warnings` when given. A table
+    too large for memory (or a run trained on a stream) is scored as it streams past;
+    `progress(what, rows, fraction)` hears how far it got."""
     loaded_run = load_run(run, runs_dir, device)
     prep, config = loaded_run.prep, loaded_run.need_config()
     if data_path is None:
         if loaded_run.edited:  # the test split is read from the config: an edited one is another split
             raise RunError(f"{loaded_run.edited}. Restore it, or pass the data to evaluate on with --data")
-        loaded = data_mod.load(config)
+        loaded = data_mod.load(_as_trained(config, loaded_run.run_dir))
         recorded = files.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("sha256")
         if recorded and loaded.sha256 and recorded != loaded.sha256:
             raise DataError(
                 f"{loaded.source}: the data changed since training (sha256 {loaded.sha256}, "
                 f"trained on {recorded}); pass the file with --data to evaluate on it anyway"
             )
-        if "test" not in loaded.splits:
+        if loaded.stream is not None:
+            ex = _streamed_split(loaded_run, loaded.stream, progress)
+        elif "test" not in loaded.splits:
             raise DataError("the run has no test split (data.split.test is 0); pass --data FILE")
-        ex = scoring.split_examples(prep, loaded)["test"]
+        else:
+            ex = scoring.split_examples(prep, loaded)["test"]
+    elif (stream := input_stream(loaded_run, Path(data_path))) is not None:
+        ex = _streamed_split(loaded_run, stream, progress, every_row=True)
     else:
         part = read_input(prep, Path(data_path), loaded_run.config)
         ex = scoring.examples(prep, prep.match_labels(part, str(data_path)), source=str(data_path))
@@ -95,6 +103,55 @@ def evaluate(
     if warnings is not None:
         warnings += [*loaded_run.warnings, *prep.warnings]
     return scored
+
+
+def input_stream(loaded_run: LoadedRun, path: Path, labelled: bool = True):
+    """`path` as a streams.Stream when it is a table (a file, a folder of them or a glob) that should
+    stream: the run streamed its training data, or it is larger than memory allows (data.stream:
+    auto); else None. A run whose config cannot be read is never streamed."""
+    from dlcli import streams
+
+    config = loaded_run.config
+    if config is None or loaded_run.prep.kind != "table" or config.data.stream is False:
+        return None
+    paths = streams.table_files(path)
+    if paths is None and (path.is_dir() or not data_mod.is_table(path, _reading(config.data, path))):
+        return None
+    paths = paths or [path]
+    trained = files.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("stream")
+    if not trained and not streams.should_stream(config, paths)[0]:
+        return None
+    return streams.open_stream(config, paths, _reading(config.data, paths[0]), labelled)
+
+
+def _with_data(config: Config, **changes) -> Config:
+    """The config with data keys changed (pydantic copies: nothing validated again)."""
+    copied = config.model_copy(update={"data": config.data.model_copy(update=changes)})
+    copied._source, copied._marks = config._source, config._marks
+    return copied
+
+
+def _as_trained(config: Config, run_dir: Path) -> Config:
+    """The config reading its data as training did: streamed or whole (data.stream: auto decides by
+    the memory available, which may have changed; the split of rows depends on it without a key)."""
+    streamed = bool(files.read_json(run_dir / "run.json").get("data", {}).get("stream"))
+    return _with_data(config, stream=streamed)
+
+
+def _streamed_split(loaded_run: LoadedRun, stream, progress, every_row: bool = False):
+    """The test split of a streamed source (or, `every_row`, all its rows), read in file order."""
+    from dlcli import hashsplit, streamed
+
+    config = loaded_run.need_config()
+    if every_row:  # another labelled file: all of it is scored
+        split = config.data.split.model_copy(
+            update={"validation": 0.0, "test": 0.0, "key": None, "column": None}
+        )
+        config = _with_data(config, split=split)
+        code = hashsplit.TRAIN
+    else:
+        code = hashsplit.TEST
+    return streamed.StreamSplit(stream, None, loaded_run.prep, code, "test", config, progress=progress)
 
 
 def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: bool = True) -> Any:
@@ -181,8 +238,12 @@ def predict(
     runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
     device: str | None = None,
     runtime: str = "auto",
+    progress=None,
 ) -> tuple[Path, pd.DataFrame, list[str]]:
     """Predictions for every input row, written as CSV or Parquet; returns (path, table, warnings).
+    A table larger than memory allows (or any table, for a run trained on a stream) is read,
+    predicted and written a piece at a time; the table returned is then its first piece, with
+    attrs["rows"] the rows written. `progress(what, rows, fraction)` hears how far it got.
 
     With an exported ONNX or TFLite model in the run (or `runtime` naming one) it runs there, without
     TensorFlow (dlcli/lite.py)."""
@@ -203,15 +264,21 @@ def predict(
     name, artifact = lite.choose(run_dir, runtime)
     if artifact is not None:
         return lite.predict(run_dir, artifact, name, input_path, out)
-    return _predict_tensorflow(run_dir, input_path, out, runs_dir, device)
+    return _predict_tensorflow(run_dir, input_path, out, runs_dir, device, progress)
 
 
 def _predict_tensorflow(
-    run, input_path: Path, out: Path, runs_dir, device
+    run, input_path: Path, out: Path, runs_dir, device, progress=None
 ) -> tuple[Path, pd.DataFrame, list[str]]:
 
     loaded_run = load_run(run, runs_dir, device)
     prep, model = loaded_run.prep, loaded_run.model
+    stream = input_stream(loaded_run, input_path, labelled=False)
+    if stream is not None:  # read, predicted and written unit by unit
+        from dlcli import streamed
+
+        table = streamed.predict(prep, model, stream, out, loaded_run.forward_batch, progress)
+        return out, table, [*loaded_run.warnings, *prep.warnings]
     part = read_input(prep, input_path, loaded_run.config, labelled=False)
     if prep.kind == "image" and part[1] is None:
         part = part[0]

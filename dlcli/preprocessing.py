@@ -224,8 +224,12 @@ class Preprocessor:
         if self.kind == "image_files":  # the paths; images are read as batches stream (pipeline)
             return part[self.image["column"]].astype(str).to_numpy(dtype=object)
         columns_mod.check_numeric(part, self.numeric.columns, source, self.numeric.non_finite == "missing")
-        blocks = [self.numeric.transform(self._series_input(part), source), self.categorical.transform(part)]
-        unknown = self.categorical.unknown_counts(part)
+        codes = self.categorical.codes(part) if self.categorical.columns else None
+        blocks = [
+            self.numeric.transform(self._series_input(part), source),
+            self.categorical.transform(part, codes),
+        ]
+        unknown = self.categorical.unknown_counts(part, codes) if codes is not None else {}
         if unknown:
             counts = ", ".join(f"{n} in {c!r}" for c, n in unknown.items())
             unseen = {"one_hot": "all zeros", "ordinal": "0", "embedding": "the embedding's row for unseen"}

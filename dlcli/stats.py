@@ -313,7 +313,6 @@ def _fit_categorical(categorical, tallies: _Tallies) -> None:
         fills.append(str(fill))
         kept.append(ranked if categorical.encode in ("ordinal", "embedding") else sorted(ranked))
     categorical.fill_, categorical.categories_ = fills, kept
-    categorical._encoder = categorical._make_encoder()
 
 
 def _fit_target(target, tallies: _Tallies, source: str) -> None:

@@ -45,7 +45,7 @@ class StreamSplit:
 
     @property
     def rows(self) -> int:
-        return self.layout.total(self.code)
+        return self.layout.total(self.code) if self.layout is not None else 0
 
     @property
     def y(self):  # rows per class come from the statistics pass, not from here
@@ -55,28 +55,31 @@ class StreamSplit:
         order = range(len(self.stream.units)) if order is None else order
         return [int(i) for i in order if self.layout.split_rows[i][self.code]]
 
-    def _arrays(self, i: int, frame, labelled: bool = True):
-        """One unit's rows of this split: `(x, y, y_raw)` (y and y_raw None unlabelled)."""
+    def _arrays(self, i: int, frame, first_global: int | None = None):
+        """One unit's rows of this split: `(x, y, y_raw)`. `first_global`: the unit's first row's
+        position among all rows (default: the layout's)."""
         split, where = self.config.data.split, str(self.stream.units[i].path)
         codes = hashsplit.codes(
             frame,
             split.validation,
             split.test_fraction,
             split.key,
-            self.layout.first_global[i],
+            self.layout.first_global[i] if first_global is None else first_global,
             split.column,
             where,
         )
         part = self.prep.match_labels(frame[codes == self.code], where)
         x = self.prep.features(part, where)
-        if not labelled:
-            return x, None, None
         y_raw = self.prep.raw_target(part, where)
         return x, self.prep.encode_target(y_raw), y_raw
 
     def chunks(self, order=None):
         """`(x, y, y_raw)` of each unit holding rows of this split, in `order` (default: file order),
-        transformed in the reading threads."""
+        transformed in the reading threads. Without a layout (evaluate: no statistics pass), every
+        unit is read in file order and transformed as it arrives."""
+        if self.layout is None:
+            yield from self._in_file_order()
+            return
         units = self._units(order)
         done = 0
         for _, arrays in self.stream.frames(units, self.layout.offsets, then=self._arrays):
@@ -84,6 +87,16 @@ class StreamSplit:
             if self.progress is not None:
                 self.progress(self.name, done, done / max(self.rows, 1))
             yield arrays
+
+    def _in_file_order(self):
+        first, units = 0, len(self.stream.units)
+        for k, (i, frame) in enumerate(self.stream.frames()):
+            arrays = self._arrays(i, frame, first)
+            first += len(frame)
+            if self.progress is not None:
+                self.progress(self.name, first, (k + 1) / units)
+            if len(arrays[0]):
+                yield arrays
 
     def _signature(self, weighted: bool = False):
         import tensorflow as tf
@@ -123,41 +136,41 @@ class StreamSplit:
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
         weights = None if class_weights is None else np.asarray(class_weights, dtype="float32")
 
-        def batches():
+        def pools():  # shuffled runs of whole batches (the epoch's last may end short)
             rng = np.random.default_rng([seed, int(epoch.numpy())])
             order = rng.permutation(len(self.stream.units))
             pool: list = []
             for x, y, _ in self.chunks(order):
                 pool.append((x, y))
                 if sum(len(p[0]) for p in pool) >= buffer:
-                    yield from _shuffled(pool, rng, batch_size, weights, self.prep, final=False)
-            yield from _shuffled(pool, rng, batch_size, weights, self.prep, final=True)
+                    yield _shuffled(pool, rng, batch_size, weights, self.prep, final=False)
+            yield _shuffled(pool, rng, batch_size, weights, self.prep, final=True)
 
         signature = self._signature(weighted=weights is not None)
-        ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
+        ds = tf.data.Dataset.from_generator(pools, output_signature=signature)
+        # each run cut into batches by tf.data (a Python yield per batch would cost more than the step)
+        ds = ds.flat_map(lambda *run: tf.data.Dataset.from_tensor_slices(run).batch(batch_size))
         steps = -(-self.rows // batch_size)
         return pipeline.lean(ds.apply(tf.data.experimental.assert_cardinality(steps))), epoch, steps
 
 
 def _shuffled(pool: list, rng, batch_size: int, weights, prep, final: bool):
-    """The pool's rows shuffled, in batches; unless `final`, the rows short of a whole batch stay
-    in the pool (so every batch but an epoch's last is full)."""
+    """The pool's rows shuffled, as one run of whole batches; unless `final`, the rows short of a
+    whole batch stay in the pool (so every batch but an epoch's last is full)."""
     import numpy as np
 
     x = np.concatenate([p[0] for p in pool])
     y = np.concatenate([p[1] for p in pool])
     order = rng.permutation(len(x))
     end = len(x) if final else len(x) - len(x) % batch_size
-    for s in range(0, end, batch_size):
-        idx = order[s : s + batch_size]
-        if weights is None:
-            yield x[idx], y[idx]
-        else:
-            yield x[idx], y[idx], weights[prep._codes(y[idx])]
     pool.clear()
     if end < len(x):
         rest = order[end:]
         pool.append((x[rest], y[rest]))
+    idx = order[:end]
+    if weights is None:
+        return x[idx], y[idx]
+    return x[idx], y[idx], weights[prep._codes(y[idx])]
 
 
 def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_size: int):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 #: About this many bytes of a text file per unit: large enough for pyarrow's threads, small enough
 #: that two units in flight stay far below the memory a whole file would take.
-UNIT_BYTES = int(os.environ.get("DLCLI_UNIT_BYTES", 32 << 20))
+UNIT_BYTES = int(os.environ.get("DLCLI_UNIT_BYTES", 8 << 20))
 #: `stream: auto` streams when the files take more than this share of the memory available now:
 #: pandas holds a CSV in two to five times its size on disk, and preprocessing copies it once more.
 AUTO_SHARE = 0.25
@@ -59,6 +59,15 @@ def table_files(path: str | Path) -> list[Path] | None:
         if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES and not _hidden(p, folder)
     )
     return found or None
+
+
+def is_table_folder(path: str | Path) -> bool:
+    """Whether `path` is a folder of table files (not one of class subfolders)."""
+    folder = Path(path)
+    return folder.is_dir() and any(
+        p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES and not _hidden(p, folder)
+        for p in folder.rglob("*")
+    )
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -159,8 +168,10 @@ class Stream:
         if self.kind == "JSON lines":
             import pyarrow.json as pj
 
-            schema = pa.schema([(c, types.get(c, pa.string())) for c in self.columns])
-            parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+            parse = pj.ParseOptions()
+            if types:  # after the first unit: every unit read with its types
+                schema = pa.schema([(c, types.get(c, pa.string())) for c in self.columns])
+                parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
             table = pj.read_json(io.BytesIO(data), parse_options=parse)
             return table.select(self.wanted) if self.wanted else table
         import pyarrow.csv as pc
@@ -210,9 +221,12 @@ class Stream:
                 yield j, result
 
 
-def open_stream(config: Config, paths: list[Path], reading: Reading | None = None) -> Stream:
+def open_stream(
+    config: Config, paths: list[Path], reading: Reading | None = None, labelled: bool = True
+) -> Stream:
     """The stream of `paths` (all of one kind), parsed as the config says (data.sep, data.header,
-    data.columns, data.quoting, data.na_values, data.strip), types fixed from the first file."""
+    data.columns, data.quoting, data.na_values, data.strip), types fixed from the first file.
+    `labelled=False` (predict's input): a headerless file may lack data.columns' target."""
     from dlcli.reading import kind_of
 
     reading = reading or Reading.of(config.data, config.where)
@@ -225,7 +239,7 @@ def open_stream(config: Config, paths: list[Path], reading: Reading | None = Non
     kind = kinds.pop()
     if kind == "Parquet":
         return _parquet(paths, reading)
-    return _text(config, paths, reading, kind)
+    return _text(config, paths, reading, kind, labelled)
 
 
 def _parquet(paths: list[Path], reading: Reading) -> Stream:
@@ -249,7 +263,7 @@ def _parquet(paths: list[Path], reading: Reading) -> Stream:
     return Stream(paths, units, "Parquet", columns or [], reading)
 
 
-def _text(config: Config, paths: list[Path], reading: Reading, kind: str) -> Stream:
+def _text(config: Config, paths: list[Path], reading: Reading, kind: str, labelled: bool) -> Stream:
     from dlcli import reading as reading_mod
 
     notes: list[str] = []
@@ -263,7 +277,7 @@ def _text(config: Config, paths: list[Path], reading: Reading, kind: str) -> Str
             )
         first = reading_mod._first_record(paths[0], sep, reading_mod.QUOTING[reading.quoting], reading.strip)
         header = reading_mod._has_header(paths[0], reading, first, notes)
-        names = first if header else reading_mod._names(paths[0], reading, first, True)
+        names = first if header else reading_mod._names(paths[0], reading, first, labelled)
         if reading.strip:
             names = [n.strip() for n in names]
     units = [u for path in paths for u in _byte_ranges(path, header)]
