@@ -159,6 +159,8 @@ def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress) -> 
     numeric_checked = [c for c in cols.numeric if c != target or config.task == "regression"]
     if config.task == "regression" and target not in numeric_checked:
         numeric_checked.append(target)
+    if progress is not None:
+        progress("statistics", 0, 0.0)
     for i, frame in stream.frames():
         unit = stream.units[i]
         where = str(unit.path)

@@ -82,6 +82,8 @@ class StreamSplit:
             return
         units = self._units(order)
         done = 0
+        if self.progress is not None:
+            self.progress(self.name, 0, 0.0)
         for _, arrays in self.stream.frames(units, self.layout.offsets, then=self._arrays):
             done += len(arrays[0])
             if self.progress is not None:
@@ -90,6 +92,8 @@ class StreamSplit:
 
     def _in_file_order(self):
         first, units = 0, len(self.stream.units)
+        if self.progress is not None:
+            self.progress(self.name, 0, 0.0)
         for k, (i, frame) in enumerate(self.stream.frames()):
             arrays = self._arrays(i, frame, first)
             first += len(frame)
@@ -225,6 +229,8 @@ def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: in
     from dlcli.inference import prediction_table
 
     writer, head, rows = _Writer(out), None, 0
+    if progress is not None:
+        progress("predict", 0, 0.0)
     try:
         for _, frame in stream.frames():
             x = prep.features(frame, str(stream.paths[0]))

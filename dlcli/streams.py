@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 #: About this many bytes of a text file per unit: large enough for pyarrow's threads, small enough
 #: that two units in flight stay far below the memory a whole file would take.
-UNIT_BYTES = int(os.environ.get("DLCLI_UNIT_BYTES", 8 << 20))
+UNIT_BYTES = 8 << 20
 #: `stream: auto` streams when the files take more than this share of the memory available now:
 #: pandas holds a CSV in two to five times its size on disk, and preprocessing copies it once more.
 AUTO_SHARE = 0.25
@@ -138,15 +138,26 @@ class Stream:
         try:
             table = self._arrow(unit)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
-            raise DataError(
-                f"{unit.path}: cannot be read as {self.kind} ({type(exc).__name__}: {exc})"
-            ) from None
+            raise DataError(self._unreadable(unit, exc)) from None
         frame = table.to_pandas()
         start = first_row + (2 if self.kind == "delimited text" and self.header else 1)
         frame.index = pd.RangeIndex(start, start + len(frame))
         if self.reading.strip:
             _strip_text(frame, self.reading.na_values)
         return frame
+
+    def _unreadable(self, unit: Unit, exc: Exception) -> str:
+        where = (
+            f"row group {unit.row_group}" if unit.row_group is not None else f"bytes {unit.start}–{unit.end}"
+        )
+        message = f"{unit.path}: cannot be read as {self.kind} ({where}: {type(exc).__name__}: {exc})"
+        if "conversion error" in str(exc) or "changed from" in str(exc):
+            message += (
+                "; the first part of the data fixed this column as numbers, and this part holds text: "
+                "list it under preprocessing.categorical.columns if it holds categories, add the value "
+                "to data.na_values if it marks a missing value, or fix it"
+            )
+        return message
 
     def _arrow(self, unit: Unit):
         import io
@@ -299,13 +310,18 @@ def _json_columns(path: Path) -> list[str]:
         raise DataError(f"{path}:1: not a JSON object per line (JSON lines)") from None
 
 
+def unit_bytes() -> int:
+    """UNIT_BYTES, or $DLCLI_UNIT_BYTES (tests and benchmarks cut small files into many units)."""
+    return int(os.environ.get("DLCLI_UNIT_BYTES") or UNIT_BYTES)
+
+
 def _byte_ranges(path: Path, header: bool) -> list[Unit]:
     """`path` cut at line breaks into pieces of about UNIT_BYTES (the first holds the header)."""
-    size = path.stat().st_size
+    size, step = path.stat().st_size, unit_bytes()
     cuts = [0]
     with open(path, "rb") as handle:
-        while cuts[-1] + UNIT_BYTES < size:
-            handle.seek(cuts[-1] + UNIT_BYTES)
+        while cuts[-1] + step < size:
+            handle.seek(cuts[-1] + step)
             handle.readline()  # to the end of the line the cut fell in
             if handle.tell() >= size:
                 break
