@@ -103,7 +103,10 @@ def train(
     elif config is None:
         raise typer.BadParameter("give a CONFIG to train, or --resume RUN to continue a run")
     else:
-        result = api.train(load_config(config, override or []), runs_dir, listener, device=device)
+        loaded = load_config(config, override or [])
+        if listener is not None:
+            listener.batch_size = loaded.train.batch_size
+        result = api.train(loaded, runs_dir, listener, device=device)
     if listener is None:  # with progress on, the notes came before the first epoch
         _print_notes(result.notes)
     for warning in result.warnings:
@@ -492,13 +495,14 @@ class _Rows:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
 
 
 class _Progress:
-    """Live per-epoch progress (rich), fed by dlcli.train's Keras callback; `rows` shows a streamed
-    table's statistics pass."""
+    """Live per-epoch progress (rich), fed by dlcli.train's Keras callback, with rows per second when
+    the batch size is known; `rows` shows a streamed table's passes (statistics, scoring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_size: int | None = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
@@ -513,6 +517,7 @@ class _Progress:
         self.task = None
         self.epoch = 1
         self.rows = _Rows(out)
+        self.batch_size, self.clock = batch_size, 0.0
 
     def notes(self, lines: list[str]) -> None:
         _print_notes(lines)
@@ -524,15 +529,26 @@ class _Progress:
         self._new_task()
 
     def _new_task(self) -> None:
+        import time
+
+        self.clock, self.step = time.perf_counter(), 0
         self.task = self.progress.add_task(f"epoch {self.epoch}/{self.epochs}", total=self.steps, logs="")
 
+    def _speed(self) -> str:
+        import time
+
+        if not self.batch_size or not self.step:
+            return ""
+        return f"{self.step * self.batch_size / max(time.perf_counter() - self.clock, 1e-9):,.0f} rows/s  "
+
     def batch_end(self, step: int, logs: dict[str, float]) -> None:
-        self.progress.update(self.task, completed=step, logs=_logline(logs))
+        self.step = step
+        self.progress.update(self.task, completed=step, logs=self._speed() + _logline(logs))
 
     def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         self.progress.remove_task(self.task)
         self.progress.console.print(
-            f"epoch {epoch}/{self.epochs}  {_logline(logs)}", highlight=False, soft_wrap=True
+            f"epoch {epoch}/{self.epochs}  {self._speed()}{_logline(logs)}", highlight=False, soft_wrap=True
         )
         self.epoch = epoch + 1
         if epoch < self.epochs:

@@ -275,6 +275,8 @@ def _training_data(job: Job, trainer=None):
         weights = prepared.class_weight
         job.record.data["class_weight"] = weights
         per_class = list(weights.values()) if weights is not None else None
+        if "validation" in prepared.sets:
+            prepared.sets["train"].keep_while_training(prepared.sets["validation"])
         return prepared.sets["train"].training(batch, config.seed, config.data.shuffle_buffer, per_class)
     x, y, windows = scoring.training_arrays(prepared.prep, prepared.sets["train"])
     finish = None
@@ -413,6 +415,9 @@ def _score_and_plot(job: Job, model, epochs: int, best_epoch: int | None) -> Tra
     config, run_dir, prepared, timings = job.config, job.run_dir, job.prepared, job.timings
     prep, sets = prepared.prep, prepared.sets
     prepared.loaded.splits = {}  # the raw tables: every split is in `sets` as the model sees it
+    for split in sets.values():  # a streamed split: its scoring pass shows rows and rows/s
+        if hasattr(split, "stream"):
+            split.progress = getattr(job.listener, "rows", None)
     pipeline.release_training_memory(model)
     if job.placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
         model = saved.load_model(run_dir)

@@ -42,6 +42,8 @@ class StreamSplit:
     naive: Any = None
     when: Any = None
     progress: Any = field(default=None, repr=False)
+    cache: UnitCache | None = field(default=None, repr=False)  # this split's rows, kept by another pass
+    feeds: StreamSplit | None = field(default=None, repr=False)  # the split whose rows this pass keeps
 
     @property
     def rows(self) -> int:
@@ -68,10 +70,21 @@ class StreamSplit:
             split.column,
             where,
         )
-        part = self.prep.match_labels(frame[codes == self.code], where)
+        other = self.feeds
+        if other is not None and other.cache is not None and i not in other.cache:
+            other.cache.put(i, *other._transform(frame[codes == other.code], where)[:2])
+        return self._transform(frame[codes == self.code], where)
+
+    def _transform(self, part, where: str):
+        part = self.prep.match_labels(part, where)
         x = self.prep.features(part, where)
         y_raw = self.prep.raw_target(part, where)
         return x, self.prep.encode_target(y_raw), y_raw
+
+    def keep_while_training(self, other: StreamSplit) -> None:
+        """Keep `other`'s rows (validation) on disk as this split's pass (training) reads each unit:
+        the epochs then read the data once, not twice. Replayed in file order, as read directly."""
+        other.cache, self.feeds = UnitCache(), other
 
     def chunks(self, order=None):
         """`(x, y, y_raw)` of each unit holding rows of this split, in `order` (default: file order),
@@ -123,13 +136,25 @@ class StreamSplit:
         import tensorflow as tf
 
         def batches():
-            for x, y, _ in self.chunks():
+            for x, y in self._replayed():
                 for s in range(0, len(x), batch_size):
                     yield x[s : s + batch_size], y[s : s + batch_size]
 
         ds = tf.data.Dataset.from_generator(batches, output_signature=self._signature())
         steps = sum(-(-r[self.code] // batch_size) for r in self.layout.split_rows if r[self.code])
         return pipeline.lean(ds.apply(tf.data.experimental.assert_cardinality(steps)))
+
+    def _replayed(self):
+        """`(x, y)` per unit in file order: from the cache the training pass filled, else read."""
+        if self.cache is None:
+            yield from ((x, y) for x, y, _ in self.chunks())
+            return
+        for i in self._units():
+            if i in self.cache:
+                yield self.cache.get(i, self.prep.feature_width, self._signature()[1].shape[1:])
+            else:  # a unit the training pass has not read (no train rows in it)
+                for _, (x, y, _) in self.stream.frames([i], self.layout.offsets, then=self._arrays):
+                    yield x, y
 
     def training(self, batch_size: int, seed: int, buffer: int, class_weights: list[float] | None = None):
         """Shuffled batches of one epoch, the variable that names the epoch, and the steps per epoch.
@@ -248,6 +273,51 @@ def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: in
         raise
     head.attrs["rows"] = rows
     return head
+
+
+class UnitCache:
+    """Transformed rows of some units in an unnamed temporary file (gone when the process ends):
+    written by the reading threads, read back with pread. Plain file I/O, not a memory map, so the
+    rows sit in the page cache, which the process' resident memory does not count."""
+
+    def __init__(self):
+        import tempfile
+        import threading
+
+        self.file = tempfile.TemporaryFile(prefix="dlcli-rows-")  # noqa: SIM115 - lives with the split
+        self.where: dict[int, tuple[int, int, str, int, str]] = {}
+        self.lock, self.end = threading.Lock(), 0
+
+    def __contains__(self, unit: int) -> bool:
+        return unit in self.where
+
+    def put(self, unit: int, x, y) -> None:
+        import numpy as np
+
+        x, y = np.ascontiguousarray(x, dtype="float32"), np.ascontiguousarray(y)
+        with self.lock:
+            if unit in self.where:
+                return
+            start = self.end
+            self.file.seek(start)
+            self.file.write(x.tobytes())
+            self.file.write(y.tobytes())
+            self.end = self.file.tell()
+            self.file.flush()  # pread reads the file, not this buffer
+            self.where[unit] = (start, len(x), str(x.dtype), x.nbytes, str(y.dtype))
+
+    def get(self, unit: int, width: int, y_shape) -> tuple:
+        import os
+
+        import numpy as np
+
+        start, rows, _, x_bytes, y_dtype = self.where[unit]
+        y_width = int(np.prod([d for d in y_shape if d is not None])) if len(y_shape) else 1
+        y_bytes = rows * y_width * np.dtype(y_dtype).itemsize
+        raw = os.pread(self.file.fileno(), x_bytes + y_bytes, start)
+        x = np.frombuffer(raw, "float32", rows * width).reshape(rows, width)
+        y = np.frombuffer(raw, y_dtype, rows * y_width, offset=x_bytes)
+        return x, (y.reshape(rows, *[d for d in y_shape]) if len(y_shape) else y)
 
 
 class _Writer:

@@ -152,6 +152,7 @@ class Relay:
 
     def __init__(self, listener, tracker: MlflowTracker):
         self.listener, self.tracker = listener, tracker
+        self.rows = getattr(listener, "rows", None)  # a streamed table's passes
 
     def notes(self, lines: list[str]) -> None:
         if self.listener is not None and hasattr(self.listener, "notes"):
