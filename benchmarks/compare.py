@@ -103,6 +103,8 @@ OTHER_BLOCKS = [
     ("<!-- predict_lite.py:start -->", "<!-- predict_lite.py:end -->"),
     ("<!-- serve_load.py:start -->", "<!-- serve_load.py:end -->"),
     ("<!-- export_shipped.py:start -->", "<!-- export_shipped.py:end -->"),
+    ("<!-- stream_sizes.py:start -->", "<!-- stream_sizes.py:end -->"),
+    ("<!-- series_memory.py:start -->", "<!-- series_memory.py:end -->"),
 ]
 
 

@@ -124,7 +124,7 @@ def _set_aside(config: Config, frame: pd.DataFrame, names: list[str]) -> dict[st
     roles = {
         data.time_column: "the time column",
         data.split.column: "the split column",
-        data.split.key: "the split key (data.split.key)",
+        data.split.key: "the split key, data.split.key",
     }
     if config.preprocessing.window is None:
         roles[data.target_column] = "the target"

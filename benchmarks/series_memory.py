@@ -1,0 +1,118 @@
+"""A 10-million-step series with 30-step windows, trained at bounded memory: windows are cut by index
+as batches are made (pipeline.training_dataset), never copied out. Reports the peak RSS of
+`dlcli train` (one epoch, a whole process) against what copying the windows out would add, and
+against the same process on a series a tenth as long (memory that grew with the series, not with
+the windows).
+
+    python benchmarks/series_memory.py [--steps 10000000] [--length 30]
+
+The series: value_t = sin(2πt / 500) + 0.5 sin(2πt / 37) + Normal(0, 0.1), seeded; the target is the
+next value. Writes its block of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import ROOT, machine, run, write_block  # noqa: E402
+
+START, END = "<!-- series_memory.py:start -->", "<!-- series_memory.py:end -->"
+CONFIG = """
+name: series-bench
+seed: 1
+data:
+  path: {path}
+  target: value
+  split: {{validation: 0.02, test: 0.02}}
+preprocessing:
+  numeric: {{scale: standard}}
+  window: {{length: {length}, horizon: 1}}
+model:
+  layers:
+    - Flatten: {{}}
+    - Dense: {{units: 16, activation: relu}}
+    - Dense: {{units: 1}}
+optimizer: {{name: adam, learning_rate: 0.003}}
+loss: mse
+train: {{epochs: 1, batch_size: 4096, plots: false, tensorboard: false}}
+"""
+
+
+def series(path: Path, steps: int) -> None:
+    import pandas as pd
+
+    t = np.arange(steps)
+    rng = np.random.default_rng(0)
+    value = np.sin(2 * np.pi * t / 500) + 0.5 * np.sin(2 * np.pi * t / 37) + rng.normal(0, 0.1, steps)
+    pd.DataFrame({"value": np.round(value, 4)}).to_csv(path, index=False)
+
+
+def train(work: Path, steps: int, length: int) -> dict:
+    data = work / f"series-{steps}.csv"
+    series(data, steps)
+    config = work / f"series-{steps}.yaml"
+    config.write_text(CONFIG.format(path=data, length=length))
+    runs = work / f"runs-{steps}"
+    wall, rss = run([sys.executable, "-m", "dlcli", "train", str(config), "-q", "--run-dir", str(runs)])
+    (run_dir,) = runs.glob("series-bench/2*")
+    metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
+    rows = json.loads((run_dir / "run.json").read_text())["data"]["rows"]["train"]
+    data.unlink()
+    return {
+        "steps": steps,
+        "wall": wall,
+        "rss": rss,
+        "train_rows": rows,
+        "mae": metrics["mae"],
+        "naive": metrics["naive_mae"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=10_000_000)
+    parser.add_argument("--length", type=int, default=30)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        small = train(Path(tmp), args.steps // 10, args.length)
+        large = train(Path(tmp), args.steps, args.length)
+    copied = large["train_rows"] * args.length * 4 / 2**20  # float32 windows of one value each
+    lines = [
+        START,
+        f"## A {args.steps:,}-step series, {args.length}-step windows ({date.today()})",
+        "",
+        f"{machine()}. `python benchmarks/series_memory.py`: `dlcli train` of one epoch (Flatten, Dense 16, "
+        "Dense 1; batch 4096), whole processes.",
+        "",
+        "| steps | peak RSS | wall | test MAE (persistence) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in (small, large):
+        lines.append(
+            f"| {r['steps']:,} | {r['rss']:,} MB | {r['wall']:.0f} s | {r['mae']:.4f} ({r['naive']:.4f}) |"
+        )
+    lines += [
+        "",
+        f"Copying the training windows out ({large['train_rows']:,} windows × {args.length} × 4 bytes) would add "
+        f"{copied:,.0f} MB; ten times the steps added {large['rss'] - small['rss']:,} MB "
+        f"({(large['rss'] - small['rss']) / copied:.0%} of that), the series itself and what reading its CSV costs.",
+        END,
+    ]
+    block = "\n".join(lines)
+    write_block(args.output, START, END, block)
+    print(block)
+
+
+if __name__ == "__main__":
+    main()
