@@ -275,8 +275,8 @@ def _strip_values(frame: pd.DataFrame, na_values: tuple[str, ...]) -> None:
     markers = set(na_values)
     for column in frame.columns:
         values = frame[column]
-        if values.dtype != object:
-            continue
+        if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
+            continue  # pandas 3 reads text as its `str` dtype, older pandas as object
         text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
         text = text.mask(text.isin(markers) | (text == ""))
         numbers = pd.to_numeric(text, errors="coerce")

@@ -357,10 +357,12 @@ def _types(config: Config, stream: Stream) -> dict[str, str]:
 def _strip_text(frame: pd.DataFrame, na_values: tuple[str, ...]) -> None:
     """Spaces around text values go, and a stripped missing marker becomes missing (as reading.py
     does for whole files; a column's type never changes here)."""
+    import pandas as pd
+
     markers = set(na_values) | {""}
     for column in frame.columns:
         values = frame[column]
-        if values.dtype != object:
+        if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
             continue
         text = values.str.strip()
         frame[column] = text.mask(text.isin(markers))

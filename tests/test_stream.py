@@ -302,3 +302,19 @@ def test_hash_splits_do_not_depend_on_how_the_rows_are_grouped():
         hashsplit.codes(frame.astype({"id": "int32"}), 0.1, 0.2, key="id"),
         hashsplit.codes(frame, 0.1, 0.2, key="id"),
     )
+
+
+def test_spaces_and_missing_markers_are_stripped_alike_streamed_and_whole(tmp_path):
+    # pandas 3 reads text as its `str` dtype: stripping must not look for object columns only
+    from dlcli.reading import Reading, read_table
+    from dlcli.streams import Stream, Unit
+
+    path = tmp_path / "s.csv"
+    path.write_text("a,b,y\n1, x ,0\n2,y ,1\n3, ? ,0\n")
+    whole, _ = read_table(path, Reading())
+    stream = Stream(
+        [path], [Unit(path, 0, path.stat().st_size)], "delimited text", ["a", "b", "y"], Reading(), ","
+    )
+    stream.types = {"a": "float64", "b": "string", "y": "int64"}
+    for frame in (whole, stream.read(stream.units[0])):
+        assert frame["b"].iloc[:2].tolist() == ["x", "y"] and pd.isna(frame["b"].iloc[2])
