@@ -128,38 +128,46 @@ def main() -> None:
     )
     parser.add_argument("--gigabytes", type=float, nargs="+", default=[1, 4, 16])
     parser.add_argument("--work", type=Path, help="folder for the tables (default: a temporary one)")
-    parser.add_argument("--keep", action="store_true", help="keep the tables for the next run")
+    parser.add_argument("--keep", action="store_true", help="keep the tables and results for the next run")
+    parser.add_argument(
+        "--redo", nargs="*", default=None, help="with --keep: measure these rows again (csv-1, parquet-1, …)"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
-        tables = args.work or work
-        rows = []
+        tables = args.work if args.work and args.keep else work
+        kept = tables / "results.json"
+        results = json.loads(kept.read_text()) if kept.is_file() else {}
+        redo = set(args.redo or [])
         for gb in args.gigabytes:
             source = tables / f"table-{gb:g}gb.csv"
             bayes = make(source, gb)
-            trained = train(work, source, f"csv-{gb:g}")
-            predicted = predict(trained["run"], source, work)
-            alone = pyarrow_alone(source)
-            rows.append((f"{gb:g} GB CSV", source.stat().st_size, bayes, trained, predicted, alone))
-            print(rows[-1], flush=True)
-            if gb == args.gigabytes[0]:
+            if f"csv-{gb:g}" not in results or f"csv-{gb:g}" in redo:
+                trained = train(work, source, f"csv-{gb:g}")
+                predicted = predict(trained.pop("run"), source, work)
+                row = [
+                    f"{gb:g} GB CSV",
+                    source.stat().st_size,
+                    bayes,
+                    trained,
+                    predicted,
+                    pyarrow_alone(source),
+                ]
+                results[f"csv-{gb:g}"] = row
+                print(row, flush=True)
+            if gb == args.gigabytes[0] and (f"parquet-{gb:g}" not in results or f"parquet-{gb:g}" in redo):
                 folder = parquet_folder(source, tables / f"parquet-{gb:g}gb")
                 trained = train(work, folder, f"parquet-{gb:g}")
-                rows.append(
-                    (
-                        f"{gb:g} GB as Parquet files",
-                        sum(p.stat().st_size for p in folder.iterdir()),
-                        bayes,
-                        trained,
-                        None,
-                        None,
-                    )
-                )
-                print(rows[-1], flush=True)
+                trained.pop("run")
+                size = sum(p.stat().st_size for p in folder.iterdir())
+                results[f"parquet-{gb:g}"] = [f"{gb:g} GB as Parquet files", size, bayes, trained, None, None]
+                print(results[f"parquet-{gb:g}"], flush=True)
+            kept.write_text(json.dumps(results))
             if not args.keep:
                 source.unlink()
-        block = render(rows)
+        order = [f"{kind}-{gb:g}" for gb in args.gigabytes for kind in ("csv", "parquet")]
+        block = render([results[k] for k in order if k in results])
     write_block(args.output, START, END, block)
     print(block)
 

@@ -108,7 +108,8 @@ class Unit:
     path: Path
     start: int = 0
     end: int = 0
-    row_group: int | None = None
+    row_group: int | None = None  # the first row group of a Parquet unit
+    row_groups: int = 1  # consecutive row groups in the unit
 
 
 @dataclass
@@ -148,7 +149,9 @@ class Stream:
 
     def _unreadable(self, unit: Unit, exc: Exception) -> str:
         where = (
-            f"row group {unit.row_group}" if unit.row_group is not None else f"bytes {unit.start}–{unit.end}"
+            f"row groups {unit.row_group}–{unit.row_group + unit.row_groups - 1}"
+            if unit.row_group is not None
+            else f"bytes {unit.start}–{unit.end}"
         )
         message = f"{unit.path}: cannot be read as {self.kind} ({where}: {type(exc).__name__}: {exc})"
         if "conversion error" in str(exc) or "changed from" in str(exc):
@@ -167,7 +170,8 @@ class Stream:
         if unit.row_group is not None:
             import pyarrow.parquet as pq
 
-            table = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=self.wanted)
+            groups = list(range(unit.row_group, unit.row_group + unit.row_groups))
+            table = pq.ParquetFile(unit.path).read_row_groups(groups, columns=self.wanted)
             table = table.rename_columns(
                 [str(c).strip() if self.reading.strip else str(c) for c in table.column_names]
             )
@@ -270,8 +274,23 @@ def _parquet(paths: list[Path], reading: Reading) -> Stream:
                 f"{path}: its columns ({', '.join(names)}) differ from {paths[0]}'s ({', '.join(columns)}); "
                 "every file of a streamed table needs the same columns"
             )
-        units += [Unit(path, row_group=g) for g in range(meta.num_row_groups)]
+        units += _row_group_units(path, meta)
     return Stream(paths, units, "Parquet", columns or [], reading)
+
+
+#: A Parquet unit gathers consecutive row groups until it holds this many rows: writers that flush
+#: often leave row groups of a few thousand rows, too small to read one by one.
+UNIT_ROWS = 50_000
+
+
+def _row_group_units(path: Path, meta) -> list[Unit]:
+    units, first, rows = [], 0, 0
+    for g in range(meta.num_row_groups):
+        rows += meta.row_group(g).num_rows
+        if rows >= UNIT_ROWS or g == meta.num_row_groups - 1:
+            units.append(Unit(path, row_group=first, row_groups=g - first + 1))
+            first, rows = g + 1, 0
+    return units
 
 
 def _text(config: Config, paths: list[Path], reading: Reading, kind: str, labelled: bool) -> Stream:

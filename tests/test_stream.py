@@ -318,3 +318,22 @@ def test_spaces_and_missing_markers_are_stripped_alike_streamed_and_whole(tmp_pa
     stream.types = {"a": "float64", "b": "string", "y": "int64"}
     for frame in (whole, stream.read(stream.units[0])):
         assert frame["b"].iloc[:2].tolist() == ["x", "y"] and pd.isna(frame["b"].iloc[2])
+
+
+def test_stream_auto_streams_past_a_quarter_of_free_memory_and_says_why(tables, monkeypatch):
+    from dlcli import streams
+    from dlcli.config import load_config
+
+    config = load_config(_config(tables, path="table.csv", stream="auto"))
+    path = tables / "table.csv"
+    size = path.stat().st_size
+    monkeypatch.setattr(streams, "available_memory", lambda: 4 * size + 4)
+    assert streams.should_stream(config, [path]) == (False, None)
+    monkeypatch.setattr(streams, "available_memory", lambda: 4 * size - 4)
+    streamed, note = streams.should_stream(config, [path])
+    assert streamed and note.startswith("data: streamed in pieces (data.stream: auto): the files take 0.0 GB")
+    assert (
+        "more than 25% of the 0.0 GB of memory available; set data.stream: false to read them whole" in note
+    )
+    config = load_config(_config(tables, path="table.csv", stream=False))
+    assert streams.should_stream(config, [path]) == (False, None)
