@@ -205,6 +205,18 @@ def _is_text(values: pd.Series) -> bool:
 def check_table(config: Config, frame: pd.DataFrame, cols: Columns, source: str) -> None:
     """Every check on values, over the whole file: empty targets, text or ±inf in numeric columns,
     features empty in every row. Counts are the file's, lines the file's."""
+    check_rows(config, frame, cols, source)
+    empty = [c for c in [*cols.numeric, *cols.categorical] if frame[c].isna().all()]
+    if empty:
+        raise DataError(
+            f"{source}: column(s) {', '.join(map(repr, empty))} are empty in all {len(frame)} rows; "
+            "add them to data.drop"
+        )
+
+
+def check_rows(config: Config, frame: pd.DataFrame, cols: Columns, source: str, part: str = "") -> None:
+    """The checks each row passes on its own: an empty target, text or ±inf in a numeric column.
+    `part`: what the counts are of, when `frame` is a piece of the file (a streamed unit)."""
     target = config.data.target_column
     if target in frame.columns:
         missing = frame[target].isna()
@@ -214,18 +226,12 @@ def check_table(config: Config, frame: pd.DataFrame, cols: Columns, source: str)
                 fix += " (for a series: preprocessing.series.missing: interpolate or ffill)"
             raise DataError(
                 f"{source}: target {target!r} {row_where(source, frame.index[missing.argmax()])} is empty "
-                f"({int(missing.sum())} of {len(frame)} rows); {fix}"
+                f"({int(missing.sum())} of {len(frame)} rows{part}); {fix}"
             )
     numeric = [c for c in cols.numeric if c != target or config.task == "regression"]
     if config.task == "regression" and target in frame.columns and target not in numeric:
         numeric.append(target)
     check_numeric(frame, numeric, source, config.preprocessing.numeric.non_finite == "missing")
-    empty = [c for c in [*cols.numeric, *cols.categorical] if frame[c].isna().all()]
-    if empty:
-        raise DataError(
-            f"{source}: column(s) {', '.join(map(repr, empty))} are empty in all {len(frame)} rows; "
-            "add them to data.drop"
-        )
 
 
 def check_numeric(frame: pd.DataFrame, columns: list[str], source: str, inf_is_missing: bool = False) -> None:

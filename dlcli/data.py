@@ -365,6 +365,26 @@ def _split_arrays(config: Config, source: tuple[dict, str | None, str]) -> Loade
     return Loaded({name: parts[name] for name in SPLITS if name in parts}, sha, where)
 
 
+def require_columns(config: Config, columns: list, source: str) -> None:
+    """The target, time, split and key columns the config names are in the table (a DataError with
+    a did-you-mean, and for a headerless file how to name its columns)."""
+    data = config.data
+    for key, column in (
+        (("data", "target"), data.target_column),
+        (("data", "time_column"), data.time_column),
+        (("data", "split", "column"), data.split.column),
+        (("data", "split", "key"), data.split.key),
+    ):
+        if column is not None and column not in columns:
+            message = _missing_column(source, config.where(*key), column, columns)
+            if list(columns[:1]) == ["column_1"] and data.columns is None:
+                message += (
+                    "; the file has no header row (its first row holds numbers), so its columns are "
+                    "numbered: name them with data.columns, or give the target as column_N"
+                )
+            raise DataError(message)
+
+
 def _split_table(
     config: Config, frame: pd.DataFrame, sha256: str | None, source: str, image: str | None = None
 ) -> Loaded:
@@ -373,21 +393,7 @@ def _split_table(
     import numpy as np
 
     data = config.data
-    target = data.target_column
-    for key, column in (
-        (("data", "target"), target),
-        (("data", "time_column"), data.time_column),
-        (("data", "split", "column"), data.split.column),
-        (("data", "split", "key"), data.split.key),
-    ):
-        if column is not None and column not in frame.columns:
-            message = _missing_column(source, config.where(*key), column, list(frame.columns))
-            if list(frame.columns[:1]) == ["column_1"] and data.columns is None:
-                message += (
-                    "; the file has no header row (its first row holds numbers), so its columns are "
-                    "numbered: name them with data.columns, or give the target as column_N"
-                )
-            raise DataError(message)
+    require_columns(config, list(frame.columns), source)
     cols = columns_mod.resolve(config, frame, source, image)
     frame = frame.drop(columns=[c for c in data.drop if c in frame.columns])
     if data.time_column is not None:
@@ -413,7 +419,7 @@ def _split_table(
     if data.split.key is not None:
         parts.update(_split_by_key(config, frame, test_frac))
         return Loaded({n: parts[n] for n in SPLITS if n in parts}, sha256, source, cols, notes, skipped)
-    y = frame[target].to_numpy() if config.task == "classification" else None
+    y = frame[data.target_column].to_numpy() if config.task == "classification" else None
     chunks = _split_index(config, np.arange(len(frame)), y, test_frac)
     for name, idx in chunks.items():
         if idx is not None:

@@ -118,8 +118,7 @@ def input_stream(loaded_run: LoadedRun, path: Path, labelled: bool = True):
     if paths is None and (path.is_dir() or not data_mod.is_table(path, _reading(config.data, path))):
         return None
     paths = paths or [path]
-    trained = files.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("stream")
-    if not trained and not streams.should_stream(config, paths)[0]:
+    if not _trained_streamed(loaded_run.run_dir) and not streams.should_stream(config, paths)[0]:
         return None
     return streams.open_stream(config, paths, _reading(config.data, paths[0]), labelled)
 
@@ -134,8 +133,12 @@ def _with_data(config: Config, **changes) -> Config:
 def _as_trained(config: Config, run_dir: Path) -> Config:
     """The config reading its data as training did: streamed or whole (data.stream: auto decides by
     the memory available, which may have changed; the split of rows depends on it without a key)."""
-    streamed = bool(files.read_json(run_dir / "run.json").get("data", {}).get("stream"))
-    return _with_data(config, stream=streamed)
+    return _with_data(config, stream=_trained_streamed(run_dir))
+
+
+def _trained_streamed(run_dir: Path) -> bool:
+    """Whether the run read its training data streamed (run.json's data.stream)."""
+    return bool(files.read_json(run_dir / "run.json").get("data", {}).get("stream"))
 
 
 def _streamed_split(loaded_run: LoadedRun, stream, progress, every_row: bool = False):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from dlcli import checks, hashsplit
 from dlcli import columns as columns_mod
+from dlcli.data import require_columns
 from dlcli.errors import ConfigError, DataError
 from dlcli.running import Counts, Moments, Sample
 
@@ -49,10 +50,6 @@ class Layout:
 
     def total(self, split: int) -> int:
         return sum(r[split] for r in self.split_rows)
-
-    def describe(self) -> dict:
-        names = ("train", "validation", "test")
-        return {name: self.total(i) for i, name in enumerate(names) if self.total(i)}
 
 
 @dataclass
@@ -105,7 +102,7 @@ def fit(config: Config, stream: Stream, progress=None) -> Fitted:
     first = stream.read(stream.units[0]) if stream.units else None
     if first is None or first.empty:
         raise DataError(f"{source}: the data holds no rows")
-    _check_columns(config, first, source)
+    require_columns(config, list(first.columns), source)
     cols = columns_mod.resolve(config, first, source)
     wanted = [c for c in stream.columns if c in {*cols.numeric, *cols.categorical, *_roles(config)}]
     stream.wanted = wanted
@@ -137,28 +134,11 @@ def _roles(config: Config) -> set[str]:
     return {c for c in (data.target_column, data.split.key, data.split.column) if c is not None}
 
 
-def _check_columns(config: Config, frame: pd.DataFrame, source: str) -> None:
-    from dlcli.data import _missing_column
-
-    data = config.data
-    for key, column in (
-        (("data", "target"), data.target_column),
-        (("data", "split", "column"), data.split.column),
-        (("data", "split", "key"), data.split.key),
-    ):
-        if column is not None and column not in frame.columns:
-            raise DataError(_missing_column(source, config.where(*key), column, list(frame.columns)))
-
-
 def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress) -> Layout:
     import numpy as np
 
-    split, target = config.data.split, config.data.target_column
+    split = config.data.split
     layout, global_row, in_file = Layout(), 0, {}
-    inf_missing = config.preprocessing.numeric.non_finite == "missing"
-    numeric_checked = [c for c in cols.numeric if c != target or config.task == "regression"]
-    if config.task == "regression" and target not in numeric_checked:
-        numeric_checked.append(target)
     if progress is not None:
         progress("statistics", 0, 0.0)
     for i, frame in stream.frames():
@@ -167,8 +147,7 @@ def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress) -> 
         codes = hashsplit.codes(
             frame, split.validation, split.test_fraction, split.key, global_row, split.column, where
         )
-        _check_target(config, frame, where)
-        columns_mod.check_numeric(frame, numeric_checked, where, inf_missing)
+        columns_mod.check_rows(config, frame, cols, where, " of this part of the file")
         layout.rows.append(len(frame))
         layout.offsets.append(in_file.get(unit.path, 0))
         layout.first_global.append(global_row)
@@ -181,18 +160,6 @@ def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress) -> 
         if progress is not None:
             progress("statistics", global_row, (i + 1) / len(stream.units))
     return layout
-
-
-def _check_target(config: Config, frame: pd.DataFrame, where: str) -> None:
-    from dlcli.reading import row_where
-
-    target = config.data.target_column
-    missing = frame[target].isna()
-    if missing.any():
-        raise DataError(
-            f"{where}: target {target!r} {row_where(where, frame.index[missing.argmax()])} is empty "
-            f"({int(missing.sum())} rows of this part of the file); drop those rows or fill them in"
-        )
 
 
 def _tally(config: Config, train: pd.DataFrame, cols, tallies: _Tallies, chunk: int) -> None:

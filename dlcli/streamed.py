@@ -49,10 +49,6 @@ class StreamSplit:
     def rows(self) -> int:
         return self.layout.total(self.code) if self.layout is not None else 0
 
-    @property
-    def y(self):  # rows per class come from the statistics pass, not from here
-        return None
-
     def _units(self, order=None) -> list[int]:
         order = range(len(self.stream.units)) if order is None else order
         return [int(i) for i in order if self.layout.split_rows[i][self.code]]
@@ -285,7 +281,7 @@ class UnitCache:
         import threading
 
         self.file = tempfile.TemporaryFile(prefix="dlcli-rows-")  # noqa: SIM115 - lives with the split
-        self.where: dict[int, tuple[int, int, str, int, str]] = {}
+        self.where: dict[int, tuple[int, int, int, str]] = {}  # unit → start, rows, x bytes, y dtype
         self.lock, self.end = threading.Lock(), 0
 
     def __contains__(self, unit: int) -> bool:
@@ -304,14 +300,14 @@ class UnitCache:
             self.file.write(y.tobytes())
             self.end = self.file.tell()
             self.file.flush()  # pread reads the file, not this buffer
-            self.where[unit] = (start, len(x), str(x.dtype), x.nbytes, str(y.dtype))
+            self.where[unit] = (start, len(x), x.nbytes, str(y.dtype))
 
     def get(self, unit: int, width: int, y_shape) -> tuple:
         import os
 
         import numpy as np
 
-        start, rows, _, x_bytes, y_dtype = self.where[unit]
+        start, rows, x_bytes, y_dtype = self.where[unit]
         y_width = int(np.prod([d for d in y_shape if d is not None])) if len(y_shape) else 1
         y_bytes = rows * y_width * np.dtype(y_dtype).itemsize
         raw = os.pread(self.file.fileno(), x_bytes + y_bytes, start)

@@ -366,9 +366,7 @@ def _types(config: Config, stream: Stream) -> dict[str, str]:
             out[name] = "int64"
         elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
             out[name] = "float64"
-        elif pa.types.is_boolean(kind) and name in keep:
-            out[name] = "string"
-        else:
+        else:  # text, dates, booleans: read as text, as the checks and encoders expect
             out[name] = "string"
     return out
 
