@@ -40,7 +40,7 @@ def train(
     placement = _placement(config, device)
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
     command = command or record_mod.command_line()
-    prepared = stages.prepare(config, progress=getattr(listener, "rows", None))
+    prepared = stages.prepare(config, progress=getattr(listener, "rows", None), placement=placement)
     if not chief:
         return _run_as_worker(config, placement, listener, command, prepared)
     run_dir = runs.create(Path(runs_dir), config.name)
@@ -127,7 +127,7 @@ def resume(
             placement,
             listener,
             command,
-            stages.prepare(config, run_dir, prior, getattr(listener, "rows", None)),
+            stages.prepare(config, run_dir, prior, getattr(listener, "rows", None), placement),
             run_dir,
         )
     with runs.training_lock(run_dir):
@@ -142,7 +142,7 @@ def resume(
                 config,
                 run_dir,
                 record,
-                stages.prepare(config, run_dir, prior, getattr(listener, "rows", None)),
+                stages.prepare(config, run_dir, prior, getattr(listener, "rows", None), placement),
                 placement,
                 listener,
             )

@@ -59,6 +59,23 @@ class Moments:
             self.m2 = self.m2 + m2 + delta * delta * self.n * share
         self.n = total
 
+    def fold(self, other: Moments) -> None:
+        """Fold in another Moments (another worker's rows)."""
+        import numpy as np
+
+        self.merge(other.n, other.mean, other.m2)
+        self.low, self.high = np.fmin(self.low, other.low), np.fmax(self.high, other.high)
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}.{k}": getattr(self, k) for k in ("n", "mean", "m2", "low", "high")}
+
+    @classmethod
+    def of(cls, arrays: dict, prefix: str) -> Moments:
+        out = cls(len(arrays[f"{prefix}.n"]))
+        for k in ("n", "mean", "m2", "low", "high"):
+            setattr(out, k, arrays[f"{prefix}.{k}"])
+        return out
+
     def filled(self, fill: np.ndarray, rows: int) -> Moments:
         """The moments once each column's missing values (of `rows` rows in all) are `fill`, as an
         imputer leaves the data for the scaler."""
@@ -94,13 +111,18 @@ class Sample:
         import numpy as np
 
         keys = np.random.default_rng([self.seed, chunk]).random(len(values))
-        keys = np.concatenate([self.keys, keys])
-        rows = np.concatenate([self.rows, np.asarray(values, dtype="float64").reshape(len(values), -1)])
-        if len(keys) > self.size:
-            keep = np.argpartition(keys, self.size - 1)[: self.size]
+        self.fold(keys, np.asarray(values, dtype="float64").reshape(len(values), -1))
+
+    def fold(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Fold in another sample (another worker's rows): the smallest keys of both, so the
+        result is the sample one reader of all the rows would have kept."""
+        import numpy as np
+
+        self.keys, self.rows = np.concatenate([self.keys, keys]), np.concatenate([self.rows, rows])
+        if len(self.keys) > self.size:
+            keep = np.argpartition(self.keys, self.size - 1)[: self.size]
             keep.sort()
-            keys, rows = keys[keep], rows[keep]
-        self.keys, self.rows = keys, rows
+            self.keys, self.rows = self.keys[keep], self.rows[keep]
 
     def filled(self, fill: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -131,6 +153,23 @@ class Counts:
 
     def distinct(self) -> int:
         return len(self.counts)
+
+    def pairs(self) -> dict:
+        """JSON-able: the counted values with their types kept (JSON keys would all be text)."""
+        return {"pairs": [[k, v] for k, v in self.counts.items()], "rows": self.rows, "pruned": self.pruned}
+
+    def fold(self, other: dict) -> None:
+        """Fold in another Counts' `pairs()` (Misra-Gries summaries merge by adding the counts,
+        then cutting back to the capacity)."""
+        counts = self.counts
+        for value, n in other["pairs"]:
+            counts[value] = counts.get(value, 0) + n
+        self.rows += other["rows"]
+        self.pruned = self.pruned or other["pruned"]
+        if len(counts) > self.capacity:
+            cut = sorted(counts.values(), reverse=True)[self.capacity]
+            self.counts = {k: v - cut for k, v in counts.items() if v > cut}
+            self.pruned = True
 
 
 class ClassTally:

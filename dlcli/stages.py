@@ -24,7 +24,7 @@ from dlcli import record as record_mod
 from dlcli import state as state_mod
 from dlcli import train as train_mod
 from dlcli.config import Config
-from dlcli.errors import DataError, DlcliError, Interrupted, TrainingFailed
+from dlcli.errors import ConfigError, DataError, DlcliError, Interrupted, TrainingFailed
 from dlcli.preprocessing import Preprocessor
 
 
@@ -62,6 +62,9 @@ class Prepared:
         if self.loaded.stream is not None:
             stream = self.loaded.stream
             out["stream"] = {"files": len(stream.paths), "units": len(stream.units), "bytes": stream.size}
+            shard = getattr(self.sets.get("train"), "shard", None)
+            if shard is not None:  # which units each worker read in the statistics pass
+                out["stream"]["workers"] = shard.read
         if self.loaded.columns is not None:
             out["columns"] = self.loaded.columns.describe()
         if self.text is not None:
@@ -100,10 +103,12 @@ def prepare(
     run_dir: Path | None = None,
     prior: state_mod.ResumeState | None = None,
     progress=None,
+    placement: distribute.Placement | None = None,
 ) -> Prepared:
     """Seed, load and split the data, fit preprocessing on the train split (or, resuming, read the
     run's fitted state), and turn every split into examples. Writes nothing. `progress(what, rows,
-    fraction)` hears of a streamed table's statistics pass."""
+    fraction)` hears of a streamed table's statistics pass. Under a multi_worker `placement` a
+    streamed table is divided between the workers (shards.py)."""
     clock = time.perf_counter()
     deterministic = config.train.deterministic
     if deterministic == "auto" and config.train.jit_compile is True:
@@ -111,7 +116,8 @@ def prepare(
     deterministic = compute.seed_everything(config.seed, deterministic)
     loaded = data_mod.load(config)
     if loaded.stream is not None:
-        return _prepare_stream(config, loaded, deterministic, clock, run_dir, prior, progress)
+        shard = _shard(config, loaded.stream, placement)
+        return _prepare_stream(config, loaded, deterministic, clock, run_dir, prior, progress, shard)
     if config.has_validation and "validation" not in loaded.splits:
         raise DataError(
             f"{loaded.source}: no validation rows, but the config monitors validation "
@@ -131,18 +137,41 @@ def prepare(
     return Prepared(loaded, prep, sets, deterministic, load_s, prior, weights, text)
 
 
-def _prepare_stream(config, loaded, deterministic, clock, run_dir, prior, progress) -> Prepared:
+def _shard(config: Config, stream, placement: distribute.Placement | None):
+    """This worker's shard of a streamed table under multi_worker, else None."""
+    from dlcli import shards
+
+    if placement is None or placement.kind != "multi_worker":
+        return None
+    split = config.data.split
+    if stream.kind != "Parquet" and split.key is None and split.column is None:
+        raise ConfigError(
+            f"{config.where('data', 'split')}: under multi_worker the workers divide a streamed "
+            f"{stream.kind} file by byte ranges, and a row's position is not known until the rows "
+            "before it are read, so it cannot decide the split: give data.split.key (a column that "
+            "identifies each row) or data.split.column, or stream Parquet files"
+        )
+
+    def start():  # TensorFlow's threads are set before its first op, then the strategy starts
+        compute.set_intra_op_threads(config, [len(stream.columns)])
+        placement.start()
+        return placement.strategy
+
+    return shards.Shard(placement.worker, placement.workers, shards.assign(stream, placement.workers), start)
+
+
+def _prepare_stream(config, loaded, deterministic, clock, run_dir, prior, progress, shard) -> Prepared:
     """prepare() for a streamed table: the statistics pass, then each split as a StreamSplit."""
     from dlcli import hashsplit, stats, streamed
 
-    fitted = stats.fit(config, loaded.stream, progress)
+    fitted = stats.fit(config, loaded.stream, progress, shard)
     prep = fitted.prep
     if prior is not None and run_dir is not None and (run_dir / "preprocessing.json").is_file():
         prep = saved.load_preprocessing(run_dir)
     loaded.columns, loaded.notes = fitted.cols, [*loaded.notes, *fitted.notes]
     codes = {"train": hashsplit.TRAIN, "validation": hashsplit.VALIDATION, "test": hashsplit.TEST}
     sets = {
-        name: streamed.StreamSplit(loaded.stream, fitted.layout, prep, code, name, config)
+        name: streamed.StreamSplit(loaded.stream, fitted.layout, prep, code, name, config, shard=shard)
         for name, code in codes.items()
         if fitted.layout.total(code)
     }
@@ -213,11 +242,19 @@ def _train(job: Job) -> TrainResult:
     model = _build(job)
     plan = _plan(job, _trainer(job, model))
     epochs, best_epoch = _fit(job, model, plan)
-    if not job.placement.chief:  # the chief scores, plots and writes the run directory
+    shard = getattr(job.prepared.sets["train"], "shard", None)
+    if shard is not None:  # run.json: the units each worker read in every pass so far
+        read = shard.exchange_arrays({"read": sorted(job.prepared.loaded.stream.reads)})
+        for described, (meta, _) in zip(job.record.data["data"]["stream"]["workers"], read, strict=True):
+            described["units_read"] = meta["read"]
+    if not job.placement.chief and shard is None:  # the chief scores, plots and writes the run directory
         where = job.record.data["distribution"]
         return TrainResult(job.run_dir, {}, epochs, best_epoch, placement=where, chief=False)
     del plan
-    return _score_and_plot(job, model, epochs, best_epoch)
+    result = _score_and_plot(job, model, epochs, best_epoch)  # sharded: every worker scores its units
+    if not job.placement.chief:
+        return replace(result, metrics={}, chief=False)
+    return result
 
 
 def _build(job: Job):
@@ -427,7 +464,7 @@ def _score_and_plot(job: Job, model, epochs: int, best_epoch: int | None) -> Tra
     with ThreadPoolExecutor(1, thread_name_prefix="dlcli-plots") as pool:
         for name in [shown, *(n for n in sets if n != shown)]:
             metrics[name], predicted = scoring.score(prep, config, model, sets[name])  # streamed: a sample
-            if name == shown and config.train.plots:
+            if name == shown and config.train.plots and job.placement.chief:
                 ex, monitor = sets[name], config.checkpoint_monitor()
                 args = (run_dir, prep, monitor, best_epoch, name, ex.y_raw, predicted, ex.when)
                 drawing = pool.submit(_timed, plots.write_run_plots, *args)

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dlcli import checks, hashsplit
+from dlcli import checks, hashsplit, shards
 from dlcli import columns as columns_mod
 from dlcli.data import require_columns
-from dlcli.errors import ConfigError, DataError
+from dlcli.errors import ConfigError, DataError, DlcliError
 from dlcli.running import Counts, Moments, Sample
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from dlcli.config import Config
     from dlcli.preprocessing import Preprocessor
+    from dlcli.shards import Shard
     from dlcli.streams import Stream
 
 #: Categories kept per categorical column of a streamed table (the most frequent).
@@ -91,8 +92,9 @@ class Fitted:
     class_counts: dict = field(default_factory=dict)
 
 
-def fit(config: Config, stream: Stream, progress=None) -> Fitted:
-    """The preprocessing fitted on the stream's train rows, and what else the pass learned."""
+def fit(config: Config, stream: Stream, progress=None, shard: Shard | None = None) -> Fitted:
+    """The preprocessing fitted on the stream's train rows, and what else the pass learned.
+    `shard` (multi_worker): this worker reads its own units, and the workers merge their summaries."""
     refuse_unstreamable(config)
     source = (
         str(stream.paths[0])
@@ -114,11 +116,21 @@ def fit(config: Config, stream: Stream, progress=None) -> Fitted:
         Moments(1),
         Counts(MAX_CLASSES + 1),
     )
-    layout = _pass(config, stream, cols, tallies, progress)
+    if shard is None:
+        layout = _pass(config, stream, cols, tallies, progress)
+    else:
+        layout = _shard_pass(config, stream, cols, tallies, progress, shard)
     if not layout.total(hashsplit.TRAIN):
         raise DataError(f"{source}: no row fell in the train split; lower data.split.validation and test")
     prep = _preprocessor(config, cols, tallies, source)
     notes = list(stream.notes)
+    if shard is not None:
+        mine = shard.read[shard.worker]
+        notes.append(
+            f"data: divided between {shard.workers} workers; worker {shard.worker} read {len(mine['units'])} "
+            f"of {len(stream.units)} pieces ({mine['rows']:,} of {sum(layout.rows):,} rows), the workers' "
+            "statistics are merged, and each worker trains and scores on its own pieces"
+        )
     for column, counts in zip(cols.categorical, tallies.categories, strict=True):
         if counts.distinct() > MAX_CATEGORIES or counts.pruned:
             notes.append(
@@ -135,31 +147,121 @@ def _roles(config: Config) -> set[str]:
 
 
 def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress) -> Layout:
-    import numpy as np
-
-    split = config.data.split
     layout, global_row, in_file = Layout(), 0, {}
     if progress is not None:
         progress("statistics", 0, 0.0)
     for i, frame in stream.frames():
         unit = stream.units[i]
-        where = str(unit.path)
-        codes = hashsplit.codes(
-            frame, split.validation, split.test_fraction, split.key, global_row, split.column, where
-        )
-        columns_mod.check_rows(config, frame, cols, where, " of this part of the file")
-        layout.rows.append(len(frame))
         layout.offsets.append(in_file.get(unit.path, 0))
         layout.first_global.append(global_row)
-        layout.split_rows.append(np.bincount(codes, minlength=3).tolist())
+        layout.rows.append(len(frame))
+        layout.split_rows.append(_unit(config, frame, cols, tallies, i, global_row, str(unit.path)))
         in_file[unit.path] = in_file.get(unit.path, 0) + len(frame)
         global_row += len(frame)
-        train = frame[codes == hashsplit.TRAIN]
-        if len(train):
-            _tally(config, train, cols, tallies, i)
         if progress is not None:
             progress("statistics", global_row, (i + 1) / len(stream.units))
     return layout
+
+
+def _unit(config: Config, frame, cols, tallies: _Tallies, i: int, first_global: int, where: str) -> list[int]:
+    """One unit of the statistics pass: its rows split, checked and (the train rows) tallied;
+    returns its rows per split."""
+    import numpy as np
+
+    split = config.data.split
+    codes = hashsplit.codes(
+        frame, split.validation, split.test_fraction, split.key, first_global, split.column, where
+    )
+    columns_mod.check_rows(config, frame, cols, where, " of this part of the file")
+    train = frame[codes == hashsplit.TRAIN]
+    if len(train):
+        _tally(config, train, cols, tallies, i)
+    return np.bincount(codes, minlength=3).tolist()
+
+
+def shard_layout(stream: Stream) -> Layout:
+    """The positions a worker knows before reading: for Parquet every unit's (from the metadata);
+    for a text file only the first piece's, so the other pieces number their lines from their own
+    first line (their rows are split by data.split.key or data.split.column, never by position)."""
+    n = len(stream.units)
+    layout = Layout([0] * n, [0] * n, [[0, 0, 0] for _ in range(n)], [0] * n)
+    if stream.kind == "Parquet":
+        layout.offsets, layout.first_global = shards.parquet_positions(stream)
+    else:
+        layout.offsets = [0 if u.start == 0 or not stream.header else -1 for u in stream.units]
+    return layout
+
+
+def piece_name(stream: Stream, i: int) -> str:
+    """The file of unit i, for messages; a text file's later pieces say where they begin."""
+    unit = stream.units[i]
+    if stream.kind == "Parquet" or unit.start == 0:
+        return str(unit.path)
+    return f"{unit.path} (the part from byte {unit.start}, lines counted from there)"
+
+
+def _shard_pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress, shard: Shard) -> Layout:
+    """The statistics pass over this worker's units, then every worker's summaries merged (in
+    worker order, so every worker fits the same state) and every unit's rows per split learned."""
+    layout, mine, done, error = shard_layout(stream), shard.units(), 0, None
+    if progress is not None:
+        progress("statistics", 0, 0.0)
+    try:
+        for k, (i, frame) in enumerate(stream.frames(mine, layout.offsets)):
+            layout.rows[i] = len(frame)
+            where = piece_name(stream, i)
+            layout.split_rows[i] = _unit(config, frame, cols, tallies, i, layout.first_global[i], where)
+            done += len(frame)
+            if progress is not None:
+                progress("statistics", done, (k + 1) / max(len(mine), 1))
+    except DlcliError as exc:
+        error = exc
+    shard.agree_on_errors(error)
+    meta = {
+        "units": {str(i): [layout.rows[i], layout.split_rows[i]] for i in mine},
+        "categories": [c.pairs() for c in tallies.categories],
+        "classes": tallies.classes.pairs(),
+        "missing": tallies.missing,
+        "train_rows": tallies.train_rows,
+        "read": sorted(stream.reads),  # the units this worker's pass read
+    }
+    arrays = {
+        **tallies.moments.arrays("moments"),
+        **tallies.target_moments.arrays("target"),
+        "sample.keys": tallies.sample.keys,
+        "sample.rows": tallies.sample.rows,
+    }
+    everyone = shard.exchange_arrays(meta, arrays)
+    _merge(tallies, layout, everyone, len(tallies.moments.n))
+    shard.read = [
+        {"worker": w, "units": m["read"], "rows": sum(layout.rows[i] for i in m["read"])}
+        for w, (m, _) in enumerate(everyone)
+    ]
+    return layout
+
+
+def _merge(tallies: _Tallies, layout: Layout, everyone: list, width: int) -> None:
+    """Every worker's summaries (in worker order) into `tallies`, every unit's rows into `layout`."""
+    fresh = _Tallies(
+        Moments(width),
+        Sample(width + 1, seed=tallies.sample.seed),
+        [Counts(c.capacity) for c in tallies.categories],
+        [0] * len(tallies.categories),
+        Moments(1),
+        Counts(tallies.classes.capacity),
+    )
+    for meta, arrays in everyone:
+        for i, (rows, split_rows) in meta["units"].items():
+            layout.rows[int(i)], layout.split_rows[int(i)] = rows, split_rows
+        fresh.moments.fold(Moments.of(arrays, "moments"))
+        fresh.target_moments.fold(Moments.of(arrays, "target"))
+        fresh.sample.fold(arrays["sample.keys"], arrays["sample.rows"].reshape(-1, width + 1))
+        for counts, theirs in zip(fresh.categories, meta["categories"], strict=True):
+            counts.fold(theirs)
+        fresh.classes.fold(meta["classes"])
+        fresh.missing = [a + b for a, b in zip(fresh.missing, meta["missing"], strict=True)]
+        fresh.train_rows += meta["train_rows"]
+    tallies.__dict__.update(fresh.__dict__)
 
 
 def _tally(config: Config, train: pd.DataFrame, cols, tallies: _Tallies, chunk: int) -> None:

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import hashsplit, pipeline
+from dlcli import hashsplit, pipeline, shards
+from dlcli.stats import piece_name
 
 if TYPE_CHECKING:
     from dlcli.config import Config
     from dlcli.preprocessing import Preprocessor
+    from dlcli.shards import Shard
     from dlcli.stats import Layout
     from dlcli.streams import Stream
 
@@ -44,19 +46,41 @@ class StreamSplit:
     progress: Any = field(default=None, repr=False)
     cache: UnitCache | None = field(default=None, repr=False)  # this split's rows, kept by another pass
     feeds: StreamSplit | None = field(default=None, repr=False)  # the split whose rows this pass keeps
+    shard: Shard | None = field(default=None, repr=False)  # multi_worker: the units this worker reads
 
     @property
     def rows(self) -> int:
+        """The split's rows (all workers')."""
         return self.layout.total(self.code) if self.layout is not None else 0
+
+    def _rows_of(self, worker: int | None = None) -> int:
+        """The rows this worker (or `worker`) reads of the split."""
+        if self.shard is None:
+            return self.rows
+        worker = self.shard.worker if worker is None else worker
+        owner = self.shard.owner
+        return sum(r[self.code] for i, r in enumerate(self.layout.split_rows) if owner[i] == worker)
 
     def _units(self, order=None) -> list[int]:
         order = range(len(self.stream.units)) if order is None else order
-        return [int(i) for i in order if self.layout.split_rows[i][self.code]]
+        owns = self.shard.owns if self.shard is not None else lambda i: True
+        return [int(i) for i in order if self.layout.split_rows[i][self.code] and owns(int(i))]
+
+    def _batch(self, batch_size: int) -> int:
+        """This worker's share of a global batch (each worker is one replica)."""
+        return batch_size if self.shard is None else max(1, batch_size // self.shard.workers)
+
+    def _distributed(self, make):
+        """`make()`'s dataset; sharded, as the strategy's dataset of per-worker datasets (no
+        auto-sharding: each worker's already holds only its own rows)."""
+        if self.shard is None:
+            return make()
+        return self.shard.strategy.distribute_datasets_from_function(lambda context: make())
 
     def _arrays(self, i: int, frame, first_global: int | None = None):
         """One unit's rows of this split: `(x, y, y_raw)`. `first_global`: the unit's first row's
         position among all rows (default: the layout's)."""
-        split, where = self.config.data.split, str(self.stream.units[i].path)
+        split, where = self.config.data.split, piece_name(self.stream, i)
         codes = hashsplit.codes(
             frame,
             split.validation,
@@ -89,14 +113,13 @@ class StreamSplit:
         if self.layout is None:
             yield from self._in_file_order()
             return
-        units = self._units(order)
-        done = 0
+        units, done, total = self._units(order), 0, max(self._rows_of(), 1)
         if self.progress is not None:
             self.progress(self.name, 0, 0.0)
         for _, arrays in self.stream.frames(units, self.layout.offsets, then=self._arrays):
             done += len(arrays[0])
             if self.progress is not None:
-                self.progress(self.name, done, done / max(self.rows, 1))
+                self.progress(self.name, done, done / total)
             yield arrays
 
     def _in_file_order(self):
@@ -128,17 +151,34 @@ class StreamSplit:
         return (*parts, tf.TensorSpec((None,), tf.float32)) if weighted else parts
 
     def dataset(self, prep: Preprocessor, batch_size: int):
-        """Batches in file order (validation): each unit's rows as they are read."""
+        """Batches in file order (validation): each unit's rows as they are read. Sharded: every
+        worker takes as many batches as the worker with the fewest fills."""
         import tensorflow as tf
+
+        batch = self._batch(batch_size)
 
         def batches():
             for x, y in self._replayed():
-                for s in range(0, len(x), batch_size):
-                    yield x[s : s + batch_size], y[s : s + batch_size]
+                for s in range(0, len(x), batch):
+                    yield x[s : s + batch], y[s : s + batch]
 
-        ds = tf.data.Dataset.from_generator(batches, output_signature=self._signature())
-        steps = sum(-(-r[self.code] // batch_size) for r in self.layout.split_rows if r[self.code])
-        return pipeline.lean(ds.apply(tf.data.experimental.assert_cardinality(steps)))
+        def steps_of(worker=None):
+            mine = self._units() if worker is None else self._units_of(worker)
+            return sum(-(-self.layout.split_rows[i][self.code] // batch) for i in mine)
+
+        steps = steps_of()
+        if self.shard is not None:
+            steps = min(steps_of(w) for w in range(self.shard.workers))
+
+        def make():
+            ds = tf.data.Dataset.from_generator(batches, output_signature=self._signature()).take(steps)
+            return pipeline.lean(ds.apply(tf.data.experimental.assert_cardinality(steps)))
+
+        return self._distributed(make)
+
+    def _units_of(self, worker: int) -> list[int]:
+        owner = self.shard.owner
+        return [i for i, r in enumerate(self.layout.split_rows) if r[self.code] and owner[i] == worker]
 
     def _replayed(self):
         """`(x, y)` per unit in file order: from the cache the training pass filled, else read."""
@@ -160,6 +200,7 @@ class StreamSplit:
 
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
         weights = None if class_weights is None else np.asarray(class_weights, dtype="float32")
+        global_batch, batch_size = batch_size, self._batch(batch_size)
 
         def pools():  # shuffled runs of whole batches (the epoch's last may end short)
             rng = np.random.default_rng([seed, int(epoch.numpy())])
@@ -172,11 +213,17 @@ class StreamSplit:
             yield _shuffled(pool, rng, batch_size, weights, self.prep, final=True)
 
         signature = self._signature(weighted=weights is not None)
-        ds = tf.data.Dataset.from_generator(pools, output_signature=signature)
-        # each run cut into batches by tf.data (a Python yield per batch would cost more than the step)
-        ds = ds.flat_map(lambda *run: tf.data.Dataset.from_tensor_slices(run).batch(batch_size))
-        steps = -(-self.rows // batch_size)
-        return pipeline.lean(ds.apply(tf.data.experimental.assert_cardinality(steps))), epoch, steps
+        steps = -(-self.rows // global_batch)
+        if self.shard is not None:
+            steps = shards.epoch_steps([self._rows_of(w) for w in range(self.shard.workers)], batch_size)
+
+        def make():
+            ds = tf.data.Dataset.from_generator(pools, output_signature=signature)
+            # each run cut into batches by tf.data (a Python yield per batch would cost more than the step)
+            ds = ds.flat_map(lambda *run: tf.data.Dataset.from_tensor_slices(run).batch(batch_size))
+            return pipeline.lean(ds.take(steps).apply(tf.data.experimental.assert_cardinality(steps)))
+
+        return self._distributed(make), epoch, steps
 
 
 def _shuffled(pool: list, rng, batch_size: int, weights, prep, final: bool):
@@ -235,11 +282,39 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
             kept_pred.append(predictions)
     split.y_raw = np.concatenate(kept_true)[:PLOT_ROWS] if kept_true else np.empty(0)
     predicted = np.concatenate(kept_pred)[:PLOT_ROWS] if kept_pred else np.empty(0)
+    if split.shard is not None:  # every worker's rows: the tallies and metric states added up
+        loss_sum, rows = _add_up(split.shard, tally, model, loss_sum, rows)
     if not classify:
         return tally.report(), predicted
     compiled = {k: float(v) for k, v in model.get_metrics_result().items()}
     compiled["loss"] = loss_sum / max(rows, 1)
     return tally.report(compiled, prep.target_encoder.classes_), predicted
+
+
+def _add_up(shard: Shard, tally, model, loss_sum: float, rows: int) -> tuple[float, int]:
+    """`tally`, the model's compiled metrics and the loss sum over every worker's rows (each
+    worker scored its own units); returns the loss sum and the rows of all."""
+    from dlcli.running import ClassTally, Moments
+
+    if isinstance(tally, ClassTally):
+        arrays = {"matrix": tally.matrix, **({"hist": tally.hist} if tally.hist is not None else {})}
+        everyone = shard.exchange_arrays({"loss": loss_sum, "rows": rows}, arrays)
+        tally.matrix = sum(a["matrix"] for _, a in everyone)
+        if tally.hist is not None:
+            tally.hist = sum(a["hist"] for _, a in everyone)
+        shards.sum_metric_states(shard, model.metrics)
+    else:
+        meta = {"loss": loss_sum, "rows": tally.rows, "abs": tally.abs, "sq": tally.sq, "sums": tally.sums}
+        everyone = shard.exchange_arrays(meta, tally.truth.arrays("truth"))
+        tally.rows = sum(m["rows"] for m, _ in everyone)
+        tally.abs, tally.sq = (sum(m[k] for m, _ in everyone) for k in ("abs", "sq"))
+        tally.sums = {k: sum(m["sums"].get(k, 0.0) for m, _ in everyone) for k in tally.sums}
+        tally.truth = Moments(1)
+        for _, arrays in everyone:
+            tally.truth.fold(Moments.of(arrays, "truth"))
+        keras_metrics = [m for m in [tally.loss, *tally.metrics.values()] if hasattr(m, "variables")]
+        shards.sum_metric_states(shard, keras_metrics)
+    return sum(m["loss"] for m, _ in everyone), sum(m.get("rows", 0) for m, _ in everyone)
 
 
 def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: int, progress=None):

@@ -126,6 +126,7 @@ class Stream:
     types: dict[str, str] = field(default_factory=dict)  # column → "float64" | "int64" | "string"
     notes: list[str] = field(default_factory=list)
     wanted: list[str] | None = None  # the columns to read (None: all)
+    reads: dict[int, int] = field(default_factory=dict)  # unit → times frames() read it
 
     @property
     def size(self) -> int:
@@ -215,6 +216,7 @@ class Stream:
 
         def work(i: int):
             frame = self.read(self.units[i], offsets[i] if known else 0)
+            self.reads[i] = self.reads.get(i, 0) + 1
             return then(i, frame) if known and then is not None else frame
 
         rows: dict[Path, int] = {}
@@ -284,10 +286,10 @@ UNIT_ROWS = 50_000
 
 
 def _row_group_units(path: Path, meta) -> list[Unit]:
-    units, first, rows = [], 0, 0
+    units, first, rows, least = [], 0, 0, int(os.environ.get("DLCLI_UNIT_ROWS") or UNIT_ROWS)
     for g in range(meta.num_row_groups):
         rows += meta.row_group(g).num_rows
-        if rows >= UNIT_ROWS or g == meta.num_row_groups - 1:
+        if rows >= least or g == meta.num_row_groups - 1:
             units.append(Unit(path, row_group=first, row_groups=g - first + 1))
             first, rows = g + 1, 0
     return units
@@ -330,7 +332,8 @@ def _json_columns(path: Path) -> list[str]:
 
 
 def unit_bytes() -> int:
-    """UNIT_BYTES, or $DLCLI_UNIT_BYTES (tests and benchmarks cut small files into many units)."""
+    """UNIT_BYTES, or $DLCLI_UNIT_BYTES (tests and benchmarks cut small files into many units; so
+    does $DLCLI_UNIT_ROWS for UNIT_ROWS)."""
     return int(os.environ.get("DLCLI_UNIT_BYTES") or UNIT_BYTES)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,7 +42,9 @@ def tf_config(ports: list[int], index: int) -> str:
     return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 
-def start_cluster(start, args: list[str], cwd: Path, tmp_root: Path, n: int = 2) -> list[subprocess.Popen]:
+def start_cluster(
+    start, args: list[str], cwd: Path, tmp_root: Path, n: int = 2, env: dict | None = None
+) -> list[subprocess.Popen]:
     """`dlcli ARGS` as n workers of one cluster, each started by `start` (the `dlcli_fork` fixture:
     forked after TensorFlow's import, a process of its own); each worker's TMPDIR is tmp_root/worker<i>."""
     ports = free_ports(n)
@@ -49,7 +52,7 @@ def start_cluster(start, args: list[str], cwd: Path, tmp_root: Path, n: int = 2)
     for i in range(n):
         tmp = tmp_root / f"worker{i}"
         tmp.mkdir(parents=True, exist_ok=True)
-        env = {"TF_CONFIG": tf_config(ports, i), "TMPDIR": str(tmp)}
+        env = {**(env or {}), "TF_CONFIG": tf_config(ports, i), "TMPDIR": str(tmp)}
         procs.append(start(*args, cwd=cwd, env=env))
     return procs
 
@@ -365,3 +368,91 @@ def test_steps_per_call_under_a_strategy_chosen_at_train_time():
         "Keras 3.15 (its multi-step loop fails under tf.distribute, keras-team/keras issue 19246): set "
         "steps_per_execution: auto (1 there) or 1"
     )
+
+
+STREAM = CONFIGS / "ci" / "stream_workers.yaml"
+#: Parquet units of 500 rows: the 6,000-row table is 12 units, 6 per worker.
+UNITS = {"DLCLI_UNIT_ROWS": "500"}
+
+
+def _parquet_table(folder: Path) -> None:
+    """benchmarks/make_table.py's 6,000 rows as two Parquet files with row groups of 500."""
+    csv = folder / "table.csv"
+    make = [sys.executable, str(ROOT / "benchmarks" / "make_table.py"), "--rows", "6000", "--out", str(csv)]
+    subprocess.run(make, check=True, capture_output=True)
+    frame = pd.read_csv(csv)
+    (folder / "parts").mkdir()
+    frame.iloc[:3500].to_parquet(folder / "parts" / "part-0.parquet", row_group_size=500, index=False)
+    frame.iloc[3500:].to_parquet(folder / "parts" / "part-1.parquet", row_group_size=500, index=False)
+
+
+def _close(a, b, path: str = "") -> None:
+    """Equal JSON, floats within 1e-9 (relative): the workers' merged statistics and one reader's."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (u, v) in enumerate(zip(a, b, strict=True)):
+            _close(u, v, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), path
+    else:
+        assert a == b, path
+
+
+def test_two_workers_read_disjoint_halves_of_a_parquet_folder_and_match_one_process(
+    tmp_path, dlcli_fork, cli, monkeypatch
+):
+    _parquet_table(tmp_path)
+    config = tmp_path / STREAM.name  # its data.path, parts/, is found beside it
+    shutil.copyfile(STREAM, config)
+    monkeypatch.setenv("DLCLI_UNIT_ROWS", "500")
+    single = ["-q", "-o", "train.distribution.strategy=one_device", "--run-dir", "single"]
+    code, _, err = cli("train", str(config), *single)
+    assert code == 0, err
+    cluster = start_cluster(dlcli_fork, ["train", str(config)], tmp_path, tmp_path / "tmp", env=UNITS)
+    results = reap(cluster)
+    for code, out, err in results:
+        assert code == 0, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
+
+    run_dir = the_run(tmp_path, "ci-stream-workers")
+    one = tmp_path / "single" / "ci-stream-workers" / "latest"
+    record = read_json(run_dir / "run.json")
+    workers = record["data"]["stream"]["workers"]
+    # each worker read its own 6 of the 12 units, in the statistics pass and in every epoch
+    units = [set(w["units"]) for w in workers]
+    assert units[0].isdisjoint(units[1]) and units[0] | units[1] == set(range(12))
+    assert [set(w["units_read"]) for w in workers] == units
+    assert [w["rows"] for w in workers] == [3000, 3000]
+    for i, (_, _, err) in enumerate(results):  # notes go to stderr
+        assert f"worker {i} read 6 of 12 pieces (3,000 of 6,000 rows)" in err
+    # the merged statistics are one reader's: the same splits, the same fitted state
+    assert record["data"]["rows"] == read_json(one / "run.json")["data"]["rows"]
+    _close(read_json(run_dir / "preprocessing.json"), read_json(one / "preprocessing.json"))
+    # both workers end with the same weights, and score like one process (every test row counted)
+    assert f"Weights sha256 {record['distribution']['weights_sha256']}" in results[1][1]
+    cluster_test, single_test = (read_json(d / "metrics.json")["test"] for d in (run_dir, one))
+    assert sum(cluster_test["per_class"][c]["support"] for c in ("0", "1")) == record["data"]["rows"]["test"]
+    assert abs(cluster_test["accuracy"] - single_test["accuracy"]) <= 0.02
+    assert abs(cluster_test["loss"] - single_test["loss"]) <= LOSS_TOLERANCE * single_test["loss"]
+    curves = pd.read_csv(run_dir / "history.csv"), pd.read_csv(one / "history.csv")
+    pd.testing.assert_frame_equal(*curves, rtol=LOSS_TOLERANCE)
+
+
+def test_a_streamed_csv_without_a_split_key_cannot_be_divided_between_workers(tmp_path, cli, monkeypatch):
+    csv = tmp_path / "table.csv"
+    make = [sys.executable, str(ROOT / "benchmarks" / "make_table.py"), "--rows", "500", "--out", str(csv)]
+    subprocess.run(make, check=True, capture_output=True)
+    config = tmp_path / STREAM.name
+    shutil.copyfile(STREAM, config)
+    monkeypatch.setenv("TF_CONFIG", tf_config(free_ports(2), 0))
+    code, out, err = cli("train", str(config), "-o", "data.path=table.csv", "-o", "data.split.key=null")
+    assert code == 2, out + err
+    assert (
+        "stream_workers.yaml:12:3: data.split: under multi_worker the workers divide a streamed delimited text "
+        "file by byte ranges, and a row's position is not known until the rows before it are read, so it "
+        "cannot decide the split: give data.split.key (a column that identifies each row) or "
+        "data.split.column, or stream Parquet files"
+    ) in err
