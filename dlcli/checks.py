@@ -101,6 +101,22 @@ def _series(raw: dict) -> list[Problem]:
                 "remove preprocessing.series",
             )
         )
+    if _get(raw, "data", "series_id") is not None and not windowed:
+        problems.append(
+            (
+                ("data", "series_id"),
+                "series_id names the series of each row of a time series: add preprocessing.window "
+                "(length, horizon), or remove data.series_id",
+            )
+        )
+    if _get(raw, "data", "series_id") is not None and _get(raw, "data", "split", "key") is not None:
+        problems.append(
+            (
+                ("data", "split", "key"),
+                "a time series is split in time order, each series on its own (data.series_id): remove "
+                "data.split.key",
+            )
+        )
     loss = raw.get("loss")
     if windowed and _get(raw, "preprocessing", "series", "difference") == 1 and label_mode(loss) is not None:
         problems.append(

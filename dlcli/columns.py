@@ -125,6 +125,7 @@ def _set_aside(config: Config, frame: pd.DataFrame, names: list[str]) -> dict[st
         data.time_column: "the time column",
         data.split.column: "the split column",
         data.split.key: "the split key, data.split.key",
+        data.series_id: "the series id, data.series_id",
     }
     if config.preprocessing.window is None:
         roles[data.target_column] = "the target"

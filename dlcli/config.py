@@ -106,6 +106,12 @@ class DataConfig(_Strict):
         "'label', the subfolder's name, for a folder).",
     )
     time_column: str | None = Field(None, description="Sorted on and left out of the features.")
+    series_id: str | None = Field(
+        None,
+        description="Time series: the column naming which series each row belongs to, when one file "
+        "holds several (stores, sensors). Windows never cross from one series into another, each series "
+        "is split in time order by data.split's fractions, and the column is not a feature.",
+    )
     test_path: str | None = Field(
         None, description="A separate labelled file (or folder of class subfolders) used as the test split."
     )

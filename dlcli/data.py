@@ -374,6 +374,7 @@ def require_columns(config: Config, columns: list, source: str) -> None:
         (("data", "time_column"), data.time_column),
         (("data", "split", "column"), data.split.column),
         (("data", "split", "key"), data.split.key),
+        (("data", "series_id"), data.series_id),
     ):
         if column is not None and column not in columns:
             message = _missing_column(source, config.where(*key), column, columns)
@@ -396,10 +397,13 @@ def _split_table(
     require_columns(config, list(frame.columns), source)
     cols = columns_mod.resolve(config, frame, source, image)
     frame = frame.drop(columns=[c for c in data.drop if c in frame.columns])
-    if data.time_column is not None:
-        frame = frame.sort_values(data.time_column, kind="stable")
+    order = [c for c in (data.series_id, data.time_column) if c is not None]
+    if order:  # several series: each one's rows together, in time order
+        frame = frame.sort_values(order, kind="stable")
     notes = list(cols.notes)
-    if config.preprocessing.window is not None:
+    if config.preprocessing.window is not None and data.series_id is not None:
+        frame = _fill_each_series(config, frame, cols, source, notes)
+    elif config.preprocessing.window is not None:
         frame = _fill_series(config, frame, cols, source, notes)
     columns_mod.check_table(config, frame, cols, source)
     if data.split.column is not None:
@@ -420,11 +424,70 @@ def _split_table(
         parts.update(_split_by_key(config, frame, test_frac))
         return Loaded({n: parts[n] for n in SPLITS if n in parts}, sha256, source, cols, notes, skipped)
     y = frame[data.target_column].to_numpy() if config.task == "classification" else None
-    chunks = _split_index(config, np.arange(len(frame)), y, test_frac)
+    if data.series_id is not None:  # each series cut in time order on its own
+        chunks = _split_each_series(config, frame[data.series_id], test_frac)
+    else:
+        chunks = _split_index(config, np.arange(len(frame)), y, test_frac)
     for name, idx in chunks.items():
         if idx is not None:
             parts[name] = frame.iloc[idx]
     return Loaded(parts, sha256, source, cols, notes, skipped)
+
+
+def _series_blocks(ids: pd.Series) -> list[tuple[int, int]]:
+    """`(start, end)` positions of each series' rows (together, as the sort left them)."""
+    import numpy as np
+
+    values = ids.to_numpy()
+    cuts = np.flatnonzero(values[1:] != values[:-1]) + 1 if len(values) else np.empty(0, "int64")
+    bounds = [0, *cuts.tolist(), len(values)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def _split_each_series(config: Config, ids: pd.Series, test_frac: float) -> dict[str, Any]:
+    """Positions of each split: every series cut in time order by data.split's fractions."""
+    import numpy as np
+
+    parts: dict[str, list] = {name: [] for name in SPLITS}
+    for start, end in _series_blocks(ids):
+        for name, idx in _split_index(config, np.arange(start, end), None, test_frac).items():
+            if idx is not None:
+                parts[name].append(idx)
+    return {name: np.concatenate(idx) if idx else None for name, idx in parts.items()}
+
+
+def _fill_each_series(
+    config: Config, frame: pd.DataFrame, cols: Columns, source: str, notes: list[str]
+) -> pd.DataFrame:
+    """_fill_series on each series (data.series_id) by itself; inserted rows keep their series' id
+    and are numbered after the file's last line. One note for all series."""
+    import pandas as pd
+
+    column, found, out = config.data.series_id, [], []
+    if frame[column].isna().any():
+        line = frame.index[frame[column].isna().argmax()]
+        raise DataError(
+            f"{source}: series id {column!r} {row_where(source, line)} is empty; every row "
+            "of a series needs its series' id: fill it in or drop the row"
+        )
+    label = int(frame.index.max()) + 1 if len(frame) else 0
+    for start, end in _series_blocks(frame[column]):
+        part, said = frame.iloc[start:end], []
+        filled = _fill_series(config, part, cols, f"{source} (series {part[column].iloc[0]!r})", said)
+        new = ~filled.index.isin(part.index)
+        if new.any():  # inserted time steps: this series' id, and lines after the file's last
+            filled = filled.copy()
+            filled.loc[new, column] = part[column].iloc[0]
+            labels = filled.index.to_numpy(copy=True)
+            labels[new] = range(label, label + int(new.sum()))
+            filled.index = pd.Index(labels)
+            label += int(new.sum())
+        found += said
+        out.append(filled)
+    if found:
+        more = f" (and likewise in {len(found) - 1} more series)" if len(found) > 1 else ""
+        notes.append(found[0] + more)
+    return pd.concat(out) if out else frame
 
 
 def _fill_series(

@@ -287,29 +287,37 @@ def _predict_tensorflow(
         part = part[0]
     ex = scoring.examples(prep, part, source=str(input_path), labelled=False)
     outputs = pipeline.forward(model, ex.dataset(prep, loaded_run.forward_batch))
-    last = None
+    last, rows = None, None
+    if prep.kind == "timeseries":  # a forecast on each row that ends a window (of its own series)
+        rows = ex.starts + prep.window["length"] - 1
     if prep.differenced:  # each window's last value of the target, to which the change is added
-        last = prep.raw_target(part, str(input_path))[prep.window["length"] - 1 :]
+        last = prep.raw_target(part, str(input_path))[rows]
     predictions, probs = prep.decode(outputs, last)
-    pad = prep.window["length"] - 1 if prep.kind == "timeseries" else 0
-    table = prediction_table(part, predictions, probs, prep.target_encoder.classes_, pad)
+    table = prediction_table(part, predictions, probs, prep.target_encoder.classes_, rows=rows)
     write_table(table, out)
     return out, table, [*loaded_run.warnings, *prep.warnings]
 
 
-def prediction_table(part: Any, predictions, probs, classes, pad: int = 0) -> pd.DataFrame:
+def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=None) -> pd.DataFrame:
     """What predict writes: the input's columns (a table), `prediction` and `probability_<class>`.
     A series' first `pad` rows have no full window: their forecast is empty (row i: the forecast
-    from the window ending there)."""
+    from the window ending there). `rows`: the positions of the rows the predictions are for (the
+    others' are empty), as for several series in one file."""
     import numpy as np
     import pandas as pd
 
     predictions = np.asarray(predictions)
     if pad:
-        empty = np.full(pad, np.nan, dtype=object if predictions.dtype == object else "float64")
-        predictions = np.concatenate([empty, predictions])
+        rows = np.arange(pad, pad + len(predictions))
+    if rows is not None:
+        n = len(part)
+        placed = np.full(n, np.nan, dtype=object if predictions.dtype == object else "float64")
+        placed[rows] = predictions
+        predictions = placed
         if probs is not None:
-            probs = np.concatenate([np.full((pad, probs.shape[1]), np.nan), probs])
+            spread = np.full((n, probs.shape[1]), np.nan)
+            spread[rows] = probs
+            probs = spread
     table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
     table["prediction"] = predictions
     if probs is not None:

@@ -63,6 +63,11 @@ def predict(
     meta = runtime.read_metadata(artifact)
     if meta["kind"] == "image_files":
         raise RunError(f"{artifact}: a model of image files is exported as a SavedModel only")
+    if (meta.get("window") or {}).get("series_id"):
+        raise RunError(
+            f"{artifact}: the run holds several series in one file (data.series_id); predict them with "
+            "`dlcli predict`, or give the exported model one series per file"
+        )
     part, notes = _read(run_dir, meta, input_path)
     got = runtime.run_batched(
         runtime.open_artifact(artifact, fmt), runtime.inputs_of(meta, part, str(input_path))

@@ -154,6 +154,24 @@ def training_dataset(
     return lean(ds.apply(tf.data.experimental.assert_cardinality(steps))), epoch
 
 
+def window_batches(series: np.ndarray, starts: np.ndarray, length: int, y, batch_size: int):
+    """Windows `series[s : s + length]` for each s of `starts`, in order, in batches (with `y`, one
+    target each), cut by index as each batch is made: no window is copied out beforehand."""
+    import tensorflow as tf
+
+    xs, first = as_tensor(series), tf.constant(starts, tf.int64)
+    offsets = tf.range(length, dtype=tf.int64)
+    index = tf.data.Dataset.range(len(starts)).batch(batch_size)
+
+    def take(idx):
+        return tf.gather(xs, tf.gather(first, idx)[:, None] + offsets[None, :])
+
+    if y is None:
+        return lean(index.map(take))
+    ys = as_tensor(y)
+    return lean(index.map(lambda idx: (take(idx), tf.gather(ys, idx))))
+
+
 def _determinism_switch():
     """(off, on) for TensorFlow op determinism while it is on, else None."""
     from tensorflow.python.framework import config as tf_config

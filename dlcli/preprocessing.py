@@ -93,7 +93,11 @@ class Preprocessor:
         pre = config.preprocessing
         window = None
         if pre.window is not None:
-            window = {**pre.window.model_dump(), "difference": pre.series.difference}
+            window = {
+                **pre.window.model_dump(),
+                "difference": pre.series.difference,
+                "series_id": config.data.series_id,
+            }
         numeric = NumericTransformer(
             cols.numeric,
             pre.numeric.impute,
@@ -352,30 +356,10 @@ class Preprocessor:
         return self.target_encoder.inverse(probs.argmax(axis=1)), probs
 
     # ---- time series windows -------------------------------------------------------------------
-    def window_dataset(
-        self,
-        series: np.ndarray,
-        targets: np.ndarray | None,
-        batch_size: int,
-        stride: int = 1,
-    ):
-        """Windows of `length` rows; with targets, each window's target is `horizon` rows after its end.
-
-        Without targets, there is one window ending at every row from `length - 1` on.
-        """
-        import keras
-
-        length, horizon = self.window["length"], self.window["horizon"]
-        data = series if targets is None else series[: len(series) - horizon]
-        if targets is not None:
-            targets = targets[length - 1 + horizon :]
-        return keras.utils.timeseries_dataset_from_array(
-            data,
-            targets,
-            sequence_length=length,
-            sequence_stride=stride,
-            batch_size=batch_size,
-        )
+    @property
+    def target_offset(self) -> int:
+        """Rows from a window's first row to its target's."""
+        return self.window["length"] - 1 + self.window["horizon"]
 
     @property
     def context(self) -> int:

@@ -28,11 +28,54 @@ class Examples:
     y_raw: np.ndarray | None  # original-unit targets, one per prediction
     naive: np.ndarray | None = None  # time series: the last observed value before each target
     when: Any = None  # time series: the time of each target (the time column, else the row index)
+    starts: np.ndarray | None = None  # time series: each window's first row in x, one per prediction
 
     def dataset(self, prep: Preprocessor, batch_size: int):
-        if prep.kind == "timeseries":
-            return prep.window_dataset(self.x, self.y, batch_size)
+        if prep.kind == "timeseries":  # windows cut by index as each batch is made, in order
+            import numpy as np
+
+            y = None if self.y is None else np.asarray(self.y)[self.starts + prep.target_offset]
+            return pipeline.window_batches(self.x, self.starts, prep.window["length"], y, batch_size)
         return pipeline.array_dataset(self.x, self.y, batch_size, prep.loader())
+
+
+def window_starts(n: int, length: int, offset: int, ids=None, targets=None):
+    """The first row of every window of `length` rows of an n-row series whose row `offset` after
+    its start (the target's, or its own last row) is in the series: with `ids`, the window and that
+    row belong to one series; with `targets` (a mask), that row is one of them."""
+    import numpy as np
+
+    starts = np.arange(max(n - offset, 0), dtype="int64")
+    keep = np.ones(len(starts), dtype=bool)
+    if ids is not None:
+        keep &= ids[starts] == ids[starts + offset]
+    if targets is not None:
+        keep &= targets[starts + offset]
+    return starts[keep]
+
+
+def _with_history(prep: Preprocessor, part, history):
+    """`part` after the rows of `history` its first windows read (each series' own, with
+    data.series_id), and a mask of the rows that are `part`'s."""
+    import numpy as np
+    import pandas as pd
+
+    column = prep.window.get("series_id")
+    if history is None or not len(history):
+        return part, np.ones(len(part), dtype=bool)
+    if column is None:
+        groups = [(history, part)]
+    else:
+        earlier = {key: rows for key, rows in history.groupby(column, sort=False)}
+        groups = [
+            (earlier.get(key, history.iloc[:0]), rows) for key, rows in part.groupby(column, sort=False)
+        ]
+    blocks, mask = [], []
+    for before, rows in groups:
+        before = before.tail(prep.context)
+        blocks += [before, rows]
+        mask += [np.zeros(len(before), dtype=bool), np.ones(len(rows), dtype=bool)]
+    return pd.concat(blocks), np.concatenate(mask)
 
 
 def examples(
@@ -49,29 +92,43 @@ def examples(
         y_raw = prep.raw_target(part, source)
         return Examples(x, prep.encode_target(y_raw), y_raw)
     import numpy as np
-    import pandas as pd
 
-    frame = part if history is None else pd.concat([history, part])
+    frame, own = _with_history(prep, part, history)
     series = prep.features(frame, source)
-    length, horizon = prep.window["length"], prep.window["horizon"]
+    length, horizon, column = prep.window["length"], prep.window["horizon"], prep.window.get("series_id")
+    ids = None
+    if column is not None:
+        if column not in frame.columns:
+            raise DataError(
+                f"{source}: no column {column!r}, which names each row's series (data.series_id of the "
+                "run): add it"
+            )
+        ids = frame[column].to_numpy()
+    each = " in any one series" if column is not None else ""
     if not labelled:
-        if len(frame) < length:
-            raise DataError(f"{source}: {len(frame)} rows are too few for one window of length {length}")
-        return Examples(series, None, None)
-    if len(frame) < length + horizon:
+        starts = window_starts(len(frame), length, length - 1, ids)
+        if not len(starts):
+            raise DataError(
+                f"{source}: {len(frame)} rows{each} are too few for one window of length {length}"
+            )
+        return Examples(series, None, None, starts=starts)
+    starts = window_starts(len(frame), length, prep.target_offset, ids, own)
+    if not len(starts):
         raise DataError(
-            f"{source}: {len(frame)} rows are too few for windows of length {length} with "
+            f"{source}: {len(frame)} rows{each} are too few for windows of length {length} with "
             f"horizon {horizon} (expected at least {length + horizon} rows): shorten "
             "preprocessing.window.length or give this split a larger fraction"
         )
     y_all = prep.raw_target(frame, source)
     times = frame[prep.time_column] if prep.time_column in frame else frame.index
+    targets = starts + prep.target_offset
     return Examples(
         series,
         prep.encode_target(y_all),
-        y_all[length - 1 + horizon :],
-        naive=y_all[length - 1 : len(y_all) - horizon],
-        when=np.asarray(times)[length - 1 + horizon :],
+        y_all[targets],
+        naive=y_all[targets - horizon],
+        when=np.asarray(times)[targets],
+        starts=starts,
     )
 
 
@@ -85,7 +142,7 @@ def split_examples(prep: Preprocessor, loaded: data_mod.Loaded) -> dict[str, Exa
         part = loaded.splits[name]
         history = None
         if prep.kind == "timeseries" and seen:
-            history = pd.concat(seen).tail(prep.context)  # earlier rows feed this split's first windows
+            history = pd.concat(seen)  # earlier rows feed this split's first windows (of each series)
         source = f"{loaded.source} ({name} split)"
         sets[name] = examples(prep, prep.match_labels(part, source), history, source)
         if prep.kind == "timeseries":
@@ -103,9 +160,12 @@ def training_arrays(prep: Preprocessor, ex: Examples):
 
     if prep.kind != "timeseries":
         return ex.x, ex.y, None
-    length, horizon, stride = prep.window["length"], prep.window["horizon"], prep.window["stride"]
-    starts = np.arange(0, len(ex.x) - horizon - length + 1, stride, dtype="int64")
-    return ex.x, np.asarray(ex.y)[starts + length - 1 + horizon], (starts, length)
+    length, stride, starts = prep.window["length"], prep.window["stride"], ex.starts
+    if stride > 1:  # every stride-th window of each run of windows (each series)
+        run = np.concatenate([[0], np.cumsum(np.diff(starts) != 1)])
+        first = np.searchsorted(run, run)  # where each window's run begins
+        starts = starts[(np.arange(len(starts)) - first) % stride == 0]
+    return ex.x, np.asarray(ex.y)[starts + prep.target_offset], (starts, length)
 
 
 def score(prep: Preprocessor, config: Config, model, ex: Examples) -> tuple[dict, np.ndarray]:

@@ -53,6 +53,7 @@ class WindowState(_Closed):
     horizon: StrictInt
     stride: StrictInt
     difference: Literal[0, 1] = 0  # absent in runs of dlcli before 0.3
+    series_id: StrictStr | None = None  # data.series_id; absent in runs of dlcli before 0.6
 
 
 class ImageState(_Closed):

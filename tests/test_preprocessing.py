@@ -123,10 +123,9 @@ def test_windows_pair_each_window_with_the_value_horizon_steps_later():
     )
     prep = Preprocessor.fit(config, frame)
     assert prep.input_shape == [3, 1] and prep.context == 4
-    series = prep.features(frame)
-    ((x, y),) = [
-        (bx.numpy(), by.numpy()) for bx, by in prep.window_dataset(series, frame["v"].to_numpy(), 100)
-    ]
+    from dlcli import scoring
+
+    ((x, y),) = [(bx.numpy(), by.numpy()) for bx, by in scoring.examples(prep, frame).dataset(prep, 100)]
     assert x.shape == (12 - 3 - 2 + 1, 3, 1)
     assert x[0, :, 0].tolist() == [0, 1, 2] and y[0] == 4  # window ends at 2, target at 2 + horizon
     assert x[-1, :, 0].tolist() == [7, 8, 9] and y[-1] == 11
@@ -153,8 +152,9 @@ def test_training_windows_are_cut_by_index_as_keras_cuts_them():
     class Prep:
         kind = "timeseries"
         window = {"length": 5, "horizon": 3, "stride": 2}
+        target_offset = 5 - 1 + 3
 
-    ex = scoring.Examples(series, targets, None)
+    ex = scoring.Examples(series, targets, None, starts=scoring.window_starts(30, 5, Prep.target_offset))
     x, y, windows = scoring.training_arrays(Prep(), ex)
     assert x is series  # the series itself, not a copy of its windows
     ds, _ = pipeline.training_dataset(x, y, batch_size=4, seed=1, windows=windows)
