@@ -40,6 +40,19 @@ def series(rng: np.random.Generator, n: int = 300) -> pd.DataFrame:
     return pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "value": value.round(3)})
 
 
+def sensors(rng: np.random.Generator, n: int = 150) -> pd.DataFrame:
+    """Three daily series in one file, as a log holds them: rows by date, the sensors interleaved,
+    each at its own level (0, 50, 100) and period, and one day missing from sensor b."""
+    days = pd.date_range("2021-03-01", periods=n, freq="D").strftime("%Y-%m-%d")
+    parts = []
+    for name, level, period in (("a", 0.0, 20), ("b", 50.0, 30), ("c", 100.0, 15)):
+        value = level + 5 * np.sin(np.arange(n) * 2 * np.pi / period) + rng.normal(0, 0.3, n)
+        parts.append(pd.DataFrame({"date": days, "sensor": name, "value": value.round(3)}))
+    frame = pd.concat(parts).sort_values(["date", "sensor"], kind="stable")
+    gap = (frame["sensor"] == "b") & (frame["date"] == days[70])
+    return frame[~gap]
+
+
 def text(rng: np.random.Generator, n: int = 240) -> pd.DataFrame:
     """Short messages, spam or ham by their words, a few with a stray double quote (as the SMS Spam
     Collection has); written as a headerless TSV."""
@@ -90,6 +103,7 @@ def main() -> None:
     text(rng).to_csv(HERE / "tiny_text.tsv", sep="\t", header=False, index=False, quoting=csv.QUOTE_NONE)
     image_folder(rng, HERE / "tiny_images")
     np.savez_compressed(HERE / "tiny_digits.npz", **images())
+    sensors(np.random.default_rng(1)).to_csv(HERE / "tiny_sensors.csv", index=False)
 
 
 if __name__ == "__main__":

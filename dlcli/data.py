@@ -463,7 +463,7 @@ def _fill_each_series(
     and are numbered after the file's last line. One note for all series."""
     import pandas as pd
 
-    column, found, out = config.data.series_id, [], []
+    column, said_by, out = config.data.series_id, [], []
     if frame[column].isna().any():
         line = frame.index[frame[column].isna().argmax()]
         raise DataError(
@@ -482,11 +482,12 @@ def _fill_each_series(
             labels[new] = range(label, label + int(new.sum()))
             filled.index = pd.Index(labels)
             label += int(new.sum())
-        found += said
+        said_by += [said] if said else []
         out.append(filled)
-    if found:
-        more = f" (and likewise in {len(found) - 1} more series)" if len(found) > 1 else ""
-        notes.append(found[0] + more)
+    if said_by:  # the first series' notes, and how many more series were filled in
+        notes += said_by[0]
+        if len(said_by) > 1:
+            notes.append(f"{source}: likewise for {len(said_by) - 1} more series (data.series_id)")
     return pd.concat(out) if out else frame
 
 

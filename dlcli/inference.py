@@ -285,6 +285,9 @@ def _predict_tensorflow(
     part = read_input(prep, input_path, loaded_run.config, labelled=False)
     if prep.kind == "image" and part[1] is None:
         part = part[0]
+    order = None
+    if prep.kind == "timeseries" and prep.window.get("series_id"):
+        part, order = _by_series(prep, part, str(input_path))
     ex = scoring.examples(prep, part, source=str(input_path), labelled=False)
     outputs = pipeline.forward(model, ex.dataset(prep, loaded_run.forward_batch))
     last, rows = None, None
@@ -294,8 +297,28 @@ def _predict_tensorflow(
         last = prep.raw_target(part, str(input_path))[rows]
     predictions, probs = prep.decode(outputs, last)
     table = prediction_table(part, predictions, probs, prep.target_encoder.classes_, rows=rows)
+    if order is not None:  # back in the input's row order
+        import numpy as np
+
+        table = table.iloc[np.argsort(order, kind="stable")]
     write_table(table, out)
     return out, table, [*loaded_run.warnings, *prep.warnings]
+
+
+def _by_series(prep: Preprocessor, part: pd.DataFrame, source: str):
+    """The rows of several series (data.series_id) each series' together, in time order where the
+    time column is there, and the positions they came from."""
+    import numpy as np
+
+    column = prep.window["series_id"]
+    if column not in part.columns:
+        raise DataError(
+            f"{source}: no column {column!r}, which names each row's series (data.series_id of the run): "
+            "add it"
+        )
+    keys = [c for c in (column, prep.time_column) if c is not None and c in part.columns]
+    order = np.asarray(part.reset_index(drop=True).sort_values(keys, kind="stable").index)
+    return part.iloc[order], order
 
 
 def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=None) -> pd.DataFrame:

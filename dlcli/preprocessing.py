@@ -144,12 +144,13 @@ class Preprocessor:
 
     def _series_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         """With series differencing, the target column as read by the model is its change from the
-        row before (0 on the first row)."""
+        row before (0 on the first row, of each series with data.series_id)."""
         column = self.target_encoder.column
         if not self.differenced or column not in self.numeric.columns:
             return frame
-        frame = frame.copy()
-        frame[column] = frame[column].diff().fillna(0.0)
+        frame, series = frame.copy(), self.window.get("series_id")
+        values = frame[column] if series not in frame.columns else frame.groupby(series, sort=False)[column]
+        frame[column] = values.diff().fillna(0.0)
         return frame
 
     # ---- shapes the model needs ----------------------------------------------------------------
