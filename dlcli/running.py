@@ -146,9 +146,13 @@ class Counts:
         counts = self.counts
         for value, n in zip(found.index.tolist(), found.tolist(), strict=True):
             counts[value] = counts.get(value, 0) + n
-        if len(counts) > self.capacity:
-            cut = sorted(counts.values(), reverse=True)[self.capacity]
-            self.counts = {k: v - cut for k, v in counts.items() if v > cut}
+        self._cut()
+
+    def _cut(self) -> None:
+        """Back to the capacity: every count less the first one past it; the values left at 0 go."""
+        if len(self.counts) > self.capacity:
+            cut = sorted(self.counts.values(), reverse=True)[self.capacity]
+            self.counts = {k: v - cut for k, v in self.counts.items() if v > cut}
             self.pruned = True
 
     def distinct(self) -> int:
@@ -166,10 +170,7 @@ class Counts:
             counts[value] = counts.get(value, 0) + n
         self.rows += other["rows"]
         self.pruned = self.pruned or other["pruned"]
-        if len(counts) > self.capacity:
-            cut = sorted(counts.values(), reverse=True)[self.capacity]
-            self.counts = {k: v - cut for k, v in counts.items() if v > cut}
-            self.pruned = True
+        self._cut()
 
 
 class ClassTally:

@@ -228,6 +228,35 @@ def test_running_moments_and_sample_equal_the_whole_columns():
     np.testing.assert_allclose(filled.std(), np.nan_to_num(values).std(axis=0), rtol=1e-9)
 
 
+def test_summaries_of_two_workers_merge_into_one_readers():
+    """shards.py's statistics: each worker summarizes its own chunks; folded together (in worker
+    order) they are what one reader of every chunk keeps: the same sample, counts, moments."""
+    from dlcli.running import Counts, Moments, Sample
+
+    rng = np.random.default_rng(2)
+    values = rng.normal(5.0, 2.0, (5000, 2))
+    labels = rng.choice(list("abc"), 5000)
+    chunks = list(zip(_chunks(values), _chunks(labels), strict=True))
+    one = Moments(2), Sample(2, size=700, seed=4), Counts(capacity=10)
+    workers = [(Moments(2), Sample(2, size=700, seed=4), Counts(capacity=10)) for _ in range(2)]
+    for i, (x, text) in enumerate(chunks):
+        for moments, sample, counts in (one, workers[i % 2]):
+            moments.add(x)
+            sample.add(x, i)  # keys from (seed, chunk): the same row, the same key, whoever reads it
+            counts.add(pd.Series(text))
+    merged = Moments(2), Sample(2, size=700, seed=4), Counts(capacity=10)
+    for moments, sample, counts in workers:
+        merged[0].fold(Moments.of(moments.arrays("m"), "m"))
+        merged[1].fold(sample.keys, sample.rows)
+        merged[2].fold(counts.pairs())
+    np.testing.assert_allclose(merged[0].mean, one[0].mean, rtol=1e-13)
+    np.testing.assert_allclose(merged[0].std(), one[0].std(), rtol=1e-12)
+    np.testing.assert_array_equal(merged[0].low, one[0].low)
+    assert len(merged[1].rows) == 700
+    assert sorted(map(tuple, merged[1].rows)) == sorted(map(tuple, one[1].rows))
+    assert merged[2].counts == one[2].counts and merged[2].rows == 5000
+
+
 def test_capped_counts_keep_every_frequent_value():
     from dlcli.running import Counts
 
