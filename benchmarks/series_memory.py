@@ -1,8 +1,8 @@
 """A 10-million-step series with 30-step windows, trained at bounded memory: windows are cut by index
 as batches are made (pipeline.training_dataset), never copied out. Reports the peak RSS of
-`dlcli train` (one epoch, a whole process) against what copying the windows out would add, and
-against the same process on a series a tenth as long (memory that grew with the series, not with
-the windows).
+`dlcli train` (one epoch, a whole process) against what copying the windows out would add, against
+the same process on a series a tenth as long (memory that grows with the series' columns), and
+against windows ten times as long (memory that would grow with the windows: it does not).
 
     python benchmarks/series_memory.py [--steps 10000000] [--length 30]
 
@@ -67,6 +67,7 @@ def train(work: Path, steps: int, length: int) -> dict:
     rows = json.loads((run_dir / "run.json").read_text())["data"]["rows"]["train"]
     data.unlink()
     return {
+        "length": length,
         "steps": steps,
         "wall": wall,
         "rss": rss,
@@ -87,7 +88,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         small = train(Path(tmp), args.steps // 10, args.length)
         large = train(Path(tmp), args.steps, args.length)
+        longer = train(Path(tmp), args.steps, 10 * args.length)  # windows ten times as long
     copied = large["train_rows"] * args.length * 4 / 2**20  # float32 windows of one value each
+    copied_long = longer["train_rows"] * 10 * args.length * 4 / 2**20
     lines = [
         START,
         f"## A {args.steps:,}-step series, {args.length}-step windows ({date.today()})",
@@ -95,18 +98,23 @@ def main() -> None:
         f"{machine()}. `python benchmarks/series_memory.py`: `dlcli train` of one epoch (Flatten, Dense 16, "
         "Dense 1; batch 4096), whole processes.",
         "",
-        "| steps | peak RSS | wall | test MAE (persistence) |",
-        "| --- | --- | --- | --- |",
+        "| steps | window | peak RSS | wall | test MAE (persistence) | copying the windows would add |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for r in (small, large):
+    for r in (small, large, longer):
+        windows = r["train_rows"] * r["length"] * 4 / 2**20
         lines.append(
-            f"| {r['steps']:,} | {r['rss']:,} MB | {r['wall']:.0f} s | {r['mae']:.4f} ({r['naive']:.4f}) |"
+            f"| {r['steps']:,} | {r['length']} | {r['rss']:,} MB | {r['wall']:.0f} s | {r['mae']:.4f} "
+            f"({r['naive']:.4f}) | {windows:,.0f} MB |"
         )
     lines += [
         "",
         f"Copying the training windows out ({large['train_rows']:,} windows × {args.length} × 4 bytes) would add "
         f"{copied:,.0f} MB; ten times the steps added {large['rss'] - small['rss']:,} MB "
-        f"({(large['rss'] - small['rss']) / copied:.0%} of that), the series itself and what reading its CSV costs.",
+        f"({(large['rss'] - small['rss']) / copied:.0%} of that): the series' own columns (read, split, "
+        "scaled, its targets), about 100 bytes a step, whatever the window. Windows ten times as long "
+        f"({10 * args.length} steps) changed peak RSS by {longer['rss'] - large['rss']:+,} MB, where copying "
+        f"them out would add {copied_long:,.0f} MB.",
         END,
     ]
     block = "\n".join(lines)

@@ -25,11 +25,13 @@ def train(
     listener=None,
     command: list[str] | None = None,
     device: str | None = None,
+    run_dir: Path | None = None,
 ) -> stages.TrainResult:
     """Validate, load, fit preprocessing on train only, build, train, score every split, save.
 
     The data is loaded and checked before the run directory is made: a data error leaves nothing.
-    `device`: cpu, gpu or gpu:N (see distribute.py); None uses what TensorFlow finds.
+    `device`: cpu, gpu or gpu:N (see distribute.py); None uses what TensorFlow finds. `run_dir`:
+    this exact (new) directory instead of `runs_dir/<name>/<stamp>` (a trial of `dlcli tune`).
     """
     device = distribute.parse_device(device)
     chief = distribute.is_chief(config)
@@ -43,7 +45,10 @@ def train(
     prepared = stages.prepare(config, progress=getattr(listener, "rows", None), placement=placement)
     if not chief:
         return _run_as_worker(config, placement, listener, command, prepared)
-    run_dir = runs.create(Path(runs_dir), config.name)
+    if run_dir is None:
+        run_dir = runs.create(Path(runs_dir), config.name)
+    else:
+        run_dir.mkdir(parents=True)
     with runs.training_lock(run_dir):
         saved.save_config(run_dir, config)
         files.write_atomic(run_dir / "preprocessing.json", prepared.prep.to_json())

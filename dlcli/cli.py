@@ -252,6 +252,65 @@ def serve(
 
 
 @app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="The YAML config, with a search section.", metavar="CONFIG")],
+    override: Overrides = None,
+    trials: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--trials", help="Trials to finish (default: search.trials).", min=1),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="Trials at once, each in its own process.", min=1)] = 1,
+    storage: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--storage", help="An Optuna database URL (default: SQLite in the study folder).", metavar="URL"
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--run-dir", help="Folder of the runs: DIR/<name>/tune-<id>/.", metavar="DIR")
+    ] = Path("runs"),
+    worker: Annotated[int, typer.Option("--worker", hidden=True)] = 0,
+    threads: Annotated[Optional[int], typer.Option("--threads", hidden=True)] = None,  # noqa: UP045
+) -> None:
+    """Search the config's search section with Optuna; each trial an ordinary run. Rerun to continue."""
+    from dlcli import runtime as runtime_mod
+    from dlcli import tune as tune_mod
+
+    runtime_mod.need("optuna", "tune")
+    found = tune_mod.open_search(config, override or [], trials, storage, runs_dir, _say)
+    found.worker, found.threads = worker, threads
+    if worker == 0:
+        out.print(
+            f"study {found.folder} ({found.trials} trials, {found.direction} {found.metric})", highlight=False
+        )
+    with tune_mod.workers(found, jobs):
+        tune_mod.run_trials(found)
+    if worker:
+        return
+    summary = tune_mod.summarize(found)
+    table = Table(show_edge=False, header_style="bold")
+    names = [n for n in summary["rows"][0] if n != "run"] if summary["rows"] else []
+    for name in names:
+        table.add_column(name, justify="left" if name == "state" else "right")
+    for row in summary["rows"]:
+        table.add_row(*(_fmt(row[n]) if isinstance(row[n], float) else escape(str(row[n])) for n in names))
+    out.print(table)
+    for note in summary["notes"]:
+        err.print(f"note: {escape(note)}", highlight=False)
+    best = summary["best"]
+    if best is not None:
+        out.print(
+            f"best: trial {best.number}, {found.metric} {_fmt(best.value)}; its config: "
+            f"{found.folder / 'best.yaml'} (dlcli train it to train that model again)",
+            highlight=False,
+        )
+
+
+def _say(line: str) -> None:
+    out.print(escape(line), highlight=False)
+
+
+@app.command()
 def validate(
     config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")],
     override: Overrides = None,
@@ -345,7 +404,13 @@ def _print_wide(table: Table) -> None:
     Console(file=out.file, width=max(width, 80), soft_wrap=True).print(table)
 
 
-STATUS_STYLE = {"completed": "green", "running": "cyan", "interrupted": "yellow", "killed": "yellow"}
+STATUS_STYLE = {
+    "completed": "green",
+    "running": "cyan",
+    "interrupted": "yellow",
+    "killed": "yellow",
+    "pruned": "magenta",
+}
 
 
 def _duration(seconds: float | None) -> str:

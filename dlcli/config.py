@@ -23,6 +23,7 @@ from dlcli.config_sections import (  # noqa: F401 - re-exported: the config's mo
     ImageConfig,
     NumericConfig,
     PreprocessingConfig,
+    SearchConfig,
     SeriesConfig,
     TargetConfig,
     TextConfig,
@@ -394,6 +395,9 @@ class Config(_Strict):
     metrics: list[str] = Field([], description="Keras metric names reported per epoch and in metrics.json.")
     train: TrainConfig = Field(TrainConfig(), description="Epochs, batches, early stopping, devices.")
     tracking: TrackingConfig = Field(TrackingConfig(), description="Experiment tracking (MLflow).")
+    search: SearchConfig | None = Field(
+        None, description="`dlcli tune`: distributions over config keys; `dlcli train` leaves it aside."
+    )
 
     _source: Path | None = PrivateAttr(None)
     _marks: Marks = PrivateAttr(default_factory=dict)
@@ -461,6 +465,12 @@ def validate(raw: dict, marks: Marks, path: Path) -> Config:
     if problems:
         problems.sort(key=lambda p: nearest_mark(p[0], marks) or (1 << 30, 0))
         raise ConfigError([f"{locate(loc, marks, str(path))}: {msg}" for loc, msg in problems])
+    if "search" in raw:  # each searched key with its extreme values in place (dlcli.search)
+        from dlcli import search
+
+        found = search.problems(raw, marks, path, validate)
+        if found:
+            raise ConfigError(found)
     config = Config.model_validate(raw)
     config._source, config._marks = path, marks
     _resolve_paths(config, path.parent)

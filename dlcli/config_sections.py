@@ -165,3 +165,30 @@ class PreprocessingConfig(_Strict):
         None, description="Time series: sliding windows of rows, each predicting a later target value."
     )
     series: SeriesConfig = Field(SeriesConfig(), description="Time series: missing values, differencing.")
+
+
+class SearchConfig(_Strict):
+    """`dlcli tune`: the keys to search, by their config path, each with a distribution, and how."""
+
+    parameters: dict[str, dict] = Field(
+        min_length=1,
+        description="Config paths (optimizer.learning_rate, model.layers.0.Dense.units, train.batch_size) "
+        "each with one distribution: {loguniform: [low, high]}, {uniform: [low, high]} (step: s), "
+        "{int: [low, high]} (step: s, log: true) or {choice: [a, b, ...]}.",
+    )
+    metric: str | None = Field(
+        None, description="The per-epoch quantity to optimize (default: the checkpoint's monitor, val_loss)."
+    )
+    direction: Literal["auto", "minimize", "maximize"] = Field(
+        "auto", description="auto: Keras' rule (losses and errors down; accuracy, AUC, r2 up)."
+    )
+    trials: Annotated[int, Field(gt=0)] = Field(20, description="Trials that finish (completed or pruned).")
+    timeout: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="Seconds after which no new trial starts (the running ones finish)."
+    )
+    sampler: Literal["tpe", "random", "grid"] = Field(
+        "tpe", description="Optuna's TPE (seeded by the config's seed), random, or every combination (grid)."
+    )
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Stops a trial whose validation curve falls behind the others' (Optuna's)."
+    )

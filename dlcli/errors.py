@@ -57,3 +57,12 @@ class Interrupted(DlcliError):
             f"{name} received; stopped after {epochs} completed epoch(s), all saved in {run_dir}. "
             f"Continue with: dlcli train --resume {run_dir}"
         )
+
+
+class Pruned(Exception):  # noqa: N818 - a trial's outcome, not a failure
+    """`dlcli tune`'s pruner stopped a trial whose validation curve fell behind; its run is marked
+    `pruned`. Never reaches the command line: the search goes on."""
+
+    def __init__(self, epoch: int, value: float):
+        self.epoch, self.value = epoch, value
+        super().__init__(f"pruned after epoch {epoch} ({value:.6g}): behind the other trials at that epoch")

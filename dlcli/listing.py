@@ -20,7 +20,7 @@ from dlcli import runs
 from dlcli.errors import RunError
 
 STAMP = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
-STATUSES = ("running", "completed", "failed", "interrupted")
+STATUSES = ("running", "completed", "failed", "interrupted", "pruned")
 #: The test metric a row shows: the first of these that metrics.json has.
 HEADLINE = ("accuracy", "r2", "mae", "loss")
 

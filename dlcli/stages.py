@@ -24,7 +24,7 @@ from dlcli import record as record_mod
 from dlcli import state as state_mod
 from dlcli import train as train_mod
 from dlcli.config import Config
-from dlcli.errors import ConfigError, DataError, DlcliError, Interrupted, TrainingFailed
+from dlcli.errors import ConfigError, DataError, DlcliError, Interrupted, Pruned, TrainingFailed
 from dlcli.preprocessing import Preprocessor
 
 
@@ -215,6 +215,9 @@ def run(job: Job) -> TrainResult:
         result = _train(job)
     except Interrupted as exc:
         _finish(record, tracker, "interrupted", str(exc))
+        raise
+    except Pruned as exc:
+        _finish(record, tracker, "pruned", str(exc))
         raise
     except DlcliError as exc:
         _finish(record, tracker, "failed", str(exc))

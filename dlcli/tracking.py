@@ -18,7 +18,7 @@ from dlcli.errors import RunError
 from dlcli.runs import flatten
 
 #: dlcli status → MLflow run status.
-STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
+STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "pruned": "KILLED"}
 #: Never uploaded: the training lock, temporary files, the resume checkpoints (best.keras and
 #: model.keras already hold the useful weights).
 SKIP = (".lock", ".tmp", "resume-", "last.keras")

@@ -1,0 +1,473 @@
+"""`dlcli tune CONFIG`: a hyperparameter search on Optuna, made of ordinary runs.
+
+The search lives in one folder, `runs/<name>/tune-<id>/`, where `<id>` is a digest of the resolved
+config (its search section and overrides included): the same command finds the same folder, so
+rerunning it after a kill continues the study, and two processes started with it share one study.
+
+    runs/<name>/tune-<id>/
+      tune.json          the study's name, storage, metric, direction and the trials asked for
+      study.db           Optuna's study in SQLite (unless --storage names another database)
+      trial-<n>/         one ordinary run directory per trial (evaluate, predict, compare, --resume)
+      trials.csv         every trial: parameters, metric, epochs, state, duration
+      best.yaml          the best trial's resolved config, without the search section: `dlcli train` it
+      plots/             optimization history, parameter importances, parallel coordinates
+
+A trial is asked for under a file lock, only while fewer than the wanted trials are finished or
+running, so processes that share the study never run more than asked. Each epoch's validation value
+is reported to the pruner; a pruned trial's run is marked `pruned`. A trial whose process died (a
+RUNNING trial of this machine whose process is gone) is marked failed and asked again with the same
+parameters, resuming its run directory from its last epoch.
+
+    >>> result = tune(Path("configs/housing_search.yaml"), trials=30, jobs=2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlcli import runs, search
+from dlcli.config import Config, load_config
+from dlcli.errors import ConfigError, Pruned, RunError, TrainingFailed
+
+#: Quantities that are better higher (Keras' rule for `mode: auto`); every other one is minimized.
+HIGHER = ("accuracy", "acc", "auc", "r2", "r2_score", "precision", "recall", "f1", "f1_score")
+
+
+@dataclass
+class Search:
+    """One study: its folder, config, space and how trials are judged."""
+
+    path: Path
+    overrides: list[str]
+    config: Config
+    space: list[search.Param]
+    folder: Path
+    storage: str
+    study_name: str
+    metric: str
+    direction: str
+    trials: int
+    worker: int = 0
+    threads: int | None = None
+    say: Callable[[str], None] = print
+    started: float = field(default_factory=time.monotonic)
+
+
+def direction_of(config: Config, metric: str) -> str:
+    asked = config.search.direction
+    if asked != "auto":
+        return asked
+    name = metric.removeprefix("val_")
+    return "maximize" if name in HIGHER or name.endswith(("accuracy", "auc")) else "minimize"
+
+
+def open_search(
+    path: Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    trials: int | None = None,
+    storage: str | None = None,
+    runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
+    say: Callable[[str], None] = print,
+) -> Search:
+    """The search CONFIG describes: its folder (made if new) and its checked space."""
+    config = load_config(path, overrides)
+    if config.search is None:
+        raise ConfigError(
+            f"{path}: no search section; add one (`search: {{parameters: {{optimizer.learning_rate: "
+            "{loguniform: [1.0e-4, 1.0e-2]}}}}`) to say what dlcli tune varies"
+        )
+    space = search.parse(config.search.parameters, config.where)
+    metric = config.search.metric or config.checkpoint_monitor()
+    _check_metric(config, metric)
+    digest = hashlib.sha256(
+        json.dumps([config.to_yaml_dict(), list(overrides)], sort_keys=True, default=str).encode()
+    ).hexdigest()[:12]
+    folder = Path(runs_dir) / config.name / f"tune-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = trials or config.search.trials
+    if config.search.sampler == "grid":
+        size = math.prod(len(p.grid()) for p in space)
+        wanted = min(wanted, size)
+    url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    name = f"{config.name}-{digest}"
+    found = Search(
+        path, list(overrides), config, space, folder, url, name, metric, direction_of(config, metric), wanted
+    )
+    found.say = say
+    _write_description(found)
+    return found
+
+
+def _check_metric(config: Config, metric: str) -> None:
+    names = ["loss", *config.metrics]
+    reported = names + [f"val_{n}" for n in names] if config.has_validation else names
+    if metric not in reported:
+        from dlcli.checks import suggest
+
+        raise ConfigError(
+            f"{config.where('search', 'metric')}: {metric!r} is not a quantity this model reports per "
+            f"epoch (expected one of {', '.join(reported)}){suggest(metric, reported)}"
+        )
+
+
+def _write_description(s: Search) -> None:
+    from dlcli.files import write_json
+
+    described = {
+        "study": s.study_name,
+        "storage": s.storage if s.storage.startswith("sqlite") else s.storage.split("@")[-1],
+        "config": str(Path(s.path).resolve()),
+        "overrides": s.overrides,
+        "metric": s.metric,
+        "direction": s.direction,
+        "trials": s.trials,
+        "sampler": s.config.search.sampler,
+        "pruner": s.config.search.pruner,
+    }
+    write_json(s.folder / "tune.json", described)
+
+
+def study(s: Search):
+    """The Optuna study (made or joined): the sampler seeded by the config's seed and the worker."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = s.config.search
+    seed = s.config.seed + s.worker
+    if settings.sampler == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    elif settings.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.GridSampler({p.path: p.grid() for p in s.space}, seed=seed)
+    if settings.pruner == "median":
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    elif settings.pruner == "hyperband":
+        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=s.config.train.epochs)
+    else:
+        pruner = optuna.pruners.NopPruner()
+    storage = s.storage
+    if storage.startswith("sqlite"):  # processes sharing the file wait for its lock, not fail
+        storage = optuna.storages.RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 120}})
+    return optuna.create_study(
+        study_name=s.study_name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction=s.direction,
+        load_if_exists=True,
+    )
+
+
+@contextmanager
+def _asking(folder: Path):
+    """One process at a time asks for a trial (a file lock in the study's folder)."""
+    import fcntl
+
+    with open(folder / ".ask.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def counted(study_) -> int:
+    """Trials that count towards the number asked for: finished (completed, pruned, or failed in
+    training) or running; not those lost with their process (asked again: their retry counts)."""
+    from optuna.trial import TrialState
+
+    trials = study_.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials} - {None}
+    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return sum(
+        1 for t in trials if t.state in live or (t.state == TrialState.FAIL and t.number not in retried)
+    )
+
+
+def recover_lost(study_, s: Search) -> None:
+    """RUNNING trials of this machine whose process is gone: failed, and asked again with the same
+    parameters, to resume their run directory."""
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    for t in study_.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") != host or pid is None or _alive(pid):
+            continue
+        study_.tell(t.number, state=TrialState.FAIL)
+        run_dir = t.user_attrs.get("run_dir")
+        study_.enqueue_trial(t.params, user_attrs={"resume_run": run_dir, "retry_of": t.number})
+        s.say(f"trial {t.number}: its process is gone; asked again with its parameters, to resume {run_dir}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Reporter:
+    """A training listener that reports each epoch's `metric` to the trial and stops a trial the
+    pruner gives up on (errors.Pruned, which marks its run `pruned`)."""
+
+    def __init__(self, trial, metric: str, prune: bool):
+        self.trial, self.metric, self.prune, self.epochs = trial, metric, prune, 0
+
+    def train_begin(self, epochs: int, steps: int | None) -> None:
+        pass
+
+    def batch_end(self, step: int, logs: dict[str, float]) -> None:
+        pass
+
+    def epoch_end(self, epoch: int, logs: dict[str, float], replay: bool = False) -> None:
+        self.epochs = epoch
+        value = logs.get(self.metric)
+        if value is None or not math.isfinite(value):
+            return
+        self.trial.report(float(value), epoch)
+        if self.prune and not replay and self.trial.should_prune():
+            raise Pruned(epoch, float(value))
+
+    def train_end(self) -> None:
+        pass
+
+
+def run_trials(s: Search) -> None:
+    """Ask for and run trials until the study has as many as wanted (or the timeout passed)."""
+    import optuna
+
+    study_ = study(s)
+    _check_layers(s)
+    timeout = s.config.search.timeout
+    while True:
+        with _asking(s.folder):
+            recover_lost(study_, s)
+            if counted(study_) >= s.trials or (timeout and time.monotonic() - s.started > timeout):
+                return
+            trial = study_.ask()
+            trial.set_user_attr("host", socket.gethostname())
+            trial.set_user_attr("pid", os.getpid())
+            params = search.sample(trial, s.space)  # an asked-again trial gets its own values back
+        _one(study_, trial, params, s, optuna)
+
+
+def _check_layers(s: Search) -> None:
+    """The layer arguments searched, each extreme value in a constructed layer (Keras checks them)."""
+    from dlcli import model as model_mod
+
+    for param in s.space:
+        if not param.path.startswith("model.layers."):
+            continue
+        for what, value in param.extremes():
+            config = load_config(s.path, [*s.overrides, search.override(param.path, value)])
+            try:
+                model_mod.check_layer_arguments(config)
+            except ConfigError as exc:
+                where = s.config.where("search", "parameters", param.path)
+                raise ConfigError(search.rejected(where, param, what, value, exc)) from None
+
+
+def trial_config(s: Search, params: dict[str, Any]) -> Config:
+    """The config of one trial: the searched values in place, the search section left out."""
+    threads = [f"train.intra_op_threads={s.threads}"] if s.threads else []
+    config = load_config(s.path, [*s.overrides, *search.overrides(params), *threads])
+    config.search = None
+    return config
+
+
+def _one(study_, trial, params: dict[str, Any], s: Search, optuna) -> None:
+    import keras
+
+    from dlcli import api
+    from dlcli.errors import DlcliError
+
+    resume = trial.user_attrs.get("resume_run")
+    run_dir = Path(resume) if resume and _has_epochs(Path(resume)) else s.folder / f"trial-{trial.number}"
+    trial.set_user_attr("run_dir", str(run_dir))
+    reporter = Reporter(trial, s.metric, s.config.search.pruner != "none")
+    shown = ", ".join(f"{k} {_short(v)}" for k, v in params.items())
+    try:
+        if run_dir.exists():
+            _replay(reporter, run_dir)
+            if _status(run_dir) != "completed":
+                s.say(f"trial {trial.number}: resuming {run_dir} ({shown})")
+                api.resume(run_dir, listener=reporter)
+        else:
+            s.say(f"trial {trial.number}: {shown}")
+            api.train(trial_config(s, params), listener=reporter, run_dir=run_dir)
+    except Pruned as exc:
+        trial.set_user_attr("epochs", exc.epoch)
+        study_.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        s.say(f"trial {trial.number}: pruned after epoch {exc.epoch} ({s.metric} {exc.value:.4g})")
+        return
+    except TrainingFailed as exc:  # a diverged loss: an outcome of these values, not of the search
+        study_.tell(trial, state=optuna.trial.TrialState.FAIL)
+        s.say(f"trial {trial.number}: failed: {exc}")
+        return
+    except DlcliError as exc:
+        from dlcli.errors import Interrupted
+
+        if not isinstance(exc, Interrupted):  # interrupted: left running, resumed by the next start
+            study_.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    finally:
+        keras.backend.clear_session(free_memory=True)
+    value, epochs = best_of(run_dir, s)
+    trial.set_user_attr("epochs", epochs)
+    study_.tell(trial, value)
+    s.say(f"trial {trial.number}: {s.metric} {value:.4g} after {epochs} epochs")
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "run.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _has_epochs(run_dir: Path) -> bool:
+    return (run_dir / "checkpoints" / "resume.json").is_file() or _status(run_dir) == "completed"
+
+
+def _replay(reporter: Reporter, run_dir: Path) -> None:
+    """The epochs a run already has, reported to its new trial (so the pruner sees the whole curve)."""
+    import pandas as pd
+
+    if (run_dir / "history.csv").is_file():
+        for row in pd.read_csv(run_dir / "history.csv").to_dict("records"):
+            reporter.epoch_end(int(row["epoch"]), row, replay=True)
+
+
+def best_of(run_dir: Path, s: Search) -> tuple[float, int]:
+    """The trial's value (the best epoch's `metric`, as early stopping keeps it) and its epochs."""
+    import pandas as pd
+
+    history = pd.read_csv(run_dir / "history.csv")
+    values = history[s.metric].astype("float64")
+    values = values[values.map(math.isfinite)]
+    if values.empty:
+        raise RunError(f"{run_dir}: no finite {s.metric} in history.csv")
+    return float(values.max() if s.direction == "maximize" else values.min()), len(history)
+
+
+def summarize(s: Search) -> dict:
+    """trials.csv, best.yaml and the plots; returns the trials (rows) and the best one."""
+    import shutil
+
+    import optuna
+    import pandas as pd
+
+    study_ = study(s)
+    rows = []
+    for t in study_.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.WAITING:
+            continue
+        retried = any(o.user_attrs.get("retry_of") == t.number for o in study_.get_trials(deepcopy=False))
+        state = "lost, asked again" if retried else STATES.get(t.state.name, t.state.name.lower())
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
+        rows.append(
+            {
+                "trial": t.number,
+                **{_column(p.path, s.space): t.params.get(p.path) for p in s.space},
+                s.metric: t.value,
+                "epochs": t.user_attrs.get("epochs"),
+                "state": state,
+                "duration_s": round(duration, 1) if duration is not None else None,
+                "run": t.user_attrs.get("run_dir"),
+            }
+        )
+    pd.DataFrame(rows).to_csv(s.folder / "trials.csv", index=False)
+    complete = [t for t in study_.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    best = None
+    if complete:
+        best = study_.best_trial
+        source = Path(best.user_attrs["run_dir"]) / "config.yaml"
+        shutil.copyfile(source, s.folder / "best.yaml")
+    notes = _plots(study_, s.folder / "plots") if complete else []
+    finished = sum(1 for r in rows if r["state"] in ("completed", "pruned", "failed"))
+    return {"rows": rows, "best": best, "finished": finished, "notes": notes}
+
+
+STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
+
+
+def _column(path: str, space: list[search.Param]) -> str:
+    """A searched key's column in the table: its last part where that names one key only."""
+    last = path.rsplit(".", 1)[-1]
+    return last if sum(p.path.rsplit(".", 1)[-1] == last for p in space) == 1 else path
+
+
+def _plots(study_, folder: Path) -> list[str]:
+    """Optuna's matplotlib plots; a plot that needs more trials than there are is left out, said."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as views
+
+    folder.mkdir(exist_ok=True)
+    notes = []
+    for name, draw in (
+        ("history", views.plot_optimization_history),
+        ("importances", views.plot_param_importances),
+        ("parallel_coordinates", views.plot_parallel_coordinate),
+    ):
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # optuna marks its matplotlib views experimental
+                axes = draw(study_)
+            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+            figure.tight_layout()
+            figure.savefig(folder / f"{name}.png", dpi=100)
+            plt.close(figure)
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            notes.append(f"plots/{name}.png: not drawn ({exc})")
+    return notes
+
+
+@contextmanager
+def workers(s: Search, jobs: int):
+    """`jobs - 1` more `dlcli tune` processes on the same study, the cores divided between all
+    (train.intra_op_threads); each stops when the study has its trials. Waited for at the end."""
+    import subprocess
+    import sys
+
+    children = []
+    if jobs > 1 and s.worker == 0:
+        s.threads = s.threads or max(1, (os.cpu_count() or 1) // jobs)
+        command = [sys.executable, "-m", "dlcli", "tune", str(s.path), "--trials", str(s.trials)]
+        command += [a for o in s.overrides for a in ("-o", o)]
+        command += ["--run-dir", str(s.folder.parent.parent), "--threads", str(s.threads)]
+        if not s.storage.startswith("sqlite"):
+            command += ["--storage", s.storage]
+        children = [subprocess.Popen([*command, "--worker", str(j)]) for j in range(1, jobs)]
+    try:
+        yield
+    except BaseException:
+        for child in children:
+            child.terminate()
+        raise
+    finally:
+        for child in children:
+            child.wait()
