@@ -60,7 +60,7 @@ def train(work: Path, steps: int, length: int) -> dict:
     series(data, steps)
     config = work / f"series-{steps}.yaml"
     config.write_text(CONFIG.format(path=data, length=length))
-    runs = work / f"runs-{steps}"
+    runs = work / f"runs-{steps}-{length}"
     wall, rss = run([sys.executable, "-m", "dlcli", "train", str(config), "-q", "--run-dir", str(runs)])
     (run_dir,) = runs.glob("series-bench/2*")
     metrics = json.loads((run_dir / "metrics.json").read_text())["test"]

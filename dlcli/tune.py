@@ -251,7 +251,8 @@ def run_trials(s: Search) -> None:
     """Ask for and run trials until the study has as many as wanted (or the timeout passed)."""
     import optuna
 
-    study_ = study(s)
+    with _asking(s.folder):  # one process at a time makes the database's tables
+        study_ = study(s)
     _check_layers(s)
     timeout = s.config.search.timeout
     while True:
