@@ -31,7 +31,7 @@ def find(root: Path) -> list[Path]:
     if (root / "run.json").is_file():
         return [root]
     found = set()
-    for pattern in ("*", "*/*"):
+    for pattern in ("*", "*/*", "tune-*/trial-*", "*/tune-*/trial-*"):  # dlcli tune's trials too
         for path in root.glob(pattern):
             if path.is_symlink() or not path.is_dir():
                 continue
