@@ -65,6 +65,9 @@ def test_trials_are_ordinary_runs_and_the_best_config_trains_the_same_model(sear
     again = pd.read_csv(cwd / "again" / "ci-tune" / "latest" / "history.csv")
     assert again["val_loss"].min() == pytest.approx(best.val_loss, rel=1e-5)
     assert (searched / "plots" / "history.png").is_file()
+    code, out, _ = cli("runs", str(cwd / "runs"), "--json")  # dlcli runs lists the trials
+    listed = {Path(r["run"]).name for r in json.loads(out)}
+    assert {f"trial-{n}" for n in range(5)} <= listed
 
 
 def test_a_pruned_trial_stops_its_run_and_marks_it_pruned(tmp_path):
