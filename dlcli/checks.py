@@ -453,6 +453,7 @@ def _monitors(raw: dict) -> list[Problem]:
         ("train", "early_stopping", "monitor"),
         ("train", "checkpoint", "monitor"),
         ("train", "reduce_lr_on_plateau", "monitor"),
+        ("search", "metric"),
     ):
         value = _get(raw, *key)
         if isinstance(value, str) and value not in reported:

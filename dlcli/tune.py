@@ -87,8 +87,7 @@ def open_search(
             "{loguniform: [1.0e-4, 1.0e-2]}}}}`) to say what dlcli tune varies"
         )
     space = search.parse(config.search.parameters, config.where)
-    metric = config.search.metric or config.checkpoint_monitor()
-    _check_metric(config, metric)
+    metric = config.search.metric or config.checkpoint_monitor()  # checked by validate (checks.py)
     digest = hashlib.sha256(
         json.dumps([config.to_yaml_dict(), list(overrides)], sort_keys=True, default=str).encode()
     ).hexdigest()[:12]
@@ -106,18 +105,6 @@ def open_search(
     found.say = say
     _write_description(found)
     return found
-
-
-def _check_metric(config: Config, metric: str) -> None:
-    names = ["loss", *config.metrics]
-    reported = names + [f"val_{n}" for n in names] if config.has_validation else names
-    if metric not in reported:
-        from dlcli.checks import suggest
-
-        raise ConfigError(
-            f"{config.where('search', 'metric')}: {metric!r} is not a quantity this model reports per "
-            f"epoch (expected one of {', '.join(reported)}){suggest(metric, reported)}"
-        )
 
 
 def _write_description(s: Search) -> None:

@@ -188,3 +188,13 @@ def test_bad_search_spaces_exit_2_before_any_trial(tmp_path, cli, parameters, me
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     assert message in fails(cli, "tune", str(path))
     assert not list(tmp_path.glob("runs/ci-tune/tune-*/trial-*"))
+
+
+def test_an_unknown_metric_is_named_with_a_did_you_mean(tmp_path, cli):
+    path = _config(tmp_path, metric="val_los")
+    message = fails(cli, "validate", str(path))
+    assert (
+        "search.metric: 'val_los' is not a quantity this model reports (expected one of loss, mae, "
+        in message
+    )
+    assert "val_loss, val_mae); did you mean 'val_loss'?" in message
