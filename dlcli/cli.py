@@ -274,6 +274,7 @@ def tune(
 ) -> None:
     """Search the config's search section with Optuna; each trial an ordinary run. Rerun to continue."""
     from dlcli import runtime as runtime_mod
+    from dlcli import trials as trials_mod
     from dlcli import tune as tune_mod
 
     runtime_mod.need("optuna", "tune")
@@ -287,14 +288,8 @@ def tune(
         tune_mod.run_trials(found)
     if worker:
         return
-    summary = tune_mod.summarize(found)
-    table = Table(show_edge=False, header_style="bold")
-    names = [n for n in summary["rows"][0] if n != "run"] if summary["rows"] else []
-    for name in names:
-        table.add_column(name, justify="left" if name == "state" else "right")
-    for row in summary["rows"]:
-        table.add_row(*(_fmt(row[n]) if isinstance(row[n], float) else escape(str(row[n])) for n in names))
-    out.print(table)
+    summary = trials_mod.summarize(found)
+    out.print(_trials_table(summary["rows"]))
     for note in summary["notes"]:
         err.print(f"note: {escape(note)}", highlight=False)
     best = summary["best"]
@@ -304,6 +299,16 @@ def tune(
             f"{found.folder / 'best.yaml'} (dlcli train it to train that model again)",
             highlight=False,
         )
+
+
+def _trials_table(rows: list[dict]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    names = [n for n in rows[0] if n != "run"] if rows else []
+    for name in names:
+        table.add_column(name, justify="left" if name == "state" else "right")
+    for row in rows:
+        table.add_row(*(_fmt(row[n]) if isinstance(row[n], float) else escape(str(row[n])) for n in names))
+    return table
 
 
 def _say(line: str) -> None:
