@@ -53,9 +53,14 @@ STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed", "RUNNIN
 
 
 def _column(path: str, space: list[search.Param]) -> str:
-    """A searched key's column in the table: its last part where that names one key only."""
-    last = path.rsplit(".", 1)[-1]
-    return last if sum(p.path.rsplit(".", 1)[-1] == last for p in space) == 1 else path
+    """A searched key's column in the table: the fewest last parts of its path that name it alone
+    (units; 0.Dense.units where two layers' units are searched)."""
+    parts = path.split(".")
+    for n in range(1, len(parts) + 1):
+        tail = ".".join(parts[-n:])
+        if sum(p.path == tail or p.path.endswith("." + tail) for p in space) == 1:
+            return tail
+    return path
 
 
 def _plots(study_, folder: Path) -> list[str]:

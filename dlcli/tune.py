@@ -137,10 +137,13 @@ def study(s: Search):
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
         sampler = optuna.samplers.GridSampler({p.path: p.grid() for p in s.space}, seed=seed)
+    # no trial is judged on its first epochs (a tenth of them, 1 to 10): an epoch-1 loss ranks batch
+    # sizes and learning rates by how fast they start, not by where they end
+    warmup = max(1, min(10, s.config.train.epochs // 10))
     if settings.pruner == "median":
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
     elif settings.pruner == "hyperband":
-        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=s.config.train.epochs)
+        pruner = optuna.pruners.HyperbandPruner(min_resource=warmup, max_resource=s.config.train.epochs)
     else:
         pruner = optuna.pruners.NopPruner()
     storage = s.storage
