@@ -105,6 +105,7 @@ OTHER_BLOCKS = [
     ("<!-- export_shipped.py:start -->", "<!-- export_shipped.py:end -->"),
     ("<!-- stream_sizes.py:start -->", "<!-- stream_sizes.py:end -->"),
     ("<!-- series_memory.py:start -->", "<!-- series_memory.py:end -->"),
+    ("<!-- tune_pruning.py:start -->", "<!-- tune_pruning.py:end -->"),
 ]
 
 
