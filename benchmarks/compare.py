@@ -82,9 +82,13 @@ def script_arguments(doc: str, rounds: int) -> tuple[argparse.Namespace, Path]:
     return parser.parse_args(), data
 
 
-def write_block(path: Path, start: str, end: str, block: str) -> None:
-    """Put `block` (which begins with `start` and ends with `end`) into RESULTS.md: in place of the
-    block between those markers, else at the end. Each benchmark script owns one block."""
+def write_block(path: Path, start: str, end: str, block: str | list[str]) -> None:
+    """Put `block` (its lines, or their text, beginning with `start` and ending with `end`) into
+    RESULTS.md, in place of the block between those markers, else at the end, and print it. Each
+    benchmark script owns one block."""
+    if not isinstance(block, str):
+        block = "\n".join(block)
+    print(block)
     text = path.read_text() if path.is_file() else "# Benchmarks\n"
     if start in text and end in text:
         text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]

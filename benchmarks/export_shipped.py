@@ -96,7 +96,6 @@ def main() -> None:
             END,
         ]
     )
-    print(block)
     write_block(args.output, START, END, block)
 
 

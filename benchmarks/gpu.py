@@ -83,7 +83,6 @@ def main() -> None:
         print(f"round {round_ + 1} done", flush=True)
     block = render(results, args.rounds, (data / MOBILENET).is_file())
     write_block(args.output, START, END, block)
-    print(block)
 
 
 def render(results: dict, rounds: int, imagenet: bool) -> str:

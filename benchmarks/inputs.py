@@ -94,7 +94,6 @@ def main() -> None:
         print(f"round {round_ + 1}: " + json.dumps({k: v[-1] for k, v in sides.items()}), flush=True)
     block = render(sides, args.rounds)
     write_block(args.output, START, END, block)
-    print(block)
 
 
 def _median(rows: list[dict], key: str) -> float:

@@ -108,7 +108,6 @@ def main() -> None:
             END,
         ]
     )
-    print(block)
     write_block(args.output, START, END, block)
 
 

@@ -62,7 +62,6 @@ def main() -> None:
         ]
     )
     write_block(args.output, START, END, block)
-    print(block)
 
 
 if __name__ == "__main__":

@@ -117,9 +117,7 @@ def main() -> None:
         f"them out would add {copied_long:,.0f} MB.",
         END,
     ]
-    block = "\n".join(lines)
-    write_block(args.output, START, END, block)
-    print(block)
+    write_block(args.output, START, END, lines)
 
 
 if __name__ == "__main__":

@@ -292,9 +292,7 @@ def main() -> None:
         f"{tracebacks} tracebacks in the server's log.",
         END,
     ]
-    block = "\n".join(lines)
-    print(block)
-    write_block(args.output, START, END, block)
+    write_block(args.output, START, END, lines)
 
 
 if __name__ == "__main__":

@@ -169,7 +169,6 @@ def main() -> None:
         order = [f"{kind}-{gb:g}" for gb in args.gigabytes for kind in ("csv", "parquet")]
         block = render([results[k] for k in order if k in results])
     write_block(args.output, START, END, block)
-    print(block)
 
 
 def render(rows) -> str:

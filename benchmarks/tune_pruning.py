@@ -91,9 +91,7 @@ def main() -> None:
         f"{med['none']['best']:.4f} (difference {med['median']['best'] - med['none']['best']:+.4f}).",
         END,
     ]
-    block = "\n".join(lines)
-    write_block(args.output, START, END, block)
-    print(block)
+    write_block(args.output, START, END, lines)
 
 
 if __name__ == "__main__":

@@ -116,9 +116,7 @@ def main() -> None:
         f"holds {above('script'):.0f} MB above it.",
         END,
     ]
-    block = "\n".join(lines)
-    write_block(args.output, START, END, block)
-    print(block)
+    write_block(args.output, START, END, lines)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,6 @@ def main() -> None:
                   f"r2 {out['r2']:.4f}", flush=True)  # fmt: skip
     block = render(results, args.rounds, args.epochs)
     write_block(args.output, START, END, block)
-    print(block)
 
 
 def render(results: dict[str, list[dict]], rounds: int, epochs: int) -> str:
