@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlcli import search
-from dlcli.tune import Search, study
+from dlcli.tune import Search, retried_numbers, study
 
 
 def summarize(s: Search) -> dict:
@@ -19,12 +19,13 @@ def summarize(s: Search) -> dict:
     import pandas as pd
 
     study_ = study(s)
+    trials = study_.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
     rows = []
-    for t in study_.get_trials(deepcopy=False):
+    for t in trials:
         if t.state == optuna.trial.TrialState.WAITING:
             continue
-        retried = any(o.user_attrs.get("retry_of") == t.number for o in study_.get_trials(deepcopy=False))
-        state = "lost, asked again" if retried else STATES.get(t.state.name, t.state.name.lower())
+        state = "lost, asked again" if t.number in retried else STATES.get(t.state.name, t.state.name.lower())
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
         rows.append(
             {
@@ -38,7 +39,7 @@ def summarize(s: Search) -> dict:
             }
         )
     pd.DataFrame(rows).to_csv(s.folder / "trials.csv", index=False)
-    complete = [t for t in study_.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = None
     if complete:
         best = study_.best_trial

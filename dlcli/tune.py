@@ -178,11 +178,16 @@ def counted(study_) -> int:
     from optuna.trial import TrialState
 
     trials = study_.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials} - {None}
+    retried = retried_numbers(trials)
     live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     return sum(
         1 for t in trials if t.state in live or (t.state == TrialState.FAIL and t.number not in retried)
     )
+
+
+def retried_numbers(trials) -> set[int]:
+    """The numbers of trials lost with their process and asked again (their retries name them)."""
+    return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
 
 
 def recover_lost(study_, s: Search) -> None:
