@@ -1,4 +1,5 @@
-"""The `dlcli` command: parse arguments, call `dlcli.api`, print. The only module importing typer and rich.
+"""The `dlcli` command: parse arguments, call `dlcli.api`, print (through dlcli.console, the other
+module importing rich). The only module importing typer.
 
 Importing this module must not import TensorFlow, Keras, pandas or scikit-learn: `dlcli --help` and
 `dlcli validate` start instantly (tests/test_startup.py holds us to it).
@@ -13,10 +14,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dlcli import console
 from dlcli.errors import DlcliError, RunError
 from dlcli.templates import TEMPLATES
 
@@ -29,8 +30,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Inspect configs.")
 app.add_typer(config_app, name="config")
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out, err = console.out, console.err
 
 Overrides = Annotated[
     list[str] | None,
@@ -97,7 +97,7 @@ def train(
     from dlcli import api
     from dlcli.config import load_config
 
-    listener = None if quiet else _Progress()
+    listener = None if quiet else console.Progress()
     if resume is not None:
         result = api.resume(resume, override or [], config, runs_dir, listener, device=device)
     elif config is None:
@@ -108,7 +108,7 @@ def train(
             listener.batch_size = loaded.train.batch_size
         result = api.train(loaded, runs_dir, listener, device=device)
     if listener is None:  # with progress on, the notes came before the first epoch
-        _print_notes(result.notes)
+        console.print_notes(result.notes)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if not result.chief:
@@ -122,8 +122,8 @@ def train(
         return
     best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
     out.print(f"[bold green]done[/] {result.epochs} epochs{best} → {result.run_dir}", highlight=False)
-    out.print(_metrics_table(result.metrics))
-    _print_per_class(result.metrics)
+    out.print(console.metrics_table(result.metrics))
+    console.print_per_class(result.metrics)
 
 
 @app.command()
@@ -138,7 +138,7 @@ def evaluate(
     from dlcli import inference
 
     warnings: list[str] = []
-    rows = _Rows()
+    rows = console.Rows()
     try:
         metrics = inference.evaluate(run, data, runs_dir, device, warnings, rows)
     finally:
@@ -149,8 +149,8 @@ def evaluate(
         print(json.dumps(metrics, indent=2))
     else:
         split = {"test" if data is None else str(data): metrics}
-        out.print(_metrics_table(split))
-        _print_per_class(split)
+        out.print(console.metrics_table(split))
+        console.print_per_class(split)
 
 
 @app.command()
@@ -172,7 +172,7 @@ def predict(
     """Predictions for new data (the target column is optional)."""
     from dlcli import inference
 
-    rows = _Rows()
+    rows = console.Rows()
     try:
         path, table, warnings = inference.predict(run, input, output, runs_dir, device, runtime, rows)
     finally:
@@ -289,26 +289,16 @@ def tune(
     if worker:
         return
     summary = trials_mod.summarize(found)
-    out.print(_trials_table(summary["rows"]))
+    out.print(console.trials_table(summary["rows"]))
     for note in summary["notes"]:
         err.print(f"note: {escape(note)}", highlight=False)
     best = summary["best"]
     if best is not None:
         out.print(
-            f"best: trial {best.number}, {found.metric} {_fmt(best.value)}; its config: "
+            f"best: trial {best.number}, {found.metric} {console.fmt(best.value)}; its config: "
             f"{found.folder / 'best.yaml'} (dlcli train it to train that model again)",
             highlight=False,
         )
-
-
-def _trials_table(rows: list[dict]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    names = [n for n in rows[0] if n != "run"] if rows else []
-    for name in names:
-        table.add_column(name, justify="left" if name == "state" else "right")
-    for row in rows:
-        table.add_row(*(_fmt(row[n]) if isinstance(row[n], float) else escape(str(row[n])) for n in names))
-    return table
 
 
 def _say(line: str) -> None:
@@ -393,20 +383,11 @@ def runs_(
             (row["started_at"] or "")[:19].replace("T", " "),
             f"[{STATUS_STYLE.get(row['status'], 'red')}]{row['status']}[/]",
             epochs,
-            f"{best['metric']} {_fmt(best['value'])} @{best['epoch']}" if best else "",
-            f"{row['test']['metric']} {_fmt(row['test']['value'])}" if row["test"] else "",
-            _duration(row["duration_s"]),
+            f"{best['metric']} {console.fmt(best['value'])} @{best['epoch']}" if best else "",
+            f"{row['test']['metric']} {console.fmt(row['test']['value'])}" if row["test"] else "",
+            console.duration(row["duration_s"]),
         )
-    _print_wide(table)
-
-
-def _print_wide(table: Table) -> None:
-    """A table at its natural width when output is not a terminal (a pipe, a file): no wrapped cells."""
-    if out.is_terminal:
-        out.print(table)
-        return
-    width = out.measure(table, options=out.options.update(width=1000)).maximum
-    Console(file=out.file, width=max(width, 80), soft_wrap=True).print(table)
+    console.print_wide(table)
 
 
 STATUS_STYLE = {
@@ -416,14 +397,6 @@ STATUS_STYLE = {
     "killed": "yellow",
     "pruned": "magenta",
 }
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
 @app.command()
@@ -443,7 +416,7 @@ def compare(
         print(json.dumps(result, indent=2))
         return
     for title, rows in (
-        ("run", {k: [_cell(v) for v in vs] for k, vs in result["summary"].items()}),
+        ("run", {k: [console.cell(v) for v in vs] for k, vs in result["summary"].items()}),
         ("config (differences only)", result["config"]),
         ("metric", result["metrics"]),
     ):
@@ -452,21 +425,11 @@ def compare(
         for name in result["runs"]:
             table.add_column(name, justify="right")
         for key, values in rows.items():
-            table.add_row(key, *(_cell(v) for v in values))
+            table.add_row(key, *(console.cell(v) for v in values))
         if title.startswith("config") and not rows:
             table.add_row("(identical configs)", *("" for _ in result["runs"]))
-        _print_wide(table)
+        console.print_wide(table)
         out.print()
-
-
-def _cell(value) -> str:
-    if isinstance(value, dict) and "metric" in value:
-        return f"{value['metric']} {_fmt(value['value'])} @{value.get('epoch')}"
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return escape(str(value)) if value is not None else "—"
-    if isinstance(value, (int, float)):
-        return _fmt(value)
-    return escape(json.dumps(value))
 
 
 @app.command()
@@ -485,151 +448,6 @@ def doctor(
         for key, value in values.items():
             shown = ", ".join(map(str, value)) if isinstance(value, list) else value
             out.print(f"  {key}: {escape(str(shown if shown not in ('', None) else '—'))}", highlight=False)
-
-
-def _metrics_table(metrics: dict[str, dict]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    table.add_column("metric")
-    splits = list(metrics)
-    for split in splits:
-        table.add_column(split, justify="right")
-    names: list[str] = []
-    for values in metrics.values():
-        names += [k for k, v in values.items() if isinstance(v, int | float) and k not in names]
-    for name in names:
-        table.add_row(name, *(_fmt(metrics[s].get(name)) for s in splits))
-    return table
-
-
-#: Classes beyond this many are left to metrics.json (per_class) rather than printed.
-MAX_PRINTED_CLASSES = 20
-
-
-def _print_per_class(metrics: dict[str, dict]) -> None:
-    """Precision, recall, F1 and support of each class on the test split (else the last one scored)."""
-    split = "test" if "test" in metrics else list(metrics)[-1]
-    per_class = metrics[split].get("per_class")
-    if not per_class or len(per_class) > MAX_PRINTED_CLASSES:
-        return
-    table = Table(show_edge=False, header_style="bold", title=f"per class ({split})", title_justify="left")
-    for name in ("class", "precision", "recall", "f1", "support"):
-        table.add_column(name, justify="left" if name == "class" else "right")
-    for label, values in per_class.items():
-        table.add_row(escape(label), *(_fmt(values[k]) for k in ("precision", "recall", "f1", "support")))
-    out.print(table)
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
-def _print_notes(lines: list[str]) -> None:
-    for line in lines:
-        err.print(f"note: {escape(line)}", highlight=False)
-
-
-class _Rows:
-    """Live progress of a pass over a streamed table (rich): rows done, rows per second, time left.
-    Called as `rows(what, done, fraction)`; a pass is done when its fraction reaches 1."""
-
-    def __init__(self, console=None) -> None:
-        self.console, self.progress, self.task, self.what, self.clock = console or err, None, None, None, 0.0
-
-    def __call__(self, what: str, done: int, fraction: float) -> None:
-        import time
-
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        if self.progress is None:
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.fields[rows]} rows  {task.fields[speed]} rows/s"),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self.progress.start()
-        if what != self.what:
-            self.what, self.clock = what, time.perf_counter()
-            self.task = self.progress.add_task(what, total=1.0, rows="0", speed="-")
-        speed = done / max(time.perf_counter() - self.clock, 1e-9)
-        self.progress.update(self.task, completed=fraction, rows=f"{done:,}", speed=f"{speed:,.0f}")
-        if fraction >= 1:
-            self.progress.remove_task(self.task)
-            self.progress.console.print(f"{what}: {done:,} rows at {speed:,.0f} rows/s", highlight=False)
-            self.what = None
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
-class _Progress:
-    """Live per-epoch progress (rich), fed by dlcli.train's Keras callback, with rows per second when
-    the batch size is known; `rows` shows a streamed table's passes (statistics, scoring)."""
-
-    def __init__(self, batch_size: int | None = None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[logs]}"),
-            console=out,
-            transient=True,
-        )
-        self.task = None
-        self.epoch = 1
-        self.rows = _Rows(out)
-        self.batch_size, self.clock = batch_size, 0.0
-
-    def notes(self, lines: list[str]) -> None:
-        _print_notes(lines)
-
-    def train_begin(self, epochs: int, steps: int | None) -> None:
-        self.rows.close()
-        self.epochs, self.steps = epochs, steps
-        self.progress.start()
-        self._new_task()
-
-    def _new_task(self) -> None:
-        import time
-
-        self.clock, self.step = time.perf_counter(), 0
-        self.task = self.progress.add_task(f"epoch {self.epoch}/{self.epochs}", total=self.steps, logs="")
-
-    def _speed(self) -> str:
-        import time
-
-        if not self.batch_size or not self.step:
-            return ""
-        return f"{self.step * self.batch_size / max(time.perf_counter() - self.clock, 1e-9):,.0f} rows/s  "
-
-    def batch_end(self, step: int, logs: dict[str, float]) -> None:
-        self.step = step
-        self.progress.update(self.task, completed=step, logs=self._speed() + _logline(logs))
-
-    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        self.progress.remove_task(self.task)
-        self.progress.console.print(
-            f"epoch {epoch}/{self.epochs}  {self._speed()}{_logline(logs)}", highlight=False, soft_wrap=True
-        )
-        self.epoch = epoch + 1
-        if epoch < self.epochs:
-            self._new_task()
-
-    def train_end(self) -> None:
-        self.progress.stop()
-
-
-def _logline(logs: dict[str, float]) -> str:
-    return "  ".join(f"{k} {_fmt(v)}" for k, v in logs.items() if k != "learning_rate")
 
 
 def main() -> None:
