@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import runtime
+from dlcli import converters, runtime
 from dlcli.errors import DataError, RunError
 
 if TYPE_CHECKING:
@@ -33,8 +31,6 @@ QUANTIZE = ("float16", "int8")
 #: absolute for probabilities; for regression, relative to the prediction or, where it is smaller, to
 #: the target's scale (its standard deviation, range or IQR as `preprocessing.target.scale` says).
 TOLERANCE = 1e-5
-#: ONNX opset tf2onnx writes: the newest it supports (1.17), which onnxruntime runs.
-ONNX_OPSET = 18
 
 
 def refusal(prep: Preprocessor, fmt: str, quantize: str | None) -> str | None:
@@ -194,132 +190,6 @@ def _outputs(prep: Preprocessor, y) -> dict:
     return {"prediction": tf.gather(labels, tf.argmax(probs, axis=1)), "probabilities": probs}
 
 
-# ---- writing ---------------------------------------------------------------------------------------
-def _write_saved_model(module, folder: Path) -> None:
-    import tensorflow as tf
-
-    tf.saved_model.save(
-        module, str(folder), signatures={"serving_default": module.serve.get_concrete_function()}
-    )
-
-
-def _write_tflite(saved_model: Path, path: Path, quantize: str | None, one_row=None) -> None:
-    """The SavedModel's signature as TFLite builtins only (LiteRT's runtime has no TensorFlow ops). A
-    recurrent layer's loop converts only with a static batch: then `one_row()`'s module (one row per
-    call) is converted instead."""
-    try:
-        path.write_bytes(_tflite_bytes(saved_model, quantize))
-        return
-    except Exception as exc:  # noqa: BLE001 - the converter's errors are many and internal
-        first = str(exc)
-        if one_row is None or "TensorListReserve" not in first:
-            raise RunError(f"TFLite cannot convert this model: {_first_error(first)}") from None
-    fixed = saved_model.with_name("saved_model_one_row")
-    _write_saved_model(one_row(), fixed)
-    try:
-        path.write_bytes(_tflite_bytes(fixed, quantize))
-    except Exception as exc:  # noqa: BLE001
-        raise RunError(f"TFLite cannot convert this model: {_first_error(str(exc))}") from None
-
-
-def _first_error(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if "error" in ln.lower()] or text.splitlines()[:1]
-    return lines[0][:500] if lines else "unknown error"
-
-
-def _tflite_bytes(saved_model: Path, quantize: str | None) -> bytes:
-    import tensorflow as tf
-
-    # from the loaded signature: TFLite's from_saved_model keeps Keras 3's weights as resource
-    # variables that its interpreter never initializes (outputs ±inf); this freezes them
-    loaded = tf.saved_model.load(str(saved_model))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [loaded.signatures["serving_default"]], loaded
-    )
-    if quantize:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8: dynamic-range weights
-        if quantize == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
-
-
-def _write_onnx(saved_model: Path, path: Path, quantize: str | None, meta: dict) -> None:
-    """tf2onnx's own command (it carries the hash tables over as CategoryMapper), then onnxruntime's
-    quantizers; the metadata is stored in the file's metadata_props as well."""
-    runtime.need("tf2onnx", "export")
-    try:
-        _tf2onnx_in_process(saved_model, path)
-    except _NoPrivateApi:  # tf2onnx changed: its documented command, in a process of its own
-        cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model)]
-        cmd += ["--output", str(path), "--opset", str(ONNX_OPSET)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=_quiet_env())
-        if proc.returncode != 0 or not path.is_file():
-            lines = [ln for ln in proc.stderr.splitlines() if "rror" in ln][-3:]
-            raise RunError(
-                f"tf2onnx cannot convert this model: {' '.join(lines)[:800] or proc.returncode}"
-            ) from None
-    import onnx
-
-    if quantize == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantized = path.with_suffix(".int8.onnx")
-        quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
-        quantized.replace(path)
-    proto = onnx.load(str(path))
-    if quantize == "float16":
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
-        proto = convert_float_to_float16(proto, keep_io_types=True)
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "dlcli", json.dumps(meta)
-    onnx.save(proto, str(path))
-
-
-class _NoPrivateApi(Exception):
-    pass
-
-
-def _tf2onnx_in_process(saved_model: Path, path: Path) -> None:
-    """What `python -m tf2onnx.convert --saved-model` does (tf2onnx/convert.py's main), in this process:
-    it saves the 5 s of importing TensorFlow again (an ONNX export takes half the time). Its two
-    functions are internal: tests/test_private_apis.py names them when tf2onnx changes, and without
-    them the command runs instead."""
-    try:
-        from tf2onnx import tf_loader
-        from tf2onnx.convert import _convert_common
-    except ImportError:
-        raise _NoPrivateApi from None
-    import logging
-
-    import tensorflow as tf
-
-    logging.getLogger("tf2onnx").setLevel(
-        logging.ERROR
-    )  # its shape-inference warnings are for its developers
-    try:
-        graph_def, inputs, outputs, tables, renamed = tf_loader.from_saved_model(
-            str(saved_model), None, None, None, None, None, False,
-            return_initialized_tables=True, return_tensors_to_rename=True,
-        )  # fmt: skip
-        with tf.device("/cpu:0"):
-            _convert_common(
-                graph_def, name=str(saved_model), opset=ONNX_OPSET, input_names=inputs, output_names=outputs,
-                tensors_to_rename=renamed, initialized_tables=tables, output_path=str(path),
-            )  # fmt: skip
-    except TypeError:  # a changed signature
-        raise _NoPrivateApi from None
-    except Exception as exc:  # noqa: BLE001 - the converter's errors are many and internal
-        raise RunError(f"tf2onnx cannot convert this model: {_first_error(str(exc))}") from None
-
-
-def _quiet_env() -> dict:
-    import os
-
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
 # ---- checking --------------------------------------------------------------------------------------
 def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any]:
     """`(split, rows, truth)`: the run's test rows as dlcli reads them (a table, with the rows before
@@ -449,14 +319,14 @@ def export(
     with tempfile.TemporaryDirectory(prefix="dlcli-export-") as tmp:
         tmp = Path(tmp)
         saved_model = tmp / "saved_model"
-        _write_saved_model(module, saved_model)
+        converters.write_saved_model(module, saved_model)
         artifact = saved_model if fmt == "saved_model" else tmp / path.name
         if fmt == "tflite":
-            _write_tflite(
+            converters.write_tflite(
                 saved_model, artifact, quantize, lambda: _module(prep, loaded_run.model, specs, batch=1)
             )
         elif fmt == "onnx":
-            _write_onnx(saved_model, artifact, quantize, meta)
+            converters.write_onnx(saved_model, artifact, quantize, meta)
         runner = runtime.open_artifact(artifact, fmt)
         got = runtime.run_batched(runner, runtime.inputs_of(meta, rows, f"the {split} rows"))
         checked = {"split": split, **compare(prep, expected, got)}

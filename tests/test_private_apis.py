@@ -68,7 +68,7 @@ def test_slurm_task_lists_are_read_without_tensorflow():
 
 
 def test_tf2onnx_still_has_the_functions_export_calls_in_process():
-    """dlcli/export.py converts to ONNX in its own process with what `python -m tf2onnx.convert
+    """dlcli/converters.py converts to ONNX in its own process with what `python -m tf2onnx.convert
     --saved-model` calls (half an ONNX export's time); when this fails, tf2onnx changed them: export
     falls back to the command (slower, still right) until _tf2onnx_in_process is updated."""
     import inspect
