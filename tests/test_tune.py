@@ -93,6 +93,27 @@ def test_a_pruned_trial_stops_its_run_and_marks_it_pruned(tmp_path):
     assert [step for step, _ in Trial.reports] == [1, 2]
 
 
+@pytest.mark.parametrize(("trials", "startup"), [(4, 2), (30, 3), (200, 5)])
+def test_the_median_pruner_judges_once_a_tenth_of_the_budget_has_finished(tmp_path, trials, startup):
+    import optuna
+
+    from dlcli import tune
+
+    s = tune.open_search(_config(tmp_path), trials=trials, runs_dir=tmp_path / "runs")
+    study = tune.study(s)
+    good = {step: 0.1 for step in range(1, 7)}  # configs/ci/tune.yaml: 6 epochs, judged from epoch 1
+    for n in range(startup + 1):
+        behind = study.ask()
+        for step in range(1, 7):
+            behind.report(1.0, step)
+        # behind every finished curve from epoch 1: pruned only once `startup` trials have finished
+        assert behind.should_prune() == (n == startup), n
+        study.tell(behind, state=optuna.trial.TrialState.PRUNED)
+        study.add_trial(
+            optuna.trial.create_trial(value=0.1, intermediate_values=good, params={}, distributions={})
+        )
+
+
 def _wait_for_an_epoch(folder: Path, skip: set[str], proc) -> str:
     """A trial's run that has committed an epoch and is still training (not one of `skip`)."""
     deadline = time.monotonic() + STUCK_S
