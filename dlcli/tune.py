@@ -143,8 +143,8 @@ def study(s: Search):
     if settings.pruner == "median":
         # the bar is the median of the finished curves, and none is pruned before a few have finished:
         # a tenth of the budget (2 to 5). Optuna's 5 is for open-ended studies; of 30 trials it leaves
-        # a sixth unprunable, and replaying a 30-trial housing search, 3 kept the same best at 0.48x
-        # the time where 5 took 0.64x (benchmarks/RESULTS.md, tune_pruning.py)
+        # a sixth unprunable. On the 30-trial housing search 5 took 0.64x the unpruned time, 3 takes
+        # 0.44x for the same best (benchmarks/tune_pruning.py, RESULTS.md)
         startup = max(2, min(5, s.trials // 10))
         pruner = optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
     elif settings.pruner == "hyperband":
