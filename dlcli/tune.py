@@ -141,10 +141,9 @@ def study(s: Search):
     # sizes and learning rates by how fast they start, not by where they end
     warmup = max(1, min(10, s.config.train.epochs // 10))
     if settings.pruner == "median":
-        # the bar is the median of the finished curves, and none is pruned before a few have finished:
-        # a tenth of the budget (2 to 5). Optuna's 5 is for open-ended studies; of 30 trials it leaves
-        # a sixth unprunable. On the 30-trial housing search 5 took 0.64x the unpruned time, 3 takes
-        # 0.44x for the same best (benchmarks/tune_pruning.py, RESULTS.md)
+        # the bar is the median of the finished curves, and none is pruned before a tenth of the
+        # budget (2 to 5) has finished: Optuna's 5 is for open-ended studies, and of 30 trials it
+        # leaves a sixth unprunable (benchmarks/tune_pruning.py measures the difference)
         startup = max(2, min(5, s.trials // 10))
         pruner = optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
     elif settings.pruner == "hyperband":

@@ -101,10 +101,11 @@ def test_the_median_pruner_judges_once_a_tenth_of_the_budget_has_finished(tmp_pa
 
     s = tune.open_search(_config(tmp_path), trials=trials, runs_dir=tmp_path / "runs")
     study = tune.study(s)
-    good = {step: 0.1 for step in range(1, 7)}  # configs/ci/tune.yaml: 6 epochs, judged from epoch 1
+    steps = range(1, s.config.train.epochs + 1)  # configs/ci/tune.yaml: 6 epochs, judged from epoch 1
+    good = dict.fromkeys(steps, 0.1)
     for n in range(startup + 1):
         behind = study.ask()
-        for step in range(1, 7):
+        for step in steps:
             behind.report(1.0, step)
         # behind every finished curve from epoch 1: pruned only once `startup` trials have finished
         assert behind.should_prune() == (n == startup), n
