@@ -209,21 +209,39 @@ class StreamSplit:
             for x, y, _ in self.chunks(order):
                 pool.append((x, y))
                 if sum(len(p[0]) for p in pool) >= buffer:
-                    yield _shuffled(pool, rng, batch_size, weights, self.prep, final=False)
-            yield _shuffled(pool, rng, batch_size, weights, self.prep, final=True)
+                    yield from _batched(
+                        _shuffled(pool, rng, batch_size, weights, self.prep, False), batch_size
+                    )
+            yield from _batched(_shuffled(pool, rng, batch_size, weights, self.prep, True), batch_size)
 
-        signature = self._signature(weighted=weights is not None)
+        # each item a stack of batches: (batches, rows, ...) of every part
+        signature = tuple(
+            tf.TensorSpec((None, *spec.shape), spec.dtype)
+            for spec in self._signature(weighted=weights is not None)
+        )
         steps = -(-self.rows // global_batch)
         if self.shard is not None:
             steps = shards.epoch_steps([self._rows_of(w) for w in range(self.shard.workers)], batch_size)
 
         def make():
             ds = tf.data.Dataset.from_generator(pools, output_signature=signature)
-            # each run cut into batches by tf.data (a Python yield per batch would cost more than the step)
-            ds = ds.flat_map(lambda *run: tf.data.Dataset.from_tensor_slices(run).batch(batch_size))
+            # a stack's batches sliced off by tf.data: a Python yield per batch would cost more than the
+            # step, and slicing rows one by one to batch them again cost as much as the training itself
+            ds = ds.flat_map(lambda *stack: tf.data.Dataset.from_tensor_slices(stack))
             return pipeline.lean(ds.take(steps).apply(tf.data.experimental.assert_cardinality(steps)))
 
         return self._distributed(make), epoch, steps
+
+
+def _batched(parts: tuple, batch_size: int):
+    """`parts` (x, y[, w]) as stacks of batches, `(batches, rows, ...)` each: its whole batches as one
+    stack (a view, no copy), then the rows left over as a stack of one short batch."""
+    rows = len(parts[0])
+    whole = rows - rows % batch_size
+    if whole:
+        yield tuple(p[:whole].reshape(-1, batch_size, *p.shape[1:]) for p in parts)
+    if whole < rows:
+        yield tuple(p[whole:][None] for p in parts)
 
 
 def _shuffled(pool: list, rng, batch_size: int, weights, prep, final: bool):
