@@ -112,7 +112,9 @@ def input_stream(loaded_run: LoadedRun, path: Path, labelled: bool = True):
     from dlcli import streams
 
     config = loaded_run.config
-    if config is None or loaded_run.prep.kind != "table" or config.data.stream is False:
+    prep = loaded_run.prep
+    streamable = prep.kind == "table" or (prep.kind == "timeseries" and not prep.differenced)
+    if config is None or not streamable or config.data.stream is False:
         return None
     paths = streams.table_files(path)
     if paths is None and (path.is_dir() or not data_mod.is_table(path, _reading(config.data, path))):
@@ -154,6 +156,14 @@ def _streamed_split(loaded_run: LoadedRun, stream, progress, every_row: bool = F
         code = hashsplit.TRAIN
     else:
         code = hashsplit.TEST
+    if loaded_run.prep.kind == "timeseries":  # each series counted, then its windows made in file order
+        from dlcli import seriesstream
+
+        plan = seriesstream.plan(config, stream, progress)
+        plan.stride = 1  # every window is scored; the stride thins training windows only
+        return seriesstream.SeriesSplit(
+            stream, None, loaded_run.prep, code, "test", config, progress=progress, plan=plan
+        )
     return streamed.StreamSplit(stream, None, loaded_run.prep, code, "test", config, progress=progress)
 
 
@@ -280,7 +290,12 @@ def _predict_tensorflow(
     if stream is not None:  # read, predicted and written unit by unit
         from dlcli import streamed
 
-        table = streamed.predict(prep, model, stream, out, loaded_run.forward_batch, progress)
+        predict = streamed.predict
+        if prep.kind == "timeseries":
+            from dlcli import seriesstream
+
+            predict = seriesstream.predict
+        table = predict(prep, model, stream, out, loaded_run.forward_batch, progress)
         return out, table, [*loaded_run.warnings, *prep.warnings]
     part = read_input(prep, input_path, loaded_run.config, labelled=False)
     if prep.kind == "image" and part[1] is None:

@@ -233,11 +233,19 @@ class RegressionTally:
         self.metrics = {name: keras.metrics.get(name) for name in config.metrics}
         self.sums: dict[str, float] = {}
         self.rows, self.abs, self.sq = 0, 0.0, 0.0
+        self.naive_abs: float | None = None  # a series: the naive forecast's absolute errors
         self.truth = Moments(1)
 
-    def add(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
+    def add(self, y_true: np.ndarray, y_pred: np.ndarray, naive: np.ndarray | None = None) -> None:
+        """One chunk's targets and predictions; `naive` (a series): the last value before each target."""
         import keras
         import numpy as np
+
+        if naive is not None:
+            gap = np.abs(
+                np.asarray(naive, dtype="float64").reshape(-1) - np.asarray(y_true, "float64").reshape(-1)
+            )
+            self.naive_abs = (self.naive_abs or 0.0) + float(gap.sum())
 
         y_true = np.asarray(y_true, dtype="float64").reshape(-1, 1)
         y_pred = np.asarray(y_pred, dtype="float64").reshape(-1, 1)
@@ -267,4 +275,6 @@ class RegressionTally:
         out["rmse"] = float(np.sqrt(self.sq / rows))
         total = float(self.truth.m2[0])
         out["r2"] = 1 - self.sq / total if self.rows > 1 and total > 0 else float("nan")
+        if self.naive_abs is not None:
+            out["naive_mae"] = self.naive_abs / rows
         return out

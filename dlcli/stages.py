@@ -170,11 +170,20 @@ def _prepare_stream(config, loaded, deterministic, clock, run_dir, prior, progre
         prep = saved.load_preprocessing(run_dir)
     loaded.columns, loaded.notes = fitted.cols, [*loaded.notes, *fitted.notes]
     codes = {"train": hashsplit.TRAIN, "validation": hashsplit.VALIDATION, "test": hashsplit.TEST}
-    sets = {
-        name: streamed.StreamSplit(loaded.stream, fitted.layout, prep, code, name, config, shard=shard)
-        for name, code in codes.items()
-        if fitted.layout.total(code)
-    }
+    if fitted.plan is not None:  # a series: the splits' windows, made by index
+        from dlcli.seriesstream import SeriesSplit
+
+        every = {
+            name: SeriesSplit(loaded.stream, fitted.layout, prep, code, name, config, plan=fitted.plan)
+            for name, code in codes.items()
+        }
+        sets = {name: split for name, split in every.items() if split.rows}
+    else:
+        sets = {
+            name: streamed.StreamSplit(loaded.stream, fitted.layout, prep, code, name, config, shard=shard)
+            for name, code in codes.items()
+            if fitted.layout.total(code)
+        }
     if config.has_validation and "validation" not in sets:
         raise DataError(f"{loaded.source}: no validation rows, but the config monitors validation quantities")
     weights = None

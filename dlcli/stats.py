@@ -16,7 +16,7 @@ What it fits is what the in-memory path fits, through the same classes and the s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlcli import checks, hashsplit, shards
 from dlcli import columns as columns_mod
@@ -68,7 +68,6 @@ def refuse_unstreamable(config: Config) -> None:
     """What the streamed path does not do yet, said before any pass begins."""
     pre, data = config.preprocessing, config.data
     for key, given in (
-        (("preprocessing", "window"), pre.window is not None),
         (("preprocessing", "text"), pre.text is not None),
         (("preprocessing", "image"), pre.image.column is not None),
         (("data", "test_path"), data.test_path is not None),
@@ -90,12 +89,19 @@ class Fitted:
     cols: columns_mod.Columns
     notes: list[str]
     class_counts: dict = field(default_factory=dict)
+    plan: Any = None  # a series (preprocessing.window): seriesstream.SeriesPlan
 
 
 def fit(config: Config, stream: Stream, progress=None, shard: Shard | None = None) -> Fitted:
     """The preprocessing fitted on the stream's train rows, and what else the pass learned.
     `shard` (multi_worker): this worker reads its own units, and the workers merge their summaries."""
     refuse_unstreamable(config)
+    plan = None
+    if config.preprocessing.window is not None:  # a series: each one's rows counted first
+        from dlcli import seriesstream
+
+        seriesstream.refuse(config, multi_worker=shard is not None)
+        plan = seriesstream.plan(config, stream, progress)
     source = (
         str(stream.paths[0])
         if len(stream.paths) == 1
@@ -117,7 +123,7 @@ def fit(config: Config, stream: Stream, progress=None, shard: Shard | None = Non
         Counts(MAX_CLASSES + 1),
     )
     if shard is None:
-        layout = _pass(config, stream, cols, tallies, progress)
+        layout = _pass(config, stream, cols, tallies, progress, plan)
     else:
         layout = _shard_pass(config, stream, cols, tallies, progress, shard)
     if not layout.total(hashsplit.TRAIN):
@@ -138,7 +144,7 @@ def fit(config: Config, stream: Stream, progress=None, shard: Shard | None = Non
                 f"the train rows; the {MAX_CATEGORIES} most frequent are kept, the others encode as one "
                 "'other' category (one-hot: all zeros)"
             )
-    return Fitted(prep, layout, cols, notes, dict(tallies.classes.counts))
+    return Fitted(prep, layout, cols, notes, dict(tallies.classes.counts), plan)
 
 
 def _roles(config: Config) -> set[str]:
@@ -146,7 +152,8 @@ def _roles(config: Config) -> set[str]:
     return {c for c in (data.target_column, data.split.key, data.split.column) if c is not None}
 
 
-def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress) -> Layout:
+def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress, plan=None) -> Layout:
+    """The pass in file order; `plan` (a series) gives each row's split and keeps each unit's history."""
     layout, global_row, in_file = Layout(), 0, {}
     if progress is not None:
         progress("statistics", 0, 0.0)
@@ -155,7 +162,11 @@ def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress) -> 
         layout.offsets.append(in_file.get(unit.path, 0))
         layout.first_global.append(global_row)
         layout.rows.append(len(frame))
-        layout.split_rows.append(_unit(config, frame, cols, tallies, i, global_row, str(unit.path)))
+        codes = None
+        if plan is not None:
+            codes = plan.codes(i)
+            plan.keep(i, frame)
+        layout.split_rows.append(_unit(config, frame, cols, tallies, i, global_row, str(unit.path), codes))
         in_file[unit.path] = in_file.get(unit.path, 0) + len(frame)
         global_row += len(frame)
         if progress is not None:
@@ -163,15 +174,18 @@ def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress) -> 
     return layout
 
 
-def _unit(config: Config, frame, cols, tallies: _Tallies, i: int, first_global: int, where: str) -> list[int]:
-    """One unit of the statistics pass: its rows split, checked and (the train rows) tallied;
-    returns its rows per split."""
+def _unit(
+    config: Config, frame, cols, tallies: _Tallies, i: int, first_global: int, where: str, codes=None
+) -> list[int]:
+    """One unit of the statistics pass: its rows split (by `codes` where given), checked and (the
+    train rows) tallied; returns its rows per split."""
     import numpy as np
 
     split = config.data.split
-    codes = hashsplit.codes(
-        frame, split.validation, split.test_fraction, split.key, first_global, split.column, where
-    )
+    if codes is None:
+        codes = hashsplit.codes(
+            frame, split.validation, split.test_fraction, split.key, first_global, split.column, where
+        )
     columns_mod.check_rows(config, frame, cols, where, " of this part of the file")
     train = frame[codes == hashsplit.TRAIN]
     if len(train):
@@ -310,7 +324,24 @@ def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Prepr
     target = TargetEncoder(config.data.target_column, config.task, pre.target.scale)
     _fit_target(target, tallies, source)
     label_mode = checks.label_mode(config.loss)
-    prep = Preprocessor("table", config.task, label_mode, target, numeric, categorical)
+    window = None
+    if pre.window is not None:  # a series: the windows as the in-memory path describes them
+        window = {
+            **pre.window.model_dump(),
+            "difference": pre.series.difference,
+            "series_id": config.data.series_id,
+        }
+    kind = "table" if window is None else "timeseries"
+    prep = Preprocessor(
+        kind,
+        config.task,
+        label_mode,
+        target,
+        numeric,
+        categorical,
+        window,
+        time_column=config.data.time_column,
+    )
     if label_mode == "binary" and len(target.classes_) != 2:
         raise DataError(
             f"loss {config.loss} needs exactly 2 classes, but target {target.column!r} has "

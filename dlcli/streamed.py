@@ -134,6 +134,10 @@ class StreamSplit:
             if len(arrays[0]):
                 yield arrays
 
+    def take(self, piece, a: int, b: int):
+        """Examples a … b-1 of a chunk's x."""
+        return piece[0][a:b]
+
     def _signature(self, weighted: bool = False):
         import tensorflow as tf
 
@@ -276,11 +280,12 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
     tally = ClassTally(prep.n_classes) if classify else RegressionTally(config)
     if classify:
         model.reset_metrics()
-    loss_sum, rows, kept_true, kept_pred = 0.0, 0, [], []
-    for x, y, y_raw in split.chunks():
+    loss_sum, rows, kept_true, kept_pred, kept_when = 0.0, 0, [], [], []
+    for piece in split.chunks():
+        y, y_raw = piece[1], piece[2]
         outputs = []
-        for s in range(0, len(x), batch_size):
-            bx = tf.constant(x[s : s + batch_size])
+        for s in range(0, len(y), batch_size):
+            bx = tf.constant(split.take(piece, s, s + batch_size))
             if classify:
                 out, loss = step(bx, tf.constant(y[s : s + batch_size]))
                 loss_sum += float(loss) * len(bx)
@@ -293,12 +298,18 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
             true = np.asarray([lookup[v.item() if hasattr(v, "item") else v] for v in y_raw])
             tally.add(true, probs.argmax(axis=1), probs)
         else:
-            tally.add(y_raw, predictions)
-        rows += len(x)
+            tally.add(
+                y_raw, predictions, piece[4] if len(piece) > 3 else None
+            )  # a series: the naive forecast
+        rows += len(y)
         if sum(len(k) for k in kept_true) < PLOT_ROWS:
             kept_true.append(y_raw)
             kept_pred.append(predictions)
+            if len(piece) > 3:  # a series: the time of each target, for the forecast plot
+                kept_when.append(piece[5])
     split.y_raw = np.concatenate(kept_true)[:PLOT_ROWS] if kept_true else np.empty(0)
+    if kept_when:
+        split.when = np.concatenate(kept_when)[:PLOT_ROWS]
     predicted = np.concatenate(kept_pred)[:PLOT_ROWS] if kept_pred else np.empty(0)
     if split.shard is not None:  # every worker's rows: the tallies and metric states added up
         loss_sum, rows = _add_up(split.shard, tally, model, loss_sum, rows)
