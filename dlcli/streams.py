@@ -354,15 +354,17 @@ def _byte_ranges(path: Path, header: bool) -> list[Unit]:
 
 def _types(config: Config, stream: Stream) -> dict[str, str]:
     """Column types for every unit, from pyarrow's reading of the first: numbers as float64 (an
-    integer column may hold a decimal or an empty cell further down), whole-number target and split
-    key columns as int64 (their values are labels and ids), everything else as text."""
+    integer column may hold a decimal or an empty cell further down), whole-number target, split
+    key, series id and time columns as int64 (their values are labels, ids and steps), everything
+    else as text."""
     import pyarrow as pa
 
     stream.types = {}
     table = stream._arrow(stream.units[0]) if stream.units else None
     if table is None:
         return {}
-    keep = {config.data.target_column, config.data.split.key}
+    data = config.data
+    keep = {data.target_column, data.split.key, data.series_id, data.time_column}
     out = {}
     for name, kind in zip(table.column_names, table.schema.types, strict=True):
         if pa.types.is_integer(kind) and name in keep:

@@ -165,19 +165,6 @@ def test_streaming_mistakes_exit_2_with_the_key(tables, cli, data, message):
     assert message.format(path=tables / "table.csv", folder=tables) in text
 
 
-def test_a_series_cannot_stream_yet_and_says_so(tables, cli):
-    config = _config(tables, path="table.csv")
-    raw = yaml.safe_load(config.read_text())
-    raw["preprocessing"]["window"] = {"length": 5}
-    raw["data"]["split"] = {"validation": 0.1, "test": 0.1, "shuffle": False}
-    config.write_text(yaml.safe_dump(raw))
-    text = fails(cli, "train", str(config))
-    assert (
-        "preprocessing.window: a streamed table (data.stream) does not take preprocessing.window yet" in text
-    )
-    assert "set data.stream: false to read the data whole" in text
-
-
 def test_a_number_column_with_text_further_down_names_the_file(tables, cli, tmp_path, monkeypatch):
     frame = pd.read_csv(tables / "table.csv")
     frame["x_5"] = frame["x_5"].astype(object)

@@ -158,7 +158,8 @@ def _time_back(frame: pd.DataFrame) -> pd.DataFrame:
         (
             _time_back,
             {},
-            "time 'step' goes back line 2002 (3",
+            "time 'step' goes back line 2002 (3); a streamed series is read in file order, so each series' "
+            "rows must be in time order: sort the file by step, or set data.stream: false",
         ),
         (
             None,
@@ -185,3 +186,32 @@ def test_what_a_streamed_series_cannot_take_exits_2_and_says_why(
     raw.update(settings)
     config.write_text(yaml.safe_dump(raw))
     assert message in fails(cli, "train", str(config))
+
+
+def test_predict_streams_a_series_and_forecasts_each_row_that_ends_a_window(streamed, folder, cli, tmp_path):
+    code, out, err = cli("predict", str(streamed), "--input", str(folder / "series.csv"), "--output", "p.csv")
+    assert code == 0, err
+    assert "wrote 3600 predictions → p.csv" in out
+    assert "predict: 3,600 rows at" in out + err
+    written = pd.read_csv(tmp_path / "p.csv")
+    assert written[["sensor", "step"]].equals(series_table()[["sensor", "step"]])
+    # each sensor's first 11 rows end no whole 12-row window of their own sensor
+    empty = written["prediction"].isna().groupby(written["sensor"]).sum()
+    assert empty.to_dict() == {"a": 11, "b": 11, "c": 11}
+    script = f"""
+import numpy as np, pandas as pd
+from dlcli import inference, pipeline, scoring
+run = inference.load_run({str(streamed)!r})
+frame = pd.read_csv({str(folder / "series.csv")!r})
+ex = scoring.examples(run.prep, frame, labelled=False)
+forecast = run.prep.decode(pipeline.forward(run.model, ex.dataset(run.prep, 256)))[0]
+written = pd.read_csv("p.csv")["prediction"].to_numpy()[ex.starts + 11]
+print(len(forecast), float(np.abs(forecast - written).max()))
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    count, gap = done.stdout.split()[-2:]
+    assert int(count) == 3600 - 3 * 11 and float(gap) < 1e-5
