@@ -160,7 +160,6 @@ def _streamed_split(loaded_run: LoadedRun, stream, progress, every_row: bool = F
         from dlcli import seriesstream
 
         plan = seriesstream.plan(config, stream, progress)
-        plan.stride = 1  # every window is scored; the stride thins training windows only
         return seriesstream.SeriesSplit(
             stream, None, loaded_run.prep, code, "test", config, progress=progress, plan=plan
         )

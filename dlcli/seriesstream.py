@@ -89,18 +89,18 @@ class SeriesPlan:
             )
         return np.concatenate(parts).astype("int8") if parts else np.empty(0, "int8")
 
-    def targets(self, i: int, code: int) -> np.ndarray:
+    def targets(self, i: int, code: int, strided: bool = False) -> np.ndarray:
         """Which rows of unit i are the target of one of the split's windows: a row of the split with
-        a whole window before it in its series (training: every `stride`-th)."""
+        a whole window before it in its series (`strided`, training: every `stride`-th)."""
         p = self.positions(i)
         mask = (self.codes(i) == code) & (p >= self.offset)
-        if code == hashsplit.TRAIN and self.stride > 1:
+        if strided and self.stride > 1:
             mask &= (p - self.offset) % self.stride == 0
         return mask
 
-    def windows(self, code: int) -> list[int]:
+    def windows(self, code: int, strided: bool = False) -> list[int]:
         """The split's windows in each unit."""
-        return [int(self.targets(i, code).sum()) for i in range(len(self.runs))]
+        return [int(self.targets(i, code, strided).sum()) for i in range(len(self.runs))]
 
     def keep(self, i: int, frame) -> None:
         """Called by the statistics pass with each unit in file order: unit i's history is the tail
@@ -206,6 +206,7 @@ class SeriesSplit(StreamSplit):
 
     plan: SeriesPlan | None = field(default=None, repr=False)
     _windows: list[int] | None = field(default=None, repr=False)
+    _strided: list[int] | None = field(default=None, repr=False)  # training's (window.stride)
 
     @property
     def rows(self) -> int:
@@ -218,7 +219,7 @@ class SeriesSplit(StreamSplit):
         """Nothing kept: a validation window reads the rows before its unit (its history), so the
         validation units are read again each epoch (they are the last share of each series)."""
 
-    def _arrays(self, i: int, frame, first_global: int | None = None):
+    def _arrays(self, i: int, frame, first_global: int | None = None, strided: bool = False):
         """Unit i's windows of this split: `(x, y, y_raw, starts, naive, when)`, x the unit's rows
         after its history (the series' rows before it), `starts` each window's first row in x."""
         import numpy as np
@@ -228,7 +229,7 @@ class SeriesSplit(StreamSplit):
         history = self.plan.history.get(i)
         rows = frame if history is None else pd.concat([history, frame])
         mask = np.zeros(len(rows), dtype=bool)
-        mask[len(rows) - len(frame) :] = self.plan.targets(i, self.code)
+        mask[len(rows) - len(frame) :] = self.plan.targets(i, self.code, strided)
         targets = np.flatnonzero(mask)
         starts = targets - self.plan.offset
         x = self.prep.features(rows, where)
@@ -245,23 +246,31 @@ class SeriesSplit(StreamSplit):
             when,
         )
 
-    def chunks(self, order=None):
+    def chunks(self, order=None, strided: bool = False):
         """Each unit's windows of this split, `(x, y, y_raw, starts, naive, when)`, in `order`
-        (default: file order), made in the reading threads. Without a layout (evaluate: no
-        statistics pass), every unit is read in file order, its history kept as it goes."""
+        (default: file order), made in the reading threads; `strided` (training): every
+        preprocessing.window.stride-th. Without a layout (evaluate: no statistics pass), every unit
+        is read in file order, its history kept as it goes."""
         self.rows  # noqa: B018 - the windows per unit, counted once
         if self.layout is None:
             yield from self._in_file_order()
             return
-        units = [i for i in self._units(order) if self._windows[i]]
-        done, total = 0, max(self.rows, 1)
+        counts = self._strided_windows() if strided else self._windows
+        units = [i for i in self._units(order) if counts[i]]
+        done, total = 0, max(sum(counts), 1)
         if self.progress is not None:
             self.progress(self.name, 0, 0.0)
-        for _, arrays in self.stream.frames(units, self.layout.offsets, then=self._arrays):
+        then = lambda i, frame: self._arrays(i, frame, strided=strided)  # noqa: E731
+        for _, arrays in self.stream.frames(units, self.layout.offsets, then=then):
             done += len(arrays[1])
             if self.progress is not None:
                 self.progress(self.name, done, done / total)
             yield arrays
+
+    def _strided_windows(self) -> list[int]:
+        if self._strided is None:
+            self._strided = self.plan.windows(self.code, strided=True)
+        return self._strided
 
     def _in_file_order(self):
         done, total = 0, max(self.rows, 1)
@@ -338,7 +347,7 @@ class SeriesSplit(StreamSplit):
             rng = np.random.default_rng([seed, int(epoch.numpy())])
             order = rng.permutation(len(self.stream.units))
             pool: list = []
-            for x, y, _, starts, _, _ in self.chunks(order):
+            for x, y, _, starts, _, _ in self.chunks(order, strided=True):
                 pool.append((x, starts, y))
                 if sum(len(p[0]) for p in pool) >= buffer:
                     drawn = _drawn(pool, rng, batch_size, length, final=False)
@@ -348,7 +357,7 @@ class SeriesSplit(StreamSplit):
             if drawn is not None:
                 yield self._weighted(drawn, weights)
 
-        steps = -(-self.rows // batch_size)
+        steps = -(-sum(self._strided_windows()) // batch_size)
         spec = self._spec(weighted=weights is not None)
         ds = tf.data.Dataset.from_generator(pools, output_signature=spec).flat_map(self._cut(batch_size))
         return (

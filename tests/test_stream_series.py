@@ -122,6 +122,7 @@ def test_a_killed_streamed_series_resumes_to_the_uninterrupted_runs_weights(fold
 
     config = _config(folder, "resume", path=str(folder / "series.csv"))
     three = ["-o", "train.epochs=3", "-o", "train.batch_size=8", "-o", "train.plots=false"]
+    three += ["-o", "preprocessing.window.stride=2"]  # every other training window
     for name in ("whole", "killed"):
         (tmp_path / name).mkdir()
     whole = _train(dlcli_fork, config, tmp_path / "whole", *three)
@@ -215,3 +216,25 @@ print(len(forecast), float(np.abs(forecast - written).max()))
     assert done.returncode == 0, done.stderr
     count, gap = done.stdout.split()[-2:]
     assert int(count) == 3600 - 3 * 11 and float(gap) < 1e-5
+
+
+def test_a_stride_thins_the_streamed_training_windows_as_in_memory(folder, monkeypatch):
+    from dlcli import config as config_mod
+    from dlcli import data as data_mod
+    from dlcli import hashsplit, scoring, seriesstream
+    from dlcli.preprocessing import Preprocessor
+
+    monkeypatch.setenv("DLCLI_UNIT_BYTES", UNITS["DLCLI_UNIT_BYTES"])
+    path = _config(folder, "stride")
+    streamed = config_mod.load_config(path, ["preprocessing.window.stride=5"])
+    plan = seriesstream.plan(streamed, data_mod.load(streamed).stream)
+    assert len(plan.runs) >= 15
+    whole = data_mod.load(
+        config_mod.load_config(path, ["preprocessing.window.stride=5", "data.stream=false"])
+    )
+    prep = Preprocessor.fit(streamed, whole.splits["train"], whole.source, whole.columns)
+    sets = scoring.split_examples(prep, whole)
+    _, y, (starts, _) = scoring.training_arrays(prep, sets["train"])
+    assert sum(plan.windows(hashsplit.TRAIN, strided=True)) == len(starts) == 3 * -(-(840 - 12) // 5)
+    assert sum(plan.windows(hashsplit.TRAIN)) == len(sets["train"].starts)  # every window is scored
+    assert sum(plan.windows(hashsplit.TEST)) == len(sets["test"].starts) == 3 * 180
