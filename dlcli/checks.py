@@ -80,6 +80,7 @@ def static_problems(raw: dict) -> list[Problem]:
         *_compute(raw),
         *_tracking(raw),
         *_series(raw),
+        *streamed_series(raw),
         *_schedule(raw),
         *_binary_metrics(raw),
     ]
@@ -144,6 +145,38 @@ def _series(raw: dict) -> list[Problem]:
             "between epochs) or set it to false",
         )
     ]
+
+
+def streamed_series(raw: dict) -> list[Problem]:
+    """What a streamed series (data.stream: true with preprocessing.window) cannot take: each needs
+    the whole series at once (seriesstream.py says the same when auto decides to stream)."""
+    if _get(raw, "preprocessing", "window") is None or _get(raw, "data", "stream") is not True:
+        return []
+    problems: list[Problem] = []
+    for key, given, why in (
+        (("preprocessing", "series", "missing"), "error", "fills gaps along the whole series"),
+        (("preprocessing", "series", "difference"), 0, "differences the whole series"),
+        (("data", "split", "key"), None, "would scatter a series' steps"),
+        (("data", "split", "column"), None, "would scatter a series' steps"),
+    ):
+        if _get(raw, *key) not in (given, None):
+            problems.append(
+                (
+                    key,
+                    "a streamed series (data.stream with preprocessing.window) is split in time order, and "
+                    f"{'.'.join(key)} {why}; remove it, or set data.stream: false to read the series whole",
+                )
+            )
+    if _get(raw, "train", "distribution", "strategy") == "multi_worker":
+        problems.append(
+            (
+                ("data", "stream"),
+                "a streamed series (preprocessing.window) is read in file order by one process; under "
+                "multi_worker set data.stream: false (each worker then holds the series, its windows made "
+                "by index)",
+            )
+        )
+    return problems
 
 
 def _schedule(raw: dict) -> list[Problem]:

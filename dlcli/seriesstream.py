@@ -33,30 +33,16 @@ if TYPE_CHECKING:
 
 
 def refuse(config: Config, multi_worker: bool = False) -> None:
-    """The series options a stream does not take (each needs the whole series at once)."""
-    data, series = config.data, config.preprocessing.series
-    for key, given, why in (
-        (
-            ("preprocessing", "series", "missing"),
-            series.missing != "error",
-            "fills gaps along the whole series",
-        ),
-        (("preprocessing", "series", "difference"), series.difference != 0, "differences the whole series"),
-        (("data", "split", "key"), data.split.key is not None, "would scatter a series' steps"),
-        (("data", "split", "column"), data.split.column is not None, "would scatter a series' steps"),
-    ):
-        if given:
-            raise ConfigError(
-                f"{config.where(*key)}: a streamed series (data.stream with preprocessing.window) is "
-                f"split in time order, and {'.'.join(key)} {why}; remove it, or set data.stream: false "
-                "to read the series whole"
-            )
-    if multi_worker:
-        raise ConfigError(
-            f"{config.where('data', 'stream')}: a streamed series (preprocessing.window) is read in file "
-            "order by one process; under multi_worker set data.stream: false (each worker then holds "
-            "the series, its windows made by index)"
-        )
+    """The series options a stream does not take (each needs the whole series at once), as
+    `dlcli validate` says them for data.stream: true (checks.streamed_series)."""
+    from dlcli.checks import streamed_series
+
+    raw = config.model_dump()
+    raw["data"]["stream"] = True
+    if not multi_worker:
+        raw["train"]["distribution"] = None
+    for key, message in streamed_series(raw):
+        raise ConfigError(f"{config.where(*key)}: {message}")
 
 
 @dataclass

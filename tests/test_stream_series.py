@@ -187,6 +187,9 @@ def test_what_a_streamed_series_cannot_take_exits_2_and_says_why(
     raw.update(settings)
     config.write_text(yaml.safe_dump(raw))
     assert message in fails(cli, "train", str(config))
+    if settings:  # a config mistake: `dlcli validate` says it too, with the line of the key
+        said = fails(cli, "validate", str(config))
+        assert message in said and said.startswith(f"error: {config}:")
 
 
 def test_predict_streams_a_series_and_forecasts_each_row_that_ends_a_window(streamed, folder, cli, tmp_path):
