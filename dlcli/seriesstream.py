@@ -390,7 +390,7 @@ def predict(prep, model, stream: Stream, out, batch_size: int, progress=None):
 
     from dlcli.inference import prediction_table
     from dlcli.scoring import window_starts
-    from dlcli.streamed import _Writer
+    from dlcli.streamed import _Writer, outputs
 
     length, column = prep.window["length"], prep.window.get("series_id")
     writer, head, rows, tail, met = _Writer(out), None, 0, None, _Runs(column)
@@ -417,9 +417,8 @@ def predict(prep, model, stream: Stream, out, batch_size: int, progress=None):
             starts = starts[starts + length - 1 >= h]  # the windows that end on this unit's rows
             table = frame
             if len(starts):
-                x = prep.features(both, where)
-                cut = pipeline.window_batches(x, starts, length, None, batch_size)
-                predictions, probs = prep.decode(np.asarray(pipeline.forward(model, cut)))
+                windows = _cutter(prep.features(both, where), starts, length)
+                predictions, probs = prep.decode(outputs(model, len(starts), windows, batch_size))
                 ends = starts + length - 1 - h
                 table = prediction_table(frame, predictions, probs, prep.target_encoder.classes_, rows=ends)
             else:
@@ -438,6 +437,14 @@ def predict(prep, model, stream: Stream, out, batch_size: int, progress=None):
         raise
     head.attrs["rows"] = rows
     return head
+
+
+def _cutter(x, starts, length: int):
+    """`(a, b) → windows a … b-1`, each `length` rows of x from its start."""
+    import numpy as np
+
+    offsets = np.arange(length)[None, :]
+    return lambda a, b: x[starts[a:b, None] + offsets]
 
 
 class _Runs:

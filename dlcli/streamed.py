@@ -349,7 +349,6 @@ def _add_up(shard: Shard, tally, model, loss_sum: float, rows: int) -> tuple[flo
 def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: int, progress=None):
     """Predictions for every row of `stream`, written to `out` (CSV or Parquet) unit by unit, in
     file order; returns the first unit's table (its attrs["rows"]: rows written in all)."""
-    import numpy as np
 
     from dlcli.inference import prediction_table
 
@@ -359,8 +358,7 @@ def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: in
     try:
         for _, frame in stream.frames():
             x = prep.features(frame, str(stream.paths[0]))
-            outputs = pipeline.forward(model, pipeline.array_dataset(x, None, batch_size))
-            predictions, probs = prep.decode(np.asarray(outputs))
+            predictions, probs = prep.decode(outputs(model, len(x), lambda a, b, x=x: x[a:b], batch_size))
             table = prediction_table(frame, predictions, probs, prep.target_encoder.classes_)
             writer.write(table)
             rows += len(table)
@@ -373,6 +371,18 @@ def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: in
         raise
     head.attrs["rows"] = rows
     return head
+
+
+def outputs(model, n: int, batch, batch_size: int):
+    """The model's outputs for examples 0 … n-1, `batch(a, b)` giving examples a … b-1: one call of
+    the traced step per batch. No tf.data dataset per unit: making one for each of a 16 GB file's
+    2,000 units grew predict's resident memory steadily (by 400 MB over half the file)."""
+    import numpy as np
+    import tensorflow as tf
+
+    step = pipeline._step(model, compiled=False)
+    parts = [step(tf.constant(batch(a, a + batch_size))).numpy() for a in range(0, n, batch_size)]
+    return np.concatenate(parts) if parts else np.empty((0, 1), "float32")
 
 
 class UnitCache:
