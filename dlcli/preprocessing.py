@@ -88,16 +88,35 @@ class Preprocessor:
         return cls("image_files", config.task, checks.label_mode(config.loss), target.fit(y), image=image)
 
     @classmethod
-    def _fit_table(cls, config: Config, train, source: str, cols, target) -> Preprocessor:
-        """A table or a series: numeric, categorical and text columns, and the target."""
-        pre = config.preprocessing
-        window = None
+    def of_columns(cls, config: Config, target, numeric, categorical, text=None) -> Preprocessor:
+        """A table's or a series' preprocessor from its (fitted or to-be-fitted) column transformers:
+        a series (preprocessing.window) with its windows as the state records them. Used by the
+        in-memory fit and the streamed statistics pass alike."""
+        pre, window = config.preprocessing, None
         if pre.window is not None:
             window = {
                 **pre.window.model_dump(),
                 "difference": pre.series.difference,
                 "series_id": config.data.series_id,
             }
+        kind = "timeseries" if window is not None else "table"
+        label_mode = checks.label_mode(config.loss)
+        return cls(
+            kind,
+            config.task,
+            label_mode,
+            target,
+            numeric,
+            categorical,
+            window,
+            time_column=config.data.time_column,
+            text=text,
+        )
+
+    @classmethod
+    def _fit_table(cls, config: Config, train, source: str, cols, target) -> Preprocessor:
+        """A table or a series: numeric, categorical and text columns, and the target."""
+        pre = config.preprocessing
         numeric = NumericTransformer(
             cols.numeric,
             pre.numeric.impute,
@@ -111,19 +130,7 @@ class Preprocessor:
         text = None
         if pre.text is not None:
             text = TextVectorizer(cols.text, **pre.text.model_dump(exclude={"columns"}))
-        kind = "timeseries" if window is not None else "table"
-        label_mode = checks.label_mode(config.loss)
-        prep = cls(
-            kind,
-            config.task,
-            label_mode,
-            target,
-            numeric,
-            categorical,
-            window,
-            time_column=config.data.time_column,
-            text=text,
-        )
+        prep = cls.of_columns(config, target, numeric, categorical, text)
         try:
             numeric.fit(prep._series_input(train))
         except DataError as exc:

@@ -307,7 +307,8 @@ class SeriesSplit(StreamSplit):
         """Batches of windows in file order (validation), each unit's as it is read."""
         import tensorflow as tf
 
-        steps = sum(-(-n // batch_size) for n in (self._windows or self.plan.windows(self.code)))
+        self.rows  # noqa: B018 - the windows per unit, counted once
+        steps = sum(-(-n // batch_size) for n in self._windows)
 
         def units():
             for x, y, _, starts, _, _ in self.chunks():
@@ -390,53 +391,37 @@ def predict(prep, model, stream: Stream, out, batch_size: int, progress=None):
 
     from dlcli.inference import prediction_table
     from dlcli.scoring import window_starts
-    from dlcli.streamed import _Writer, outputs
+    from dlcli.streamed import outputs, write_units
 
     length, column = prep.window["length"], prep.window.get("series_id")
-    writer, head, rows, tail, met = _Writer(out), None, 0, None, _Runs(column)
-    if progress is not None:
-        progress("predict", 0, 0.0)
-    try:
-        for i, frame in stream.frames():
-            where = str(stream.units[i].path)
-            if column is not None and column not in frame.columns:
-                raise DataError(
-                    f"{where}: no column {column!r}, which names each row's series (data.series_id of the "
-                    "run): add it"
-                )
-            ids = frame[column].to_numpy() if column is not None else None
-            if tail is not None and (ids is None or (len(ids) and ids[0] == tail[column].iloc[-1])):
-                both = pd.concat([tail, frame])
-            else:
-                both = frame
-            met.each(ids, frame, where)
-            h = len(both) - len(frame)
-            starts = window_starts(
-                len(both), length, length - 1, None if ids is None else both[column].to_numpy()
+    met, carried = _Runs(column), {"tail": None}  # the rows a window ending in the next unit reads
+
+    def table_of(i: int, frame):
+        where = str(stream.units[i].path)
+        if column is not None and column not in frame.columns:
+            raise DataError(
+                f"{where}: no column {column!r}, which names each row's series (data.series_id of the "
+                "run): add it"
             )
-            starts = starts[starts + length - 1 >= h]  # the windows that end on this unit's rows
-            table = frame
-            if len(starts):
-                windows = _cutter(prep.features(both, where), starts, length)
-                predictions, probs = prep.decode(outputs(model, len(starts), windows, batch_size))
-                ends = starts + length - 1 - h
-                table = prediction_table(frame, predictions, probs, prep.target_encoder.classes_, rows=ends)
-            else:
-                table = prediction_table(
-                    frame, np.empty(0), None, prep.target_encoder.classes_, rows=np.empty(0, int)
-                )
-            writer.write(table)
-            rows += len(table)
-            head = table if head is None else head
-            tail = both.iloc[-(length - 1) :] if length > 1 else both.iloc[:0]
-            if progress is not None:
-                progress("predict", rows, writer.fraction(stream))
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    head.attrs["rows"] = rows
-    return head
+        ids = frame[column].to_numpy() if column is not None else None
+        met.each(ids, frame, where)
+        tail = carried["tail"]
+        goes_on = tail is not None and (ids is None or (len(ids) and ids[0] == tail[column].iloc[-1]))
+        both = pd.concat([tail, frame]) if goes_on else frame
+        carried["tail"] = both.iloc[len(both) - length + 1 :]
+        h = len(both) - len(frame)
+        starts = window_starts(
+            len(both), length, length - 1, None if ids is None else both[column].to_numpy()
+        )
+        starts = starts[starts + length - 1 >= h]  # the windows that end on this unit's rows
+        predictions, probs = np.empty(0), None
+        if len(starts):
+            windows = _cutter(prep.features(both, where), starts, length)
+            predictions, probs = prep.decode(outputs(model, len(starts), windows, batch_size))
+        ends = starts + length - 1 - h
+        return prediction_table(frame, predictions, probs, prep.target_encoder.classes_, rows=ends)
+
+    return write_units(stream, out, table_of, progress)
 
 
 def _cutter(x, starts, length: int):

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dlcli import checks, hashsplit, shards
 from dlcli import columns as columns_mod
+from dlcli import hashsplit, shards
 from dlcli.data import require_columns
 from dlcli.errors import ConfigError, DataError, DlcliError
 from dlcli.running import Counts, Moments, Sample
@@ -323,25 +323,8 @@ def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Prepr
     _fit_categorical(categorical, tallies)
     target = TargetEncoder(config.data.target_column, config.task, pre.target.scale)
     _fit_target(target, tallies, source)
-    label_mode = checks.label_mode(config.loss)
-    window = None
-    if pre.window is not None:  # a series: the windows as the in-memory path describes them
-        window = {
-            **pre.window.model_dump(),
-            "difference": pre.series.difference,
-            "series_id": config.data.series_id,
-        }
-    kind = "table" if window is None else "timeseries"
-    prep = Preprocessor(
-        kind,
-        config.task,
-        label_mode,
-        target,
-        numeric,
-        categorical,
-        window,
-        time_column=config.data.time_column,
-    )
+    prep = Preprocessor.of_columns(config, target, numeric, categorical)
+    label_mode = prep.label_mode
     if label_mode == "binary" and len(target.classes_) != 2:
         raise DataError(
             f"loss {config.loss} needs exactly 2 classes, but target {target.column!r} has "

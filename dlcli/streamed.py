@@ -352,14 +352,23 @@ def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: in
 
     from dlcli.inference import prediction_table
 
+    def table_of(i: int, frame):
+        x = prep.features(frame, str(stream.paths[0]))
+        predictions, probs = prep.decode(outputs(model, len(x), lambda a, b: x[a:b], batch_size))
+        return prediction_table(frame, predictions, probs, prep.target_encoder.classes_)
+
+    return write_units(stream, out, table_of, progress)
+
+
+def write_units(stream: Stream, out: Path, table_of, progress=None):
+    """`table_of(i, frame)` of every unit of `stream`, in file order, written to `out` (CSV or
+    Parquet) as it comes; returns the first unit's table (its attrs["rows"]: rows written in all)."""
     writer, head, rows = _Writer(out), None, 0
     if progress is not None:
         progress("predict", 0, 0.0)
     try:
-        for _, frame in stream.frames():
-            x = prep.features(frame, str(stream.paths[0]))
-            predictions, probs = prep.decode(outputs(model, len(x), lambda a, b, x=x: x[a:b], batch_size))
-            table = prediction_table(frame, predictions, probs, prep.target_encoder.classes_)
+        for i, frame in stream.frames():
+            table = table_of(i, frame)
             writer.write(table)
             rows += len(table)
             head = table if head is None else head
