@@ -37,7 +37,7 @@ def train(
     chief = distribute.is_chief(config)
     folder = Path(runs_dir) / config.name
     if chief:
-        runs.check_writable(folder, f"{folder} (the runs folder)", "choose another with --run-dir")
+        files.check_writable(folder, f"{folder} (the runs folder)", "choose another with --run-dir")
     compute.import_tensorflow()
     placement = _placement(config, device)
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory

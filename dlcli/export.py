@@ -13,13 +13,14 @@ runs export as SavedModel only, refused up front for the others.
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import converters, runtime
+from dlcli import converters, record, runtime
 from dlcli.errors import DataError, RunError
+from dlcli.files import run_directory_of, sha256_of, write_atomic
 
 if TYPE_CHECKING:
     from dlcli.inference import LoadedRun
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZE = ("float16", "int8")
+#: Suffixes of files, never the name of a SavedModel's folder.
+FILE_SUFFIXES = (".onnx", ".tflite", ".keras", ".h5", ".pb", ".json", ".csv", ".parquet", ".npz", ".zip")
 #: Largest difference allowed between the artifact's and dlcli's predictions on the test rows (float32):
 #: absolute for probabilities; for regression, relative to the prediction or, where it is smaller, to
 #: the target's scale (its standard deviation, range or IQR as `preprocessing.target.scale` says).
@@ -305,7 +308,7 @@ def export(
 
     run_dir = runs.resolve(run, Path(runs_dir))
     prep = _checked_request(run_dir, fmt, quantize)
-    path = Path(output) if output else default_path(run_dir, fmt, quantize)
+    path = destination(run_dir, fmt, output, quantize)
     loaded_run = inference.load_run(run_dir, runs_dir, device="cpu")
     specs = runtime.input_specs(prep, fmt)
     meta = runtime.metadata(prep, specs, fmt, quantize, run_dir)
@@ -316,7 +319,9 @@ def export(
             rows[column] = rows[column].astype("float32").astype("float64")
     expected = _reference(loaded_run, rows, split)
     module = _module(prep, loaded_run.model, specs)
-    with tempfile.TemporaryDirectory(prefix="dlcli-export-") as tmp:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # beside the destination (one file system: the artifact is renamed into place, never copied)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent) as tmp:
         tmp = Path(tmp)
         saved_model = tmp / "saved_model"
         converters.write_saved_model(module, saved_model)
@@ -359,17 +364,61 @@ def _judge(checked: dict, quantize: str | None, max_drop: float, fmt: str) -> No
         )
 
 
-def _place(artifact: Path, path: Path, meta: dict, fmt: str) -> None:
-    """The artifact and its metadata (`<path>.json`, or dlcli.json inside a SavedModel) moved into
-    place: an existing export of the same name is replaced whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "saved_model":
-        (artifact / "dlcli.json").write_text(json.dumps(meta, indent=2))
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        shutil.move(str(artifact), str(path))
-        return
-    from dlcli.files import write_atomic
+def destination(run_dir: Path, fmt: str, output: str | Path | None, quantize: str | None) -> Path:
+    """Where the export goes, checked before any work (files.check_destination): never the run's own
+    files, a folder or file that is not an earlier export of this format, or a name of another format."""
+    from dlcli.files import check_destination
 
-    write_atomic(path, artifact.read_bytes())
-    write_atomic(runtime.metadata_path(path), json.dumps(meta, indent=2))
+    path = Path(output) if output else default_path(run_dir, fmt, quantize)
+    suffixes = () if fmt == "saved_model" else (f".{fmt}",)
+    if fmt == "saved_model" and path.suffix.lower() in FILE_SUFFIXES:
+        raise DataError(
+            f"--output {path}: a SavedModel is a folder, and {path.suffix!r} names a file of another "
+            f"kind; name the folder {path.with_suffix('').name}"
+        )
+
+    def earlier(existing: Path) -> bool:
+        try:
+            return runtime.read_metadata(existing, verify=False).get("artifact") == fmt
+        except RunError:
+            return False
+
+    kind = {"saved_model": "SavedModels (folders)", "tflite": "TFLite models", "onnx": "ONNX models"}[fmt]
+    path = check_destination(
+        path,
+        "--output",
+        kind=kind,
+        suffixes=suffixes,
+        folder=fmt == "saved_model",
+        replaceable=earlier,
+        inside_run="export",
+    )
+    beside = runtime.metadata_path(path) if fmt != "saved_model" else None
+    if beside is not None and beside.exists() and not (path.exists() and earlier(path)):
+        raise DataError(
+            f"--output {path}: its metadata would go to {beside}, which exists and is not an earlier "
+            "export's: remove it yourself, or choose a new name"
+        )
+    return path
+
+
+def _place(artifact: Path, path: Path, meta: dict, fmt: str) -> None:
+    """The artifact and its metadata (`<path>.json`, or dlcli.json inside a SavedModel) renamed into
+    place from the temporary folder beside `path`: an earlier export of the same name is replaced
+    whole (destination() checked that it is one)."""
+    try:
+        if fmt == "saved_model":
+            write_atomic(artifact / "dlcli.json", json.dumps(meta, indent=2))
+            if path.exists():  # the earlier export steps aside into the temporary folder, removed with it
+                os.replace(path, artifact.parent / "earlier")
+            os.replace(artifact, path)
+            return
+        meta["artifact_sha256"] = sha256_of(artifact)
+        os.replace(artifact, path)
+        write_atomic(runtime.metadata_path(path), json.dumps(meta, indent=2))
+        run_dir = run_directory_of(path.resolve())
+        if run_dir is not None:  # the run's own export/: its digests join the run's
+            names = [str(p.resolve().relative_to(run_dir)) for p in (path, runtime.metadata_path(path))]
+            record.seal_file(run_dir, *names)
+    except OSError as exc:
+        raise DataError(f"--output {path}: cannot be written ({exc.strerror or exc})") from None

@@ -7,6 +7,7 @@ never half of one. Every file dlcli writes into a run directory goes through `re
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dlcli.errors import RunError
+from dlcli.errors import DataError, RunError
 
 
 def cache_dir() -> Path:
@@ -118,3 +119,85 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def run_directory_of(path: Path) -> Path | None:
+    """The dlcli run directory (a folder holding run.json) that `path` is or lies inside, or None."""
+    for folder in (path, *path.parents):
+        if (folder / "run.json").is_file():
+            return folder
+    return None
+
+
+def check_destination(
+    path: Path,
+    flag: str,
+    *,
+    kind: str,
+    suffixes: tuple[str, ...] = (),
+    folder: bool = False,
+    replaceable: Callable[[Path], bool] = lambda _: True,
+    inside_run: str | None = None,
+) -> Path:
+    """The one check of a path a user names for dlcli to write `kind` (a plural: "ONNX models") to (export's `--output`,
+    predict's `--output`). Returns the path, absolute; raises a DataError naming it when:
+
+    - its suffix is not one of `suffixes` (a `.tflite` name holding ONNX bytes misleads every reader);
+    - it is, or lies inside, a run directory's own files (only the run's `inside_run` subfolder, such
+      as `export`, may be written there), or holds a run directory;
+    - it exists and is a folder where a file goes (or a file where a folder goes), or is not a file
+      `replaceable` recognizes as an earlier output of the same kind;
+    - its folder cannot be created or written to.
+    """
+    shown = f"{flag} {path}"
+    target = Path(os.path.abspath(Path(path).expanduser()))
+    if suffixes and target.suffix.lower() not in suffixes:
+        got = repr(target.suffix) if target.suffix else "no suffix"
+        raise DataError(
+            f"{shown}: {kind} are written to names ending {' or '.join(suffixes)}, not {got}; "
+            f"name it {target.with_suffix(suffixes[0]).name}"
+        )
+    real = target.resolve()  # through symbolic links: a link into a run is that run
+    run_dir = run_directory_of(real)
+    if run_dir is not None:
+        parts = real.relative_to(run_dir).parts
+        if inside_run is None or len(parts) < 2 or parts[0] != inside_run:
+            where = "the run directory" if not parts else "inside the run directory"
+            instead = f"{run_dir / inside_run}/" if inside_run else "a folder outside it"
+            raise DataError(
+                f"{shown}: that is {where} {run_dir}, whose files (model.keras, run.json, checkpoints, "
+                f"...) dlcli never writes over; write {kind} to {instead}"
+            )
+    if real.is_dir() and next(real.glob("**/run.json"), None) is not None:
+        raise DataError(f"{shown}: the folder holds dlcli runs, which writing {kind} there would replace")
+    if target.exists() or target.is_symlink():
+        if folder and not real.is_dir():
+            raise DataError(f"{shown}: a file is there, and {kind} are folders; choose a new name")
+        if not folder and real.is_dir():
+            raise DataError(f"{shown}: that is a folder, and {kind} are files; name a file inside it")
+        if not replaceable(real):
+            raise DataError(
+                f"{shown}: exists and is not one of dlcli's {kind}; dlcli replaces only what it "
+                "wrote itself: remove it yourself, or choose a new name"
+            )
+    check_writable(target.parent, f"{shown}: the folder {target.parent}", "choose another path")
+    return target
+
+
+def check_writable(folder: Path, label: str, fix: str) -> None:
+    """Fail now, before minutes of work, when `folder` cannot be created or written to.
+
+    Probes the nearest folder that exists, so a refused command leaves nothing behind.
+    """
+    import tempfile
+
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise RunError(f"{label}: cannot be written ({exc.strerror or exc}); {fix}") from None

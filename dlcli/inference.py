@@ -16,6 +16,9 @@ from dlcli.config import Config
 from dlcli.errors import DataError, RunError
 from dlcli.preprocessing import Preprocessor
 
+#: What predict writes, by the --output's suffix.
+PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq")
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -117,8 +120,8 @@ def input_stream(loaded_run: LoadedRun, path: Path, labelled: bool = True):
     if config is None or not streamable or config.data.stream is False:
         return None
     paths = streams.table_files(path)
-    if paths is None and (path.is_dir() or not data_mod.is_table(path, _reading(config.data, path))):
-        return None
+    if paths is None and (not path.is_file() or not data_mod.is_table(path, _reading(config.data, path))):
+        return None  # read whole: a missing file is reported where every table is read (data.read_table)
     paths = paths or [path]
     if not _trained_streamed(loaded_run.run_dir) and not streams.should_stream(config, paths)[0]:
         return None
@@ -262,14 +265,12 @@ def predict(
 
     input_path = Path(input_path)
     out = Path(output_path) if output_path else Path(f"{input_path.stem}_predictions.csv")
-    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise DataError(f"--output {out}: unsupported suffix {out.suffix!r} (expected .csv or .parquet)")
+    files.check_destination(out, "--output", kind="predictions", suffixes=PREDICTION_SUFFIXES)
     if out.resolve() == input_path.resolve() or (out.exists() and out.samefile(input_path)):
         raise DataError(
             f"--output {out}: that is the --input file; writing predictions there would replace your "
             f"data: choose another --output (without one: {input_path.stem}_predictions.csv)"
         )
-    runs.check_writable(out.parent, f"--output {out}: the folder {out.parent}", "choose another --output")
     from dlcli import lite
 
     run_dir = runs.resolve(run, Path(runs_dir))

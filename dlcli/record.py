@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.config import Config
-from dlcli.files import read_json, write_json
+from dlcli.errors import RunError
+from dlcli.files import read_json, sha256_of, write_json
 
 
 class RunRecord:
@@ -38,7 +39,9 @@ class RunRecord:
             "epochs": {},
             "error": None,
             "config_sha256": config_digest(run_dir),
+            "artifacts": {},
         }
+        seal(self.data, run_dir, "preprocessing.json")
         self.save()
 
     @classmethod
@@ -91,6 +94,42 @@ def config_digest(run_dir: Path) -> str | None:
         return hashlib.sha256((run_dir / "config.yaml").read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def seal(data: dict, run_dir: Path, *names: str) -> None:
+    """Record in run.json's `data` the sha256 of each of the run's files `names` (relative paths), as
+    dlcli wrote them: check_sealed() refuses a file edited or swapped since (an edited class list
+    would invert every label without a word)."""
+    sealed = data.setdefault("artifacts", {})
+    for name in names:
+        if (run_dir / name).is_file():  # a cluster worker's folder has no preprocessing.json
+            sealed[name] = sha256_of(run_dir / name)
+
+
+def seal_file(run_dir: Path, *names: str) -> None:
+    """seal() for a finished run: run.json read, updated and written again (export's files)."""
+    data = read_json(run_dir / "run.json")
+    seal(data, run_dir, *names)
+    write_json(run_dir / "run.json", data)
+
+
+def check_sealed(run_dir: Path, name: str) -> None:
+    """Raise RunError when `run_dir/name` is not the file dlcli wrote (its sha256 differs from the one
+    run.json recorded). Runs that recorded none (before dlcli 0.3) are not checked."""
+    try:
+        recorded = read_json(run_dir / "run.json").get("artifacts", {}).get(name)
+    except RunError:
+        return  # a run.json that cannot be read is reported by whoever needs it
+    path = run_dir / name
+    if recorded is None or not path.is_file():
+        return
+    now = sha256_of(path)
+    if now != recorded:
+        raise RunError(
+            f"{path}: changed since dlcli wrote it (sha256 {now[:12]}…, run.json recorded "
+            f"{recorded[:12]}…): it was edited, truncated or copied from another run, and using it "
+            "would give wrong answers. Restore it from a copy of the run, or train (or export) again"
+        )
 
 
 def command_line() -> list[str]:

@@ -8,9 +8,6 @@ runs/<name>/latest → the newest completed run of that name
 
 from __future__ import annotations
 
-import errno
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,23 +18,6 @@ from dlcli.errors import RunError
 from dlcli.files import symlink_atomic
 
 DEFAULT_RUNS_DIR = Path("runs")
-
-
-def check_writable(folder: Path, label: str, fix: str) -> None:
-    """Fail now, before minutes of work, when `folder` cannot be created or written to.
-
-    Probes the nearest folder that exists, so a refused command leaves nothing behind.
-    """
-    probe = Path(folder)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        if not probe.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as exc:
-        raise RunError(f"{label}: cannot be written ({exc.strerror or exc}); {fix}") from None
 
 
 def create(runs_dir: Path, name: str) -> Path:

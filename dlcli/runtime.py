@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlcli.errors import DataError, RunError
-from dlcli.files import sha256_of
+from dlcli.files import run_directory_of, sha256_of
+from dlcli.record import check_sealed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -160,7 +161,8 @@ def metadata_path(artifact: Path) -> Path:
     return artifact / "dlcli.json" if artifact.is_dir() else artifact.with_name(artifact.name + ".json")
 
 
-def read_metadata(artifact: Path) -> dict:
+def read_metadata(artifact: Path, verify: bool = True) -> dict:
+    """The export's metadata; with `verify`, refused if it or the artifact changed since export."""
     path = metadata_path(artifact)
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
@@ -170,7 +172,25 @@ def read_metadata(artifact: Path) -> dict:
         raise RunError(f"{path}: unreadable ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise RunError(f"{path}: not a dlcli export's metadata (expected format {FORMAT})")
+    if verify:
+        _check_unchanged(artifact, path, meta)
     return meta
+
+
+def _check_unchanged(artifact: Path, meta_path: Path, meta: dict) -> None:
+    """Refuse an artifact or metadata changed since export wrote them: the artifact's sha256 is in its
+    metadata, and both are in run.json for an export inside its run (export/)."""
+    run_dir = run_directory_of(artifact.resolve())
+    if run_dir is not None:
+        for path in (artifact, meta_path):
+            if path.is_file():
+                check_sealed(run_dir, str(path.resolve().relative_to(run_dir)))
+    recorded = meta.get("artifact_sha256")
+    if recorded and artifact.is_file() and sha256_of(artifact) != recorded:
+        raise RunError(
+            f"{artifact}: not the file this metadata ({meta_path}) was written for (its sha256 differs "
+            "from the one recorded there): export the model again with dlcli export"
+        )
 
 
 # ---- raw inputs -------------------------------------------------------------------------------------

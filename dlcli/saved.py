@@ -17,7 +17,7 @@ from dlcli.config import Config, validate
 from dlcli.errors import DataError, DlcliError, RunError
 from dlcli.files import read_json, write_atomic
 from dlcli.keypaths import problem_lines
-from dlcli.record import config_digest
+from dlcli.record import check_sealed, config_digest
 from dlcli.yamlio import dump
 
 #: The JSON members of a Keras archive (config.json, metadata.json) are a few kB to a few MB; a larger
@@ -99,6 +99,7 @@ def load_preprocessing(run_dir: Path):
     path = run_dir / "preprocessing.json"
     if not path.is_file():
         raise DataError(f"{path}: missing; the run did not get past loading its data")
+    check_sealed(run_dir, "preprocessing.json")
     return Preprocessor.from_json(path.read_text(encoding="utf-8"), str(path))
 
 
@@ -116,6 +117,7 @@ def load_model(run_dir: Path):
             "interrupted": "the run was interrupted before it finished an epoch",
         }.get(record.get("status"), "the run did not finish")
         raise RunError(f"{path}: missing; {why} (see {run_dir / 'run.json'})")
+    check_sealed(run_dir, "model.keras")
     check_archive(path)
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=True)

@@ -414,6 +414,8 @@ def _fit(job: Job, model, plan: train_mod.FitPlan) -> tuple[int, int | None]:
     has_best = (run_dir / "checkpoints" / "best.keras").is_file()
     if not halt or has_best:
         state_mod.save_atomic(model, run_dir / "model.keras")  # after a stop: the best checkpoint's weights
+        record_mod.seal(job.record.data, run_dir, "model.keras")
+        job.record.save()
     if halt and config.train.plots:
         plots.learning_curves(run_dir, config.checkpoint_monitor(), best_epoch if has_best else None)
     if halt.signum is not None:
