@@ -139,8 +139,8 @@ def check_destination(
     replaceable: Callable[[Path], bool] = lambda _: True,
     inside_run: str | None = None,
 ) -> Path:
-    """The one check of a path a user names for dlcli to write `kind` (a plural: "ONNX models") to (export's `--output`,
-    predict's `--output`). Returns the path, absolute; raises a DataError naming it when:
+    """The one check of a path a user names for dlcli to write `kind` (a plural: "ONNX models") to
+    (export's and predict's `--output`). Returns the path, absolute; raises a DataError naming it when:
 
     - its suffix is not one of `suffixes` (a `.tflite` name holding ONNX bytes misleads every reader);
     - it is, or lies inside, a run directory's own files (only the run's `inside_run` subfolder, such
