@@ -391,6 +391,12 @@ def _fit(job: Job, model, plan: train_mod.FitPlan) -> tuple[int, int | None]:
         with train_mod.stop_on_signals(halt):
             timers = _fit_phases(job, model, plan)
     except Exception as exc:
+        stream = job.prepared.loaded.stream
+        if stream is not None and stream.failure is not None:  # raised inside tf.data: say it plainly
+            failure = stream.failure
+            if not isinstance(failure, TrainingFailed):  # data that was good at the first pass
+                failure = TrainingFailed(str(failure))
+            raise failure from None
         if placement.kind != "multi_worker" or not distribute.is_cluster_error(exc):
             raise
         done = state_mod.read_resume(run_dir)

@@ -62,6 +62,9 @@ class _Tallies:
     target_moments: Moments
     classes: Counts
     train_rows: int = 0
+    #: Each label of the validation and test rows where it first appears, `(file, line)`: a class
+    #: the train rows lack is refused before training, not found at scoring.
+    held_out: dict = field(default_factory=dict)
 
 
 def refuse_unstreamable(config: Config) -> None:
@@ -128,6 +131,8 @@ def fit(config: Config, stream: Stream, progress=None, shard: Shard | None = Non
         layout = _shard_pass(config, stream, cols, tallies, progress, shard)
     if not layout.total(hashsplit.TRAIN):
         raise DataError(f"{source}: no row fell in the train split; lower data.split.validation and test")
+    if shard is None:  # each worker sees only its own rows' labels
+        _refuse_unknown_labels(config, tallies)
     prep = _preprocessor(config, cols, tallies, source)
     notes = list(stream.notes)
     if shard is not None:
@@ -190,7 +195,32 @@ def _unit(
     train = frame[codes == hashsplit.TRAIN]
     if len(train):
         _tally(config, train, cols, tallies, i)
+    if config.task == "classification" and len(tallies.held_out) <= MAX_CLASSES:
+        labels = frame[config.data.target_column][codes != hashsplit.TRAIN].dropna()
+        for line, label in labels.drop_duplicates().items():  # the index is the file's line
+            tallies.held_out.setdefault(label, (where, line))
     return np.bincount(codes, minlength=3).tolist()
+
+
+def _refuse_unknown_labels(config: Config, tallies: _Tallies) -> None:
+    """A label of the validation or test rows that no train row has: scoring would fail after all
+    the training, so it is refused now, naming where it first appears."""
+    known = tallies.classes.counts
+    unknown = {label: at for label, at in tallies.held_out.items() if label not in known}
+    if not unknown:
+        return
+    label, (where, line) = next(iter(unknown.items()))
+    more = (
+        f" (and {len(unknown) - 1} more: {', '.join(map(repr, list(unknown)[1:6]))})"
+        if len(unknown) > 1
+        else ""
+    )
+    raise DataError(
+        f"{where}: line {line}: target {config.data.target_column!r} is {label!r}{more}, a label no train "
+        f"row has (the train rows have {', '.join(map(repr, sorted(known, key=str)))}); a classifier "
+        "cannot learn or score a class it never sees: fix the label, remove those rows, or make sure "
+        "the train split holds every class"
+    )
 
 
 def shard_layout(stream: Stream) -> Layout:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dlcli.errors import ConfigError, DataError
+from dlcli.errors import ConfigError, DataError, DlcliError, TrainingFailed
 from dlcli.reading import WHITESPACE, Reading
 
 if TYPE_CHECKING:
@@ -127,6 +127,14 @@ class Stream:
     notes: list[str] = field(default_factory=list)
     wanted: list[str] | None = None  # the columns to read (None: all)
     reads: dict[int, int] = field(default_factory=dict)  # unit → times frames() read it
+    file_columns: dict[Path, list[str]] = field(default_factory=dict)  # a file's header in its order
+    stamps: dict[Path, tuple[int, int]] = field(default_factory=dict)  # size and mtime when opened
+    #: The error a read raised inside tf.data, which TensorFlow reports only as an UnknownError with
+    #: a traceback in its text: training raises this one instead (stages._fit).
+    failure: Exception | None = None
+
+    def __post_init__(self):
+        self.stamps = {p: _stamp(p) for p in self.paths}
 
     @property
     def size(self) -> int:
@@ -138,9 +146,15 @@ class Stream:
         import pandas as pd
 
         try:
-            table = self._arrow(unit)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
-            raise DataError(self._unreadable(unit, exc)) from None
+            self._unchanged(unit.path)
+            try:
+                table = self._arrow(unit)
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+                self._unchanged(unit.path)  # a file cut short while it was read
+                raise DataError(self._unreadable(unit, exc)) from None
+        except DlcliError as exc:
+            self.failure = exc
+            raise
         frame = table.to_pandas()
         start = first_row + (2 if self.kind == "delimited text" and self.header else 1)
         frame.index = pd.RangeIndex(start, start + len(frame))
@@ -148,12 +162,30 @@ class Stream:
             _strip_text(frame, self.reading.na_values)
         return frame
 
+    def _unchanged(self, path: Path) -> None:
+        """Refuse to read on from a file that changed since the stream was opened: its units (byte
+        ranges, row groups) and the statistics fitted on it no longer describe it."""
+        then, now = self.stamps.get(path), _stamp(path)
+        if then is not None and now != then:
+            raise TrainingFailed(
+                f"{path}: changed while dlcli was reading it ({then[0]:,} bytes when the first pass began, "
+                f"{now[0]:,} now, modified since): its pieces and the statistics fitted on it no longer "
+                "describe it, so the run stopped. Keep the data unchanged while a run reads it (copy "
+                "it, or write new files beside it) and train again"
+            )
+
     def _unreadable(self, unit: Unit, exc: Exception) -> str:
         where = (
             f"row groups {unit.row_group}–{unit.row_group + unit.row_groups - 1}"
             if unit.row_group is not None
             else f"bytes {unit.start}–{unit.end}"
         )
+        line = self._bad_line(unit, str(exc))
+        if line is not None:
+            return (
+                f"{unit.path}: line {line[0]}: {line[1]}; fix the line (a row cut short or with an extra "
+                "separator; a truncated file ends in one), or remove it"
+            )
         message = f"{unit.path}: cannot be read as {self.kind} ({where}: {type(exc).__name__}: {exc})"
         if "conversion error" in str(exc) or "changed from" in str(exc):
             message += (
@@ -162,6 +194,24 @@ class Stream:
                 "to data.na_values if it marks a missing value, or fix it"
             )
         return message
+
+    def _bad_line(self, unit: Unit, error: str) -> tuple[int, str] | None:
+        """`(line, what)` for pyarrow's "Expected N columns, got M: <row>": the row found in the
+        unit's bytes and its line counted from the file's start (only when reading failed)."""
+        import re
+
+        found = re.search(r"Expected (\d+) columns, got (\d+): (.*)", error, re.S)
+        if found is None or unit.row_group is not None:
+            return None
+        expected, got, row = found.groups()
+        with open(unit.path, "rb") as handle:
+            before = handle.read(unit.start).count(b"\n")
+            data = handle.read(unit.end - unit.start)
+        at = data.find(row.encode("utf-8", "replace")[:200])
+        if at < 0:
+            return None
+        line = before + data[:at].count(b"\n") + 1
+        return line, f"{got} fields where the header has {expected} ({row[:80]!r})"
 
     def _arrow(self, unit: Unit):
         import io
@@ -172,7 +222,7 @@ class Stream:
             import pyarrow.parquet as pq
 
             groups = list(range(unit.row_group, unit.row_group + unit.row_groups))
-            table = pq.ParquetFile(unit.path).read_row_groups(groups, columns=self.wanted)
+            table = pq.ParquetFile(unit.path).read_row_groups(groups, columns=self.wanted or self.columns)
             table = table.rename_columns(
                 [str(c).strip() if self.reading.strip else str(c) for c in table.column_names]
             )
@@ -193,7 +243,8 @@ class Stream:
         import pyarrow.csv as pc
 
         skip = 1 if self.header and unit.start == 0 else 0
-        read = pc.ReadOptions(column_names=self.columns, skip_rows=skip, block_size=1 << 22)
+        names = self.file_columns.get(unit.path, self.columns)  # this file's header: read by name
+        read = pc.ReadOptions(column_names=names, skip_rows=skip, block_size=1 << 22)
         quote = '"' if self.reading.quoting == "minimal" else False
         parse = pc.ParseOptions(delimiter=self.sep, quote_char=quote)
         convert = pc.ConvertOptions(
@@ -202,7 +253,8 @@ class Stream:
             strings_can_be_null=True,
             include_columns=self.wanted,
         )
-        return pc.read_csv(io.BytesIO(data), read_options=read, parse_options=parse, convert_options=convert)
+        table = pc.read_csv(io.BytesIO(data), read_options=read, parse_options=parse, convert_options=convert)
+        return table.select(self.wanted or self.columns) if names is not self.columns else table
 
     def frames(
         self, units: list[int] | None = None, offsets: list[int] | None = None, threads: int = 2, then=None
@@ -272,10 +324,7 @@ def _parquet(paths: list[Path], reading: Reading) -> Stream:
         if columns is None:
             columns = names
         elif names != columns:
-            raise DataError(
-                f"{path}: its columns ({', '.join(names)}) differ from {paths[0]}'s ({', '.join(columns)}); "
-                "every file of a streamed table needs the same columns"
-            )
+            same_columns(path, names, paths[0], columns)
         units += _row_group_units(path, meta)
     return Stream(paths, units, "Parquet", columns or [], reading)
 
@@ -314,10 +363,59 @@ def _text(config: Config, paths: list[Path], reading: Reading, kind: str, labell
             names = [n.strip() for n in names]
     units = [u for path in paths for u in _byte_ranges(path, header)]
     stream = Stream(paths, units, kind, list(names or []), reading, sep, header, notes=notes)
+    if header:
+        stream.file_columns = _headers(paths, list(names), sep, reading)
     if kind == "JSON lines":
         stream.columns = _json_columns(paths[0])
     stream.types = _types(config, stream)
     return stream
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return (-1, -1)
+    return info.st_size, info.st_mtime_ns
+
+
+def same_columns(path: Path, names: list[str], first: Path, columns: list[str]) -> None:
+    """Files of one streamed table are read by column name: another order is fine, another set of
+    names is an error naming both files and the columns that differ."""
+    if sorted(names) == sorted(columns) and len(set(names)) == len(names):
+        return
+    extra = [n for n in names if n not in columns]
+    lacking = [c for c in columns if c not in names]
+    differ = (
+        "; ".join(
+            part
+            for part in (
+                f"it has {', '.join(map(repr, extra))} that {first} has not" if extra else "",
+                f"it lacks {', '.join(map(repr, lacking))}" if lacking else "",
+            )
+            if part
+        )
+        or "a column name is repeated"
+    )
+    raise DataError(
+        f"{path}: its columns ({', '.join(names)}) are not {first}'s ({', '.join(columns)}): {differ}. "
+        "Every file of a streamed table needs the same column names (in any order): rename them, or "
+        "move the file out of data.path"
+    )
+
+
+def _headers(paths: list[Path], columns: list[str], sep: str, reading: Reading) -> dict[Path, list[str]]:
+    """Each file's own header, where its order differs from the first file's (checked by name)."""
+    from dlcli import reading as reading_mod
+
+    out = {}
+    for path in paths[1:]:
+        names = reading_mod._first_record(path, sep, reading_mod.QUOTING[reading.quoting], reading.strip)
+        names = [n.strip() for n in names] if reading.strip else names
+        if names != columns:
+            same_columns(path, names, paths[0], columns)
+            out[path] = names
+    return out
 
 
 def _json_columns(path: Path) -> list[str]:
@@ -326,9 +424,15 @@ def _json_columns(path: Path) -> list[str]:
     with open(path, encoding="utf-8") as handle:
         line = handle.readline()
     try:
-        return [str(k) for k in json.loads(line)]
-    except (ValueError, AttributeError):
-        raise DataError(f"{path}:1: not a JSON object per line (JSON lines)") from None
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise DataError(
+            f"{path}:1: not a JSON object per line (JSON lines): {line[:80].strip()!r}; each line holds "
+            'one row as {"column": value, ...}'
+        )
+    return [str(k) for k in record]
 
 
 def unit_bytes() -> int:
@@ -360,9 +464,12 @@ def _types(config: Config, stream: Stream) -> dict[str, str]:
     import pyarrow as pa
 
     stream.types = {}
-    table = stream._arrow(stream.units[0]) if stream.units else None
-    if table is None:
+    if not stream.units:
         return {}
+    try:
+        table = stream._arrow(stream.units[0])
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+        raise DataError(stream._unreadable(stream.units[0], exc)) from None
     data = config.data
     keep = {data.target_column, data.split.key, data.series_id, data.time_column}
     out = {}
