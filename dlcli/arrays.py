@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from dlcli.errors import DataError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -97,3 +99,53 @@ def compact_rows(x: np.ndarray, index: np.ndarray) -> np.ndarray:
         if rows[0] != start or rows[-1] != start + len(rows) - 1:  # not already in place
             x[start : start + len(rows)] = x[rows]
     return x[: len(index)]
+
+
+class BadPixels(DataError):
+    """Pixels a model cannot take, with the index of the first image concerned (for serve's 422)."""
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
+
+
+def check_pixels(x, shape: list[int], dtype: str, source: str = "") -> np.ndarray:
+    """The one check of image arrays before any runtime sees them (dlcli predict, the ONNX and TFLite
+    runtimes, serve): the shape the model was trained on, finite values, and for integer pixels
+    (uint8) values within that type's range, which a cast would wrap (1000 → 232) or truncate.
+    Returns `x` as an array; raises BadPixels naming the first image (counting from 0)."""
+    import numpy as np
+
+    where = f"{source}: " if source else ""
+    try:
+        x = np.asarray(x)
+        if x.dtype == object or x.dtype.kind not in "biuf":
+            x = x.astype("float64")
+    except (ValueError, TypeError):
+        raise BadPixels(f"{where}expected arrays of numbers of shape {shape} per image") from None
+    if list(x.shape[1:]) != list(shape):
+        raise BadPixels(
+            f"{where}images have shape {list(x.shape[1:])} per item (array {list(x.shape)}); the model "
+            f"was trained on {list(shape)}: expected an array of shape [n, {', '.join(map(str, shape))}]",
+            0,
+        )
+    flat = x.reshape(len(x), -1)
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(flat).all(axis=1)
+        if bad.any():
+            raise BadPixels(
+                f"{where}image {int(np.argmax(bad))} (counting from 0) holds NaN or infinite pixels "
+                f"({int(bad.sum())} such images of {len(x)}); fix or drop them",
+                int(np.argmax(bad)),
+            )
+    if np.dtype(dtype).kind in "iu" and x.dtype != np.dtype(dtype) and len(x):
+        info = np.iinfo(dtype)
+        bad = (flat < info.min).any(axis=1) | (flat > info.max).any(axis=1)
+        if bad.any():
+            raise BadPixels(
+                f"{where}image {int(np.argmax(bad))} (counting from 0) has pixels outside {info.min}–"
+                f"{info.max} ({int(bad.sum())} such images of {len(x)}; values from {flat.min():g} to "
+                f"{flat.max():g}): the model was trained on {dtype} pixels; give raw pixels in that range",
+                int(np.argmax(bad)),
+            )
+    return x

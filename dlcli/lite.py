@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from dlcli import runtime
 from dlcli.errors import DataError, RunError
+from dlcli.transforms import unseen_note
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,9 +70,11 @@ def predict(
             "`dlcli predict`, or give the exported model one series per file"
         )
     part, notes = _read(run_dir, meta, input_path)
-    got = runtime.run_batched(
-        runtime.open_artifact(artifact, fmt), runtime.inputs_of(meta, part, str(input_path))
-    )
+    inputs = runtime.inputs_of(meta, part, str(input_path))
+    unseen = runtime.unseen_categories(meta, inputs)
+    if unseen:
+        notes.append(unseen_note(str(input_path), unseen, meta["encode"]))
+    got = runtime.run_batched(runtime.open_artifact(artifact, fmt), inputs)
     predictions = got["prediction"].reshape(-1)
     probs = got.get("probabilities")
     refuse_non_finite(np.asarray(probs if probs is not None else predictions, dtype="float64"))

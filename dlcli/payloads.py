@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from dlcli import runtime
+from dlcli.arrays import BadPixels, check_pixels
 
 #: Largest request body read (bytes), and rows per request: beyond them a request gets 413.
 MAX_BODY = 16 * 1024 * 1024
@@ -128,23 +129,11 @@ def _from_csv(model, body: bytes, max_rows: int) -> tuple[dict, int]:
 
 
 def _pixels(model, payload: list) -> dict:
-    import numpy as np
-
     (spec,) = model.specs
     try:
-        x = np.asarray(payload, dtype="float64")
-    except (ValueError, TypeError):
-        raise bad(f"expected arrays of numbers of shape {spec.shape} per instance") from None
-    if list(x.shape[1:]) != spec.shape:
-        raise bad(f"wrong image size: {list(x.shape[1:])} per instance; the model takes {spec.shape}", 0)
-    if not np.isfinite(x).all():
-        raise bad(
-            "pixels must be finite numbers", int(np.argmax(~np.isfinite(x).reshape(len(x), -1).all(axis=1)))
-        )
-    if np.issubdtype(np.dtype(spec.dtype), np.integer):
-        info = np.iinfo(spec.dtype)
-        if x.min() < info.min or x.max() > info.max:
-            raise bad(f"pixels must lie in {info.min}–{info.max} ({spec.dtype})")
+        x = check_pixels(payload, spec.shape, spec.dtype)
+    except BadPixels as exc:
+        raise bad(str(exc), *([] if exc.index is None else [exc.index])) from None
     return {spec.name: x.astype(spec.dtype)}
 
 

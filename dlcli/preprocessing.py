@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlcli import checks
 from dlcli import columns as columns_mod
+from dlcli.arrays import check_pixels
 from dlcli.checks import suggest
 from dlcli.config import Config
 from dlcli.errors import ConfigError, DataError, RunError
@@ -219,14 +220,7 @@ class Preprocessor:
 
         if self.kind == "image":
             x = part[0] if isinstance(part, tuple) else part
-            _check_finite_images(x, source)
-            if list(x.shape[1:]) != self.image["shape"]:
-                raise DataError(
-                    f"{source}: images have shape {list(x.shape[1:])} per item (array {list(x.shape)}); "
-                    f"the model was trained on {self.image['shape']}: expected an array of shape "
-                    f"[n, {', '.join(map(str, self.image['shape']))}]"
-                )
-            return x
+            return check_pixels(x, self.image["shape"], self.image["dtype"], source)
         missing = [c for c in self.input_columns if c not in part.columns]
         if missing:
             raise DataError(
@@ -243,12 +237,7 @@ class Preprocessor:
         ]
         unknown = self.categorical.unknown_counts(part, codes) if codes is not None else {}
         if unknown:
-            counts = ", ".join(f"{n} in {c!r}" for c, n in unknown.items())
-            unseen = {"one_hot": "all zeros", "ordinal": "0", "embedding": "the embedding's row for unseen"}
-            self.warnings.append(
-                f"{source}: categories not seen in training ({counts}) encode as "
-                f"{unseen[self.categorical.encode]}"
-            )
+            self.warnings.append(self.categorical.unseen_note(source, unknown))
         features = np.concatenate(blocks, axis=1)
         if self.text is None:
             return features
@@ -435,18 +424,4 @@ def refuse_non_finite(outputs: np.ndarray) -> None:
             f"the model's output is NaN or infinite for {int(bad.sum())} of {len(outputs)} inputs "
             f"(the first is input {int(np.argmax(bad)) + 1}) although every input was finite: its "
             "weights are not finite; retrain it (a lower optimizer.learning_rate), nothing is written"
-        )
-
-
-def _check_finite_images(x: np.ndarray, source: str) -> None:
-    """Float pixels that are NaN or ±inf would give NaN outputs: refuse them, naming the first image."""
-    import numpy as np
-
-    if x.dtype.kind != "f":
-        return
-    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    if bad.any():
-        raise DataError(
-            f"{source}: image {int(np.argmax(bad))} (counting from 0) holds NaN or infinite pixels "
-            f"({int(bad.sum())} such images of {len(x)}); fix or drop them"
         )

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlcli.arrays import check_pixels
 from dlcli.errors import DataError, RunError
 from dlcli.files import run_directory_of, sha256_of
 from dlcli.record import check_sealed
@@ -138,6 +139,13 @@ def metadata(
         # how a number column's gaps and ±inf are read, as dlcli predict reads them
         "impute": prep.numeric.impute if prep.numeric else None,
         "non_finite": prep.numeric.non_finite if prep.numeric else "error",
+        # each category column's known values, so the light runtimes warn of unseen ones as dlcli does
+        "categories": dict(
+            zip(prep.categorical.columns, [[str(v) for v in c] for c in prep.categorical.categories_])
+        )
+        if prep.categorical is not None and prep.categorical.columns
+        else {},
+        "encode": prep.categorical.encode if prep.categorical is not None else None,
         "run": str(run_dir),
         # the model.keras it was made from: a run resumed since has another, and its export is stale
         "model_sha256": sha256_of(run_dir / "model.keras") if (run_dir / "model.keras").is_file() else None,
@@ -202,13 +210,7 @@ def inputs_of(meta: dict, part: Any, source: str) -> dict[str, np.ndarray]:
     specs = [InputSpec(**s) for s in meta["inputs"]]
     if meta["kind"] == "image":
         (spec,) = specs
-        x = np.asarray(part)
-        if list(x.shape[1:]) != spec.shape:
-            raise BadInput(
-                f"{source}: images have shape {list(x.shape[1:])} per item; the model takes "
-                f"{spec.shape}: expected an array of shape [n, {', '.join(map(str, spec.shape))}]"
-            )
-        return {spec.name: x.astype(spec.dtype)}
+        return {spec.name: check_pixels(part, spec.shape, spec.dtype, source).astype(spec.dtype)}
     if meta["kind"] == "image_files":
         (spec,) = specs
         return {spec.name: np.asarray([_read_bytes(p, source) for p in part[spec.column]], dtype=object)}
@@ -223,6 +225,18 @@ def inputs_of(meta: dict, part: Any, source: str) -> dict[str, np.ndarray]:
     if meta["kind"] == "timeseries":
         columns = windows(columns, meta["window"]["length"], source)
     return columns
+
+
+def unseen_categories(meta: dict, inputs: dict[str, np.ndarray]) -> dict[str, int]:
+    """Rows per category column whose value training never saw (a missing one is imputed)."""
+    out = {}
+    for spec in (InputSpec(**s) for s in meta["inputs"]):
+        known = set(meta.get("categories", {}).get(spec.column) or ())
+        if spec.role == "categorical" and known and spec.name in inputs:
+            unseen = sum(1 for v in inputs[spec.name].reshape(-1) if v != "" and v not in known)
+            if unseen:
+                out[spec.column] = unseen
+    return out
 
 
 def _read_bytes(path, source: str) -> bytes:

@@ -239,7 +239,7 @@ class CategoricalEncoder(_Stateful):
             values, names = frame[column], [str(c) for c in categories]
             if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
                 values = self._filled(self._as_text(frame[[column]]))[column]  # numbers as text
-            codes = pd.Categorical(values, categories=names).codes.astype("int64")
+            codes = pd.Index(names, dtype=object).get_indexer(values.astype(object)).astype("int64")
             missing = values.isna().to_numpy()
             if missing.any():  # an empty cell is the imputed category
                 codes[missing] = names.index(fill) if fill in names else -1
@@ -265,6 +265,11 @@ class CategoricalEncoder(_Stateful):
             out[rows[seen], start + codes[seen, j]] = 1.0
             start += len(categories)
         return out
+
+    def unseen_note(self, source: str, unknown: dict[str, int]) -> str:
+        """The warning for categories training never saw, the same on every path (TensorFlow, ONNX,
+        TFLite): `unknown` maps a column to its rows of unseen categories."""
+        return unseen_note(source, unknown, self.encode)
 
     def unknown_counts(self, frame: pd.DataFrame, codes: np.ndarray | None = None) -> dict[str, int]:
         """Rows per column whose category was not seen in training (encoded as unknown)."""
@@ -329,3 +334,12 @@ class TargetEncoder(_Stateful):
         if self.task == "regression":
             return np.asarray(values, dtype="float64") * self.scale_ + self.center_
         return np.asarray(self.classes_)[np.asarray(values, dtype=int)]
+
+
+#: What an unseen category becomes, by preprocessing.categorical.encode.
+UNSEEN = {"one_hot": "all zeros", "ordinal": "0", "embedding": "the embedding's row for unseen"}
+
+
+def unseen_note(source: str, unknown: dict[str, int], encode: str) -> str:
+    counts = ", ".join(f"{n} in {c!r}" for c, n in unknown.items())
+    return f"{source}: categories not seen in training ({counts}) encode as {UNSEEN[encode]}"

@@ -208,7 +208,10 @@ def test_images_as_pixels_files_and_base64(images_run, image_folder_run, tmp_pat
         assert set(body["predictions"][0]["probabilities"]) == {str(d) for d in range(10)}
         status, body = server.post({"instances": pixels[:, :4].tolist()})
         assert status == 422
-        assert body["detail"][0]["msg"] == "wrong image size: [4, 8] per instance; the model takes [8, 8]"
+        assert body["detail"][0]["msg"] == (
+            "images have shape [4, 8] per item (array [3, 4, 8]); the model was trained on [8, 8]: "
+            "expected an array of shape [n, 8, 8]"
+        )
     finally:
         server.stop()
     server = Server(image_folder_run, "--runtime", "tensorflow")
