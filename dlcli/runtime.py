@@ -140,17 +140,20 @@ def metadata(
         "impute": prep.numeric.impute if prep.numeric else None,
         "non_finite": prep.numeric.non_finite if prep.numeric else "error",
         # each category column's known values, so the light runtimes warn of unseen ones as dlcli does
-        "categories": dict(
-            zip(prep.categorical.columns, [[str(v) for v in c] for c in prep.categorical.categories_])
-        )
-        if prep.categorical is not None and prep.categorical.columns
-        else {},
+        "categories": _categories(prep),
         "encode": prep.categorical.encode if prep.categorical is not None else None,
         "run": str(run_dir),
         # the model.keras it was made from: a run resumed since has another, and its export is stale
         "model_sha256": sha256_of(run_dir / "model.keras") if (run_dir / "model.keras").is_file() else None,
         "dlcli": __version__,
     }
+
+
+def _categories(prep: Preprocessor) -> dict[str, list[str]]:
+    encoder = prep.categorical
+    if encoder is None or not encoder.columns:
+        return {}
+    return {c: [str(v) for v in known] for c, known in zip(encoder.columns, encoder.categories_, strict=True)}
 
 
 def _ints(classes) -> bool:
