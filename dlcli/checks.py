@@ -352,6 +352,8 @@ def _layers(raw: dict) -> list[Problem]:
                 problems.append(
                     ((*where, arg), f"unknown activation {value!r}{suggest(value, known['activations'])}")
                 )
+            elif _bad_value(arg, value):
+                problems.append(((*where, arg), f"{name}: {_bad_value(arg, value)}"))
         missing = [a for a in spec["required"] if a not in kwargs]
         if name == "Embedding" and "input_dim" in missing:
             missing.remove("input_dim")
@@ -372,6 +374,39 @@ def _layers(raw: dict) -> list[Problem]:
                 )
             )
     return problems
+
+
+#: Layer arguments whose values Keras checks only when the layer is built (TensorFlow loaded): the
+#: same rule here, so `validate` and a search's every choice refuse them before anything trains.
+POSITIVE_INTS = {
+    "units",
+    "filters",
+    "output_dim",
+    "input_dim",
+    "num_heads",
+    "key_dim",
+    "kernel_size",
+    "strides",
+    "pool_size",
+    "size",
+    "depth_multiplier",
+    "groups",
+    "dilation_rate",
+    "n",
+}
+RATES = {"rate", "dropout", "recurrent_dropout"}  # a fraction in [0, 1)
+
+
+def _bad_value(arg: str, value: Any) -> str | None:
+    """What is wrong with a layer argument's value, or None (its type is Keras' to check)."""
+    numbers = value if isinstance(value, list) else [value]
+    if arg in POSITIVE_INTS and all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+        if any(v <= 0 for v in numbers):
+            return f"{arg} must be a positive integer (received {arg}={value}); use a number of 1 or more"
+    if arg in RATES and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not 0 <= value < 1:
+            return f"{arg} is a fraction in [0, 1) (received {arg}={value})"
+    return None
 
 
 def _int_text(raw: dict) -> bool:
@@ -433,41 +468,42 @@ def _output(raw: dict) -> list[Problem]:
     activation = "softmax" if name == "Softmax" else kwargs.get("activation") or "linear"
     where = ("model", "layers", len(layers) - 1, name)
     wanted = CLASSIFICATION_LOSSES[loss][1] if loss in CLASSIFICATION_LOSSES else None
+    units = kwargs.get("units") if name == "Dense" else None
+    problems: list[Problem] = []  # every way the output is wrong, at once
     if wanted is not None and activation != wanted:
-        return [
+        problems.append(
             (
                 where,
                 f"the output activation is {activation!r} but {loss} expects "
                 f"{'class probabilities' if wanted == 'softmax' else 'a probability'}: "
                 f"set `activation: {wanted}` on the last layer",
             )
-        ]
-    units = kwargs.get("units") if name == "Dense" else None
+        )
     if wanted == "sigmoid" and isinstance(units, int) and units != 1:
-        return [
+        problems.append(
             (
                 (*where, "units"),
                 f"{loss} needs exactly 1 output unit (got {units}); for more than two "
                 "classes use sparse_categorical_crossentropy with softmax",
             )
-        ]
+        )
     if wanted == "softmax" and units == 1:
-        return [
+        problems.append(
             (
                 (*where, "units"),
                 f"{loss} needs one output unit per class (got 1); for two classes "
                 "use binary_crossentropy with 1 sigmoid unit",
             )
-        ]
+        )
     if wanted is None and activation == "softmax":
-        return [
+        problems.append(
             (
                 where,
                 f"a softmax output sums to 1, which {loss} (regression) cannot fit: remove the "
                 "activation, or use a classification loss",
             )
-        ]
-    return []
+        )
+    return problems
 
 
 def _monitors(raw: dict) -> list[Problem]:

@@ -198,7 +198,7 @@ def export(
         typer.Option("--quantize", help="float16 or int8 (tflite, onnx).", metavar="TYPE"),
     ] = None,
     max_drop: Annotated[
-        float, typer.Option("--max-drop", help="Largest test-metric drop a quantized model may have.")
+        float, typer.Option("--max-drop", help="Largest test-metric drop a quantized model may have.", min=0)
     ] = 0.01,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:

@@ -26,12 +26,13 @@ def write_saved_model(module, folder: Path) -> None:
     )
 
 
-def write_tflite(saved_model: Path, path: Path, quantize: str | None, one_row=None) -> None:
+def write_tflite(saved_model: Path, path: Path, quantize: str | None, one_row=None, examples=None) -> None:
     """The SavedModel's signature as TFLite builtins only (LiteRT's runtime has no TensorFlow ops). A
     recurrent layer's loop converts only with a static batch: then `one_row()`'s module (one row per
-    call) is converted instead."""
+    call) is converted instead. `examples()` (int8): the representative inputs, one row per dict,
+    from which the converter calibrates every tensor's int8 range."""
     try:
-        path.write_bytes(_tflite_bytes(saved_model, quantize))
+        path.write_bytes(_tflite_bytes(saved_model, quantize, examples))
         return
     except Exception as exc:  # noqa: BLE001 - the converter's errors are many and internal
         first = str(exc)
@@ -40,7 +41,7 @@ def write_tflite(saved_model: Path, path: Path, quantize: str | None, one_row=No
     fixed = saved_model.with_name("saved_model_one_row")
     write_saved_model(one_row(), fixed)
     try:
-        path.write_bytes(_tflite_bytes(fixed, quantize))
+        path.write_bytes(_tflite_bytes(fixed, quantize, examples))
     except Exception as exc:  # noqa: BLE001
         raise RunError(f"TFLite cannot convert this model: {_first_error(str(exc))}") from None
 
@@ -50,7 +51,7 @@ def _first_error(text: str) -> str:
     return lines[0][:500] if lines else "unknown error"
 
 
-def _tflite_bytes(saved_model: Path, quantize: str | None) -> bytes:
+def _tflite_bytes(saved_model: Path, quantize: str | None, examples=None) -> bytes:
     import tensorflow as tf
 
     # from the loaded signature: TFLite's from_saved_model keeps Keras 3's weights as resource
@@ -60,10 +61,29 @@ def _tflite_bytes(saved_model: Path, quantize: str | None) -> bytes:
         [loaded.signatures["serving_default"]], loaded
     )
     if quantize:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8: dynamic-range weights
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
+        elif examples is not None:  # int8 weights and activations, calibrated on the training rows
+            # (without them only weights of 1,024 values or more are quantized: a small model
+            # would stay float32 whole)
+            converter.representative_dataset = examples
     return converter.convert()
+
+
+def int8_tensors(path: Path, fmt: str) -> int:
+    """How many int8 tensors (weights, activations) a TFLite or ONNX file holds: what quantizing did."""
+    if fmt == "tflite":
+        import numpy as np
+        from ai_edge_litert.interpreter import Interpreter
+
+        with runtime.quiet_stderr():
+            details = Interpreter(model_path=str(path)).get_tensor_details()
+        return sum(1 for d in details if np.dtype(d["dtype"]) == np.int8)
+    import onnx
+
+    proto = onnx.load(str(path))
+    return sum(1 for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8)
 
 
 def write_onnx(saved_model: Path, path: Path, quantize: str | None, meta: dict) -> None:

@@ -34,6 +34,8 @@ FILE_SUFFIXES = (".onnx", ".tflite", ".keras", ".h5", ".pb", ".json", ".csv", ".
 #: absolute for probabilities; for regression, relative to the prediction or, where it is smaller, to
 #: the target's scale (its standard deviation, range or IQR as `preprocessing.target.scale` says).
 TOLERANCE = 1e-5
+#: Train rows int8 quantizing calibrates on (each tensor's range): plenty for a range, quick to run.
+CALIBRATION_ROWS = 200
 
 
 def refusal(prep: Preprocessor, fmt: str, quantize: str | None) -> str | None:
@@ -194,10 +196,10 @@ def _outputs(prep: Preprocessor, y) -> dict:
 
 
 # ---- checking --------------------------------------------------------------------------------------
-def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any]:
-    """`(split, rows, truth)`: the run's test rows as dlcli reads them (a table, with the rows before
-    it that a series' first window reads; or an array of pixels) and their true targets (for a
-    series, of each window that has one)."""
+def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any, Any]:
+    """`(split, rows, truth, train)`: the run's test rows as dlcli reads them (a table, with the rows
+    before it that a series' first window reads; or an array of pixels), their true targets (for a
+    series, of each window that has one), and the first train rows (int8's calibration)."""
     import pandas as pd
 
     from dlcli import data as data_mod
@@ -206,16 +208,18 @@ def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any]:
     loaded = data_mod.load(loaded_run.need_config())
     split = next(s for s in ("test", "validation", "train") if s in loaded.splits)
     part = loaded.splits[split]
+    train = loaded.splits["train"]
     if prep.kind == "image":
-        return split, part[0], prep.raw_target(part, split)
+        return split, part[0], prep.raw_target(part, split), train[0][:CALIBRATION_ROWS]
+    train = train.iloc[: CALIBRATION_ROWS + prep.context]
     if prep.kind != "timeseries":
-        return split, part, prep.raw_target(part, split)
+        return split, part, prep.raw_target(part, split), train
     earlier = [
         loaded.splits[s] for s in data_mod.SPLITS[: data_mod.SPLITS.index(split)] if s in loaded.splits
     ]
     frame = pd.concat([pd.concat(earlier).tail(prep.context), part]) if earlier else part
     length, horizon = prep.window["length"], prep.window["horizon"]
-    return split, frame, prep.raw_target(frame, split)[length - 1 + horizon :]
+    return split, frame, prep.raw_target(frame, split)[length - 1 + horizon :], train
 
 
 def _reference(loaded_run: LoadedRun, rows, split: str) -> tuple[Any, Any]:
@@ -312,7 +316,7 @@ def export(
     loaded_run = inference.load_run(run_dir, runs_dir, device="cpu")
     specs = runtime.input_specs(prep, fmt)
     meta = runtime.metadata(prep, specs, fmt, quantize, run_dir)
-    split, rows, truth = _test_rows(loaded_run)
+    split, rows, truth, train = _test_rows(loaded_run)
     if fmt == "tflite" and prep.numeric is not None:  # its numbers are float32: dlcli's on the same values
         rows = rows.copy()
         for column in prep.numeric.columns:
@@ -328,7 +332,13 @@ def export(
         artifact = saved_model if fmt == "saved_model" else tmp / path.name
         if fmt == "tflite":
             converters.write_tflite(
-                saved_model, artifact, quantize, lambda: _module(prep, loaded_run.model, specs, batch=1)
+                saved_model,
+                artifact,
+                quantize,
+                lambda: _module(prep, loaded_run.model, specs, batch=1),
+                _calibration(runtime.inputs_of(meta, train, "the train rows"))
+                if quantize == "int8"
+                else None,
             )
         elif fmt == "onnx":
             converters.write_onnx(saved_model, artifact, quantize, meta)
@@ -341,8 +351,35 @@ def export(
         checked.update(metric=name, dlcli_metric=ours, artifact_metric=theirs)
         _judge(checked, quantize, max_drop, fmt)
         meta["checked"] = checked
+        if quantize == "int8":
+            meta["int8_tensors"] = _quantized(artifact, fmt)
         _place(artifact, path, meta, fmt)
     return {**meta, "path": str(path)}
+
+
+def _calibration(inputs: dict):
+    """int8's representative dataset: the train rows' raw inputs, one row per example."""
+
+    def examples():
+        for i in range(len(next(iter(inputs.values())))):
+            yield {
+                k: (v[i : i + 1].astype(bytes) if v.dtype == object else v[i : i + 1])
+                for k, v in inputs.items()
+            }
+
+    return examples
+
+
+def _quantized(artifact: Path, fmt: str) -> int:
+    """The int8 tensors the artifact holds; none means the converter kept the model in float32,
+    and a file that says int8 would mislead: refused."""
+    count = converters.int8_tensors(artifact, fmt)
+    if not count:
+        raise RunError(
+            f"--quantize int8: the {fmt} converter quantized none of this model's tensors (it is kept in "
+            "float32 whole), so nothing is written; export without --quantize, or with float16"
+        )
+    return count
 
 
 def _judge(checked: dict, quantize: str | None, max_drop: float, fmt: str) -> None:

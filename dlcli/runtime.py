@@ -356,7 +356,7 @@ class LiteRunner(Runner):
 
         from ai_edge_litert.interpreter import Interpreter
 
-        with _quiet_stderr():  # LiteRT's C++ logs "INFO: Created TensorFlow Lite XNNPACK delegate"
+        with quiet_stderr():  # LiteRT's C++ logs "INFO: Created TensorFlow Lite XNNPACK delegate"
             self.interpreter = Interpreter(model_path=str(path))
             self.interpreter.allocate_tensors()
         self.signature = self.interpreter.get_signature_runner("serving_default")
@@ -390,7 +390,7 @@ def tensors(inputs: dict[str, np.ndarray]) -> dict:
 
 
 @contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     import os
     import sys
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcli import runs, search
+from dlcli import files, runs, search
 from dlcli.config import Config, load_config
-from dlcli.errors import ConfigError, Pruned, RunError, TrainingFailed
+from dlcli.errors import ConfigError, DataError, Pruned, RunError, TrainingFailed
 
 #: Quantities that are better higher (Keras' rule for `mode: auto`); every other one is minimized.
 HIGHER = ("accuracy", "acc", "auc", "r2", "r2_score", "precision", "recall", "f1", "f1_score")
@@ -92,6 +92,7 @@ def open_search(
         json.dumps([config.to_yaml_dict(), list(overrides)], sort_keys=True, default=str).encode()
     ).hexdigest()[:12]
     folder = Path(runs_dir) / config.name / f"tune-{digest}"
+    files.check_writable(folder, f"{folder} (the study's folder)", "choose another with --run-dir")
     folder.mkdir(parents=True, exist_ok=True)
     wanted = trials or config.search.trials
     if config.search.sampler == "grid":
@@ -108,11 +109,9 @@ def open_search(
 
 
 def _write_description(s: Search) -> None:
-    from dlcli.files import write_json
-
     described = {
         "study": s.study_name,
-        "storage": s.storage if s.storage.startswith("sqlite") else s.storage.split("@")[-1],
+        "storage": shown_url(s.storage),
         "config": str(Path(s.path).resolve()),
         "overrides": s.overrides,
         "metric": s.metric,
@@ -121,22 +120,32 @@ def _write_description(s: Search) -> None:
         "sampler": s.config.search.sampler,
         "pruner": s.config.search.pruner,
     }
-    write_json(s.folder / "tune.json", described)
+    files.write_json(s.folder / "tune.json", described)
+
+
+def sampler_for(s: Search, number: int):
+    """The sampler that draws trial `number`'s values, seeded by the config's seed and that number:
+    whichever process asks (a second `dlcli tune`, a --jobs worker, a rerun after a kill, another
+    machine on a shared database), each trial draws from its own random stream, so no two trials
+    repeat one another's values (TPE learns from the study's history as before)."""
+    import optuna
+
+    settings = s.config.search
+    seed = int.from_bytes(hashlib.sha256(f"{s.config.seed}:{number}".encode()).digest()[:4], "big")
+    if settings.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.GridSampler({p.path: p.grid() for p in s.space}, seed=seed)
 
 
 def study(s: Search):
-    """The Optuna study (made or joined): the sampler seeded by the config's seed and the worker."""
+    """The Optuna study (made or joined); each trial's sampler comes from sampler_for()."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = s.config.search
-    seed = s.config.seed + s.worker
-    if settings.sampler == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=seed)
-    elif settings.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.GridSampler({p.path: p.grid() for p in s.space}, seed=seed)
+    sampler = sampler_for(s, 0)
     # no trial is judged on its first epochs (a tenth of them, 1 to 10): an epoch-1 loss ranks batch
     # sizes and learning rates by how fast they start, not by where they end
     warmup = max(1, min(10, s.config.train.epochs // 10))
@@ -150,16 +159,61 @@ def study(s: Search):
         pruner = optuna.pruners.HyperbandPruner(min_resource=warmup, max_resource=s.config.train.epochs)
     else:
         pruner = optuna.pruners.NopPruner()
-    storage = s.storage
-    if storage.startswith("sqlite"):  # processes sharing the file wait for its lock, not fail
-        storage = optuna.storages.RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 120}})
-    return optuna.create_study(
-        study_name=s.study_name,
-        storage=storage,
-        sampler=sampler,
-        pruner=pruner,
-        direction=s.direction,
-        load_if_exists=True,
+    try:
+        storage = s.storage
+        if storage.startswith("sqlite"):  # processes sharing the file wait for its lock, not fail
+            storage = optuna.storages.RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 120}})
+        return optuna.create_study(
+            study_name=s.study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction=s.direction,
+            load_if_exists=True,
+        )
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy, its drivers and Optuna raise many kinds
+        raise DataError(storage_problem(s.storage, exc)) from None
+
+
+def shown_url(url: str) -> str:
+    """A database URL without its password, for messages and tune.json."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def storage_problem(url: str, exc: Exception) -> str:
+    """What is wrong with a study's storage, in words: a URL that is not a database's, a missing
+    driver, a server that does not answer, a file that is not SQLite or cannot be written."""
+    shown, text = shown_url(url), str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    name = type(exc).__name__
+    where = f"--storage {shown}" if not url.startswith("sqlite:///") else url.removeprefix("sqlite:///")
+    if name in ("ArgumentError", "NoSuchModuleError"):
+        return (
+            f"{where}: not a database URL Optuna can use ({first}); expected sqlite:///path/study.db, "
+            "postgresql://user:password@host:5432/database or mysql://…, or leave --storage out for "
+            "SQLite in the study's folder"
+        )
+    if isinstance(exc, ModuleNotFoundError) or "Failed to import DB access module" in first:
+        return (
+            f"{where}: the database driver for this URL is not installed ({first}); for PostgreSQL it "
+            "comes with the 'tune' extra (pip install 'dlcli[tune]'), for others install their driver"
+        )
+    if "file is not a database" in first or "malformed" in first:
+        return (
+            f"{where}: not an SQLite database (corrupted, or a file of another kind: {first}); move it "
+            "away to start the study afresh, or restore it from a copy"
+        )
+    if "readonly" in first or "unable to open database file" in first or "Permission" in first:
+        return f"{where}: cannot be opened for writing ({first}); make its folder writable, or choose another"
+    return (
+        f"{where}: cannot open the study there ({name}: {first}); check that the database server runs, "
+        "answers at that address and lets that user in"
     )
 
 
@@ -259,7 +313,11 @@ def run_trials(s: Search) -> None:
             recover_lost(study_, s)
             if counted(study_) >= s.trials or (timeout and time.monotonic() - s.started > timeout):
                 return
+            # the grid sampler picks its cell as the trial is made, the others their values at
+            # suggest time: both by the sampler of the trial's number (the next one, under the lock)
+            study_.sampler = sampler_for(s, len(study_.get_trials(deepcopy=False)))
             trial = study_.ask()
+            study_.sampler = sampler_for(s, trial.number)
             trial.set_user_attr("host", socket.gethostname())
             trial.set_user_attr("pid", os.getpid())
             params = search.sample(trial, s.space)  # an asked-again trial gets its own values back
@@ -377,6 +435,7 @@ def workers(s: Search, jobs: int):
     import sys
 
     children = []
+    jobs = _bounded_jobs(s, jobs)
     if jobs > 1 and s.worker == 0:
         s.threads = s.threads or max(1, (os.cpu_count() or 1) // jobs)
         command = [sys.executable, "-m", "dlcli", "tune", str(s.path), "--trials", str(s.trials)]
@@ -394,3 +453,21 @@ def workers(s: Search, jobs: int):
     finally:
         for child in children:
             child.wait()
+
+
+def _bounded_jobs(s: Search, jobs: int) -> int:
+    """--jobs, never above the trials left to run nor the cores (each process trains on at least
+    one): a note says what was capped."""
+    if jobs <= 1 or s.worker != 0:
+        return jobs
+    with _asking(s.folder):
+        left = max(0, s.trials - counted(study(s)))
+    cores = os.cpu_count() or 1
+    bounded = max(1, min(jobs, left, cores))
+    if bounded < jobs:
+        why = [
+            f"{left} trial(s) left to run" if left < jobs else "",
+            f"{cores} cores" if cores < jobs else "",
+        ]
+        s.say(f"note: --jobs {jobs}: running {bounded} process(es) ({' and '.join(w for w in why if w)})")
+    return bounded
