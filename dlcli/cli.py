@@ -231,6 +231,12 @@ def serve(
             "--runtime", help="auto, tensorflow, onnx or tflite (as for predict).", metavar="RUNTIME"
         ),
     ] = "auto",
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", help="Seconds a client has for a request's headers, and its body.", min=0.1
+        ),
+    ] = 10.0,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """HTTP predictions from raw inputs (POST /predict, GET /metadata, /health, /docs), micro-batched."""
@@ -239,6 +245,7 @@ def serve(
 
     runtime_mod.need("fastapi", "serve")
     runtime_mod.need("uvicorn", "serve")
+    serve_mod.check_address(host, port)
     model = serve_mod.load(run, runs_dir, runtime)
 
     def ready() -> None:
@@ -248,7 +255,7 @@ def serve(
             highlight=False,
         )
 
-    serve_mod.run(model, host, port, max_batch, max_wait_ms, ready)
+    serve_mod.run(model, host, port, max_batch, max_wait_ms, ready, timeout)
 
 
 @app.command()

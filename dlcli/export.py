@@ -63,7 +63,7 @@ def unsupported(prep: Preprocessor) -> str | None:
     """What no format can take yet, or None."""
     if prep.differenced:
         return (
-            "the series is differenced (preprocessing.window.difference): each window needs the value "
+            "the series is differenced (preprocessing.series.difference): each window needs the value "
             "before it, which an exported model does not take yet; predict with dlcli"
         )
     return None

@@ -40,6 +40,11 @@ def parse(model, body: bytes, content_type: str, max_rows: int) -> tuple[dict, i
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad(f"the body is not valid JSON ({exc})") from None
+    except RecursionError:  # json gives up at Python's recursion limit; nothing deeper is data of ours
+        raise bad(
+            "the body nests lists or objects too deeply; send records of values, a window list per "
+            "column, or an image's rows of pixels"
+        ) from None
     if isinstance(payload, dict) and "instances" in payload:
         payload = payload["instances"]
     elif isinstance(payload, dict) and kind in ("table", "timeseries"):
@@ -102,9 +107,22 @@ def _from_csv(model, body: bytes, max_rows: int) -> tuple[dict, int]:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise bad("the CSV body is not UTF-8 text") from None
-    rows = list(csv.DictReader(io.StringIO(text)))
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise bad(f"the CSV body cannot be read (line {reader.line_num}: {exc})") from None
     if not rows:
         raise bad("the CSV body has a header but no rows (or nothing at all)")
+    width = len(reader.fieldnames or [])
+    for i, row in enumerate(rows):  # as predict refuses a ragged file: never a guess at the columns
+        extra, fields = row.get(None), sum(v is not None for k, v in row.items() if k is not None)
+        if extra or fields < width:
+            raise bad(
+                f"line {i + 2}: {fields + len(extra or [])} fields where the header has {width}; "
+                "fix the row (a value cut short or an extra separator)",
+                i,
+            )
     if len(rows) > max_rows:
         raise Rejected(413, f"{len(rows)} rows in one request; at most {max_rows}")
     if model.meta["kind"] == "timeseries":  # the series: a forecast from each window in it

@@ -288,7 +288,7 @@ def _number(value, column: str, row, source: str) -> float:
             value = float(str(value).strip())
         except ValueError:
             raise BadInput(
-                f"{source}: column {column!r} {row_where(source, row)}: {value!r} is not a number "
+                f"{source}: column {column!r} {row_where(source, row)}: {_shown(value)} is not a number "
                 "(the model was trained on numbers in this column)",
                 column,
                 row,
@@ -301,6 +301,12 @@ def _number(value, column: str, row, source: str) -> float:
             row,
         )
     return float(value)
+
+
+def _shown(value, limit: int = 80) -> str:
+    """A value in a message: its repr, cut short (a request may send a megabyte as one cell)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def _text(value) -> str:

@@ -158,6 +158,9 @@ class Limits:
     max_wait_ms: float = 5.0
     max_body: int = MAX_BODY
     max_rows: int = MAX_ROWS
+    #: Seconds a client has to send a request's headers, and again its body: a slow or half-sent
+    #: request is dropped (408 for a body), so idle connections cannot pile up.
+    timeout: float = 10.0
 
 
 #: /predict's bodies, for the OpenAPI docs (the endpoint reads the raw request: JSON, CSV or files)
@@ -203,7 +206,10 @@ async def predict(model: Model, limits: Limits, batcher: Batcher, request) -> di
         payloads.declared_size(request, limits.max_body)
         inputs, n = await payloads.uploaded(model, request, limits.max_rows, limits.max_body)
     else:
-        body = await payloads.body(request, limits.max_body)
+        try:
+            body = await asyncio.wait_for(payloads.body(request, limits.max_body), limits.timeout)
+        except asyncio.TimeoutError:
+            raise Rejected(408, f"the body did not arrive within {limits.timeout:g} s") from None
         inputs, n = payloads.parse(model, body, content_type, limits.max_rows)
     try:
         outputs = await batcher.predict(inputs, n)
@@ -242,7 +248,7 @@ def app(model: Model, limits: Limits | None = None):
     async def rejected(_, exc: Rejected):
         # a refused body may be still on its way (413) or cut off (400): close the connection rather
         # than keep it for the next request (uvicorn would wait for the rest of the body)
-        close = {"Connection": "close"} if exc.status in (400, 413) else None
+        close = {"Connection": "close"} if exc.status in (400, 408, 413) else None
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=close)
 
     @api.exception_handler(Exception)
@@ -264,18 +270,90 @@ def app(model: Model, limits: Limits | None = None):
     return api
 
 
-def run(model: Model, host: str, port: int, max_batch: int, max_wait_ms: float, ready=None) -> None:
+def check_address(host: str, port: int) -> None:
+    """Refuse, before the model loads, a port outside 1–65535 or an address this machine cannot
+    listen on (in use by another server, not one of its addresses)."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise DataError(f"--port {port}: expected a port number from 1 to 65535 (e.g. 8000)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DataError(
+            f"--host {host}: not an address of this machine ({exc}); e.g. 127.0.0.1 or 0.0.0.0"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            what = (
+                "is in use (another server listens there)"
+                if exc.errno == 98
+                else f"cannot be used ({exc.strerror})"
+            )
+            raise DataError(f"--port {port}: {host}:{port} {what}; choose another with --port") from None
+
+
+def _protocol(timeout: float):
+    """uvicorn's h11 protocol, dropping a connection whose request headers do not arrive whole within
+    `timeout` seconds (uvicorn itself waits for them forever; its keep-alive timeout starts only after
+    a response)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class SlowClientsDropped(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.partial_since: float | None = self.loop.time()  # a request is expected
+            self.watch = self.loop.call_later(1.0, self.check)
+
+        def data_received(self, data: bytes) -> None:
+            if self.conn.their_state is h11.DONE or self.partial_since is None:
+                self.partial_since = self.loop.time()
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # the headers are in (the body has its own)
+                self.partial_since = None
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.partial_since = None  # idle: uvicorn's keep-alive timeout applies
+
+        def check(self) -> None:
+            if self.transport.is_closing():
+                return
+            since = self.partial_since
+            if since is not None and self.conn.their_state is h11.IDLE and self.loop.time() - since > timeout:
+                self.transport.close()
+                return
+            self.watch = self.loop.call_later(1.0, self.check)
+
+        def connection_lost(self, exc) -> None:
+            self.watch.cancel()
+            super().connection_lost(exc)
+
+    return SlowClientsDropped
+
+
+def run(
+    model: Model, host: str, port: int, max_batch: int, max_wait_ms: float, ready=None, timeout: float = 10.0
+) -> None:
     """Serve until SIGTERM or SIGINT; uvicorn then stops taking connections and finishes the requests
-    in flight before returning."""
+    in flight before returning. A client has `timeout` seconds for a request's headers, and again
+    for its body."""
     runtime.need("uvicorn", "serve")
     import uvicorn
 
     config = uvicorn.Config(
-        app(model, Limits(max_batch, max_wait_ms)),
+        app(model, Limits(max_batch, max_wait_ms, timeout=timeout)),
         host=host,
         port=port,
+        http=_protocol(timeout),
         log_level="warning",
         access_log=False,
+        timeout_keep_alive=5,
         timeout_graceful_shutdown=30,
     )
     server = uvicorn.Server(config)
@@ -294,5 +372,9 @@ def run(model: Model, host: str, port: int, max_batch: int, max_wait_ms: float, 
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         server.run()
+    except SystemExit:  # uvicorn exits 1 (or 3) when it cannot start: the port was taken meanwhile
+        raise DataError(
+            f"--port {port}: {host}:{port} could not be listened on; choose another with --port"
+        ) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
