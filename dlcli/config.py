@@ -116,6 +116,11 @@ class DataConfig(_Strict):
     test_path: str | None = Field(
         None, description="A separate labelled file (or folder of class subfolders) used as the test split."
     )
+    labels: str | None = Field(
+        None,
+        description="The labels file of an IDX images file given as data.path (…-labels-idx1-ubyte[.gz], "
+        "as MNIST and Fashion-MNIST ship); a folder of the four IDX files needs none.",
+    )
     split: SplitConfig = Field(
         SplitConfig(), description="Fractions for validation and test, or a split column."
     )
@@ -178,7 +183,12 @@ class DataConfig(_Strict):
         """Whether data.path is a folder of class subfolders (images or text files)."""
         from dlcli.streams import is_table_folder
 
-        return self.path is not None and Path(self.path).is_dir() and not is_table_folder(self.path)
+        return (
+            self.path is not None
+            and Path(self.path).is_dir()
+            and not is_table_folder(self.path)
+            and not _idx_folder(Path(self.path))
+        )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -192,11 +202,29 @@ class DataConfig(_Strict):
             raise ValueError(
                 "url needs sha256 so the download can be verified (compute it with `sha256sum FILE`)"
             )
+        if self.labels is not None and not _is_idx(self.path):
+            raise ValueError(
+                "labels is the labels file of an IDX images file (data.path: …-images-idx3-ubyte[.gz]); "
+                f"data.path {self.path!r} is not one: remove data.labels"
+            )
         return self
 
 
 def _is_npz(path: str | None) -> bool:
     return path is not None and path.lower().endswith(".npz")
+
+
+def _is_idx(path: str | None) -> bool:
+    from dlcli.idx import is_idx
+
+    return path is not None and is_idx(path)
+
+
+def _idx_folder(path: Path) -> bool:
+    """A folder holding IDX files (MNIST's family as it ships): arrays, not class subfolders."""
+    from dlcli.idx import is_idx
+
+    return path.is_dir() and any(is_idx(p) for p in path.iterdir())
 
 
 LayerSpec = dict[str, dict[str, Any] | None]
@@ -490,7 +518,7 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
         value = data.get(key)
         if isinstance(value, str) and "://" not in value:
             resolved = _resolve(base, value)
-            if resolved.is_dir() and not is_table_folder(resolved):
+            if resolved.is_dir() and not is_table_folder(resolved) and not _idx_folder(resolved):
                 folder = folder or key == "path"
                 problem = class_folder_problem(resolved)
                 if problem:
@@ -499,7 +527,12 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
     path = data.get("path")
     if isinstance(path, str) and not Path(path).suffix and not _resolve(base, path).exists():
         sources = []  # a folder not there yet (no DLCLI_DATA_DIR): train says it is missing
-    if sources and not folder and data.get("target") is None and not _is_npz(sources[0]):
+    arrays = (
+        _is_npz(sources[0]) or _is_idx(sources[0]) or _idx_folder(_resolve(base, sources[0]))
+        if sources
+        else False
+    )
+    if sources and not folder and data.get("target") is None and not arrays:
         problems.append((("data",), "target is required for a path or url: name the column to predict"))
     return problems
 
@@ -509,7 +542,9 @@ def _images(raw: dict, base: Path) -> str | None:
     data.path not there yet)."""
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     path = data.get("path") if isinstance(data.get("path"), str) else None
-    if data.get("dataset") in KERAS_DATASETS or (path is not None and _is_npz(path)):
+    if data.get("dataset") in KERAS_DATASETS or (path is not None and (_is_npz(path) or _is_idx(path))):
+        return "arrays"
+    if path is not None and "://" not in path and _idx_folder(_resolve(base, path)):
         return "arrays"
     image = (
         (raw.get("preprocessing") or {}).get("image") if isinstance(raw.get("preprocessing"), dict) else None
@@ -547,7 +582,7 @@ def _pydantic_errors(raw: dict) -> list[dict]:
 
 
 def _resolve_paths(config: Config, base: Path) -> None:
-    for key in ("path", "test_path"):
+    for key in ("path", "test_path", "labels"):
         value = getattr(config.data, key)
         if value is not None and "://" not in value:
             setattr(config.data, key, str(_resolve(base, value)))

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from dlcli import arrays as arrays_mod
 from dlcli import columns as columns_mod
+from dlcli import idx as idx_files
 from dlcli import timeseries
 from dlcli.checks import suggest
 from dlcli.columns import Columns
@@ -155,6 +156,11 @@ def load(config: Config) -> Loaded:
         )
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return _split_arrays(config, _npz_source(path))
+    labels = Path(data.labels) if data.labels else None
+    arrays = idx_files.read_arrays(path, labels)  # MNIST's family as it ships: IDX files
+    if arrays is not None:
+        listed = sorted(p for p in path.iterdir() if idx_files.is_idx(p)) if path.is_dir() else [path, labels]
+        return _split_arrays(config, (arrays, fingerprint(listed), str(path)))
     tables = _table_files(config, path)
     if tables is not None:
         return tables
