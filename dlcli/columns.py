@@ -75,25 +75,37 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "", image: str | 
     _check_text(config, frame, text, source)
     free = [c for c in names if c not in ignored and c not in text]
     listed_categorical = pre.categorical.columns
+    mixed = {c: _mixed(frame[c]) for c in free}  # numbers and text, each in many rows: not numbers
+    notes = []
     if pre.numeric.columns is not None:
         numeric = list(pre.numeric.columns)
     else:
-        numeric = [c for c in free if c not in (listed_categorical or []) and not _is_text(frame[c])]
+        numeric = [
+            c for c in free if c not in (listed_categorical or []) and not _is_text(frame[c]) and not mixed[c]
+        ]
     if listed_categorical is not None:
         categorical = list(listed_categorical)
     else:
-        categorical = [c for c in free if c not in numeric and _is_text(frame[c])]
+        categorical = [c for c in free if c not in numeric and (_is_text(frame[c]) or mixed[c])]
         for c in [c for c in categorical if _id_like(frame[c])]:
             categorical.remove(c)
+            kind = f"numbers and text ({mixed[c]})" if mixed[c] else "text"
             ignored[c] = (
-                f"text with {frame[c].nunique()} distinct values in {len(frame)} rows, an id or a name: "
+                f"{kind} with {frame[c].nunique()} distinct values in {len(frame)} rows, an id or a name: "
                 "list it under preprocessing.categorical.columns to use it"
             )
+        notes += [
+            f"{source}: column {c!r} mixes numbers and text ({mixed[c]}): read as categories, not as a "
+            "number column with mistakes; list it under preprocessing.numeric.columns if the text is "
+            "a mistake to fix"
+            for c in categorical
+            if mixed[c]
+        ]
     listing = "numeric" if pre.numeric.columns is not None else "categorical"
     for c in free:
         if c not in numeric and c not in categorical and c not in ignored:
             ignored[c] = f"not listed in preprocessing.{listing}.columns"
-    cols = Columns(numeric, categorical, ignored, text=text)
+    cols = Columns(numeric, categorical, ignored, notes=notes, text=text)
     if pre.text is not None and pre.text.output_mode == "int" and (numeric or categorical):
         raise DataError(
             f"{config.where('preprocessing', 'text', 'output_mode')}: int gives token sequences for an "
@@ -201,6 +213,27 @@ def _is_text(values: pd.Series) -> bool:
     if present.empty:
         return False
     return pd.to_numeric(present, errors="coerce").notna().mean() < 0.5
+
+
+#: A column whose values are mostly numbers is read as text when at least this share of them is not:
+#: Titanic's Ticket (230 of 891 like 'A/5 21171') is an identifier, not a number column with typos.
+MIXED_SHARE = 0.1
+
+
+def _mixed(values: pd.Series) -> str | None:
+    """How a column mixes numbers and text ("230 of 891 values text, such as 'A/5 21171'") when
+    at least MIXED_SHARE of its values are text and at least half numbers; else None."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    present = values.dropna()
+    if present.empty:
+        return None
+    words = present[pd.to_numeric(present, errors="coerce").isna()]
+    if len(words) < MIXED_SHARE * len(present) or len(words) * 2 > len(present):
+        return None
+    return f"{len(words)} of {len(present)} values text, such as {words.iloc[0]!r}"
 
 
 def check_table(config: Config, frame: pd.DataFrame, cols: Columns, source: str) -> None:

@@ -155,6 +155,17 @@ class DataConfig(_Strict):
     drop: list[str] = Field(
         [], description="Columns to ignore (ids, names, free text): neither features nor checked."
     )
+    skip_rows: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="Lines at the top of a text file to skip before the header or the first row (a "
+        "title, a licence, UCI's '|1x3 Cross validator'), as pandas' skiprows.",
+    )
+    comment: str | None = Field(
+        None,
+        min_length=1,
+        description="Lines of a text file starting with this are skipped (only at a line's start, so a "
+        "value may still hold it), e.g. '#'.",
+    )
     stream: bool | Literal["auto"] = Field(
         "auto",
         description="Read the table in pieces (CSV, TSV, JSON lines, Parquet; a file, a folder or a glob) "

@@ -180,12 +180,11 @@ def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: 
 
 
 def read_table_input(path: Path, config: Config | None, labelled: bool = True) -> pd.DataFrame:
-    """A table read as the run's data was (header, separator, missing markers), its dropped columns
-    left out; with default settings where the run's config cannot be read."""
+    """A table read as the run's data was (header, separator, missing markers); with default settings
+    where the run's config cannot be read. Every column is kept (data.drop's too: a submission needs
+    its ids): the model takes only its own."""
     reading = _reading(config.data, path) if config is not None else None
-    frame = data_mod.read_table(path, reading, labelled=labelled)
-    drop = config.data.drop if config is not None else []
-    return frame.drop(columns=[c for c in drop if c in frame.columns])
+    return data_mod.read_table(path, reading, labelled=labelled)
 
 
 def image_arrays(path: Path) -> tuple[Any, Any]:

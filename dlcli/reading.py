@@ -51,6 +51,8 @@ class Reading:
     na_values: tuple[str, ...] = ("?",)
     strip: bool = True
     target: str | None = None
+    skip_rows: int = 0  # lines before the header (or the first row), skipped whatever they hold
+    comment: str | None = None  # a line starting with this is skipped (only at its start)
     keys: dict[str, str] = field(default_factory=dict, compare=False)  # option → "FILE:LINE: data.x"
 
     @classmethod
@@ -66,6 +68,8 @@ class Reading:
             na_values=tuple(data.na_values),
             strip=data.strip,
             target=data.target,
+            skip_rows=data.skip_rows,
+            comment=data.comment,
             keys=keys,
         )
 
@@ -146,7 +150,8 @@ def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bo
 
     sep = _separator(path, reading, notes)
     quoting = QUOTING[reading.quoting]
-    first = _first_record(path, sep, quoting, reading.strip)
+    first = _first_record(path, sep, quoting, reading.strip, reading)
+    skipped = skipped_lines(path, reading)
     header = _has_header(path, reading, first, notes)
     names = None
     if not header:
@@ -167,6 +172,7 @@ def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bo
         "quoting": quoting,
         "na_values": list(reading.na_values),
         "skipinitialspace": reading.strip,
+        "skiprows": skipped or None,
     }
     try:
         try:
@@ -182,7 +188,8 @@ def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bo
             "as ordinary characters)"
         ) from None
     frame.columns = [str(c).strip() if reading.strip else str(c) for c in frame.columns]
-    frame.index = pd.RangeIndex(2 if header else 1, len(frame) + (2 if header else 1))
+    start = (2 if header else 1) + _leading(skipped)  # line numbers stay the file's
+    frame.index = pd.RangeIndex(start, start + len(frame))
     if reading.strip:
         _strip_values(frame, reading.na_values)
     return frame
@@ -193,7 +200,7 @@ def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
         return WHITESPACE if reading.sep == "whitespace" else reading.sep
     implied = TEXT_SUFFIXES.get(path.suffix.lower())
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        sample = handle.read(1 << 16)
+        sample = "".join(_data_lines(handle, reading, 1 << 16))
     if implied is not None and (implied in sample.split("\n", 1)[0] or not sample.strip()):
         return implied  # a .csv with commas (or empty: pandas says so): nothing to sniff
     # a .csv or .tsv without its separator in the first line: another character (';') or one column;
@@ -214,13 +221,49 @@ def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
     return WHITESPACE if found == " " else found
 
 
-def _first_record(path: Path, sep: str, quoting: int, strip: bool) -> list[str]:
+def _first_record(
+    path: Path, sep: str, quoting: int, strip: bool, reading: Reading | None = None
+) -> list[str]:
+    """The first row (the header, or the first data row) after data.skip_rows and comment lines."""
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        lines = _data_lines(handle, reading or Reading(), None)
         if sep == WHITESPACE:
-            line = handle.readline()
-            return line.split()
-        row = next(csv.reader(handle, delimiter=sep, quoting=quoting), [])
+            return next(lines, "").split()
+        row = next(csv.reader(lines, delimiter=sep, quoting=quoting), [])
     return [c.strip() for c in row] if strip else row
+
+
+def _data_lines(handle, reading: Reading, limit: int | None):
+    """The file's lines after data.skip_rows, without data.comment's lines (up to `limit` characters)."""
+    read = 0
+    for number, line in enumerate(handle):
+        if number < reading.skip_rows or (reading.comment and line.startswith(reading.comment)):
+            continue
+        yield line
+        read += len(line)
+        if limit is not None and read >= limit:
+            return
+
+
+def skipped_lines(path: Path, reading: Reading) -> list[int]:
+    """The 0-based numbers of the lines data.skip_rows and data.comment leave out (pandas' skiprows)."""
+    skipped = list(range(reading.skip_rows))
+    if reading.comment:
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            skipped += [
+                n
+                for n, line in enumerate(handle)
+                if n >= reading.skip_rows and line.startswith(reading.comment)
+            ]
+    return skipped
+
+
+def _leading(skipped: list[int]) -> int:
+    """How many of the skipped lines come before the first one read."""
+    n = 0
+    while n < len(skipped) and skipped[n] == n:
+        n += 1
+    return n
 
 
 def _is_number(text: str) -> bool:
@@ -239,6 +282,13 @@ def _has_header(path: Path, reading: Reading, first: list[str], notes: list[str]
     if reading.columns is not None:  # a header of some of those names (predict's input: no target)
         return len(set(first)) == len(first) and set(first) <= set(reading.columns)
     if reading.target is not None and reading.target in first:
+        if first and all(_is_number(c) for c in first):  # Pima's `target: "1"`: a data row as names?
+            shown = ", ".join(repr(c) for c in first[:6]) + (", …" if len(first) > 6 else "")
+            notes.append(
+                f"{path}: the first row ({shown}) holds only numbers but is read as the header, because "
+                f"data.target {reading.target!r} is one of them; if the file has no header that row is "
+                "data and is lost: set data.header: false (and name the columns with data.columns)"
+            )
         return True
     data_like = [c for c in first if _is_number(c)]  # an empty cell: pandas' unnamed index column
     if not data_like:

@@ -8,6 +8,7 @@ pandas is used only by `inputs_of` for tables; records (`serve`) need NumPy alon
 from __future__ import annotations
 
 import json
+import keyword
 import math
 import re
 from contextlib import contextmanager
@@ -84,6 +85,8 @@ def _tensor_name(column: str, taken: set[str]) -> str:
     name = re.sub(r"[^a-z0-9_]", "_", column.lower()).strip("_") or "input"
     if name[0].isdigit():
         name = f"x_{name}"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):  # a tf.function argument: `is`, `in`
+        name = f"{name}_"
     base, n = name, 1
     while name in taken:
         n += 1

@@ -74,6 +74,7 @@ def refuse_unstreamable(config: Config) -> None:
         (("preprocessing", "text"), pre.text is not None),
         (("preprocessing", "image"), pre.image.column is not None),
         (("data", "test_path"), data.test_path is not None),
+        (("data", "comment"), data.comment is not None),
     ):
         if given:
             raise ConfigError(

@@ -157,6 +157,7 @@ class Stream:
             raise
         frame = table.to_pandas()
         start = first_row + (2 if self.kind == "delimited text" and self.header else 1)
+        start += self.reading.skip_rows if self.kind == "delimited text" else 0
         frame.index = pd.RangeIndex(start, start + len(frame))
         if self.reading.strip:
             _strip_text(frame, self.reading.na_values)
@@ -242,7 +243,7 @@ class Stream:
             return table.select(self.wanted) if self.wanted else table
         import pyarrow.csv as pc
 
-        skip = 1 if self.header and unit.start == 0 else 0
+        skip = (int(self.header) + self.reading.skip_rows) if unit.start == 0 else 0
         names = self.file_columns.get(unit.path, self.columns)  # this file's header: read by name
         read = pc.ReadOptions(column_names=names, skip_rows=skip, block_size=1 << 22)
         quote = '"' if self.reading.quoting == "minimal" else False
@@ -356,7 +357,9 @@ def _text(config: Config, paths: list[Path], reading: Reading, kind: str, labell
                 f"{reading.key('sep')}: whitespace-separated files cannot be streamed (pyarrow reads one "
                 "separator character): set data.stream: false, or convert the file to CSV or Parquet"
             )
-        first = reading_mod._first_record(paths[0], sep, reading_mod.QUOTING[reading.quoting], reading.strip)
+        first = reading_mod._first_record(
+            paths[0], sep, reading_mod.QUOTING[reading.quoting], reading.strip, reading
+        )
         header = reading_mod._has_header(paths[0], reading, first, notes)
         names = first if header else reading_mod._names(paths[0], reading, first, labelled)
         if reading.strip:
@@ -410,7 +413,9 @@ def _headers(paths: list[Path], columns: list[str], sep: str, reading: Reading) 
 
     out = {}
     for path in paths[1:]:
-        names = reading_mod._first_record(path, sep, reading_mod.QUOTING[reading.quoting], reading.strip)
+        names = reading_mod._first_record(
+            path, sep, reading_mod.QUOTING[reading.quoting], reading.strip, reading
+        )
         names = [n.strip() for n in names] if reading.strip else names
         if names != columns:
             same_columns(path, names, paths[0], columns)

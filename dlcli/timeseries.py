@@ -84,16 +84,28 @@ def _fill_series(
         return frame
     columns_mod.check_numeric(frame, numeric, source)  # text is an error, never a gap to fill
     frame = frame.copy()
+    empty = frame[numeric].isna()
+    with_gaps = [c for c in numeric if empty[c].any()]  # only the columns that have empty cells
+    # a column's empty cells before its first value: no earlier value to carry or interpolate from
+    leading = {c: int(empty[c].cummin().sum()) for c in with_gaps if empty[c].iloc[0]}
     if how == "drop":
         frame = frame.dropna(subset=numeric)
     else:
         values = frame[numeric].astype("float64")
         values = (
-            values.ffill() if how == "ffill" else values.interpolate(method="linear", limit_direction="both")
+            values.ffill()
+            if how == "ffill"
+            else values.interpolate(method="linear", limit_direction="forward")
         )
         frame[numeric] = values.bfill()  # cells before the first value: the first value
-    filled = ", ".join(numeric)
-    notes.append(f"{source}: {gaps} rows with empty cells in {filled}: {how} (preprocessing.series.missing)")
+    counts = ", ".join(f"{c} ({int(empty[c].sum())})" for c in with_gaps)
+    notes.append(f"{source}: {gaps} rows with empty cells, in {counts}: {how} (preprocessing.series.missing)")
+    if leading and how != "drop":
+        first = ", ".join(f"{c}'s first {n}" for c, n in leading.items())
+        notes.append(
+            f"{source}: {first} cells come before any value, so they take the first value that follows "
+            "(filled backwards); drop those rows from the file if they should not be used"
+        )
     return frame
 
 

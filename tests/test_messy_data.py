@@ -397,7 +397,7 @@ def test_series_gaps_are_an_error_naming_the_fix_then_interpolated(cli, tmp_path
     _, err = _run(
         cli, "train", str(_series_config(tmp_path, "{missing: interpolate}")), "-q", "-o", "train.epochs=2"
     )
-    assert "12 rows with empty cells in y: interpolate (preprocessing.series.missing)" in err
+    assert "12 rows with empty cells, in y (12): interpolate (preprocessing.series.missing)" in err
 
 
 def test_differencing_lets_a_trending_series_beat_persistence(cli, tmp_path):
@@ -455,7 +455,7 @@ def test_hours_missing_from_a_series_are_inserted_and_filled(cli, tmp_path):
     )
     _, err = _run(cli, "train", str(_series_config(tmp_path, "{missing: interpolate}")), *short)
     assert "6 time steps missing from the hourly series (the first 2026-01-01 20:00:00) were inserted" in err
-    assert "6 rows with empty cells in y: interpolate (preprocessing.series.missing)" in err
+    assert "6 rows with empty cells, in y (6): interpolate (preprocessing.series.missing)" in err
     assert sum(read_json(_latest(tmp_path) / "run.json")["data"]["rows"].values()) == 300
 
 

@@ -85,7 +85,7 @@ def test_temperature_with_gaps_interpolated_is_close_to_the_full_file(cli, tmp_p
     flat = _ok(cli, "train", str(config), *short)
     # the file itself lacks two days (1984-12-31, 1988-12-31): inserted, then filled with the 182 blanks
     assert "2 time steps missing from the daily series (the first 1984-12-31 00:00:00) were inserted" in flat
-    assert "184 rows with empty cells in Temp: interpolate (preprocessing.series.missing)" in flat
+    assert "184 rows with empty cells, in Temp (184): interpolate (preprocessing.series.missing)" in flat
     gapped = read_json(latest_run(tmp_path, "gaps") / "metrics.json")["test"]
     assert gapped["mae"] <= 1.05 * full["mae"], (gapped, full)
 
