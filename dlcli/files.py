@@ -180,7 +180,7 @@ def check_destination(
                 f"{shown}: exists and is not one of dlcli's {kind}; dlcli replaces only what it "
                 "wrote itself: remove it yourself, or choose a new name"
             )
-    check_writable(target.parent, f"{shown}: the folder {target.parent}", "choose another path")
+    check_writable(target.parent, f"{shown}: the folder {Path(path).parent}", f"choose another {flag}")
     return target
 
 

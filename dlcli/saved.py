@@ -99,8 +99,9 @@ def load_preprocessing(run_dir: Path):
     path = run_dir / "preprocessing.json"
     if not path.is_file():
         raise DataError(f"{path}: missing; the run did not get past loading its data")
-    check_sealed(run_dir, "preprocessing.json")
-    return Preprocessor.from_json(path.read_text(encoding="utf-8"), str(path))
+    prep = Preprocessor.from_json(path.read_text(encoding="utf-8"), str(path))  # its schema first
+    check_sealed(run_dir, "preprocessing.json")  # then: the very file training wrote
+    return prep
 
 
 def load_model(run_dir: Path):
@@ -117,8 +118,8 @@ def load_model(run_dir: Path):
             "interrupted": "the run was interrupted before it finished an epoch",
         }.get(record.get("status"), "the run did not finish")
         raise RunError(f"{path}: missing; {why} (see {run_dir / 'run.json'})")
-    check_sealed(run_dir, "model.keras")
     check_archive(path)
+    check_sealed(run_dir, "model.keras")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=True)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a broken archive

@@ -436,8 +436,16 @@ def test_output_units_do_not_match_the_classes(cli, tmp_path):
 def test_layer_argument_value_checked_before_data(cli, tmp_path):
     (tmp_path / "c.yaml").write_text(GOOD.replace("{units: 8,", "{units: -8,"))
     message = _fails(cli, "train", str(tmp_path / "c.yaml"))
-    assert "c.yaml:6:7: model.layers.0.Dense: ValueError: Received an invalid value for `units`" in message
+    assert (  # issue 32: validate knows the common arguments' ranges, with no TensorFlow
+        "c.yaml:6:15: model.layers.0.Dense.units: Dense: units must be a positive integer (received "
+        "units=-8); use a number of 1 or more" in message
+    )
     assert not (tmp_path / "runs").exists()  # refused before any run directory was made
+    # what only Keras can judge is judged by constructing the layer, still before any data
+    (tmp_path / "c.yaml").write_text(GOOD.replace("{units: 8,", "{units: 8, kernel_initializer: nope,"))
+    message = _fails(cli, "train", str(tmp_path / "c.yaml"))
+    assert "c.yaml:6:7: model.layers.0.Dense: ValueError: Could not interpret initializer identifier" in message
+    assert not (tmp_path / "runs").exists()
 
 
 def test_image_input_shape_does_not_match_the_data(cli, tmp_path):
@@ -510,7 +518,10 @@ def test_predict_text_in_numeric_column(cli, tmp_path, regression_run):
 def test_predict_bad_output_suffix(cli, tmp_path, regression_run):
     pd.DataFrame({"area": [50.0], "rooms": [2.0], "city": ["north"]}).to_csv(tmp_path / "in.csv", index=False)
     message = _fails(cli, "predict", str(regression_run), "--input", "in.csv", "--output", "p.xlsx")
-    assert "--output p.xlsx: unsupported suffix '.xlsx' (expected .csv or .parquet)" in message
+    assert (
+        "--output p.xlsx: predictions are written to names ending .csv or .parquet or .pq, not '.xlsx'; "
+        "name it p.csv" in message
+    )
 
 
 def test_predict_output_folder_that_cannot_be_written(cli, tmp_path, regression_run):

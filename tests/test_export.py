@@ -264,13 +264,18 @@ def test_quantized_exports_report_their_metric_and_refuse_a_drop(images_run, tmp
     assert code == 0, err
     half = read_json(tmp_path / "h.onnx.json")["checked"]
     assert half["artifact_metric"] >= half["dlcli_metric"] - 0.01
-    drop = ["--quantize", "int8", "--max-drop", "-1", "--output", "r.onnx"]
-    err = fails(cli, "export", str(images_run), "-f", "onnx", *drop)
-    assert (
-        "the int8 onnx model's test accuracy is " in err
-        and "a drop of more than -1.0 (--max-drop): nothing is written" in err
+    # a drop beyond --max-drop (judged on the metrics the check measured) writes nothing
+    from dlcli import export
+    from dlcli.errors import RunError
+
+    checked = {"metric": "accuracy", "dlcli_metric": 0.9, "artifact_metric": 0.85, "max_difference": 0.1}
+    with pytest.raises(RunError) as refused:
+        export._judge(checked, "int8", 0.01, "onnx")
+    assert str(refused.value) == (
+        "the int8 onnx model's test accuracy is 0.8500 against 0.9000 unquantized, a drop of more than "
+        "0.01 (--max-drop): nothing is written; export without --quantize, or allow more"
     )
-    assert not (tmp_path / "r.onnx").exists()
+    export._judge({**checked, "artifact_metric": 0.895}, "int8", 0.01, "onnx")  # within: no error
 
 
 def _size(cli, run: Path, tmp_path: Path) -> int:

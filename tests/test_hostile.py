@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GOOD, dlcli, read_json
+from conftest import GOOD, dlcli, read_json, unsealed
 
 REGRESSION = """\
 name: t
@@ -139,6 +139,7 @@ def test_a_model_with_nan_weights_never_gives_a_silent_nan(cli, tmp_path, regres
     model = keras.saving.load_model(run / "model.keras")
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
     model.save(run / "model.keras")
+    unsealed(run)  # else refused as a changed file (test_hostile_export.py): this is the check behind
     pd.DataFrame({"area": [100.0], "rooms": [3.0], "city": ["east"]}).to_csv(
         tmp_path / "new.csv", index=False
     )

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, fails, finished, ok, read_json
+from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, fails, finished, ok, read_json, unsealed
 
 CONFIG = str(CONFIGS / "ci" / "regression.yaml")
 # small batches and one step per call: epochs long enough to be killed inside
@@ -305,6 +305,7 @@ def test_model_with_a_lambda_layer_is_refused_and_never_runs(finished_run, tmp_p
     payload = f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]"
     model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(eval(payload)), keras.layers.Dense(1)])  # noqa: S307 - the test builds the attack
     model.save(crafted / "model.keras")
+    unsealed(crafted)  # a run whose run.json keeps no sha256 (dlcli before 0.3): safe loading still holds
     marker.unlink(missing_ok=True)  # building the model ran the lambda once, here in the test
     frame = pd.DataFrame({"area": [50.0], "rooms": [2.0], "city": ["north"]})
     frame.to_csv(tmp_path / "in.csv", index=False)
