@@ -444,7 +444,9 @@ def test_layer_argument_value_checked_before_data(cli, tmp_path):
     # what only Keras can judge is judged by constructing the layer, still before any data
     (tmp_path / "c.yaml").write_text(GOOD.replace("{units: 8,", "{units: 8, kernel_initializer: nope,"))
     message = _fails(cli, "train", str(tmp_path / "c.yaml"))
-    assert "c.yaml:6:7: model.layers.0.Dense: ValueError: Could not interpret initializer identifier" in message
+    assert (
+        "c.yaml:6:7: model.layers.0.Dense: ValueError: Could not interpret initializer identifier" in message
+    )
     assert not (tmp_path / "runs").exists()
 
 

@@ -245,7 +245,9 @@ def test_a_negative_max_drop_is_refused(cli, regression_run):
         "export", str(regression_run), "-f", "onnx", "--quantize", "int8", "--max-drop", "-1"
     )
     assert code == 2
-    assert "Invalid value for '--max-drop': Input should be greater than or equal to 0" in " ".join(err.split())
+    assert "Invalid value for '--max-drop': Input should be greater than or equal to 0" in " ".join(
+        err.split()
+    )
 
 
 def test_a_differenced_series_names_the_right_key(cli, tmp_path):
