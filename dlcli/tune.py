@@ -258,10 +258,21 @@ def recover_lost(study_, s: Search) -> None:
         pid = t.user_attrs.get("pid")
         if t.user_attrs.get("host") != host or pid is None or _alive(pid):
             continue
-        study_.tell(t.number, state=TrialState.FAIL)
+        tell(study_, t.number, state=TrialState.FAIL)
         run_dir = t.user_attrs.get("run_dir")
         study_.enqueue_trial(t.params, user_attrs={"resume_run": run_dir, "retry_of": t.number})
         s.say(f"trial {t.number}: its process is gone; asked again with its parameters, to resume {run_dir}")
+
+
+def tell(study_, trial, value=None, state=None) -> None:
+    """`study.tell`, where the grid sampler's "the grid is done, stop" (Study.stop, which works only
+    inside Optuna's own optimize loop) is no error: the trial's state is written all the same, and
+    run_trials stops by counting the study's trials."""
+    try:
+        study_.tell(trial, value, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
 
 
 def _alive(pid: int) -> bool:
@@ -370,24 +381,24 @@ def _one(study_, trial, params: dict[str, Any], s: Search, optuna) -> None:
             api.train(trial_config(s, params), listener=reporter, run_dir=run_dir)
     except Pruned as exc:
         trial.set_user_attr("epochs", exc.epoch)
-        study_.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        tell(study_, trial, state=optuna.trial.TrialState.PRUNED)
         s.say(f"trial {trial.number}: pruned after epoch {exc.epoch} ({s.metric} {exc.value:.4g})")
         return
     except TrainingFailed as exc:  # a diverged loss: an outcome of these values, not of the search
-        study_.tell(trial, state=optuna.trial.TrialState.FAIL)
+        tell(study_, trial, state=optuna.trial.TrialState.FAIL)
         s.say(f"trial {trial.number}: failed: {exc}")
         return
     except DlcliError as exc:
         from dlcli.errors import Interrupted
 
         if not isinstance(exc, Interrupted):  # interrupted: left running, resumed by the next start
-            study_.tell(trial, state=optuna.trial.TrialState.FAIL)
+            tell(study_, trial, state=optuna.trial.TrialState.FAIL)
         raise
     finally:
         keras.backend.clear_session(free_memory=True)
     value, epochs = best_of(run_dir, s)
     trial.set_user_attr("epochs", epochs)
-    study_.tell(trial, value)
+    tell(study_, trial, value)
     s.say(f"trial {trial.number}: {s.metric} {value:.4g} after {epochs} epochs")
 
 

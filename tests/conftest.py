@@ -301,3 +301,66 @@ def dlcli_fork(tmp_path_factory):
     yield start
     server.stdin.close()
     server.wait(timeout=60)
+
+
+def _postgres_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server of this session on a free loopback port (initdb + pg_ctl from the system
+    packages, which .ci/run installs), or $DLCLI_TEST_POSTGRES; skipped with the reason where neither
+    can be had. A study shared by several machines lives in such a database."""
+    import shutil
+    import socket
+    import tempfile
+
+    if os.environ.get("DLCLI_TEST_POSTGRES"):
+        yield os.environ["DLCLI_TEST_POSTGRES"]
+        return
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl); .ci/run installs it with apt-get")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver (psycopg, the tune extra) is not installed")
+    folder = Path(
+        tempfile.mkdtemp(prefix="dlcli-pg-")
+    )  # not under pytest's 0700 folders: the server reads it
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: the packages' postgres user runs it
+        import pwd
+
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run the server as")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data, log = folder / "data", folder / "log"
+    init = subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "dlcli"], capture_output=True, text=True
+    )
+    if init.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"PostgreSQL's initdb failed: {init.stderr.strip()[-300:]}")
+    options = f"-p {port} -k {folder} -h 127.0.0.1"
+    start = subprocess.run(
+        [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"],
+        capture_output=True,
+        text=True,
+    )
+    if start.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"PostgreSQL did not start: {start.stderr.strip()[-300:]}")
+    try:
+        yield f"postgresql://dlcli@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
