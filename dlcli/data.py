@@ -317,6 +317,9 @@ def _keras_dataset(name: str) -> tuple[dict, str | None, str]:
             f'x_test=c, y_test=d)")'
         ) from None
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    # some of Keras' loaders (fashion_mnist) return read-only views of the files they read; the split
+    # moves rows in place and TensorFlow shares the memory: writable copies, once
+    arrays = {k: v if v.flags.writeable else v.copy() for k, v in arrays.items()}
     return arrays, None, f"keras.datasets.{name}"
 
 
