@@ -293,3 +293,21 @@ def test_titanic_as_it_ships_trains_and_predicts_with_passenger_ids(cli, tmp_pat
     assert code == 0, err
     submission = pd.read_csv(tmp_path / "submission.csv")
     assert submission["PassengerId"].tolist() == frame["PassengerId"].tail(30).tolist()
+
+
+# ---- item 14: every problem of the output layer at once ---------------------------------------------------
+def test_an_output_layer_wrong_in_two_ways_reports_both(cli, tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "name: o\ndata: {dataset: breast_cancer}\nmodel:\n  layers:\n    - Dense: {units: 8}\n"
+        "    - Dense: {units: 3, activation: softmax}\nloss: binary_crossentropy\n"
+    )
+    code, _, err = cli("validate", "c.yaml")
+    assert code == 2
+    assert (
+        "c.yaml:6:7: model.layers.1.Dense: the output activation is 'softmax' but binary_crossentropy expects "
+        "a probability: set `activation: sigmoid` on the last layer" in err
+    )
+    assert (
+        "c.yaml:6:15: model.layers.1.Dense.units: binary_crossentropy needs exactly 1 output unit (got 3); for "
+        "more than two classes use sparse_categorical_crossentropy with softmax" in err
+    )

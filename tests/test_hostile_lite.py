@@ -169,6 +169,12 @@ def test_an_unknown_runtime_is_named(cli, table, tmp_path):
     assert "--runtime torch: expected one of" in err
 
 
-def test_a_missing_input_file_is_exit_2(cli, table, tmp_path):
-    err = fails(cli, "predict", str(table), "--input", "nothing.csv", "--runtime", "onnx")
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_missing_input_file_is_exit_2(cli, table, tmp_path, runtime):
+    err = fails(cli, "predict", str(table), "--input", "nothing.csv", "--runtime", runtime)
+    assert f"nothing.csv: file not found (resolved to {tmp_path / 'nothing.csv'})" in err
+
+
+def test_evaluate_data_that_is_missing_is_exit_2(cli, table, tmp_path):
+    err = fails(cli, "evaluate", str(table), "--data", "nothing.csv")
     assert f"nothing.csv: file not found (resolved to {tmp_path / 'nothing.csv'})" in err
