@@ -74,9 +74,40 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "", image: str | 
     text = list(pre.text.columns) if pre.text is not None else []
     _check_text(config, frame, text, source)
     free = [c for c in names if c not in ignored and c not in text]
+    numeric, categorical, notes = _kinds(config, frame, free, ignored, source)
+    cols = Columns(numeric, categorical, ignored, notes=notes, text=text)
+    if pre.text is not None and pre.text.output_mode == "int" and (numeric or categorical):
+        raise DataError(
+            f"{config.where('preprocessing', 'text', 'output_mode')}: int gives token sequences for an "
+            "Embedding, which cannot take the other feature columns too "
+            f"({', '.join(numeric + categorical)}): "
+            "add them to data.drop, or use output_mode: tf_idf, multi_hot or count to combine them"
+        )
+    if not numeric and not categorical and not text:
+        raise DataError(
+            f"{source}: no feature columns are left (the file has {', '.join(names)}; "
+            f"ignored: {', '.join(f'{c} ({w})' for c, w in cols.ignored.items())})"
+        )
+    cols.notes += [
+        f"{source}: categorical column {c!r} has {frame[c].nunique()} distinct values in {len(frame)} "
+        "rows, so it tells rows apart more than it describes them (an id or a name?): add it to "
+        "data.drop, or set preprocessing.categorical.encode: embedding"
+        for c in categorical
+        if _id_like(frame[c])
+    ]
+    return cols
+
+
+def _kinds(
+    config: Config, frame: pd.DataFrame, free: list[str], ignored: dict[str, str], source: str
+) -> tuple[list[str], list[str], list[str]]:
+    """`(numeric, categorical, notes)` among the `free` columns: as listed, else numbers are numeric
+    and text (or numbers mixed with text in many rows) categorical, ids and names set aside into
+    `ignored` with the reason."""
+    pre = config.preprocessing
     listed_categorical = pre.categorical.columns
     mixed = {c: _mixed(frame[c]) for c in free}  # numbers and text, each in many rows: not numbers
-    notes = []
+    notes: list[str] = []
     if pre.numeric.columns is not None:
         numeric = list(pre.numeric.columns)
     else:
@@ -105,27 +136,7 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "", image: str | 
     for c in free:
         if c not in numeric and c not in categorical and c not in ignored:
             ignored[c] = f"not listed in preprocessing.{listing}.columns"
-    cols = Columns(numeric, categorical, ignored, notes=notes, text=text)
-    if pre.text is not None and pre.text.output_mode == "int" and (numeric or categorical):
-        raise DataError(
-            f"{config.where('preprocessing', 'text', 'output_mode')}: int gives token sequences for an "
-            "Embedding, which cannot take the other feature columns too "
-            f"({', '.join(numeric + categorical)}): "
-            "add them to data.drop, or use output_mode: tf_idf, multi_hot or count to combine them"
-        )
-    if not numeric and not categorical and not text:
-        raise DataError(
-            f"{source}: no feature columns are left (the file has {', '.join(names)}; "
-            f"ignored: {', '.join(f'{c} ({w})' for c, w in cols.ignored.items())})"
-        )
-    cols.notes += [
-        f"{source}: categorical column {c!r} has {frame[c].nunique()} distinct values in {len(frame)} "
-        "rows, so it tells rows apart more than it describes them (an id or a name?): add it to "
-        "data.drop, or set preprocessing.categorical.encode: embedding"
-        for c in categorical
-        if _id_like(frame[c])
-    ]
-    return cols
+    return numeric, categorical, notes
 
 
 def _set_aside(config: Config, frame: pd.DataFrame, names: list[str]) -> dict[str, str]:

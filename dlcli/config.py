@@ -31,6 +31,7 @@ from dlcli.config_sections import (  # noqa: F401 - re-exported: the config's mo
     _Strict,
 )
 from dlcli.errors import ConfigError
+from dlcli.idx import is_idx
 from dlcli.keypaths import apply_overrides, locate, merge_union_branches, nearest_mark
 from dlcli.yamlio import Marks, load_marked
 
@@ -226,15 +227,11 @@ def _is_npz(path: str | None) -> bool:
 
 
 def _is_idx(path: str | None) -> bool:
-    from dlcli.idx import is_idx
-
     return path is not None and is_idx(path)
 
 
 def _idx_folder(path: Path) -> bool:
     """A folder holding IDX files (MNIST's family as it ships): arrays, not class subfolders."""
-    from dlcli.idx import is_idx
-
     return path.is_dir() and any(is_idx(p) for p in path.iterdir())
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlcli import converters, record, runtime
 from dlcli.errors import DataError, RunError
-from dlcli.files import run_directory_of, sha256_of, write_atomic
+from dlcli.files import check_destination, run_directory_of, sha256_of, write_atomic
 
 if TYPE_CHECKING:
     from dlcli.inference import LoadedRun
@@ -404,8 +404,6 @@ def _judge(checked: dict, quantize: str | None, max_drop: float, fmt: str) -> No
 def destination(run_dir: Path, fmt: str, output: str | Path | None, quantize: str | None) -> Path:
     """Where the export goes, checked before any work (files.check_destination): never the run's own
     files, a folder or file that is not an earlier export of this format, or a name of another format."""
-    from dlcli.files import check_destination
-
     path = Path(output) if output else default_path(run_dir, fmt, quantize)
     suffixes = () if fmt == "saved_model" else (f".{fmt}",)
     if fmt == "saved_model" and path.suffix.lower() in FILE_SUFFIXES:

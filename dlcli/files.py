@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,6 @@ def check_writable(folder: Path, label: str, fix: str) -> None:
 
     Probes the nearest folder that exists, so a refused command leaves nothing behind.
     """
-    import tempfile
-
     probe = Path(folder)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent

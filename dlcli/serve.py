@@ -12,6 +12,7 @@ multipart form fields. Nothing in a request is executed: JSON and CSV are parsed
 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request) as objects
 import asyncio
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -273,8 +274,6 @@ def app(model: Model, limits: Limits | None = None):
 def check_address(host: str, port: int) -> None:
     """Refuse, before the model loads, a port outside 1–65535 or an address this machine cannot
     listen on (in use by another server, not one of its addresses)."""
-    import socket
-
     if not 1 <= port <= 65535:
         raise DataError(f"--port {port}: expected a port number from 1 to 65535 (e.g. 8000)")
     try:
@@ -297,46 +296,6 @@ def check_address(host: str, port: int) -> None:
             raise DataError(f"--port {port}: {host}:{port} {what}; choose another with --port") from None
 
 
-def _protocol(timeout: float):
-    """uvicorn's h11 protocol, dropping a connection whose request headers do not arrive whole within
-    `timeout` seconds (uvicorn itself waits for them forever; its keep-alive timeout starts only after
-    a response)."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class SlowClientsDropped(H11Protocol):
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            self.partial_since: float | None = self.loop.time()  # a request is expected
-            self.watch = self.loop.call_later(1.0, self.check)
-
-        def data_received(self, data: bytes) -> None:
-            if self.conn.their_state is h11.DONE or self.partial_since is None:
-                self.partial_since = self.loop.time()
-            super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:  # the headers are in (the body has its own)
-                self.partial_since = None
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self.partial_since = None  # idle: uvicorn's keep-alive timeout applies
-
-        def check(self) -> None:
-            if self.transport.is_closing():
-                return
-            since = self.partial_since
-            if since is not None and self.conn.their_state is h11.IDLE and self.loop.time() - since > timeout:
-                self.transport.close()
-                return
-            self.watch = self.loop.call_later(1.0, self.check)
-
-        def connection_lost(self, exc) -> None:
-            self.watch.cancel()
-            super().connection_lost(exc)
-
-    return SlowClientsDropped
-
-
 def run(
     model: Model, host: str, port: int, max_batch: int, max_wait_ms: float, ready=None, timeout: float = 10.0
 ) -> None:
@@ -346,11 +305,13 @@ def run(
     runtime.need("uvicorn", "serve")
     import uvicorn
 
+    from dlcli import slowclients
+
     config = uvicorn.Config(
         app(model, Limits(max_batch, max_wait_ms, timeout=timeout)),
         host=host,
         port=port,
-        http=_protocol(timeout),
+        http=slowclients.dropping_after(timeout),
         log_level="warning",
         access_log=False,
         timeout_keep_alive=5,

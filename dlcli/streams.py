@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,8 +200,6 @@ class Stream:
     def _bad_line(self, unit: Unit, error: str) -> tuple[int, str] | None:
         """`(line, what)` for pyarrow's "Expected N columns, got M: <row>": the row found in the
         unit's bytes and its line counted from the file's start (only when reading failed)."""
-        import re
-
         found = re.search(r"Expected (\d+) columns, got (\d+): (.*)", error, re.S)
         if found is None or unit.row_group is not None:
             return None

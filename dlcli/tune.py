@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from dlcli import files, runs, search
 from dlcli.config import Config, load_config
@@ -177,8 +178,6 @@ def study(s: Search):
 
 def shown_url(url: str) -> str:
     """A database URL without its password, for messages and tune.json."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -1,0 +1,61 @@
+"""uvicorn's h11 protocol, dropping a connection whose request headers do not arrive whole in time.
+
+uvicorn waits for a request's headers forever (its keep-alive timeout starts only after a response),
+so a client that sends half a request holds a connection as long as it likes; enough of them and the
+server has none left. The body has its own timeout in serve.predict (408).
+
+    >>> uvicorn.Config(app, http=dropping_after(10.0))
+"""
+
+from __future__ import annotations
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+#: How often a connection looks at how long its current request's headers have taken (seconds).
+CHECK_EVERY = 1.0
+
+
+class SlowClientsDropped(H11Protocol):
+    """Closes the connection when a request's headers are not in whole `timeout` seconds after its
+    first byte (or after the connection opened)."""
+
+    timeout = 10.0
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.partial_since: float | None = self.loop.time()  # a request is expected
+        self.watch = self.loop.call_later(CHECK_EVERY, self.check)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.DONE or self.partial_since is None:
+            self.partial_since = self.loop.time()
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the headers are in (the body has its own)
+            self.partial_since = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self.partial_since = None  # idle: uvicorn's keep-alive timeout applies
+
+    def check(self) -> None:
+        if self.transport.is_closing():
+            return
+        since = self.partial_since
+        if (
+            since is not None
+            and self.conn.their_state is h11.IDLE
+            and self.loop.time() - since > self.timeout
+        ):
+            self.transport.close()
+            return
+        self.watch = self.loop.call_later(CHECK_EVERY, self.check)
+
+    def connection_lost(self, exc) -> None:
+        self.watch.cancel()
+        super().connection_lost(exc)
+
+
+def dropping_after(timeout: float) -> type[SlowClientsDropped]:
+    """The protocol class for uvicorn's `http=`, with this timeout."""
+    return type("SlowClientsDropped", (SlowClientsDropped,), {"timeout": timeout})
