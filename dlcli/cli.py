@@ -19,6 +19,7 @@ from rich.table import Table
 
 from dlcli import console
 from dlcli.errors import DlcliError, RunError
+from dlcli.runs import DEFAULT_RUNS_DIR
 from dlcli.templates import TEMPLATES
 
 app = typer.Typer(
@@ -85,7 +86,7 @@ def train(
     runs_dir: Annotated[
         Path,
         typer.Option("--run-dir", help="Folder that holds the runs: DIR/<name>/<timestamp>.", metavar="DIR"),
-    ] = Path("runs"),
+    ] = DEFAULT_RUNS_DIR,
     resume: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--resume", help="Continue this run from its last completed epoch.", metavar="RUN"),
@@ -131,7 +132,7 @@ def evaluate(
     run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
     data: Annotated[Optional[Path], typer.Option("--data", help="Another labelled file.")] = None,  # noqa: UP045
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     device: Device = None,
 ) -> None:
     """Metrics of a finished run on its test split, or on another labelled file."""
@@ -158,7 +159,7 @@ def predict(
     run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet rows, or .npy/.npz images.")],
     output: Annotated[Optional[Path], typer.Option("--output", help=".csv or .parquet")] = None,  # noqa: UP045
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     device: Device = None,
     runtime: Annotated[
         str,
@@ -200,7 +201,7 @@ def export(
     max_drop: Annotated[
         float, typer.Option("--max-drop", help="Largest test-metric drop a quantized model may have.", min=0)
     ] = 0.01,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """One file that takes raw inputs (columns, text, pixels), checked against dlcli predict first."""
     from dlcli import export as export_mod
@@ -237,7 +238,7 @@ def serve(
             "--timeout", help="Seconds a client has for a request's headers, and its body.", min=0.1
         ),
     ] = 10.0,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """HTTP predictions from raw inputs (POST /predict, GET /metadata, /health, /docs), micro-batched."""
     from dlcli import runtime as runtime_mod
@@ -275,7 +276,7 @@ def tune(
     ] = None,
     runs_dir: Annotated[
         Path, typer.Option("--run-dir", help="Folder of the runs: DIR/<name>/tune-<id>/.", metavar="DIR")
-    ] = Path("runs"),
+    ] = DEFAULT_RUNS_DIR,
     worker: Annotated[int, typer.Option("--worker", hidden=True)] = 0,
     threads: Annotated[Optional[int], typer.Option("--threads", hidden=True)] = None,  # noqa: UP045
 ) -> None:
@@ -361,7 +362,7 @@ def init(
 def runs_(
     folder: Annotated[
         Path, typer.Argument(help="A runs folder, one name's folder or a run.", metavar="[DIR]")
-    ] = Path("runs"),
+    ] = DEFAULT_RUNS_DIR,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Every run under DIR, newest first: status, epochs, best validation value, test metric, duration."""
@@ -412,7 +413,7 @@ def compare(
         list[str], typer.Argument(help="Two or more runs (directories, NAME/latest).", metavar="RUN...")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
-    runs_dir: RunsDir = Path("runs"),
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """The config keys that differ and the metrics of each run, side by side."""
     from dlcli import listing

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlcli import converters, record, runtime
+from dlcli import runs as runs_mod
 from dlcli.errors import DataError, RunError
-from dlcli.files import check_destination, run_directory_of, sha256_of, write_atomic
+from dlcli.files import check_destination, commit, run_directory_of, sha256_of, write_atomic
 
 if TYPE_CHECKING:
     from dlcli.inference import LoadedRun
@@ -304,13 +305,13 @@ def export(
     output: str | Path | None = None,
     quantize: str | None = None,
     max_drop: float = 0.01,
-    runs_dir: Path | str = "runs",
+    runs_dir: Path | str = runs_mod.DEFAULT_RUNS_DIR,
 ) -> dict:
     """Write the run's raw-input model as `fmt`, after checking it on the test rows in its runtime.
     Returns the metadata written beside it (and, for ONNX, inside it)."""
-    from dlcli import inference, runs
+    from dlcli import inference
 
-    run_dir = runs.resolve(run, Path(runs_dir))
+    run_dir = runs_mod.resolve(run, Path(runs_dir))
     prep = _checked_request(run_dir, fmt, quantize)
     path = destination(run_dir, fmt, output, quantize)
     loaded_run = inference.load_run(run_dir, runs_dir, device="cpu")
@@ -446,10 +447,10 @@ def _place(artifact: Path, path: Path, meta: dict, fmt: str) -> None:
             write_atomic(artifact / "dlcli.json", json.dumps(meta, indent=2))
             if path.exists():  # the earlier export steps aside into the temporary folder, removed with it
                 os.replace(path, artifact.parent / "earlier")
-            os.replace(artifact, path)
+            commit(artifact, path)
             return
         meta["artifact_sha256"] = sha256_of(artifact)
-        os.replace(artifact, path)
+        commit(artifact, path)
         write_atomic(runtime.metadata_path(path), json.dumps(meta, indent=2))
         run_dir = run_directory_of(path.resolve())
         if run_dir is not None:  # the run's own export/: its digests join the run's

@@ -39,12 +39,19 @@ def replace_atomic(path: Path, write: Callable[[Path], Any]) -> None:
     tmp = _temporary(path)
     try:
         write(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
+        commit(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync(path.parent)  # the rename itself survives a power cut
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Rename the finished `tmp` (a file, or a folder) over `path` on the same file system, flushed to
+    disk before and after: the one way every file dlcli writes comes into place (runs, exports,
+    streamed predictions)."""
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(Path(path).parent)  # the rename itself survives a power cut
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:

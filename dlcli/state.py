@@ -19,12 +19,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from dlcli.errors import RunError
-from dlcli.files import link_atomic, replace_atomic, write_atomic, write_json
+from dlcli.files import replace_atomic, write_atomic
 
 RESUME_FILE = "resume.json"
 
@@ -101,11 +100,11 @@ def truncate_history(run_dir: Path, epochs: int) -> list[dict]:
         if row.get("epoch", "").isdigit() and int(row["epoch"]) <= epochs
     ]
     rows = [{k: (int(v) if k in ("epoch", "phase") else float(v)) for k, v in row.items()} for row in rows]
-    _write_history(path, rows)
+    write_history(path, rows)
     return rows
 
 
-def _write_history(path: Path, rows: list[dict]) -> None:
+def write_history(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -124,104 +123,6 @@ def restore_seed_states(model, states: list[list[int]]) -> None:
     variables = [v for v in model.variables if v.path.endswith("seed_generator_state")]
     for variable, value in zip(variables, states, strict=True):
         variable.assign(value)
-
-
-def _early_stopping_class():
-    import keras
-
-    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        """Keras' EarlyStopping whose counters can be set back to where a killed run left them."""
-
-        def __init__(self, prior: dict | None = None, **kwargs):
-            super().__init__(**kwargs)
-            self.prior = prior
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if self.prior:
-                self.wait, self.best, self.best_epoch = (
-                    self.prior["wait"],
-                    self.prior["best"],
-                    self.prior["best_epoch"],
-                )
-
-        def state(self) -> dict[str, Any]:
-            best = None if self.best is None else float(self.best)
-            return {
-                "wait": int(self.wait),
-                "best": best,
-                "best_epoch": int(self.best_epoch),
-                "stopped": bool(self.stopped_epoch),
-            }
-
-    return ResumableEarlyStopping
-
-
-def _run_state_class():
-    import keras
-
-    class RunState(keras.callbacks.Callback):
-        """Commits each completed epoch (see the module docstring); skips a halted, partial one."""
-
-        def __init__(
-            self,
-            run_dir: Path,
-            monitor: str,
-            mode: str,
-            prior: ResumeState | None,
-            history: list[dict],
-            early_stopping=None,
-            halted=lambda: False,
-            phase: tuple[int, int] | None = None,
-            saved=None,
-        ):
-            super().__init__()
-            self.saved = saved  # the model the checkpoints hold, when another trains its layers
-            self.dir, self.monitor, self.mode = Path(run_dir), monitor, mode
-            self.phase = phase  # (phase, phase_start) with train.fine_tune, else None
-            known = (prior.direction, prior.best, prior.best_epoch) if prior else (None, None, None)
-            self.direction, self.best, self.best_epoch = known
-            self.history, self.early_stopping, self.halted = history, early_stopping, halted
-
-        def on_epoch_end(self, epoch, logs=None):
-            if self.halted():
-                return
-            done, logs = epoch + 1, {k: float(v) for k, v in (logs or {}).items()}
-            saved = self.model if self.saved is None else self.saved
-            ckpt, name = self.dir / "checkpoints", f"resume-{done}.keras"
-            save_atomic(saved, ckpt / name)
-            value = logs.get(self.monitor)
-            if value is not None and self.direction is None:
-                self.direction = monitor_direction(self.model, self.monitor, self.mode, logs)
-            if value is not None and improved(self.direction, value, self.best):
-                self.best, self.best_epoch = value, done
-                save_atomic(saved, ckpt / "best.keras")
-            self.history.append({"epoch": done, **({"phase": self.phase[0]} if self.phase else {}), **logs})
-            _write_history(self.dir / "history.csv", self.history)
-            state = ResumeState(
-                epoch=done,
-                checkpoint=name,
-                monitor=self.monitor,
-                direction=self.direction,
-                best=self.best,
-                best_epoch=self.best_epoch,
-                seed_states=seed_states(saved),
-                early_stopping=self.early_stopping.state() if self.early_stopping else None,
-                phase=self.phase[0] if self.phase else 1,
-                phase_start=self.phase[1] if self.phase else 0,
-            )
-            write_json(ckpt / RESUME_FILE, asdict(state))
-            link_atomic(ckpt / name, ckpt / "last.keras")
-            for old in ckpt.glob("resume-*.keras"):
-                if old.name != name:
-                    old.unlink(missing_ok=True)
-
-    return RunState
-
-
-def callbacks_classes():
-    """Keras callback classes, made on first use so this module imports without Keras."""
-    return _early_stopping_class(), _run_state_class()
 
 
 def save_atomic(model, path: Path) -> None:

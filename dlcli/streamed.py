@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import hashsplit, pipeline, shards
+from dlcli import files, hashsplit, pipeline, shards
 from dlcli.stats import piece_name
 
 if TYPE_CHECKING:
@@ -469,7 +469,7 @@ class _Writer:
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
-        self.temp.replace(self.path)
+        files.commit(self.temp, self.path)
 
     def abort(self) -> None:
         if self.handle is not None:

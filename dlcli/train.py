@@ -8,34 +8,20 @@ module never prints.
 
 from __future__ import annotations
 
-import math
 import signal
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from dlcli import pipeline
+from dlcli.callbacks.early_stopping import ResumableEarlyStopping
+from dlcli.callbacks.halt import Halt, HaltCallback
+from dlcli.callbacks.relay import Listener, Relay
+from dlcli.callbacks.run_state import RunState
+from dlcli.callbacks.timer import Timer
 from dlcli.config import Config
 from dlcli.state import ResumeState
-
-
-class Listener(Protocol):
-    def train_begin(self, epochs: int, steps: int | None) -> None: ...
-    def batch_end(self, step: int, logs: dict[str, float]) -> None: ...
-    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None: ...
-    def train_end(self) -> None: ...
-
-
-class Halt:
-    """Why training should stop early: a signal (SIGINT/SIGTERM) or a diverged loss."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.diverged: tuple[int, int, float] | None = None
-
-    def __bool__(self) -> bool:
-        return self.signum is not None or self.diverged is not None
 
 
 @contextmanager
@@ -88,9 +74,6 @@ class FitPlan:
 def callbacks(plan: FitPlan, model) -> list:
     """Keras callbacks for `plan` training `model` (what the checkpoints save), in order; the last is
     the Timer."""
-    from dlcli.state import callbacks_classes
-
-    ResumableEarlyStopping, RunState = callbacks_classes()
     config = plan.config
     (plan.run_dir / "checkpoints").mkdir(exist_ok=True)
     stop = config.train.early_stopping
@@ -105,7 +88,7 @@ def callbacks(plan: FitPlan, model) -> list:
             restore_best_weights=False,
             verbose=0,
         )
-    out: list[Any] = [*pipeline.dataset_guard(), _halt_class()(plan.halt, plan.steps, plan.epoch_var)]
+    out: list[Any] = [*pipeline.dataset_guard(), HaltCallback(plan.halt, plan.steps, plan.epoch_var)]
     out += [early] if early else []
     out += _reduce_lr(config)
     out += _tensorboard(config, plan.run_dir)
@@ -114,8 +97,8 @@ def callbacks(plan: FitPlan, model) -> list:
     state = RunState(plan.run_dir, monitor, mode, plan.prior, plan.history, early, halted, plan.phase, model)
     out.append(state)
     if plan.listener is not None:
-        out.append(_relay_class()(plan.listener, plan.last_epoch, plan.steps, plan.halt))
-    out.append(_timer_class()())  # last: an epoch's time includes the checkpoints written at its end
+        out.append(Relay(plan.listener, plan.last_epoch, plan.steps, plan.halt))
+    out.append(Timer())  # last: an epoch's time includes the checkpoints written at its end
     return out
 
 
@@ -145,94 +128,6 @@ def _tensorboard(config: Config, run_dir: Path) -> list:
 
     logs = str(run_dir / "tensorboard")
     return [keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0, update_freq="epoch")]
-
-
-def _timer_class():
-    import time
-
-    import keras
-
-    import dlcli
-
-    class Timer(keras.callbacks.Callback):
-        """Wall time of each epoch (training, validation and the files written after it), and the
-        time from the start of the process to the end of the first training step."""
-
-        def __init__(self):
-            super().__init__()
-            self.epoch_s: list[float] = []
-            self.first_step_s: float | None = None
-            self.began = 0.0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.began = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            if self.first_step_s is None:
-                self.first_step_s = round(time.time() - dlcli.STARTED_AT, 3)
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch_s.append(round(time.perf_counter() - self.began, 4))
-
-    return Timer
-
-
-def _halt_class():
-    import keras
-
-    class HaltCallback(keras.callbacks.Callback):
-        """Stops after the current step on a signal, or when the loss stops being finite.
-
-        With steps_per_execution > 1 Keras reports every N batches, so a divergence is placed at the
-        end of the block of N batches in which the loss first went bad.
-        """
-
-        def __init__(self, halt: Halt, steps: int | None, epoch_var=None):
-            super().__init__()
-            self.halt, self.steps, self.epoch, self.epoch_var = halt, steps, 0, epoch_var
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch + 1
-            if self.epoch_var is not None:  # picks this epoch's data order (see training_dataset)
-                self.epoch_var.assign(epoch)
-
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)) and self.halt.diverged is None:
-                last = batch + 1 if self.steps is None else min(batch + 1, self.steps)
-                self.halt.diverged = (self.epoch, last, float(loss))
-            if self.halt:
-                self.model.stop_training = True
-
-    return HaltCallback
-
-
-def _relay_class():
-    import keras
-
-    class Relay(keras.callbacks.Callback):
-        def __init__(self, listener: Listener, epochs: int, steps: int | None, halt: Halt):
-            super().__init__()
-            self.listener, self.epochs, self.steps, self.halt = listener, epochs, steps, halt
-
-        def on_train_begin(self, logs=None):
-            self.listener.train_begin(self.epochs, self.steps)
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.listener.batch_end(batch + 1, _floats(logs))
-
-        def on_epoch_end(self, epoch, logs=None):
-            if not self.halt:  # a halted epoch is partial and is not recorded
-                self.listener.epoch_end(epoch + 1, _floats(logs))
-
-        def on_train_end(self, logs=None):
-            self.listener.train_end()
-
-    return Relay
-
-
-def _floats(logs: dict | None) -> dict[str, float]:
-    return {k: float(v) for k, v in (logs or {}).items()}
 
 
 def fit(model, plan: FitPlan):

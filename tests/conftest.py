@@ -85,12 +85,15 @@ def train_shipped(cli, config: str, name: str, *overrides: str) -> Path:
     return latest_run(Path.cwd(), name)
 
 
-def fails(cli, *args: str) -> str:
-    """`dlcli ARGS` in this process must exit 2 without a traceback; its stderr, unwrapped."""
-    code, out, err = cli(*args)
-    assert code == 2, f"exit {code}\n{out}\n{err}"
-    assert "Traceback" not in out + err
-    return " ".join(err.split())
+def fails(cli, *args: str, code: int = 2, raw: bool = False) -> str:
+    """`dlcli ARGS` in this process must exit `code` (2: the user's mistake) with one `error:` block, no
+    traceback, no internal error; its stderr, unwrapped into one line (`raw`: as printed). The one
+    helper of every test that asserts a refusal's words."""
+    got, out, err = cli(*args)
+    assert got == code, f"exit {got}\n{out}\n{err}"
+    assert "Traceback" not in out + err and "internal error" not in err
+    assert err.startswith(("error: ", "warning: ", "note: ")), err
+    return err if raw else " ".join(err.split())
 
 
 def unsealed(run: Path) -> None:

@@ -8,15 +8,11 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CONFIGS, GOOD, ROOT, dlcli
+from conftest import CONFIGS, GOOD, ROOT, dlcli, fails
 
 
-def _fails(cli, *args: str) -> str:
-    code, out, err = cli(*args)
-    assert code == 2, f"exit {code}\n{out}\n{err}"
-    assert "Traceback" not in out + err
-    assert err.startswith("error: ")
-    return err
+def _fails(cli, *args: str, code: int = 2) -> str:
+    return fails(cli, *args, code=code, raw=True)
 
 
 # ---- config mistakes: (name, config text, expected text in the message) ---------------------------

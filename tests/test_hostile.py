@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GOOD, dlcli, read_json, unsealed
+from conftest import GOOD, dlcli, fails, read_json, unsealed
 
 REGRESSION = """\
 name: t
@@ -29,10 +29,7 @@ train: {epochs: 1, tensorboard: false, plots: false}
 
 
 def _fails(cli, *args: str, code: int = 2) -> str:
-    got, out, err = cli(*args)
-    assert got == code, f"exit {got}\n{out}\n{err}"
-    assert "Traceback" not in out + err and "internal error" not in err
-    return err
+    return fails(cli, *args, code=code, raw=True)
 
 
 def _table(tmp_path: Path, overrides: dict | None = None) -> Path:

@@ -145,7 +145,10 @@ def test_sigint_stops_cleanly_and_prints_a_resume_command_that_works(tmp_path, c
 
 
 def test_a_run_in_training_cannot_be_resumed_twice_and_sigterm_exits_143(tmp_path, dlcli_fork):
-    proc = dlcli_fork("train", CONFIG, *SLOW, "-o", "train.epochs=30", cwd=tmp_path)
+    # 200 epochs and no early stop: still training while a second process starts (a loaded machine
+    # took 7 epochs to import TensorFlow there, and early stopping had ended the first run)
+    longer = ["-o", "train.epochs=200", "-o", "train.early_stopping=null"]
+    proc = dlcli_fork("train", CONFIG, *SLOW, *longer, cwd=tmp_path)
     _kill_after_epoch(proc, tmp_path / "runs", 1, sig=0)  # signal 0: only wait for epoch 1
     run = _run_dir(tmp_path / "runs")
     second = dlcli("train", "--resume", str(run), cwd=tmp_path)
