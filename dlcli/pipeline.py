@@ -172,7 +172,7 @@ def window_batches(series: np.ndarray, starts: np.ndarray, length: int, y, batch
     return lean(index.map(lambda idx: (take(idx), tf.gather(ys, idx))))
 
 
-def _determinism_switch():
+def determinism_switch():
     """(off, on) for TensorFlow op determinism while it is on, else None."""
     from tensorflow.python.framework import config as tf_config
 
@@ -180,37 +180,6 @@ def _determinism_switch():
     if off is None or not tf_config.is_op_determinism_enabled():
         return None
     return off, tf_config.enable_op_determinism
-
-
-def dataset_guard() -> list:
-    """A callback that keeps op determinism off while Keras makes dataset iterators, if it is on.
-
-    With op determinism on, tf.data gives every new iterator its `make_deterministic` graph rewrite,
-    which serializes the dataset graph and with it the in-memory arrays: a transient copy of the
-    training set each time (Keras 3.15 makes two iterators an epoch; 45 MB more peak memory on
-    MNIST). The pipelines here have no parallel stage, so the rewrite changes nothing. Determinism is
-    on while every training, validation and prediction step runs, which is when kernels are built.
-    """
-    import keras
-
-    switch = _determinism_switch()
-    if switch is None:
-        return []
-    off, on = switch
-
-    class DatasetGuard(keras.callbacks.Callback):
-        def _off(self, *args, **kwargs):
-            off()
-
-        def _on(self, *args, **kwargs):
-            on()
-
-        on_epoch_begin = on_test_begin = on_predict_begin = _off
-        on_train_batch_end = on_test_batch_end = on_predict_batch_end = _off
-        on_train_batch_begin = on_test_batch_begin = on_predict_batch_begin = _on
-        on_train_end = on_test_end = on_predict_end = on_epoch_end = _on
-
-    return [DatasetGuard()]
 
 
 #: Batches of at least this many rows when only predicting (evaluation, predict): fewer calls.
@@ -229,9 +198,9 @@ def forward(model, ds, compiled: bool = False):
     """
     import numpy as np
 
-    switch = _determinism_switch()
+    switch = determinism_switch()
     if switch:
-        switch[0]()  # see dataset_guard
+        switch[0]()  # see callbacks/dataset_guard.py
     try:
         batches = iter(ds)
     finally:

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import keras
-
-    from dlcli.config import Config
-    from dlcli.text import TextVectorizer
+import keras
+import numpy as np
+import tensorflow as tf
 
 from dlcli.text import CHUNK, input_name
+
+if TYPE_CHECKING:
+    from dlcli.config import Config
+    from dlcli.text import TextVectorizer
 
 
 def usable(config: Config, text: TextVectorizer | None, distributed: bool, embedded: bool = False) -> bool:
@@ -47,7 +49,7 @@ class Trainer:
         self.layers = {name: model.get_layer(f"vectorize_{name}") for name in self.names}
         self.has_features = "features" in model.input
         stack = [model.get_layer(index=i) for i in range(-len(config.model.layers), 0)]
-        self.model = _trainer_class()(self.has_features, self.names, stack, name=f"{model.name}_sparse")
+        self.model = SparseTrainer(self.has_features, self.names, stack, name=f"{model.name}_sparse")
         self.model.compile(
             optimizer=model.optimizer,  # one optimizer: the saved model's checkpoints hold its state
             loss=config.loss,
@@ -65,7 +67,6 @@ class Trainer:
 
     def finish(self, x: dict) -> dict:
         """A batch gathered from `inputs` → the trainer's inputs (sparse vectors); for tf.data's map."""
-        import tensorflow as tf
 
         out = {"features": x["features"]} if self.has_features else {}
         for name in self.names:
@@ -79,9 +80,6 @@ class Trainer:
 
 def _vectors(layer, texts):
     """One text column → (ids, values) as ragged tensors, a row per text: the layer's vector, sparse."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
 
     mode = layer.get_config()["output_mode"]
     arguments = {
@@ -119,37 +117,32 @@ def _vectors(layer, texts):
     )
 
 
-def _trainer_class():
-    import keras
-    import tensorflow as tf
+class SparseTrainer(keras.Model):
+    """The saved model's configured layers, applied to sparse vectors (see the module docstring)."""
 
-    class SparseTrainer(keras.Model):
-        """The saved model's configured layers, applied to sparse vectors (see the module docstring)."""
+    def __init__(self, has_features: bool, names: list[str], stack: list, **kwargs):
+        super().__init__(**kwargs)
+        self.has_features, self.names, self.stack = has_features, names, stack
 
-        def __init__(self, has_features: bool, names: list[str], stack: list, **kwargs):
-            super().__init__(**kwargs)
-            self.has_features, self.names, self.stack = has_features, names, stack
+    def call(self, inputs, training=False):
+        parts = [tf.sparse.from_dense(inputs["features"])] if self.has_features else []
+        parts += [inputs[name] for name in self.names]
+        x = parts[0] if len(parts) == 1 else tf.sparse.concat(axis=1, sp_inputs=parts)
+        for layer in self.stack:
+            if isinstance(x, tf.SparseTensor):
+                if isinstance(layer, keras.layers.Dropout) and layer.noise_shape is None:
+                    x = _dropout(layer, x) if training else x
+                    continue
+                if not isinstance(layer, keras.layers.Dense):
+                    x = tf.sparse.to_dense(x)  # a layer that takes dense inputs only
+            x = layer(x, training=training)
+        return x
 
-        def call(self, inputs, training=False):
-            parts = [tf.sparse.from_dense(inputs["features"])] if self.has_features else []
-            parts += [inputs[name] for name in self.names]
-            x = parts[0] if len(parts) == 1 else tf.sparse.concat(axis=1, sp_inputs=parts)
-            for layer in self.stack:
-                if isinstance(x, tf.SparseTensor):
-                    if isinstance(layer, keras.layers.Dropout) and layer.noise_shape is None:
-                        x = _dropout(layer, x) if training else x
-                        continue
-                    if not isinstance(layer, keras.layers.Dense):
-                        x = tf.sparse.to_dense(x)  # a layer that takes dense inputs only
-                x = layer(x, training=training)
-            return x
 
-    def _dropout(layer, x):
-        """Keras' Dropout on the non-zero values only: the same rate, scaling and seed generator."""
-        if layer.rate == 0:
-            return x
-        keep = keras.random.uniform(tf.shape(x.values), seed=layer.seed_generator) >= layer.rate
-        values = tf.where(keep, x.values / (1 - layer.rate), tf.zeros_like(x.values))
-        return tf.SparseTensor(x.indices, values, x.dense_shape)
-
-    return SparseTrainer
+def _dropout(layer, x):
+    """Keras' Dropout on the non-zero values only: the same rate, scaling and seed generator."""
+    if layer.rate == 0:
+        return x
+    keep = keras.random.uniform(tf.shape(x.values), seed=layer.seed_generator) >= layer.rate
+    values = tf.where(keep, x.values / (1 - layer.rate), tf.zeros_like(x.values))
+    return tf.SparseTensor(x.indices, values, x.dense_shape)

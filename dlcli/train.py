@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcli import pipeline
+from dlcli.callbacks.dataset_guard import dataset_guard
 from dlcli.callbacks.early_stopping import ResumableEarlyStopping
 from dlcli.callbacks.halt import Halt, HaltCallback
 from dlcli.callbacks.relay import Listener, Relay
@@ -88,7 +88,7 @@ def callbacks(plan: FitPlan, model) -> list:
             restore_best_weights=False,
             verbose=0,
         )
-    out: list[Any] = [*pipeline.dataset_guard(), HaltCallback(plan.halt, plan.steps, plan.epoch_var)]
+    out: list[Any] = [*dataset_guard(), HaltCallback(plan.halt, plan.steps, plan.epoch_var)]
     out += [early] if early else []
     out += _reduce_lr(config)
     out += _tensorboard(config, plan.run_dir)

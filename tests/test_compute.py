@@ -157,7 +157,7 @@ def test_dataset_guard_lifts_determinism_only_between_steps(request):
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
-    from dlcli.pipeline import dataset_guard
+    from dlcli.callbacks.dataset_guard import dataset_guard
 
     was_on = tf_config.is_op_determinism_enabled()
     tf.config.experimental.enable_op_determinism()

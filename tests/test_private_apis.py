@@ -2,7 +2,7 @@
 and says which dlcli function depends on it and what it buys.
 
 Kept uses (see each function's docstring for the measurement):
-- pipeline._determinism_switch (pipeline.dataset_guard, pipeline.forward): op determinism lifted while
+- pipeline.determinism_switch (callbacks/dataset_guard.py, pipeline.forward): op determinism lifted while
   tf.data makes an iterator, which otherwise copies the training arrays: 41 MB less peak memory on
   configs/mnist.yaml (benchmarks/private_apis.py, in RESULTS.md).
 (distribute.py parsed Slurm's task list with a private TensorFlow helper; it has its own 8 lines now.)
@@ -18,7 +18,7 @@ PRIVATE = [
     (
         "tensorflow.python.framework.config",
         ["is_op_determinism_enabled", "enable_op_determinism", "disable_op_determinism"],
-        "dlcli.pipeline._determinism_switch",
+        "dlcli.pipeline.determinism_switch",
     ),
 ]
 
@@ -33,12 +33,12 @@ def test_private_tensorflow_names_still_exist(module, names, user):
 def test_the_determinism_switch_turns_determinism_off_and_on(request):
     from tensorflow.python.framework import config as tf_config
 
-    from dlcli.pipeline import _determinism_switch
+    from dlcli.pipeline import determinism_switch
 
     was_on = tf_config.is_op_determinism_enabled()
     tf_config.enable_op_determinism()
     request.addfinalizer(lambda: None if was_on else tf_config.disable_op_determinism())
-    off, on = _determinism_switch()
+    off, on = determinism_switch()
     off()
     assert not tf_config.is_op_determinism_enabled()
     on()
