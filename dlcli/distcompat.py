@@ -9,7 +9,7 @@ step:
 2. `reduce_per_replica` reduces every scalar loss and metric with `axis=0`: "Invalid reduction
    dimension 0 for input with 0 dimensions" (tensorflow/tensorflow issue 72388).
 
-`MultiWorkerStrategy.reduce` answers both:
+`MultiWorkerStrategy.reduce` (dlcli/multiworker.py, imported only where TensorFlow runs) answers both:
 
 1. a nested structure: Keras asks this only to build the model from the first batch, and reads
    nothing of the answer but each element's shape and dtype (`Trainer._symbolic_build` turns it into
@@ -60,23 +60,3 @@ def changed_call_sites() -> list[str]:
         if hashlib.sha256(source.encode()).hexdigest() != digest:
             changed.append(site)
     return changed
-
-
-def multi_worker_strategy(cluster_resolver):
-    """tf.distribute.MultiWorkerMirroredStrategy over `cluster_resolver`, with the reduce Keras needs."""
-    import tensorflow as tf
-    from keras import tree
-
-    class MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-        def reduce(self, reduce_op, value, axis):
-            if isinstance(value, tuple | list | dict):  # fix 1: only shapes and dtypes are read
-                return tree.map_structure(self._first_local, value)
-            scalar = getattr(getattr(value, "shape", None), "rank", None) == 0
-            return super().reduce(reduce_op, value, None if scalar else axis)  # fix 2
-
-        def _first_local(self, value):
-            if isinstance(value, tf.distribute.DistributedValues):
-                return self.experimental_local_results(value)[0]
-            return value
-
-    return MultiWorkerStrategy(cluster_resolver=cluster_resolver)

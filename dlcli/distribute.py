@@ -105,9 +105,9 @@ class Placement:
         if self.kind == "mirrored" and self.strategy is None:
             self.strategy = tf.distribute.MirroredStrategy(self.local_devices)
         elif self.kind == "multi_worker" and self.strategy is None:
-            from dlcli import distcompat
+            from dlcli.multiworker import MultiWorkerStrategy  # TensorFlow: only where it runs
 
-            self.strategy = distcompat.multi_worker_strategy(self.resolver)
+            self.strategy = MultiWorkerStrategy(cluster_resolver=self.resolver)
 
     def scope(self):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()

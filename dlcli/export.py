@@ -18,10 +18,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import tensorflow as tf
+
 from dlcli import converters, record, runtime
 from dlcli import runs as runs_mod
 from dlcli.errors import DataError, RunError
 from dlcli.files import check_destination, commit, run_directory_of, sha256_of, write_atomic
+from dlcli.images import resizer
 
 if TYPE_CHECKING:
     from dlcli.inference import LoadedRun
@@ -71,47 +74,39 @@ def unsupported(prep: Preprocessor) -> str | None:
 
 
 # ---- the graph --------------------------------------------------------------------------------------
-def _module(prep: Preprocessor, model, specs: list[runtime.InputSpec], batch: int | None = None):
-    """A tf.Module whose `serve` function maps the raw inputs (`batch` rows, any number if None) to
-    the named outputs."""
-    import tensorflow as tf
+class RawInputs(tf.Module):
+    """The run's model behind its fitted preprocessing: `serve` maps the raw inputs (`batch` rows, any
+    number if None) to the named outputs. Every table and variable the graph reads is tracked here."""
 
-    class Raw(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-            self.tables = []
-            if prep.kind == "image_files":  # tracked here: Keras' Resizing keeps a seed generator's state
-                from dlcli.images import resizer
+    def __init__(self, prep: Preprocessor, model, specs: list[runtime.InputSpec], batch: int | None = None):
+        super().__init__()
+        self.model = model
+        self.tables = []
+        if prep.kind == "image_files":  # tracked here: Keras' Resizing keeps a seed generator's state
+            self.resize = resizer(prep.image)
+        # every tf.Variable the graph reads, augmentation layers' seed states too (as Keras'
+        # ExportArchive tracks them): otherwise saving refuses a capture "not reachable from root"
+        layers = [model, *([self.resize] if prep.kind == "image_files" else [])]
+        self.keras_variables = [getattr(v, "value", v) for layer in layers for v in layer.variables]
+        if prep.categorical is not None:
+            for categories, fill in zip(prep.categorical.categories_, prep.categorical.fill_, strict=True):
+                keys = [str(c) for c in categories]
+                # a missing category (the empty string) is the imputed one, or unseen when it is new
+                values = list(range(len(keys))) + [keys.index(fill) if fill in keys else -1]
+                init = tf.lookup.KeyValueTensorInitializer(
+                    tf.constant([*keys, ""]), tf.constant(values, tf.int64)
+                )
+                self.tables.append(tf.lookup.StaticHashTable(init, default_value=-1))
 
-                self.resize = resizer(prep.image)
-            # every tf.Variable the graph reads, augmentation layers' seed states too (as Keras'
-            # ExportArchive tracks them): otherwise saving refuses a capture "not reachable from root"
-            layers = [model, *([self.resize] if prep.kind == "image_files" else [])]
-            self.keras_variables = [getattr(v, "value", v) for layer in layers for v in layer.variables]
-            if prep.categorical is not None:
-                for categories, fill in zip(
-                    prep.categorical.categories_, prep.categorical.fill_, strict=True
-                ):
-                    keys = [str(c) for c in categories]
-                    # a missing category (the empty string) is the imputed one, or unseen when it is new
-                    values = list(range(len(keys))) + [keys.index(fill) if fill in keys else -1]
-                    init = tf.lookup.KeyValueTensorInitializer(
-                        tf.constant([*keys, ""]), tf.constant(values, tf.int64)
-                    )
-                    self.tables.append(tf.lookup.StaticHashTable(init, default_value=-1))
-
-        @tf.function(input_signature=[{s.name: s.tensor_spec(batch) for s in specs}])
-        def serve(self, inputs):
+        def serve(inputs):  # prep and specs stay Python values of the closure, never tracked state
             x = _decoded(prep, inputs["image"], self.resize) if prep.kind == "image_files" else None
             x = x if x is not None else _model_input(prep, inputs, specs, self.tables)
             return _outputs(prep, self.model(x, training=False))
 
-    return Raw()
+        self.serve = tf.function(serve, input_signature=[{s.name: s.tensor_spec(batch) for s in specs}])
 
 
 def _numeric(prep: Preprocessor, x, i: int):
-    import tensorflow as tf
 
     state = prep.numeric
     missing = tf.not_equal(x, x)  # NaN (ONNX: IsNaN; TFLite: NOT_EQUAL)
@@ -125,7 +120,6 @@ def _numeric(prep: Preprocessor, x, i: int):
 
 def _categorical(prep: Preprocessor, x, i: int, table):
     """One categorical column's block of the feature vector: its one-hot columns, or one value."""
-    import tensorflow as tf
 
     index = table.lookup(x)  # -1: a category not seen in training
     n = len(prep.categorical.categories_[i])
@@ -139,7 +133,6 @@ def _categorical(prep: Preprocessor, x, i: int, table):
 
 
 def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec], tables: list):
-    import tensorflow as tf
 
     if prep.kind in ("image", "image_files"):
         (spec,) = specs
@@ -158,7 +151,6 @@ def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec
 
 def _decoded(prep: Preprocessor, encoded, resize):
     """Encoded image files → pixels at the trained size, as dlcli's loader makes them."""
-    import tensorflow as tf
 
     channels = prep.image["channels"]
 
@@ -172,7 +164,6 @@ def _decoded(prep: Preprocessor, encoded, resize):
 
 
 def _outputs(prep: Preprocessor, y) -> dict:
-    import tensorflow as tf
 
     y = tf.cast(y, tf.float32)
     target = prep.target_encoder
@@ -323,7 +314,7 @@ def export(
         for column in prep.numeric.columns:
             rows[column] = rows[column].astype("float32").astype("float64")
     expected = _reference(loaded_run, rows, split)
-    module = _module(prep, loaded_run.model, specs)
+    module = RawInputs(prep, loaded_run.model, specs)
     path.parent.mkdir(parents=True, exist_ok=True)
     # beside the destination (one file system: the artifact is renamed into place, never copied)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent) as tmp:
@@ -336,7 +327,7 @@ def export(
                 saved_model,
                 artifact,
                 quantize,
-                lambda: _module(prep, loaded_run.model, specs, batch=1),
+                lambda: RawInputs(prep, loaded_run.model, specs, batch=1),
                 _calibration(runtime.inputs_of(meta, train, "the train rows"))
                 if quantize == "int8"
                 else None,

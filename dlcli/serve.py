@@ -73,7 +73,7 @@ def load(run: str | Path, runs_dir: Path | str, asked: str = "auto") -> Model:
         raise DataError(f"{run_dir}: cannot be served: {reason}")
     specs = runtime.input_specs(prep)
     meta = runtime.metadata(prep, specs, "tensorflow", None, run_dir)
-    return Model(_InProcess(export._module(prep, loaded.model, specs)), meta, "tensorflow", info)
+    return Model(_InProcess(export.RawInputs(prep, loaded.model, specs)), meta, "tensorflow", info)
 
 
 def _read(reader, path: Path):
