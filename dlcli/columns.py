@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from dlcli.checks import suggest
 from dlcli.config import Config
 from dlcli.errors import DataError
-from dlcli.reading import row_where
+from dlcli.reading import not_a_number, row_where
 
 if TYPE_CHECKING:
     import numpy as np
@@ -294,10 +294,15 @@ def check_numeric(frame: pd.DataFrame, columns: list[str], source: str, inf_is_m
             bad = values[numbers.isna() & values.notna()]
             if len(bad):
                 raise DataError(
-                    f"{source}: column {column!r} {row_where(source, bad.index[0])}: {bad.iloc[0]!r} is not "
-                    f"a number ({len(bad)} such rows); list the column under "
-                    "preprocessing.categorical.columns if it holds categories, add the value to "
-                    "data.na_values if it marks a missing value, or fix it"
+                    not_a_number(
+                        source,
+                        column,
+                        bad.index[0],
+                        repr(bad.iloc[0]),
+                        f"({len(bad)} such rows); list the column under preprocessing.categorical.columns "
+                        "if it holds categories, add the value to data.na_values if it marks a missing "
+                        "value, or fix it",
+                    )
                 )
         if inf_is_missing or pd.api.types.is_bool_dtype(numbers):
             continue

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from dlcli import input_checks
+from dlcli import formats, input_checks
 from dlcli.checks import CLASSIFICATION_LOSSES, static_problems
 from dlcli.config_sections import (  # noqa: F401 - re-exported: the config's models live here too
     AugmentConfig,
@@ -223,7 +223,7 @@ class DataConfig(_Strict):
 
 
 def _is_npz(path: str | None) -> bool:
-    return path is not None and path.lower().endswith(".npz")
+    return path is not None and path.lower().endswith(formats.ARRAYS[0])
 
 
 def _is_idx(path: str | None) -> bool:

@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 
 from dlcli import arrays as arrays_mod
 from dlcli import columns as columns_mod
+from dlcli import formats, timeseries
 from dlcli import idx as idx_files
-from dlcli import timeseries
 from dlcli.checks import suggest
 from dlcli.columns import Columns
 from dlcli.config import DATASET_TARGET, KERAS_DATASETS, Config
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SPLITS = ("train", "validation", "test")
-ARRAY_SUFFIXES = {".npz", ".npy"}
 
 
 @dataclass
@@ -154,7 +153,7 @@ def load(config: Config) -> Loaded:
             "looked for beside the config, then in $DLCLI_DATA_DIR "
             f"({'set to ' + mirror if mirror else 'not set'})"
         )
-    if path.suffix.lower() in ARRAY_SUFFIXES:
+    if path.suffix.lower() in formats.ARRAYS:
         return _split_arrays(config, _npz_source(path))
     labels = Path(data.labels) if data.labels else None
     arrays = idx_files.read_arrays(path, labels)  # MNIST's family as it ships: IDX files

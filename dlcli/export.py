@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
-from dlcli import converters, record, runtime
+from dlcli import converters, formats, record, runtime
 from dlcli import runs as runs_mod
 from dlcli.errors import DataError, RunError
 from dlcli.files import check_destination, commit, run_directory_of, sha256_of, write_atomic
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZE = ("float16", "int8")
-#: Suffixes of files, never the name of a SavedModel's folder.
-FILE_SUFFIXES = (".onnx", ".tflite", ".keras", ".h5", ".pb", ".json", ".csv", ".parquet", ".npz", ".zip")
 #: Largest difference allowed between the artifact's and dlcli's predictions on the test rows (float32):
 #: absolute for probabilities; for regression, relative to the prediction or, where it is smaller, to
 #: the target's scale (its standard deviation, range or IQR as `preprocessing.target.scale` says).
@@ -398,7 +396,7 @@ def destination(run_dir: Path, fmt: str, output: str | Path | None, quantize: st
     files, a folder or file that is not an earlier export of this format, or a name of another format."""
     path = Path(output) if output else default_path(run_dir, fmt, quantize)
     suffixes = () if fmt == "saved_model" else (f".{fmt}",)
-    if fmt == "saved_model" and path.suffix.lower() in FILE_SUFFIXES:
+    if fmt == "saved_model" and path.suffix.lower() in formats.NOT_FOLDERS:
         raise DataError(
             f"--output {path}: a SavedModel is a folder, and {path.suffix!r} names a file of another "
             f"kind; name the folder {path.with_suffix('').name}"

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlcli import formats
 from dlcli.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 #: What tf.io.decode_image reads (Keras' image_dataset_from_directory takes the same).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
-TEXT_SUFFIXES = (".txt",)
 #: The columns of a folder's table.
 PATH, TEXT, LABEL = "path", "text", "label"
 
@@ -91,14 +90,14 @@ def read(folder: Path) -> tuple[pd.DataFrame, Found]:
     for class_dir in classes:
         for path in _files(class_dir):
             suffix = path.suffix.lower()
-            if suffix in IMAGE_SUFFIXES or suffix in TEXT_SUFFIXES:
-                kinds.add("images" if suffix in IMAGE_SUFFIXES else "text")
+            if suffix in formats.IMAGES or suffix in formats.CLASS_TEXTS:
+                kinds.add("images" if suffix in formats.IMAGES else "text")
                 rows.append((path, class_dir.name))
             else:
                 ignored.append(str(path.relative_to(folder)))
     if not rows:
         raise DataError(
-            f"{folder}: no image ({', '.join(IMAGE_SUFFIXES)}) or text (.txt) files in its class "
+            f"{folder}: no image ({', '.join(formats.IMAGES)}) or text (.txt) files in its class "
             f"folders ({', '.join(c.name for c in classes)})"
         )
     if len(kinds) > 1:
@@ -130,4 +129,4 @@ def image_files(path: Path) -> list[str]:
     """predict's `--input`: one image, or every image below a folder (recursively, sorted)."""
     if path.is_file():
         return [str(path)]
-    return [str(p) for p in _files(path) if p.suffix.lower() in IMAGE_SUFFIXES]
+    return [str(p) for p in _files(path) if p.suffix.lower() in formats.IMAGES]

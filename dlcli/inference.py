@@ -10,14 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import compute, distribute, files, pipeline, runs, saved, scoring
+from dlcli import compute, distribute, files, formats, pipeline, runs, saved, scoring
 from dlcli import data as data_mod
 from dlcli.config import Config
 from dlcli.errors import DataError, RunError
 from dlcli.preprocessing import Preprocessor
-
-#: What predict writes, by the --output's suffix.
-PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -210,15 +207,15 @@ def _image_files(prep: Preprocessor, path: Path, config: Config | None, labelled
     if not path.exists():
         raise DataError(f"{path}: no such file or folder (resolved to {path.resolve()})")
     listed = path.is_dir() and not (labelled and config is not None)  # predict: every image below
-    if config is not None and not listed and path.suffix.lower() not in folders.IMAGE_SUFFIXES:
+    if config is not None and not listed and path.suffix.lower() not in formats.IMAGES:
         reading = None if path.is_dir() else _reading(config.data, path)  # a table, or class folders
         source = data_mod.read_source(config, path, labelled, reading, image_column=column)
         prep.warnings.extend(source.notes)
         return source.frame.rename(columns={folders.PATH: column})
-    if listed or path.suffix.lower() in folders.IMAGE_SUFFIXES:
+    if listed or path.suffix.lower() in formats.IMAGES:
         paths = folders.image_files(path)
         if not paths:
-            raise DataError(f"{path}: no image files ({', '.join(folders.IMAGE_SUFFIXES)}) in it or below it")
+            raise DataError(f"{path}: no image files ({', '.join(formats.IMAGES)}) in it or below it")
         frame = pd.DataFrame({column: paths}, index=pd.RangeIndex(1, len(paths) + 1))
     else:  # a table, where the run's config cannot be read
         frame = data_mod.read_table(path, None, labelled=labelled)
@@ -264,7 +261,7 @@ def predict(
 
     input_path = Path(input_path)
     out = Path(output_path) if output_path else Path(f"{input_path.stem}_predictions.csv")
-    files.check_destination(out, "--output", kind="predictions", suffixes=PREDICTION_SUFFIXES)
+    files.check_destination(out, "--output", kind="predictions", suffixes=formats.PREDICTIONS)
     if out.resolve() == input_path.resolve() or (out.exists() and out.samefile(input_path)):
         raise DataError(
             f"--output {out}: that is the --input file; writing predictions there would replace your "
@@ -365,7 +362,7 @@ def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
+    if suffix in formats.PARQUET:
         content = table.to_parquet(index=False)
     elif suffix == ".csv":
         content = table.to_csv(index=False)

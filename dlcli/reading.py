@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dlcli import formats
 from dlcli.errors import DataError
 
 if TYPE_CHECKING:
@@ -22,17 +23,6 @@ if TYPE_CHECKING:
 
     from dlcli.config import DataConfig
 
-#: Delimited text files, by suffix, with the separator each implies (None: sniffed from the file).
-TEXT_SUFFIXES: dict[str, str | None] = {
-    ".csv": ",",
-    ".tsv": "\t",
-    ".tab": "\t",
-    ".txt": None,
-    ".data": None,
-    ".dat": None,
-    ".test": None,  # UCI's adult.test and the like
-}
-OTHER_SUFFIXES = {".parquet": "Parquet", ".pq": "Parquet", ".jsonl": "JSON lines", ".json": "JSON lines"}
 #: What `sep: whitespace` means: any run of spaces and tabs (UCI's fixed-width-looking files).
 WHITESPACE = r"\s+"
 SNIFFED = ",\t;| "
@@ -79,19 +69,19 @@ class Reading:
 
 def is_table(path: Path, reading: Reading) -> bool:
     suffix = path.suffix.lower()
-    return suffix in TEXT_SUFFIXES or suffix in OTHER_SUFFIXES or reading.sep is not None
+    return suffix in formats.DELIMITED or suffix in formats.OTHER_TABLES or reading.sep is not None
 
 
 def kind_of(path: Path, reading: Reading) -> str:
     suffix = path.suffix.lower()
-    if suffix in OTHER_SUFFIXES and reading.sep is None:
-        return OTHER_SUFFIXES[suffix]
-    if suffix in TEXT_SUFFIXES or reading.sep is not None:
+    if suffix in formats.OTHER_TABLES and reading.sep is None:
+        return formats.OTHER_TABLES[suffix]
+    if suffix in formats.DELIMITED or reading.sep is not None:
         return "delimited text"
     raise DataError(
         f"{path}: unsupported file type {suffix!r} (expected one of "
-        f"{', '.join(sorted([*TEXT_SUFFIXES, *OTHER_SUFFIXES, '.npz', '.npy']))}); for delimited text "
-        "with another name set data.sep (e.g. sep: ',')"
+        f"{', '.join(sorted([*formats.DELIMITED, *formats.OTHER_TABLES, *formats.ARRAYS]))}); for delimited "
+        "text with another name set data.sep (e.g. sep: ',')"
     )
 
 
@@ -103,7 +93,13 @@ def row_where(source: str, label: Any) -> str:
     except (TypeError, ValueError):
         return f"row {label!r}"
     name = source.split(" (")[0].lower()
-    return f"line {number}" if Path(name).suffix in TEXT_SUFFIXES else f"row {number}"
+    return f"line {number}" if Path(name).suffix in formats.DELIMITED else f"row {number}"
+
+
+def not_a_number(source: str, column: str, row: Any, shown: str, then: str) -> str:
+    """The one message for text where a number goes (a file's column, a request's cell): where it
+    is, the value as `shown`, then `then` (how many such rows, what to do)."""
+    return f"{source}: column {column!r} {row_where(source, row)}: {shown} is not a number {then}"
 
 
 def read_table(
@@ -198,7 +194,7 @@ def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bo
 def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
     if reading.sep is not None:
         return WHITESPACE if reading.sep == "whitespace" else reading.sep
-    implied = TEXT_SUFFIXES.get(path.suffix.lower())
+    implied = formats.DELIMITED.get(path.suffix.lower())
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
         sample = "".join(_data_lines(handle, reading, 1 << 16))
     if implied is not None and (implied in sample.split("\n", 1)[0] or not sample.strip()):

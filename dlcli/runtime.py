@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from dlcli.arrays import check_pixels
 from dlcli.errors import DataError, RunError
 from dlcli.files import run_directory_of, sha256_of
+from dlcli.reading import not_a_number, row_where
 from dlcli.record import check_sealed
 
 if TYPE_CHECKING:
@@ -270,8 +271,6 @@ def column_values(
             value = None
         out[i] = _number(value, spec.column, row, source)
         if meta.get("impute") == "none" and math.isnan(out[i]):
-            from dlcli.reading import row_where
-
             raise BadInput(
                 f"{source}: column {spec.column!r} {row_where(source, row)} is missing and the run was "
                 "trained with preprocessing.numeric.impute: none",
@@ -282,8 +281,6 @@ def column_values(
 
 
 def _number(value, column: str, row, source: str) -> float:
-    from dlcli.reading import row_where
-
     if value is None or value == "":
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -291,8 +288,9 @@ def _number(value, column: str, row, source: str) -> float:
             value = float(str(value).strip())
         except ValueError:
             raise BadInput(
-                f"{source}: column {column!r} {row_where(source, row)}: {_shown(value)} is not a number "
-                "(the model was trained on numbers in this column)",
+                not_a_number(
+                    source, column, row, _shown(value), "(the model was trained on numbers in this column)"
+                ),
                 column,
                 row,
             ) from None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import files, hashsplit, pipeline, shards
+from dlcli import files, formats, hashsplit, pipeline, shards
 from dlcli.stats import piece_name
 
 if TYPE_CHECKING:
@@ -444,7 +444,7 @@ class _Writer:
 
     def __init__(self, path: Path):
         self.path, self.temp = path, path.with_name(f".{path.name}.partial")
-        self.parquet, self.handle, self.done = path.suffix.lower() in (".parquet", ".pq"), None, 0
+        self.parquet, self.handle, self.done = path.suffix.lower() in formats.PARQUET, None, 0
 
     def write(self, table) -> None:
         import pyarrow as pa

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlcli import formats
 from dlcli.errors import ConfigError, DataError, DlcliError, TrainingFailed
 from dlcli.reading import WHITESPACE, Reading
 
@@ -37,8 +38,6 @@ UNIT_BYTES = 8 << 20
 AUTO_SHARE = 0.25
 #: pandas' own missing markers (pyarrow's list lacks these three).
 PANDAS_NULLS = ("<NA>", "None", "-nan")
-#: What makes a folder a table split into files (a folder of class subfolders holds images or .txt).
-FOLDER_SUFFIXES = {".csv", ".tsv", ".tab", ".parquet", ".pq", ".jsonl"}
 
 
 def table_files(path: str | Path) -> list[Path] | None:
@@ -57,7 +56,7 @@ def table_files(path: str | Path) -> list[Path] | None:
     found = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES and not _hidden(p, folder)
+        if p.is_file() and p.suffix.lower() in formats.TABLE_PARTS and not _hidden(p, folder)
     )
     return found or None
 
@@ -66,7 +65,7 @@ def is_table_folder(path: str | Path) -> bool:
     """Whether `path` is a folder of table files (not one of class subfolders)."""
     folder = Path(path)
     return folder.is_dir() and any(
-        p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES and not _hidden(p, folder)
+        p.is_file() and p.suffix.lower() in formats.TABLE_PARTS and not _hidden(p, folder)
         for p in folder.rglob("*")
     )
 

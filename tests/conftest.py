@@ -92,7 +92,7 @@ def fails(cli, *args: str, code: int = 2, raw: bool = False) -> str:
     got, out, err = cli(*args)
     assert got == code, f"exit {got}\n{out}\n{err}"
     assert "Traceback" not in out + err and "internal error" not in err
-    assert err.startswith(("error: ", "warning: ", "note: ")), err
+    assert err.lstrip().startswith(("error: ", "warning: ", "note: ")), err
     return err if raw else " ".join(err.split())
 
 

@@ -1,0 +1,34 @@
+"""Every file format dlcli reads or writes, by suffix: the one table the readers, the checks of a
+path and the messages consult.
+
+    >>> formats.DELIMITED[".tsv"]
+    '\t'
+"""
+
+from __future__ import annotations
+
+#: Delimited text files, with the separator each implies (None: sniffed from the file).
+DELIMITED: dict[str, str | None] = {
+    ".csv": ",",
+    ".tsv": "\t",
+    ".tab": "\t",
+    ".txt": None,
+    ".data": None,
+    ".dat": None,
+    ".test": None,  # UCI's adult.test and the like
+}
+#: Tables in other formats, by the kind pyarrow and pandas read them as.
+OTHER_TABLES = {".parquet": "Parquet", ".pq": "Parquet", ".jsonl": "JSON lines", ".json": "JSON lines"}
+PARQUET = (".parquet", ".pq")
+#: What makes a folder a table split into files (a folder of class subfolders holds images or .txt).
+TABLE_PARTS = {".csv", ".tsv", ".tab", ".parquet", ".pq", ".jsonl"}
+#: NumPy arrays: images as pixels (x_train, y_train, x_test, y_test), never unpickled.
+ARRAYS = (".npz", ".npy")
+#: Image files a folder of class subfolders (or predict's --input) may hold.
+IMAGES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+#: Text files a folder of class subfolders may hold, one document each.
+CLASS_TEXTS = (".txt",)
+#: What predict writes, by --output's suffix.
+PREDICTIONS = (".csv", ".parquet", ".pq")
+#: Suffixes of files of other kinds: never the name of a SavedModel's folder.
+NOT_FOLDERS = (".onnx", ".tflite", ".keras", ".h5", ".pb", ".json", ".csv", ".parquet", ".npz", ".zip")
