@@ -60,7 +60,7 @@ def suggest(word: str, choices: list[str], n: int = 1) -> str:
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
-def _get(raw: Any, *path: str | int) -> Any:
+def get_path(raw: Any, *path: str | int) -> Any:
     for part in path:
         if isinstance(part, int):
             raw = raw[part] if isinstance(raw, list) and part < len(raw) else None
@@ -87,9 +87,9 @@ def static_problems(raw: dict) -> list[Problem]:
 
 
 def _series(raw: dict) -> list[Problem]:
-    windowed = _get(raw, "preprocessing", "window") is not None
+    windowed = get_path(raw, "preprocessing", "window") is not None
     problems: list[Problem] = []
-    series = _get(raw, "preprocessing", "series")
+    series = get_path(raw, "preprocessing", "series")
     from dlcli.config import SeriesConfig  # config imports this module: read its defaults at call time
 
     defaults = {k: f.default for k, f in SeriesConfig.model_fields.items()}
@@ -102,7 +102,7 @@ def _series(raw: dict) -> list[Problem]:
                 "remove preprocessing.series",
             )
         )
-    if _get(raw, "data", "series_id") is not None and not windowed:
+    if get_path(raw, "data", "series_id") is not None and not windowed:
         problems.append(
             (
                 ("data", "series_id"),
@@ -110,7 +110,7 @@ def _series(raw: dict) -> list[Problem]:
                 "(length, horizon), or remove data.series_id",
             )
         )
-    if _get(raw, "data", "series_id") is not None and _get(raw, "data", "split", "key") is not None:
+    if get_path(raw, "data", "series_id") is not None and get_path(raw, "data", "split", "key") is not None:
         problems.append(
             (
                 ("data", "split", "key"),
@@ -118,8 +118,8 @@ def _series(raw: dict) -> list[Problem]:
                 "data.split.key",
             )
         )
-    loss = raw.get("loss")
-    if windowed and _get(raw, "preprocessing", "series", "difference") == 1 and label_mode(loss) is not None:
+    loss, differenced = raw.get("loss"), get_path(raw, "preprocessing", "series", "difference") == 1
+    if windowed and differenced and label_mode(loss) is not None:
         problems.append(
             (
                 ("preprocessing", "series", "difference"),
@@ -127,7 +127,7 @@ def _series(raw: dict) -> list[Problem]:
                 "regression loss (mse, mae, huber) or difference: 0",
             )
         )
-    if windowed and _get(raw, "preprocessing", "categorical", "encode") == "embedding":
+    if windowed and get_path(raw, "preprocessing", "categorical", "encode") == "embedding":
         problems.append(
             (
                 ("preprocessing", "categorical", "encode"),
@@ -135,7 +135,7 @@ def _series(raw: dict) -> list[Problem]:
                 "one_hot or ordinal",
             )
         )
-    if not windowed or _get(raw, "data", "split", "shuffle") is not True:
+    if not windowed or get_path(raw, "data", "split", "shuffle") is not True:
         return problems
     return problems + [
         (
@@ -150,7 +150,7 @@ def _series(raw: dict) -> list[Problem]:
 def streamed_series(raw: dict) -> list[Problem]:
     """What a streamed series (data.stream: true with preprocessing.window) cannot take: each needs
     the whole series at once (seriesstream.py says the same when auto decides to stream)."""
-    if _get(raw, "preprocessing", "window") is None or _get(raw, "data", "stream") is not True:
+    if get_path(raw, "preprocessing", "window") is None or get_path(raw, "data", "stream") is not True:
         return []
     problems: list[Problem] = []
     for key, given, why in (
@@ -159,7 +159,7 @@ def streamed_series(raw: dict) -> list[Problem]:
         (("data", "split", "key"), None, "would scatter a series' steps"),
         (("data", "split", "column"), None, "would scatter a series' steps"),
     ):
-        if _get(raw, *key) not in (given, None):
+        if get_path(raw, *key) not in (given, None):
             problems.append(
                 (
                     key,
@@ -167,7 +167,7 @@ def streamed_series(raw: dict) -> list[Problem]:
                     f"{'.'.join(key)} {why}; remove it, or set data.stream: false to read the series whole",
                 )
             )
-    if _get(raw, "train", "distribution", "strategy") == "multi_worker":
+    if get_path(raw, "train", "distribution", "strategy") == "multi_worker":
         problems.append(
             (
                 ("data", "stream"),
@@ -182,10 +182,10 @@ def streamed_series(raw: dict) -> list[Problem]:
 def _schedule(raw: dict) -> list[Problem]:
     """`optimizer.learning_rate: {ExponentialDecay: {...}}`: a keras.optimizers.schedules class and
     its arguments."""
-    rate = _get(raw, "optimizer", "learning_rate")
+    rate = get_path(raw, "optimizer", "learning_rate")
     if not isinstance(rate, dict):
         return []
-    if _get(raw, "train", "reduce_lr_on_plateau") is not None:
+    if get_path(raw, "train", "reduce_lr_on_plateau") is not None:
         return [
             (
                 ("train", "reduce_lr_on_plateau"),
@@ -262,7 +262,7 @@ def mlflow_installed() -> bool:
 
 
 def _tracking(raw: dict) -> list[Problem]:
-    if _get(raw, "tracking", "mlflow") is None or mlflow_installed():
+    if get_path(raw, "tracking", "mlflow") is None or mlflow_installed():
         return []
     return [
         (
@@ -284,7 +284,7 @@ def steps_per_call_problem(steps: int) -> str:
 
 def _compute(raw: dict) -> list[Problem]:
     problems: list[Problem] = []
-    if _get(raw, "train", "jit_compile") is True and _get(raw, "train", "deterministic") is True:
+    if get_path(raw, "train", "jit_compile") is True and get_path(raw, "train", "deterministic") is True:
         problems.append(
             (
                 ("train", "jit_compile"),
@@ -293,8 +293,8 @@ def _compute(raw: dict) -> list[Problem]:
                 "drop jit_compile",
             )
         )
-    strategy = _get(raw, "train", "distribution", "strategy")
-    devices = _get(raw, "train", "distribution", "devices")
+    strategy = get_path(raw, "train", "distribution", "strategy")
+    devices = get_path(raw, "train", "distribution", "devices")
     if strategy == "one_device" and isinstance(devices, int) and devices > 1:
         problems.append(
             (
@@ -303,7 +303,7 @@ def _compute(raw: dict) -> list[Problem]:
                 "(or auto), or drop devices",
             )
         )
-    steps = _get(raw, "train", "steps_per_execution")
+    steps = get_path(raw, "train", "steps_per_execution")
     several = strategy in ("mirrored", "multi_worker") or (isinstance(devices, int) and devices > 1)
     if several and isinstance(steps, int) and steps > 1:
         problems.append(
@@ -318,7 +318,7 @@ def _compute(raw: dict) -> list[Problem]:
 def _layers(raw: dict) -> list[Problem]:
     known = catalog.load()
     problems: list[Problem] = []
-    layers = _get(raw, "model", "layers")
+    layers = get_path(raw, "model", "layers")
     for i, item in enumerate(layers if isinstance(layers, list) else []):
         if isinstance(item, dict) and len(item) != 1:
             problems.append(
@@ -410,12 +410,12 @@ def _bad_value(arg: str, value: Any) -> str | None:
 
 
 def _int_text(raw: dict) -> bool:
-    text = _get(raw, "preprocessing", "text")
+    text = get_path(raw, "preprocessing", "text")
     return isinstance(text, dict) and text.get("output_mode", "int") == "int"
 
 
 def _optimizer(raw: dict) -> list[Problem]:
-    optimizer = _get(raw, "optimizer")
+    optimizer = get_path(raw, "optimizer")
     if not isinstance(optimizer, dict):
         return []
     from dlcli.config import OptimizerConfig  # config imports this module: read its default at call time
@@ -453,7 +453,7 @@ def _loss_and_metrics(raw: dict) -> list[Problem]:
 
 def _output(raw: dict) -> list[Problem]:
     """The last layer must produce what the loss expects (probabilities of the right kind)."""
-    loss, layers = raw.get("loss"), _get(raw, "model", "layers")
+    loss, layers = raw.get("loss"), get_path(raw, "model", "layers")
     if not (
         isinstance(loss, str) and loss in catalog.load()["losses"] and isinstance(layers, list) and layers
     ):
@@ -508,7 +508,7 @@ def _output(raw: dict) -> list[Problem]:
 
 def _monitors(raw: dict) -> list[Problem]:
     metrics = raw.get("metrics") if isinstance(raw.get("metrics"), list) else []
-    split = _get(raw, "data", "split") if isinstance(_get(raw, "data", "split"), dict) else {}
+    split = get_path(raw, "data", "split") if isinstance(get_path(raw, "data", "split"), dict) else {}
     from dlcli.config import SplitConfig
 
     validation = split.get("validation", SplitConfig.model_fields["validation"].default)
@@ -524,7 +524,7 @@ def _monitors(raw: dict) -> list[Problem]:
         ("train", "reduce_lr_on_plateau", "monitor"),
         ("search", "metric"),
     ):
-        value = _get(raw, *key)
+        value = get_path(raw, *key)
         if isinstance(value, str) and value not in reported:
             problems.append(
                 (

@@ -25,10 +25,10 @@ from dlcli.config_sections import (  # noqa: F401 - re-exported: the config's mo
     PreprocessingConfig,
     SearchConfig,
     SeriesConfig,
+    Strict,
     TargetConfig,
     TextConfig,
     WindowConfig,
-    _Strict,
 )
 from dlcli.errors import ConfigError
 from dlcli.idx import is_idx
@@ -48,7 +48,7 @@ DATASET_TARGET = "target"
 FOLDER_TARGET = "label"
 
 
-class SplitConfig(_Strict):
+class SplitConfig(Strict):
     """How rows are divided into train, validation and test."""
 
     validation: Fraction = Field(
@@ -85,7 +85,7 @@ class SplitConfig(_Strict):
         return self
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """Where the data comes from: exactly one of `path`, `url` (with `sha256`) or `dataset`."""
 
     path: str | None = Field(
@@ -238,7 +238,7 @@ def _idx_folder(path: Path) -> bool:
 LayerSpec = dict[str, dict[str, Any] | None]
 
 
-class BackboneConfig(_Strict):
+class BackboneConfig(Strict):
     """A pretrained feature extractor from keras.applications, without its classifier top."""
 
     name: str = Field(description="A keras.applications model: MobileNetV2, ResNet50, EfficientNetB0, …")
@@ -256,7 +256,7 @@ class BackboneConfig(_Strict):
     )
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     input_shape: list[Annotated[int, Field(gt=0)]] | None = Field(
         None, description="Default: the shape of one row of the data."
     )
@@ -278,19 +278,19 @@ class OptimizerConfig(BaseModel):
 MODE_HELP = "auto: Keras' rule (loss and errors down; accuracy, AUC, cosine similarity up), or min/max."
 
 
-class EarlyStoppingConfig(_Strict):
+class EarlyStoppingConfig(Strict):
     monitor: str = Field("val_loss", description="The quantity watched: loss, a metric, or val_ + either.")
     patience: int = Field(10, ge=0, description="Epochs without improvement before training stops.")
     min_delta: float = Field(0.0, ge=0, description="The smallest change that counts as an improvement.")
     mode: Literal["auto", "min", "max"] = Field("auto", description=MODE_HELP)
 
 
-class CheckpointConfig(_Strict):
+class CheckpointConfig(Strict):
     monitor: str | None = Field(None, description="Default val_loss, or loss without a validation split.")
     mode: Literal["auto", "min", "max"] = Field("auto", description=MODE_HELP)
 
 
-class ReduceLROnPlateauConfig(_Strict):
+class ReduceLROnPlateauConfig(Strict):
     """keras.callbacks.ReduceLROnPlateau: multiply the learning rate by `factor` when the monitored
     quantity has not improved for `patience` epochs."""
 
@@ -302,7 +302,7 @@ class ReduceLROnPlateauConfig(_Strict):
     mode: Literal["auto", "min", "max"] = Field("auto", description=MODE_HELP)
 
 
-class DistributionConfig(_Strict):
+class DistributionConfig(Strict):
     strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = Field(
         "auto",
         description="one_device: the first visible GPU, else the CPU. mirrored: every GPU of this "
@@ -318,7 +318,7 @@ class DistributionConfig(_Strict):
     )
 
 
-class FineTuneConfig(_Strict):
+class FineTuneConfig(Strict):
     """A second phase after the head has trained: the backbone's top layers learn too, slowly
     (Keras' transfer-learning guide). Its BatchNormalization layers stay frozen, in inference mode."""
 
@@ -332,7 +332,7 @@ class FineTuneConfig(_Strict):
     )
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     epochs: int = Field(
         10, gt=0, description="Passes over the training rows (fewer if early stopping stops)."
     )
@@ -399,7 +399,7 @@ class TrainConfig(_Strict):
     )
 
 
-class MlflowConfig(_Strict):
+class MlflowConfig(Strict):
     tracking_uri: str | None = Field(
         None,
         description="Where MLflow keeps runs: a folder, file:///path, sqlite:///mlflow.db or "
@@ -408,7 +408,7 @@ class MlflowConfig(_Strict):
     experiment: str | None = Field(None, description="The MLflow experiment; default: the config's name.")
 
 
-class TrackingConfig(_Strict):
+class TrackingConfig(Strict):
     mlflow: MlflowConfig | None = Field(
         None,
         description="Log params, per-epoch metrics and the run directory to MLflow "
@@ -416,7 +416,7 @@ class TrackingConfig(_Strict):
     )
 
 
-class Config(_Strict):
+class Config(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Runs go to runs/<name>/.")
     seed: int = Field(42, description="Seeds the split, the weights, dropout and the order of batches.")
     data: DataConfig = Field(description="Where the data comes from and how it is split.")

@@ -11,11 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 Scale = Literal["standard", "minmax", "robust", "none"]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-class NumericConfig(_Strict):
+class NumericConfig(Strict):
     columns: list[str] | None = Field(None, description="Default: every column not named elsewhere.")
     impute: Literal["mean", "median", "constant", "none"] = Field(
         "mean",
@@ -30,7 +30,7 @@ class NumericConfig(_Strict):
     )
 
 
-class CategoricalConfig(_Strict):
+class CategoricalConfig(Strict):
     columns: list[str] | None = Field(
         None,
         description="Columns of categories. Default: every column of text (fewer than half its values "
@@ -50,11 +50,11 @@ class CategoricalConfig(_Strict):
     )
 
 
-class TargetConfig(_Strict):
+class TargetConfig(Strict):
     scale: Scale = Field("none", description="Regression only; undone on every reported number.")
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(Strict):
     """Keras' random preprocessing layers, inside the model: they change images in training only."""
 
     flip: Literal["horizontal", "vertical", "horizontal_and_vertical"] | None = Field(
@@ -74,7 +74,7 @@ class AugmentConfig(_Strict):
     )
 
 
-class ImageConfig(_Strict):
+class ImageConfig(Strict):
     rescale: float | None = Field(None, description="Multiplies pixels inside the model, e.g. 1/255.")
     size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = Field(
         None,
@@ -101,7 +101,7 @@ class ImageConfig(_Strict):
     )
 
 
-class TextConfig(_Strict):
+class TextConfig(Strict):
     """Columns of free text, turned into numbers by a keras TextVectorization inside the model (adapted
     on the train split only), so the saved model takes raw strings. Argument names are Keras'."""
 
@@ -131,13 +131,13 @@ class TextConfig(_Strict):
     )
 
 
-class WindowConfig(_Strict):
+class WindowConfig(Strict):
     length: int = Field(gt=0, description="Time steps in each input window.")
     horizon: int = Field(1, ge=1, description="How many steps after the window's last one to predict.")
     stride: int = Field(1, ge=1, description="Steps between the starts of training windows.")
 
 
-class SeriesConfig(_Strict):
+class SeriesConfig(Strict):
     """Time series: gaps in the values, and differencing for series that trend."""
 
     missing: Literal["error", "ffill", "interpolate", "drop"] = Field(
@@ -153,7 +153,7 @@ class SeriesConfig(_Strict):
     )
 
 
-class PreprocessingConfig(_Strict):
+class PreprocessingConfig(Strict):
     numeric: NumericConfig = Field(NumericConfig(), description="Numeric columns: imputing and scaling.")
     categorical: CategoricalConfig = Field(CategoricalConfig(), description="Text columns: one-hot encoding.")
     target: TargetConfig = Field(TargetConfig(), description="The column to predict.")
@@ -167,7 +167,7 @@ class PreprocessingConfig(_Strict):
     series: SeriesConfig = Field(SeriesConfig(), description="Time series: missing values, differencing.")
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     """`dlcli tune`: the keys to search, by their config path, each with a distribution, and how."""
 
     parameters: dict[str, dict] = Field(

@@ -8,7 +8,7 @@ options and backbones against the kind of data (image files, image arrays or a t
 from __future__ import annotations
 
 from dlcli import catalog
-from dlcli.checks import Problem, _get, suggest
+from dlcli.checks import Problem, get_path, suggest
 
 #: Application arguments dlcli sets itself.
 BACKBONE_OWN_ARGS = ("include_top", "weights", "input_shape", "input_tensor", "pooling", "classes")
@@ -20,18 +20,18 @@ def problems(raw: dict, images: str | None) -> list[Problem]:
 
 def _text(raw: dict) -> list[Problem]:
     """preprocessing.text against the rest of the config: what its output feeds, and where it can be."""
-    text = _get(raw, "preprocessing", "text")
+    text = get_path(raw, "preprocessing", "text")
     if not isinstance(text, dict):
         return []
     problems: list[Problem] = []
     key = ("preprocessing", "text")
     mode = text.get("output_mode", "int")
-    first = _get(raw, "model", "layers", 0)
+    first = get_path(raw, "model", "layers", 0)
     first = next(iter(first)) if isinstance(first, dict) and first else None
-    if _get(raw, "preprocessing", "window") is not None:
+    if get_path(raw, "preprocessing", "window") is not None:
         problems.append((key, "text columns are for tables; a series (preprocessing.window) reads numbers"))
-    arrays = _get(raw, "data", "dataset") in ("mnist", "fashion_mnist", "cifar10")
-    if arrays or str(_get(raw, "data", "path")).lower().endswith(".npz"):
+    arrays = get_path(raw, "data", "dataset") in ("mnist", "fashion_mnist", "cifar10")
+    if arrays or str(get_path(raw, "data", "path")).lower().endswith(".npz"):
         problems.append((key, "text columns need a table (CSV, TSV, Parquet, JSON lines), not image arrays"))
     if mode == "int" and first is not None and first != "Embedding":
         problems.append(
@@ -56,7 +56,7 @@ def _text(raw: dict) -> list[Problem]:
         problems.append(
             ((*key, "output_sequence_length"), f"applies to output_mode int (this is {mode}): remove it")
         )
-    if _get(raw, "model", "input_shape") is not None:
+    if get_path(raw, "model", "input_shape") is not None:
         problems.append(
             (("model", "input_shape"), "with text columns the inputs are named columns: remove input_shape")
         )
@@ -66,7 +66,7 @@ def _text(raw: dict) -> list[Problem]:
 def image_problems(raw: dict, images: str | None) -> list[Problem]:
     """preprocessing.image and model.backbone against the data: `images` is 'files' (a folder of
     images, or preprocessing.image.column), 'arrays' (NPZ, a Keras dataset) or None (a table)."""
-    image = _get(raw, "preprocessing", "image")
+    image = get_path(raw, "preprocessing", "image")
     image = image if isinstance(image, dict) else {}
     key = ("preprocessing", "image")
     problems: list[Problem] = []
@@ -93,8 +93,8 @@ def image_problems(raw: dict, images: str | None) -> list[Problem]:
 
 
 def _backbone(raw: dict, images: str | None) -> list[Problem]:
-    backbone = _get(raw, "model", "backbone")
-    fine_tune = _get(raw, "train", "fine_tune") is not None
+    backbone = get_path(raw, "model", "backbone")
+    fine_tune = get_path(raw, "train", "fine_tune") is not None
     if fine_tune and not isinstance(backbone, dict):
         return [(("train", "fine_tune"), "fine-tuning unfreezes a backbone's layers: add model.backbone")]
     if not isinstance(backbone, dict):
@@ -122,7 +122,7 @@ def _backbone(raw: dict, images: str | None) -> list[Problem]:
         problems.append(
             (("model", "backbone", "trainable"), "with train.fine_tune it first stays frozen: remove it")
         )
-    if _get(raw, "preprocessing", "image", "rescale") is not None:
+    if get_path(raw, "preprocessing", "image", "rescale") is not None:
         problems.append(
             (
                 ("preprocessing", "image", "rescale"),

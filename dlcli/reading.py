@@ -144,14 +144,14 @@ def read_table(
 def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bool) -> pd.DataFrame:
     import pandas as pd
 
-    sep = _separator(path, reading, notes)
+    sep = separator(path, reading, notes)
     quoting = QUOTING[reading.quoting]
-    first = _first_record(path, sep, quoting, reading.strip, reading)
+    first = first_record(path, sep, quoting, reading.strip, reading)
     skipped = skipped_lines(path, reading)
-    header = _has_header(path, reading, first, notes)
+    header = has_header(path, reading, first, notes)
     names = None
     if not header:
-        names = _names(path, reading, first, labelled)
+        names = column_names(path, reading, first, labelled)
     elif reading.columns is not None and not set(first) <= set(reading.columns):
         raise DataError(
             f"{reading.key('columns')}: the header row of {path} is {', '.join(first)}, not the names "
@@ -191,7 +191,7 @@ def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bo
     return frame
 
 
-def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
+def separator(path: Path, reading: Reading, notes: list[str]) -> str:
     if reading.sep is not None:
         return WHITESPACE if reading.sep == "whitespace" else reading.sep
     implied = formats.DELIMITED.get(path.suffix.lower())
@@ -217,7 +217,7 @@ def _separator(path: Path, reading: Reading, notes: list[str]) -> str:
     return WHITESPACE if found == " " else found
 
 
-def _first_record(
+def first_record(
     path: Path, sep: str, quoting: int, strip: bool, reading: Reading | None = None
 ) -> list[str]:
     """The first row (the header, or the first data row) after data.skip_rows and comment lines."""
@@ -270,7 +270,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _has_header(path: Path, reading: Reading, first: list[str], notes: list[str]) -> bool:
+def has_header(path: Path, reading: Reading, first: list[str], notes: list[str]) -> bool:
     """data.header, or for `auto`: the first row is a header unless it holds what a name never is (a
     number), or data.columns names the columns and the first row is not those names."""
     if reading.header != "auto":
@@ -299,7 +299,7 @@ def _has_header(path: Path, reading: Reading, first: list[str], notes: list[str]
     return False
 
 
-def _names(path: Path, reading: Reading, first: list[str], labelled: bool) -> list[str]:
+def column_names(path: Path, reading: Reading, first: list[str], labelled: bool) -> list[str]:
     if reading.columns is None:
         return [f"column_{i + 1}" for i in range(len(first))]
     names = list(reading.columns)

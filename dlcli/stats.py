@@ -367,7 +367,7 @@ def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Prepr
 def _fit_numeric(numeric, tallies: _Tallies, source: str) -> None:
     import numpy as np
 
-    from dlcli.transforms import _plain, check_finite_statistics
+    from dlcli.transforms import check_finite_statistics, plain
 
     m, rows, width = tallies.moments, tallies.train_rows, len(numeric.columns)
     sample = tallies.sample.rows[:, :width]
@@ -389,7 +389,7 @@ def _fit_numeric(numeric, tallies: _Tallies, source: str) -> None:
             else:
                 fill = np.full(width, float(numeric.fill_value))
         check_finite_statistics(numeric.columns, sample, f"{numeric.impute} imputation", fill)
-        numeric.statistics_ = _plain(fill)
+        numeric.statistics_ = plain(fill)
     numeric.center_, numeric.scale_ = _scale(
         numeric.scale, m.filled(fill, rows), tallies.sample.filled(np.append(fill, 0))[:, :width]
     )

@@ -349,17 +349,17 @@ def _text(config: Config, paths: list[Path], reading: Reading, kind: str, labell
     notes: list[str] = []
     sep, header, names = None, False, None
     if kind == "delimited text":
-        sep = reading_mod._separator(paths[0], reading, notes)
+        sep = reading_mod.separator(paths[0], reading, notes)
         if sep == WHITESPACE:
             raise ConfigError(
                 f"{reading.key('sep')}: whitespace-separated files cannot be streamed (pyarrow reads one "
                 "separator character): set data.stream: false, or convert the file to CSV or Parquet"
             )
-        first = reading_mod._first_record(
+        first = reading_mod.first_record(
             paths[0], sep, reading_mod.QUOTING[reading.quoting], reading.strip, reading
         )
-        header = reading_mod._has_header(paths[0], reading, first, notes)
-        names = first if header else reading_mod._names(paths[0], reading, first, labelled)
+        header = reading_mod.has_header(paths[0], reading, first, notes)
+        names = first if header else reading_mod.column_names(paths[0], reading, first, labelled)
         if reading.strip:
             names = [n.strip() for n in names]
     units = [u for path in paths for u in _byte_ranges(path, header)]
@@ -411,7 +411,7 @@ def _headers(paths: list[Path], columns: list[str], sep: str, reading: Reading) 
 
     out = {}
     for path in paths[1:]:
-        names = reading_mod._first_record(
+        names = reading_mod.first_record(
             path, sep, reading_mod.QUOTING[reading.quoting], reading.strip, reading
         )
         names = [n.strip() for n in names] if reading.strip else names

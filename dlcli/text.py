@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlcli import state_schema
 from dlcli.errors import DataError
-from dlcli.transforms import _Stateful
+from dlcli.transforms import Stateful
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +37,7 @@ def strings(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].fillna("").astype(str).to_numpy(dtype=object)
 
 
-class TextVectorizer(_Stateful):
+class TextVectorizer(Stateful):
     """Keras' TextVectorization arguments (the `text` key of the config) and, per column, the
     vocabulary adapted on the training rows (most frequent first) and its TF-IDF weights."""
 

@@ -20,12 +20,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _plain(values) -> list:
+def plain(values) -> list:
     """NumPy scalars to JSON-safe Python values."""
     return [v.item() if hasattr(v, "item") else v for v in values]
 
 
-class _Stateful:
+class Stateful:
     """Parameters and learned state come from the class's `state` model in state_schema.py, the one
     place they are defined: its fields ending in `_` are learned, the others `__init__` arguments."""
 
@@ -67,7 +67,7 @@ def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[
             fitted = RobustScaler().fit(values)
             center, factor = fitted.center_, fitted.scale_
     check_finite_statistics(columns, values, f"{scale} scaling", center, factor)
-    return _plain(center), _plain(factor)
+    return plain(center), plain(factor)
 
 
 @contextmanager
@@ -97,7 +97,7 @@ def check_finite_statistics(columns: list[str], values: np.ndarray, what: str, *
         )
 
 
-class NumericTransformer(_Stateful):
+class NumericTransformer(Stateful):
     """Impute then scale numeric columns.
 
     >>> NumericTransformer(["a"], impute="median").fit(frame).transform(frame)
@@ -140,7 +140,7 @@ class NumericTransformer(_Stateful):
             with _overflow_reported_below():
                 raw, values = values, imputer.fit_transform(values)
             check_finite_statistics(self.columns, raw, f"{self.impute} imputation", imputer.statistics_)
-            self.statistics_ = _plain(imputer.statistics_)
+            self.statistics_ = plain(imputer.statistics_)
         self.center_, self.scale_ = fit_scale(values, self.scale, self.columns)
         return self
 
@@ -173,7 +173,7 @@ class NumericTransformer(_Stateful):
         return out
 
 
-class CategoricalEncoder(_Stateful):
+class CategoricalEncoder(Stateful):
     """Impute then encode text columns: one-hot (a category unseen in training is all zeros) or
     ordinal (one column; categories numbered 1…n by training frequency, divided by n; unseen is 0)."""
 
@@ -203,7 +203,7 @@ class CategoricalEncoder(_Stateful):
         filled = self._filled(text)
         if self.encode in ("ordinal", "embedding"):  # most frequent first; ties in sorted order
             self.categories_ = [
-                _plain(
+                plain(
                     filled[c]
                     .value_counts()
                     .sort_index(kind="stable")
@@ -213,7 +213,7 @@ class CategoricalEncoder(_Stateful):
                 for c in self.columns
             ]
         else:
-            self.categories_ = [_plain(sorted(filled[c].unique())) for c in self.columns]
+            self.categories_ = [plain(sorted(filled[c].unique())) for c in self.columns]
         return self
 
     def _filled(self, text: pd.DataFrame) -> pd.DataFrame:
@@ -278,7 +278,7 @@ class CategoricalEncoder(_Stateful):
         return {c: int(n) for c, n in zip(self.columns, unseen, strict=True) if n}
 
 
-class TargetEncoder(_Stateful):
+class TargetEncoder(Stateful):
     """Class labels to indices (classification) or target scaling (regression), and back."""
 
     state = state_schema.TargetState
@@ -295,7 +295,7 @@ class TargetEncoder(_Stateful):
         if self.task == "classification":
             from sklearn.preprocessing import LabelEncoder
 
-            self.classes_ = _plain(LabelEncoder().fit(np.asarray(y)).classes_)
+            self.classes_ = plain(LabelEncoder().fit(np.asarray(y)).classes_)
             if len(self.classes_) < 2:
                 raise DataError(
                     f"target {self.column!r} has only one class in the training rows "
