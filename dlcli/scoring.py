@@ -38,6 +38,9 @@ class Examples:
             return pipeline.window_batches(self.x, self.starts, prep.window["length"], y, batch_size)
         return pipeline.array_dataset(self.x, self.y, batch_size, prep.loader())
 
+    def score(self, prep: Preprocessor, config: Config, model, batch_size: int) -> tuple[dict, np.ndarray]:
+        return score_in_memory(prep, config, model, self, batch_size)
+
 
 def window_starts(n: int, length: int, offset: int, ids=None, targets=None):
     """The first row of every window of `length` rows of an n-row series whose row `offset` after
@@ -170,12 +173,14 @@ def training_arrays(prep: Preprocessor, ex: Examples):
 
 def score(prep: Preprocessor, config: Config, model, ex: Examples) -> tuple[dict, np.ndarray]:
     """Metrics of one labelled split in the target's original units, and the predictions they score
-    (for a streamed split, those of its first rows: streamed.PLOT_ROWS)."""
-    if hasattr(ex, "stream"):
-        from dlcli import streamed
+    (for a streamed split, those of its first rows: streamed.PLOT_ROWS). The split scores itself:
+    `Examples.score` in memory, `StreamSplit.score` streamed."""
+    return ex.score(prep, config, model, max(config.train.batch_size, pipeline.FORWARD_BATCH))
 
-        return streamed.score(prep, config, model, ex, max(config.train.batch_size, pipeline.FORWARD_BATCH))
-    ds = ex.dataset(prep, max(config.train.batch_size, pipeline.FORWARD_BATCH))
+
+def score_in_memory(prep: Preprocessor, config: Config, model, ex: Examples, batch_size: int):
+    """score() for examples held in memory: one pass, decoded to the target's units."""
+    ds = ex.dataset(prep, batch_size)
     if prep.task == "regression":
         predictions, _ = prep.decode(pipeline.forward(model, ds), ex.naive)
         metrics = report.regression(config, ex.y_raw, predictions, ex.naive)

@@ -48,6 +48,10 @@ class StreamSplit:
     feeds: StreamSplit | None = field(default=None, repr=False)  # the split whose rows this pass keeps
     shard: Shard | None = field(default=None, repr=False)  # multi_worker: the units this worker reads
 
+    def score(self, prep: Preprocessor, config: Config, model, batch_size: int):
+        """scoring.score() for this split, streamed (module function `score`)."""
+        return score(prep, config, model, self, batch_size)
+
     @property
     def rows(self) -> int:
         """The split's rows (all workers')."""
