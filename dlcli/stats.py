@@ -25,7 +25,6 @@ from dlcli.errors import ConfigError, DataError, DlcliError
 from dlcli.running import Counts, Moments, Sample
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from dlcli.config import Config
@@ -347,13 +346,13 @@ def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Prepr
         pre.numeric.scale,
         pre.numeric.non_finite,
     )
-    _fit_numeric(numeric, tallies, source)
+    numeric.fit_summary(tallies.moments, tallies.sample, tallies.train_rows, source)
     categorical = CategoricalEncoder(
         list(cols.categorical), pre.categorical.impute, pre.categorical.fill_value, pre.categorical.encode
     )
-    _fit_categorical(categorical, tallies)
+    categorical.fit_counts([c.counts for c in tallies.categories], tallies.missing, MAX_CATEGORIES)
     target = TargetEncoder(config.data.target_column, config.task, pre.target.scale)
-    _fit_target(target, tallies, source)
+    target.fit_summary(list(tallies.classes.counts), tallies.target_moments, tallies.sample.rows[:, -1:])
     prep = Preprocessor.of_columns(config, target, numeric, categorical)
     label_mode = prep.label_mode
     if label_mode == "binary" and len(target.classes_) != 2:
@@ -362,84 +361,6 @@ def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Prepr
             f"{len(target.classes_)}: use sparse_categorical_crossentropy"
         )
     return prep
-
-
-def _fit_numeric(numeric, tallies: _Tallies, source: str) -> None:
-    import numpy as np
-
-    from dlcli.transforms import check_finite_statistics, plain
-
-    m, rows, width = tallies.moments, tallies.train_rows, len(numeric.columns)
-    sample = tallies.sample.rows[:, :width]
-    empty = [c for c, n in zip(numeric.columns, m.n, strict=True) if n == 0]
-    if empty:
-        raise DataError(
-            f"{source}: column(s) {', '.join(map(repr, empty))} are empty in every train row; add them to "
-            "data.drop"
-        )
-    if numeric.impute == "none" or not width:
-        numeric.statistics_ = [None] * width
-        fill = np.zeros(width)
-    else:
-        with np.errstate(all="ignore"):
-            if numeric.impute == "mean":
-                fill = m.mean
-            elif numeric.impute == "median":
-                fill = np.nanmedian(sample, axis=0) if len(sample) else np.zeros(width)
-            else:
-                fill = np.full(width, float(numeric.fill_value))
-        check_finite_statistics(numeric.columns, sample, f"{numeric.impute} imputation", fill)
-        numeric.statistics_ = plain(fill)
-    numeric.center_, numeric.scale_ = _scale(
-        numeric.scale, m.filled(fill, rows), tallies.sample.filled(np.append(fill, 0))[:, :width]
-    )
-    check_finite_statistics(
-        numeric.columns, sample, f"{numeric.scale} scaling", numeric.center_, numeric.scale_
-    )
-
-
-def _scale(scale: str, m: Moments, sample: np.ndarray) -> tuple[list[float], list[float]]:
-    """`(center, scale)` as scikit-learn's scalers fit them (a zero scale becomes 1, as they do)."""
-    import numpy as np
-
-    width = len(m.n)
-    if scale == "none" or width == 0:
-        return [0.0] * width, [1.0] * width
-    eps = 10 * np.finfo("float64").eps
-    if scale == "standard":
-        center, factor = m.mean, m.std()
-    elif scale == "minmax":
-        center, factor = m.low, m.high - m.low
-    else:
-        low, center, high = np.percentile(sample, [25, 50, 75], axis=0)
-        factor = high - low
-    factor = np.where(np.abs(factor) < eps, 1.0, factor)
-    return [float(v) for v in center], [float(v) for v in factor]
-
-
-def _fit_categorical(categorical, tallies: _Tallies) -> None:
-    fills, kept = [], []
-    for j, counts in enumerate(tallies.categories):
-        found = dict(counts.counts)
-        ranked = sorted(found, key=lambda v: (-found[v], v))
-        fill = ranked[0] if categorical.impute == "most_frequent" and ranked else categorical.fill_value
-        if tallies.missing[j]:
-            found[fill] = found.get(fill, 0) + tallies.missing[j]
-        ranked = sorted(found, key=lambda v: (-found[v], v))[:MAX_CATEGORIES]
-        fills.append(str(fill))
-        kept.append(ranked if categorical.encode in ("ordinal", "embedding") else sorted(ranked))
-    categorical.fill_, categorical.categories_ = fills, kept
-
-
-def _fit_target(target, tallies: _Tallies, source: str) -> None:
-    import numpy as np
-
-    if target.task == "classification":
-        target.fit(np.asarray(sorted(tallies.classes.counts)))
-        return
-    m = tallies.target_moments
-    sample = tallies.sample.rows[:, -1:]
-    target.center_, target.scale_ = (v[0] for v in _scale(target.scale, m, sample))
 
 
 def class_weights(prep: Preprocessor, config: Config, counts: dict) -> dict[str, float]:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from dlcli.running import Moments, Sample
+
 
 def plain(values) -> list:
     """NumPy scalars to JSON-safe Python values."""
@@ -80,6 +82,26 @@ def _overflow_reported_below():
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
+
+
+def summary_scale(scale: str, moments: Moments, sample: np.ndarray) -> tuple[list[float], list[float]]:
+    """`(center, scale)` from running moments and a sample, as scikit-learn's scalers fit them on all
+    the rows (a zero scale becomes 1, as they do): what fit_scale gives, in bounded memory."""
+    import numpy as np
+
+    width = len(moments.n)
+    if scale == "none" or width == 0:
+        return [0.0] * width, [1.0] * width
+    eps = 10 * np.finfo("float64").eps
+    if scale == "standard":
+        center, factor = moments.mean, moments.std()
+    elif scale == "minmax":
+        center, factor = moments.low, moments.high - moments.low
+    else:
+        low, center, high = np.percentile(sample, [25, 50, 75], axis=0)
+        factor = high - low
+    factor = np.where(np.abs(factor) < eps, 1.0, factor)
+    return [float(v) for v in center], [float(v) for v in factor]
 
 
 def check_finite_statistics(columns: list[str], values: np.ndarray, what: str, *stats) -> None:
@@ -144,6 +166,37 @@ class NumericTransformer(Stateful):
         self.center_, self.scale_ = fit_scale(values, self.scale, self.columns)
         return self
 
+    def fit_summary(self, moments: Moments, sample: Sample, rows: int, source: str) -> NumericTransformer:
+        """fit() from a statistics pass's bounded summaries of the train rows (the streamed path):
+        running moments, a uniform sample (medians, quartiles) and the row count."""
+        import numpy as np
+
+        width = len(self.columns)
+        values = sample.rows[:, :width]
+        empty = [c for c, n in zip(self.columns, moments.n, strict=True) if n == 0]
+        if empty:
+            raise DataError(
+                f"{source}: column(s) {', '.join(map(repr, empty))} are empty in every train row; add them "
+                "to data.drop"
+            )
+        if self.impute == "none" or not width:
+            self.statistics_ = [None] * width
+            fill = np.zeros(width)
+        else:
+            with np.errstate(all="ignore"):
+                if self.impute == "mean":
+                    fill = moments.mean
+                elif self.impute == "median":
+                    fill = np.nanmedian(values, axis=0) if len(values) else np.zeros(width)
+                else:
+                    fill = np.full(width, float(self.fill_value))
+            check_finite_statistics(self.columns, values, f"{self.impute} imputation", fill)
+            self.statistics_ = plain(fill)
+        filled = sample.filled(np.append(fill, 0))[:, :width]
+        self.center_, self.scale_ = summary_scale(self.scale, moments.filled(fill, rows), filled)
+        check_finite_statistics(self.columns, values, f"{self.scale} scaling", self.center_, self.scale_)
+        return self
+
     def transform(self, frame: pd.DataFrame, source: str = "") -> np.ndarray:
         import numpy as np
 
@@ -190,6 +243,22 @@ class CategoricalEncoder(Stateful):
 
     def _as_text(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[self.columns].astype("object").where(frame[self.columns].notna(), None)
+
+    def fit_counts(self, counts: list[dict], missing: list[int], most: int) -> CategoricalEncoder:
+        """fit() from a statistics pass's category counts per column (and empty cells per column) of
+        the train rows, keeping at most `most` categories per column (the most frequent)."""
+        fills, kept = [], []
+        for found, empty in zip(counts, missing, strict=True):
+            found = dict(found)
+            ranked = sorted(found, key=lambda v: (-found[v], v))
+            fill = ranked[0] if self.impute == "most_frequent" and ranked else self.fill_value
+            if empty:
+                found[fill] = found.get(fill, 0) + empty
+            ranked = sorted(found, key=lambda v: (-found[v], v))[:most]
+            fills.append(str(fill))
+            kept.append(ranked if self.encode in ("ordinal", "embedding") else sorted(ranked))
+        self.fill_, self.categories_ = fills, kept
+        return self
 
     def fit(self, frame: pd.DataFrame) -> CategoricalEncoder:
         text = self._as_text(frame)
@@ -288,6 +357,16 @@ class TargetEncoder(Stateful):
         self.classes_: list | None = None
         self.center_: float = 0.0
         self.scale_: float = 1.0
+
+    def fit_summary(self, classes: list | None, moments: Moments, sample: np.ndarray) -> TargetEncoder:
+        """fit() from a statistics pass: the classes counted (classification), or the target's running
+        moments and sampled values (regression)."""
+        import numpy as np
+
+        if self.task == "classification":
+            return self.fit(np.asarray(sorted(classes)))
+        self.center_, self.scale_ = (v[0] for v in summary_scale(self.scale, moments, sample))
+        return self
 
     def fit(self, y: np.ndarray) -> TargetEncoder:
         import numpy as np
