@@ -190,7 +190,7 @@ def forward(model, ds, compiled: bool = False):
     """The model's outputs over `ds` (batches of inputs, or of (inputs, targets)), as one array;
     with `compiled`, also the compiled loss and metrics over all batches, as model.evaluate gives.
 
-    One call per batch of a function traced once (`_step`) rather than `model.predict`, whose
+    One call per batch of a function traced once (`traced_step`) rather than `model.predict`, whose
     prediction loop cost 40 MB more peak memory on MNIST's 60,000 training images. Against calling
     the model eagerly per batch, the traced step halves the time (scoring MNIST's three splits: 2.1 s
     down to 1 s) at the same memory. The loss and metrics accumulate batch by batch too: over the
@@ -208,7 +208,7 @@ def forward(model, ds, compiled: bool = False):
             switch[1]()
     if compiled:
         model.reset_metrics()
-    step = _step(model, compiled)
+    step = traced_step(model, compiled)
     parts, loss_sum, rows = [], 0.0, 0
     for batch in batches:
         if not compiled:
@@ -225,11 +225,11 @@ def forward(model, ds, compiled: bool = False):
     return outputs, {**metrics, "loss": loss_sum / max(rows, 1)}
 
 
-#: The traced forward steps of each model (see `_step`); dropped with the model.
+#: The traced forward steps of each model (see `traced_step`); dropped with the model.
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _step(model, compiled: bool):
+def traced_step(model, compiled: bool):
     """`x → outputs`, or with `compiled` `(x, y) → (outputs, loss)` updating the compiled metrics,
     as a tf.function traced once per model (reduce_retracing: the last, smaller batch is the same
     trace)."""

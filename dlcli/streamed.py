@@ -280,7 +280,7 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
     from dlcli.running import ClassTally, RegressionTally
 
     classify = prep.task == "classification"
-    step = pipeline._step(model, compiled=classify)
+    step = pipeline.traced_step(model, compiled=classify)
     tally = ClassTally(prep.n_classes) if classify else RegressionTally(config)
     if classify:
         model.reset_metrics()
@@ -393,7 +393,7 @@ def outputs(model, n: int, batch, batch_size: int):
     import numpy as np
     import tensorflow as tf
 
-    step = pipeline._step(model, compiled=False)
+    step = pipeline.traced_step(model, compiled=False)
     parts = [step(tf.constant(batch(a, a + batch_size))).numpy() for a in range(0, n, batch_size)]
     return np.concatenate(parts) if parts else np.empty((0, 1), "float32")
 

@@ -1,0 +1,100 @@
+"""The package's shape, read from its source (no import): rules a reviewer holds up, kept by a test.
+
+Issue 33's rules that hold today: no class defined inside a function (Keras callbacks and models are
+importable, subclassable and checkable with isinstance), no `_private` name of one module used by
+another, no function longer than a screen. The layer rules (no cycle, no upward import) join them
+when the package is grouped into subpackages.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "dlcli"
+#: The longest a function may be, in lines (its signature to its last line).
+LONGEST = 60
+
+
+def _modules() -> dict[str, ast.Module]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        out[name] = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return out
+
+
+MODULES = _modules()
+
+
+def _where(module: str, node: ast.AST) -> str:
+    return f"{module}:{node.lineno}"
+
+
+def test_no_class_is_defined_inside_a_function():
+    found = [
+        f"{_where(name, inner)} {inner.name} (in {outer.name})"
+        for name, tree in MODULES.items()
+        for outer in ast.walk(tree)
+        if isinstance(outer, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for inner in ast.walk(outer)
+        if isinstance(inner, ast.ClassDef)
+    ]
+    assert not found, "classes defined inside functions (move each to module level):\n" + "\n".join(found)
+
+
+def _private_uses(name: str, tree: ast.Module) -> list[str]:
+    aliases: dict[str, str] = {}  # a local name bound to a dlcli module → that module
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "dlcli":
+            for alias in node.names:
+                target = f"{node.module}.{alias.name}"
+                if target in MODULES:
+                    aliases[alias.asname or alias.name] = target
+                elif alias.name.startswith("_") and not alias.name.startswith("__") and node.module != name:
+                    found.append(f"{_where(name, node)} imports {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in MODULES and alias.asname:
+                    aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and aliases[node.value.id] != name
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            found.append(f"{_where(name, node)} uses {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_no_private_name_is_used_across_modules():
+    found = [use for name, tree in MODULES.items() for use in _private_uses(name, tree)]
+    assert not found, (
+        "private names used by other modules (make them public, or move the code):\n" + "\n".join(found)
+    )
+
+
+def test_no_function_is_longer_than_a_screen():
+    found = [
+        f"{_where(name, node)} {node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for name, tree in MODULES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > LONGEST
+    ]
+    assert not found, f"functions over {LONGEST} lines (split them):\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["dlcli.callbacks.run_state", "dlcli.callbacks.early_stopping", "dlcli.sparse", "dlcli.export"],
+)
+def test_the_keras_classes_are_at_module_level(module):
+    tree = MODULES[module]
+    assert any(isinstance(node, ast.ClassDef) for node in tree.body), module
