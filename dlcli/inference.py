@@ -14,6 +14,7 @@ from dlcli import compute, distribute, files, formats, pipeline, runs, saved, sc
 from dlcli import data as data_mod
 from dlcli.config import Config
 from dlcli.errors import DataError, RunError
+from dlcli.predictions import prediction_table, write_table
 from dlcli.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
@@ -330,45 +331,3 @@ def _by_series(prep: Preprocessor, part: pd.DataFrame, source: str):
     keys = [c for c in (column, prep.time_column) if c is not None and c in part.columns]
     order = np.asarray(part.reset_index(drop=True).sort_values(keys, kind="stable").index)
     return part.iloc[order], order
-
-
-def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=None) -> pd.DataFrame:
-    """What predict writes: the input's columns (a table), `prediction` and `probability_<class>`.
-    A series' first `pad` rows have no full window: their forecast is empty (row i: the forecast
-    from the window ending there). `rows`: the positions of the rows the predictions are for (the
-    others' are empty), as for several series in one file."""
-    import numpy as np
-    import pandas as pd
-
-    predictions = np.asarray(predictions)
-    if pad:
-        rows = np.arange(pad, pad + len(predictions))
-    if rows is not None:
-        n = len(part)
-        placed = np.full(n, np.nan, dtype=object if predictions.dtype == object else "float64")
-        placed[rows] = predictions
-        predictions = placed
-        if probs is not None:
-            spread = np.full((n, probs.shape[1]), np.nan)
-            spread[rows] = probs
-            probs = spread
-    table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
-    table["prediction"] = predictions
-    if probs is not None:
-        for i, label in enumerate(classes):
-            table[f"probability_{label}"] = probs[:, i]
-    return table
-
-
-def write_table(table: pd.DataFrame, path: Path) -> None:
-    suffix = path.suffix.lower()
-    if suffix in formats.PARQUET:
-        content = table.to_parquet(index=False)
-    elif suffix == ".csv":
-        content = table.to_csv(index=False)
-    else:
-        raise DataError(f"--output {path}: unsupported suffix {suffix!r} (expected .csv or .parquet)")
-    try:
-        files.write_atomic(path, content)
-    except OSError as exc:
-        raise DataError(f"--output {path}: cannot write ({exc})") from None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from dlcli import runtime
 from dlcli.errors import DataError, RunError
+from dlcli.predictions import prediction_table, write_table
 from dlcli.transforms import unseen_note
 
 if TYPE_CHECKING:
@@ -58,7 +59,6 @@ def predict(
     """Predictions of the exported model for every input row, written as dlcli predict writes them."""
     import numpy as np
 
-    from dlcli.inference import prediction_table, write_table
     from dlcli.preprocessing import refuse_non_finite
 
     meta = runtime.read_metadata(artifact)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlcli import hashsplit, pipeline
 from dlcli.errors import ConfigError, DataError
+from dlcli.predictions import prediction_table
 from dlcli.reading import row_where
 from dlcli.stats import piece_name
 from dlcli.streamed import StreamSplit
@@ -389,7 +390,6 @@ def predict(prep, model, stream: Stream, out, batch_size: int, progress=None):
     import numpy as np
     import pandas as pd
 
-    from dlcli.inference import prediction_table
     from dlcli.scoring import window_starts
     from dlcli.streamed import outputs, write_units
 

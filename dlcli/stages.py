@@ -17,7 +17,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dlcli import compute, distribute, files, finetune, pipeline, plots, runs, saved, scoring, tracking
+from dlcli import (
+    compute,
+    distribute,
+    files,
+    finetune,
+    hashsplit,
+    pipeline,
+    plots,
+    runs,
+    saved,
+    scoring,
+    seriesstream,
+    stats,
+    streamed,
+    tracking,
+)
 from dlcli import data as data_mod
 from dlcli import model as model_mod
 from dlcli import record as record_mod
@@ -162,19 +177,22 @@ def _shard(config: Config, stream, placement: distribute.Placement | None):
 
 def _prepare_stream(config, loaded, deterministic, clock, run_dir, prior, progress, shard) -> Prepared:
     """prepare() for a streamed table: the statistics pass, then each split as a StreamSplit."""
-    from dlcli import hashsplit, stats, streamed
-
-    fitted = stats.fit(config, loaded.stream, progress, shard)
+    stats.refuse_unstreamable(config)
+    plan = None
+    if config.preprocessing.window is not None:  # a series: each one's rows counted first
+        seriesstream.refuse(config, multi_worker=shard is not None)
+        plan = seriesstream.plan(config, loaded.stream, progress)
+    fitted = stats.fit(config, loaded.stream, progress, shard, plan)
     prep = fitted.prep
     if prior is not None and run_dir is not None and (run_dir / "preprocessing.json").is_file():
         prep = saved.load_preprocessing(run_dir)
     loaded.columns, loaded.notes = fitted.cols, [*loaded.notes, *fitted.notes]
     codes = {"train": hashsplit.TRAIN, "validation": hashsplit.VALIDATION, "test": hashsplit.TEST}
     if fitted.plan is not None:  # a series: the splits' windows, made by index
-        from dlcli.seriesstream import SeriesSplit
-
         every = {
-            name: SeriesSplit(loaded.stream, fitted.layout, prep, code, name, config, plan=fitted.plan)
+            name: seriesstream.SeriesSplit(
+                loaded.stream, fitted.layout, prep, code, name, config, plan=fitted.plan
+            )
             for name, code in codes.items()
         }
         sets = {name: split for name, split in every.items() if split.rows}

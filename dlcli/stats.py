@@ -95,16 +95,11 @@ class Fitted:
     plan: Any = None  # a series (preprocessing.window): seriesstream.SeriesPlan
 
 
-def fit(config: Config, stream: Stream, progress=None, shard: Shard | None = None) -> Fitted:
+def fit(config: Config, stream: Stream, progress=None, shard: Shard | None = None, plan=None) -> Fitted:
     """The preprocessing fitted on the stream's train rows, and what else the pass learned.
-    `shard` (multi_worker): this worker reads its own units, and the workers merge their summaries."""
+    `shard` (multi_worker): this worker reads its own units, and the workers merge their summaries.
+    `plan` (a series): seriesstream.plan's count of each series' rows, made first by the caller."""
     refuse_unstreamable(config)
-    plan = None
-    if config.preprocessing.window is not None:  # a series: each one's rows counted first
-        from dlcli import seriesstream
-
-        seriesstream.refuse(config, multi_worker=shard is not None)
-        plan = seriesstream.plan(config, stream, progress)
     source = (
         str(stream.paths[0])
         if len(stream.paths) == 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlcli import files, formats, hashsplit, pipeline, shards
+from dlcli.predictions import prediction_table
 from dlcli.stats import piece_name
 
 if TYPE_CHECKING:
@@ -353,8 +354,6 @@ def _add_up(shard: Shard, tally, model, loss_sum: float, rows: int) -> tuple[flo
 def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: int, progress=None):
     """Predictions for every row of `stream`, written to `out` (CSV or Parquet) unit by unit, in
     file order; returns the first unit's table (its attrs["rows"]: rows written in all)."""
-
-    from dlcli.inference import prediction_table
 
     def table_of(i: int, frame):
         x = prep.features(frame, str(stream.paths[0]))
