@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcli import compute, distribute, files, formats, pipeline, runs, saved, scoring
+from dlcli import compute, distribute, files, formats, lite, pipeline, run_inputs, runs, saved, scoring
 from dlcli import data as data_mod
 from dlcli.config import Config
 from dlcli.errors import DataError, RunError
@@ -98,7 +98,7 @@ def evaluate(
     elif (stream := input_stream(loaded_run, Path(data_path))) is not None:
         ex = _streamed_split(loaded_run, stream, progress, every_row=True)
     else:
-        part = read_input(prep, Path(data_path), loaded_run.config)
+        part = run_inputs.read_input(prep, Path(data_path), loaded_run.config)
         ex = scoring.examples(prep, prep.match_labels(part, str(data_path)), source=str(data_path))
     scored = scoring.score(prep, config, loaded_run.model, ex)[0]
     if warnings is not None:
@@ -118,12 +118,14 @@ def input_stream(loaded_run: LoadedRun, path: Path, labelled: bool = True):
     if config is None or not streamable or config.data.stream is False:
         return None
     paths = streams.table_files(path)
-    if paths is None and (not path.is_file() or not data_mod.is_table(path, _reading(config.data, path))):
+    if paths is None and (
+        not path.is_file() or not data_mod.is_table(path, run_inputs.reading_for(config.data, path))
+    ):
         return None  # read whole: a missing file is reported where every table is read (data.read_table)
     paths = paths or [path]
     if not _trained_streamed(loaded_run.run_dir) and not streams.should_stream(config, paths)[0]:
         return None
-    return streams.open_stream(config, paths, _reading(config.data, paths[0]), labelled)
+    return streams.open_stream(config, paths, run_inputs.reading_for(config.data, paths[0]), labelled)
 
 
 def _with_data(config: Config, **changes) -> Config:
@@ -167,82 +169,6 @@ def _streamed_split(loaded_run: LoadedRun, stream, progress, every_row: bool = F
     return streamed.StreamSplit(stream, None, loaded_run.prep, code, "test", config, progress=progress)
 
 
-def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: bool = True) -> Any:
-    """A table for tabular and time-series runs, read as the run's data was (header, separator,
-    missing markers); `(x, y or None)` for image runs."""
-    if prep.kind == "image_files":
-        return _image_files(prep, path, config, labelled)
-    if prep.kind != "image":
-        return read_table_input(path, config, labelled)
-    return image_arrays(path)
-
-
-def read_table_input(path: Path, config: Config | None, labelled: bool = True) -> pd.DataFrame:
-    """A table read as the run's data was (header, separator, missing markers); with default settings
-    where the run's config cannot be read. Every column is kept (data.drop's too: a submission needs
-    its ids): the model takes only its own."""
-    reading = _reading(config.data, path) if config is not None else None
-    return data_mod.read_table(path, reading, labelled=labelled)
-
-
-def image_arrays(path: Path) -> tuple[Any, Any]:
-    """`(x, y or None)` from a .npy/.npz: x_test, x or x_train (and its labels), or its one array."""
-    arrays = data_mod.read_arrays(path)
-    for x_key, y_key in (("x_test", "y_test"), ("x", "y"), ("x_train", "y_train")):
-        if x_key in arrays:
-            y = arrays.get(y_key)
-            return (arrays[x_key], None if y is None else y.reshape(len(y)))
-    if len(arrays) == 1:
-        return (next(iter(arrays.values())), None)
-    raise DataError(f"{path}: expected an array named x or x_test (it holds {', '.join(sorted(arrays))})")
-
-
-def _image_files(prep: Preprocessor, path: Path, config: Config | None, labelled: bool) -> pd.DataFrame:
-    """Image files to score: one image, every image below a folder (for evaluate: a folder of class
-    subfolders), or a table with the run's column of paths (relative to the table's folder)."""
-    import pandas as pd
-
-    from dlcli import folders
-
-    column = prep.image["column"]
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder (resolved to {path.resolve()})")
-    listed = path.is_dir() and not (labelled and config is not None)  # predict: every image below
-    if config is not None and not listed and path.suffix.lower() not in formats.IMAGES:
-        reading = None if path.is_dir() else _reading(config.data, path)  # a table, or class folders
-        source = data_mod.read_source(config, path, labelled, reading, image_column=column)
-        prep.warnings.extend(source.notes)
-        return source.frame.rename(columns={folders.PATH: column})
-    if listed or path.suffix.lower() in formats.IMAGES:
-        paths = folders.image_files(path)
-        if not paths:
-            raise DataError(f"{path}: no image files ({', '.join(formats.IMAGES)}) in it or below it")
-        frame = pd.DataFrame({column: paths}, index=pd.RangeIndex(1, len(paths) + 1))
-    else:  # a table, where the run's config cannot be read
-        frame = data_mod.read_table(path, None, labelled=labelled)
-        if column in frame.columns:
-            data_mod.absolute_paths(frame, column, path.parent)
-    if column in frame.columns:
-        skip = config.data.skip_bad_files if config is not None else False
-        frame, _ = data_mod.decodable(frame, column, prep.image["channels"], skip, str(path), prep.warnings)
-    return frame
-
-
-def _reading(data, path: Path) -> data_mod.Reading:
-    """How to read a file for evaluate or predict: as the training data was (header, column names,
-    missing markers, stripping); its separator and quoting too when it has the training file's
-    suffix, else those its own suffix implies (a CSV of messages written by pandas next to a TSV
-    read with `quoting: none`)."""
-    import dataclasses
-    from urllib.parse import urlparse
-
-    reading = data_mod.Reading.of(data)
-    trained_on = Path(data.path or urlparse(data.url or "").path)
-    if path.suffix.lower() != trained_on.suffix.lower():
-        reading = dataclasses.replace(reading, sep=None, quoting="minimal")
-    return reading
-
-
 def predict(
     run: str | Path,
     input_path: str | Path,
@@ -268,8 +194,6 @@ def predict(
             f"--output {out}: that is the --input file; writing predictions there would replace your "
             f"data: choose another --output (without one: {input_path.stem}_predictions.csv)"
         )
-    from dlcli import lite
-
     run_dir = runs.resolve(run, Path(runs_dir))
     name, artifact = lite.choose(run_dir, runtime)
     if artifact is not None:
@@ -294,7 +218,7 @@ def _predict_tensorflow(
             predict = seriesstream.predict
         table = predict(prep, model, stream, out, loaded_run.forward_batch, progress)
         return out, table, [*loaded_run.warnings, *prep.warnings]
-    part = read_input(prep, input_path, loaded_run.config, labelled=False)
+    part = run_inputs.read_input(prep, input_path, loaded_run.config, labelled=False)
     if prep.kind == "image" and part[1] is None:
         part = part[0]
     order = None

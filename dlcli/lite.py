@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from dlcli import runtime
 from dlcli.errors import DataError, RunError
 from dlcli.predictions import prediction_table, write_table
+from dlcli.run_inputs import image_arrays, read_table_input
 from dlcli.transforms import unseen_note
 
 if TYPE_CHECKING:
@@ -92,7 +93,6 @@ def predict(
 def _read(run_dir: Path, meta: dict, path: Path):
     """The input as dlcli predict reads it: a table read as the run's data was, or pixels."""
     from dlcli import saved
-    from dlcli.inference import image_arrays, read_table_input
 
     notes: list[str] = []
     if meta["kind"] == "image":
