@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-from time import time as _time
 from typing import Any
 
-#: When this process imported dlcli (near its start): run.json's `first_step_s` counts from here.
-STARTED_AT = _time()
-__version__ = "0.1.0"
+from dlcli.about import STARTED_AT, __version__  # noqa: F401 - the package's own names
+
 __all__ = ["evaluate", "load_config", "predict", "train"]
 
 

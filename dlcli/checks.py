@@ -12,6 +12,7 @@ import difflib
 from typing import Any
 
 from dlcli import catalog
+from dlcli.config_sections import OptimizerConfig, SeriesConfig, SplitConfig
 
 Problem = tuple[tuple, str]
 
@@ -90,8 +91,6 @@ def _series(raw: dict) -> list[Problem]:
     windowed = get_path(raw, "preprocessing", "window") is not None
     problems: list[Problem] = []
     series = get_path(raw, "preprocessing", "series")
-    from dlcli.config import SeriesConfig  # config imports this module: read its defaults at call time
-
     defaults = {k: f.default for k, f in SeriesConfig.model_fields.items()}
     asked = isinstance(series, dict) and any(series.get(k, v) != v for k, v in defaults.items())
     if asked and not windowed:
@@ -418,8 +417,6 @@ def _optimizer(raw: dict) -> list[Problem]:
     optimizer = get_path(raw, "optimizer")
     if not isinstance(optimizer, dict):
         return []
-    from dlcli.config import OptimizerConfig  # config imports this module: read its default at call time
-
     name = optimizer.get("name", OptimizerConfig.model_fields["name"].default)
     if not isinstance(name, str):
         return []
@@ -509,8 +506,6 @@ def _output(raw: dict) -> list[Problem]:
 def _monitors(raw: dict) -> list[Problem]:
     metrics = raw.get("metrics") if isinstance(raw.get("metrics"), list) else []
     split = get_path(raw, "data", "split") if isinstance(get_path(raw, "data", "split"), dict) else {}
-    from dlcli.config import SplitConfig
-
     validation = split.get("validation", SplitConfig.model_fields["validation"].default)
     has_validation = split.get("column") is not None or (
         isinstance(validation, int | float) and validation > 0

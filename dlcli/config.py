@@ -13,18 +13,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from dlcli import formats, input_checks
 from dlcli.checks import CLASSIFICATION_LOSSES, static_problems
 from dlcli.config_sections import (  # noqa: F401 - re-exported: the config's models live here too
+    DEFAULT_TEST,
     AugmentConfig,
     CategoricalConfig,
+    Fraction,
     ImageConfig,
     NumericConfig,
+    OptimizerConfig,
     PreprocessingConfig,
     SearchConfig,
     SeriesConfig,
+    SplitConfig,
     Strict,
     TargetConfig,
     TextConfig,
@@ -35,54 +39,14 @@ from dlcli.idx import is_idx
 from dlcli.keypaths import apply_overrides, locate, merge_union_branches, nearest_mark
 from dlcli.yamlio import Marks, load_marked
 
-Fraction = Annotated[float, Field(ge=0, lt=1)]
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 
 
-#: The test fraction when data.split.test is not given and the data has no test split of its own.
-DEFAULT_TEST = 0.2
 #: The target column of the scikit-learn datasets (and of data.target when not given).
 DATASET_TARGET = "target"
 #: The label column of a folder of class subfolders (the subfolder's name).
 FOLDER_TARGET = "label"
-
-
-class SplitConfig(Strict):
-    """How rows are divided into train, validation and test."""
-
-    validation: Fraction = Field(
-        0.1, description="Fraction of the rows for validation (stratified by class)."
-    )
-    test: Fraction | None = Field(
-        None,
-        description=f"Fraction for the test split; default {DEFAULT_TEST} unless the data has its own "
-        "test split (data.test_path, an NPZ's x_test, a Keras dataset).",
-    )
-    shuffle: bool | None = Field(
-        None,
-        description="Shuffle rows before splitting; false keeps the file's (or time column's) order. "
-        "Default: true, false for a time series (preprocessing.window), where true is refused.",
-    )
-    column: str | None = Field(None, description="A column holding train/validation/test (or 0/1/2).")
-    key: str | None = Field(
-        None,
-        description="A column whose value decides each row's split by a stable hash (an id): the same "
-        "row lands in the same split in every run, streamed or not, whatever the order of the rows.",
-    )
-
-    @property
-    def test_fraction(self) -> float:
-        return self.test if self.test is not None else DEFAULT_TEST
-
-    @model_validator(mode="after")
-    def _leaves_training_rows(self) -> SplitConfig:
-        if self.validation + (self.test or 0) >= 0.9:
-            raise ValueError(
-                f"validation + test = {self.validation + (self.test or 0):g} leaves too few rows for "
-                "training (expected a sum below 0.9)"
-            )
-        return self
 
 
 class DataConfig(Strict):
@@ -193,12 +157,10 @@ class DataConfig(Strict):
     @property
     def folder(self) -> bool:
         """Whether data.path is a folder of class subfolders (images or text files)."""
-        from dlcli.streams import is_table_folder
-
         return (
             self.path is not None
             and Path(self.path).is_dir()
-            and not is_table_folder(self.path)
+            and not formats.is_table_folder(self.path)
             and not _idx_folder(Path(self.path))
         )
 
@@ -266,13 +228,6 @@ class ModelConfig(Strict):
         "the head), its preprocess_input inside the model.",
     )
     layers: list[LayerSpec] = Field(min_length=1, description="`- ClassName: {kwargs}`, Keras names.")
-
-
-class OptimizerConfig(BaseModel):
-    """`name` plus the optimizer's own constructor arguments (checked against Keras at build time)."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str = Field("adam", description="A keras.optimizers name, any case; its arguments sit beside it.")
 
 
 MODE_HELP = "auto: Keras' rule (loss and errors down; accuracy, AUC, cosine similarity up), or min/max."
@@ -517,7 +472,6 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
     """A folder as data.path or data.test_path holds a subfolder per class; a file source other than
     NPZ names its target column."""
     from dlcli.folders import class_folder_problem
-    from dlcli.streams import is_table_folder
 
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     problems = []
@@ -526,7 +480,7 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
         value = data.get(key)
         if isinstance(value, str) and "://" not in value:
             resolved = _resolve(base, value)
-            if resolved.is_dir() and not is_table_folder(resolved) and not _idx_folder(resolved):
+            if resolved.is_dir() and not formats.is_table_folder(resolved) and not _idx_folder(resolved):
                 folder = folder or key == "path"
                 problem = class_folder_problem(resolved)
                 if problem:
@@ -560,9 +514,7 @@ def _images(raw: dict, base: Path) -> str | None:
     if isinstance(image, dict) and image.get("column") is not None:
         return "files"
     if path is not None and "://" not in path and _resolve(base, path).is_dir():
-        from dlcli.streams import is_table_folder
-
-        return None if is_table_folder(_resolve(base, path)) else "files"
+        return None if formats.is_table_folder(_resolve(base, path)) else "files"
     if path is not None and "://" not in path and not _resolve(base, path).exists():
         return "unknown"
     return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Scale = Literal["standard", "minmax", "robust", "none"]
 
@@ -192,3 +192,52 @@ class SearchConfig(Strict):
     pruner: Literal["median", "hyperband", "none"] = Field(
         "median", description="Stops a trial whose validation curve falls behind the others' (Optuna's)."
     )
+
+
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+#: The test fraction when data.split.test is not given and the data has no test split of its own.
+DEFAULT_TEST = 0.2
+
+
+class SplitConfig(Strict):
+    """How rows are divided into train, validation and test."""
+
+    validation: Fraction = Field(
+        0.1, description="Fraction of the rows for validation (stratified by class)."
+    )
+    test: Fraction | None = Field(
+        None,
+        description=f"Fraction for the test split; default {DEFAULT_TEST} unless the data has its own "
+        "test split (data.test_path, an NPZ's x_test, a Keras dataset).",
+    )
+    shuffle: bool | None = Field(
+        None,
+        description="Shuffle rows before splitting; false keeps the file's (or time column's) order. "
+        "Default: true, false for a time series (preprocessing.window), where true is refused.",
+    )
+    column: str | None = Field(None, description="A column holding train/validation/test (or 0/1/2).")
+    key: str | None = Field(
+        None,
+        description="A column whose value decides each row's split by a stable hash (an id): the same "
+        "row lands in the same split in every run, streamed or not, whatever the order of the rows.",
+    )
+
+    @property
+    def test_fraction(self) -> float:
+        return self.test if self.test is not None else DEFAULT_TEST
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> SplitConfig:
+        if self.validation + (self.test or 0) >= 0.9:
+            raise ValueError(
+                f"validation + test = {self.validation + (self.test or 0):g} leaves too few rows for "
+                "training (expected a sum below 0.9)"
+            )
+        return self
+
+
+class OptimizerConfig(BaseModel):
+    """`name` plus the optimizer's own constructor arguments (checked against Keras at build time)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field("adam", description="A keras.optimizers name, any case; its arguments sit beside it.")

@@ -7,6 +7,8 @@ path and the messages consult.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 #: Delimited text files, with the separator each implies (None: sniffed from the file).
 DELIMITED: dict[str, str | None] = {
     ".csv": ",",
@@ -32,3 +34,17 @@ CLASS_TEXTS = (".txt",)
 PREDICTIONS = (".csv", ".parquet", ".pq")
 #: Suffixes of files of other kinds: never the name of a SavedModel's folder.
 NOT_FOLDERS = (".onnx", ".tflite", ".keras", ".h5", ".pb", ".json", ".csv", ".parquet", ".npz", ".zip")
+
+
+def hidden(path: Path, root: Path) -> bool:
+    """Whether `path` is hidden below `root` (a part starting with `.` or `_`, as Spark and Hive
+    mark their own files): left out of folders of tables."""
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+def is_table_folder(path: str | Path) -> bool:
+    """Whether `path` is a folder of table files (not one of class subfolders)."""
+    folder = Path(path)
+    return folder.is_dir() and any(
+        p.is_file() and p.suffix.lower() in TABLE_PARTS and not hidden(p, folder) for p in folder.rglob("*")
+    )

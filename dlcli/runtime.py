@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlcli.about import __version__
 from dlcli.arrays import check_pixels
 from dlcli.errors import DataError, RunError
 from dlcli.files import run_directory_of, sha256_of
@@ -121,8 +122,6 @@ def input_specs(prep: Preprocessor, fmt: str = "saved_model") -> list[InputSpec]
 def metadata(
     prep: Preprocessor, specs: list[InputSpec], fmt: str, quantize: str | None, run_dir: Path
 ) -> dict:
-    from dlcli import __version__
-
     classes = prep.target_encoder.classes_
     outputs = {
         "prediction": "float32" if prep.task == "regression" else ("int64" if _ints(classes) else "string")

@@ -56,22 +56,9 @@ def table_files(path: str | Path) -> list[Path] | None:
     found = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in formats.TABLE_PARTS and not _hidden(p, folder)
+        if p.is_file() and p.suffix.lower() in formats.TABLE_PARTS and not formats.hidden(p, folder)
     )
     return found or None
-
-
-def is_table_folder(path: str | Path) -> bool:
-    """Whether `path` is a folder of table files (not one of class subfolders)."""
-    folder = Path(path)
-    return folder.is_dir() and any(
-        p.is_file() and p.suffix.lower() in formats.TABLE_PARTS and not _hidden(p, folder)
-        for p in folder.rglob("*")
-    )
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
 
 
 def available_memory() -> int:

@@ -1,9 +1,10 @@
 """The package's shape, read from its source (no import): rules a reviewer holds up, kept by a test.
 
-Issue 33's rules that hold today: no class defined inside a function (Keras callbacks and models are
-importable, subclassable and checkable with isinstance), no `_private` name of one module used by
-another, no function longer than a screen. The layer rules (no cycle, no upward import) join them
-when the package is grouped into subpackages.
+Issue 33's rules that hold today: no import cycle (imports inside functions and under TYPE_CHECKING
+count: a cycle hidden by a late import is still one), no class defined inside a function (Keras
+callbacks and models are importable, subclassable and checkable with isinstance), no `_private` name
+of one module used by another, no function longer than a screen. The layer rule (no upward import)
+joins them when the package is grouped into subpackages.
 """
 
 from __future__ import annotations
@@ -31,6 +32,60 @@ MODULES = _modules()
 
 def _where(module: str, node: ast.AST) -> str:
     return f"{module}:{node.lineno}"
+
+
+def _imports(name: str, tree: ast.Module) -> set[str]:
+    """The dlcli modules `name` imports, wherever the import statement is."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "dlcli":
+            targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            out |= {t for t in targets if t in MODULES and t != "dlcli"}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name in MODULES and a.name != "dlcli"}
+    out.discard(name)
+    return out
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle():
+    graph = {name: _imports(name, tree) for name, tree in MODULES.items() if name != "dlcli"}
+    assert not _cycles(graph), f"import cycles: {_cycles(graph)}"
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
 def test_no_class_is_defined_inside_a_function():

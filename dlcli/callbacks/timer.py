@@ -6,7 +6,7 @@ import time
 
 import keras
 
-import dlcli
+from dlcli.about import STARTED_AT
 
 
 class Timer(keras.callbacks.Callback):
@@ -24,7 +24,7 @@ class Timer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.first_step_s is None:
-            self.first_step_s = round(time.time() - dlcli.STARTED_AT, 3)
+            self.first_step_s = round(time.time() - STARTED_AT, 3)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_s.append(round(time.perf_counter() - self.began, 4))
