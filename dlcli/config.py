@@ -471,8 +471,6 @@ def validate(raw: dict, marks: Marks, path: Path) -> Config:
 def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
     """A folder as data.path or data.test_path holds a subfolder per class; a file source other than
     NPZ names its target column."""
-    from dlcli.folders import class_folder_problem
-
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     problems = []
     folder = False
@@ -482,7 +480,7 @@ def _folders(raw: dict, base: Path) -> list[tuple[tuple, str]]:
             resolved = _resolve(base, value)
             if resolved.is_dir() and not formats.is_table_folder(resolved) and not _idx_folder(resolved):
                 folder = folder or key == "path"
-                problem = class_folder_problem(resolved)
+                problem = formats.class_folder_problem(resolved)
                 if problem:
                     problems.append((("data", key), problem))
     sources = [data.get(k) for k in ("path", "url") if isinstance(data.get(k), str)]

@@ -45,29 +45,6 @@ class Found:
         )
 
 
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".")
-
-
-def class_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p))
-
-
-def class_folder_problem(folder: Path) -> str | None:
-    """Why `folder` cannot be a source of classes (fewer than two class subfolders), or None."""
-    try:
-        classes = class_folders(folder)
-    except OSError as exc:
-        return f"{folder}: cannot be listed ({exc})"
-    if len(classes) >= 2:
-        return None
-    found = f"only {classes[0].name}/" if classes else "no subfolders"
-    return (
-        f"{folder} is a folder with {found}: a folder source holds one subfolder per class (e.g. "
-        f"{folder.name}/ants/ and {folder.name}/bees/), at least two; or name a data file"
-    )
-
-
 def _files(folder: Path) -> list[Path]:
     """Every visible file below `folder`, in sorted order, skipping hidden folders."""
     out = []
@@ -82,11 +59,11 @@ def read(folder: Path) -> tuple[pd.DataFrame, Found]:
     """The folder as a table, one row per image or text file, indexed 1..n."""
     import pandas as pd
 
-    problem = class_folder_problem(folder)
+    problem = formats.class_folder_problem(folder)
     if problem:
         raise DataError(problem)
     rows, ignored, kinds = [], [], set()
-    classes = class_folders(folder)
+    classes = formats.class_folders(folder)
     for class_dir in classes:
         for path in _files(class_dir):
             suffix = path.suffix.lower()

@@ -48,3 +48,26 @@ def is_table_folder(path: str | Path) -> bool:
     return folder.is_dir() and any(
         p.is_file() and p.suffix.lower() in TABLE_PARTS and not hidden(p, folder) for p in folder.rglob("*")
     )
+
+
+def visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def class_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and visible(p))
+
+
+def class_folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be a source of classes (fewer than two class subfolders), or None."""
+    try:
+        classes = class_folders(folder)
+    except OSError as exc:
+        return f"{folder}: cannot be listed ({exc})"
+    if len(classes) >= 2:
+        return None
+    found = f"only {classes[0].name}/" if classes else "no subfolders"
+    return (
+        f"{folder} is a folder with {found}: a folder source holds one subfolder per class (e.g. "
+        f"{folder.name}/ants/ and {folder.name}/bees/), at least two; or name a data file"
+    )

@@ -3,18 +3,21 @@
 Issue 33's rules that hold today: no import cycle (imports inside functions and under TYPE_CHECKING
 count: a cycle hidden by a late import is still one), no class defined inside a function (Keras
 callbacks and models are importable, subclassable and checkable with isinstance), no `_private` name
-of one module used by another, no function longer than a screen. The layer rule (no upward import)
-joins them when the package is grouped into subpackages.
+of one module used by another, no function longer than a screen, and no import of a group of the
+same or a higher layer than the importer's (the layers and groups are README's module table: one
+place a newcomer reads, and this test reads too).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "dlcli"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "dlcli"
 #: The longest a function may be, in lines (its signature to its last line).
 LONGEST = 60
 
@@ -153,3 +156,36 @@ def test_no_function_is_longer_than_a_screen():
 def test_the_keras_classes_are_at_module_level(module):
     tree = MODULES[module]
     assert any(isinstance(node, ast.ClassDef) for node in tree.body), module
+
+
+def _layers() -> dict[str, tuple[int, str]]:
+    """README's module table: `dlcli.<module>` → (layer, group)."""
+    out = {}
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        row = re.match(r"^\| (\d+) \| `([\w/]+)` \| (.*?) \|", line)
+        if row:
+            for module in re.findall(r"`([\w.]+)`", row.group(3)):
+                out[f"dlcli.{module}"] = (int(row.group(1)), row.group(2))
+    return out
+
+
+LAYERS = _layers()
+
+
+def test_every_module_has_its_place_in_the_readme_table():
+    placed = set(LAYERS)
+    modules = {m for m in MODULES if m not in ("dlcli", "dlcli.callbacks")}
+    assert modules - placed == set(), "modules missing from README's module table"
+    assert placed - modules == set(), "README's module table names modules that do not exist"
+
+
+def test_no_module_imports_a_group_of_its_layer_or_above():
+    upward = []
+    for name, tree in MODULES.items():
+        if name not in LAYERS:
+            continue
+        layer, group = LAYERS[name]
+        for target in sorted(_imports(name, tree)):
+            if target in LAYERS and LAYERS[target][1] != group and LAYERS[target][0] >= layer:
+                upward.append(f"{name} ({group}, layer {layer}) imports {target} {LAYERS[target]}")
+    assert not upward, "imports that go up or sideways:\n" + "\n".join(upward)
