@@ -12,7 +12,7 @@ photo four times (links), for the peak RSS as the number of images grows.
 Text: `dlcli train configs/sms_spam.yaml` (TextVectorization inside the model) for 8 epochs against
 a plain script with TextVectorization in its tf.data pipeline (sms_textvectorization.py): the
 median steady epoch (first excluded), the whole training (every epoch, and dlcli's one vectorizing
-pass of dlcli/sparse.py) and test accuracy. Writes its block of benchmarks/RESULTS.md.
+pass of dlcli/models/sparse.py) and test accuracy. Writes its block of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from compare import ROOT, machine, medians, run, script_arguments, write_block  
 START, END = "<!-- private_apis.py:start -->", "<!-- private_apis.py:end -->"
 SIDE = """
 import sys
-from dlcli import cli, pipeline
+from dlcli.cli import cli; from dlcli.datasets import pipeline
 if sys.argv.pop(1) == "without":
     pipeline._determinism_switch = lambda: None
 sys.argv[0] = "dlcli"

@@ -41,7 +41,7 @@ PLAIN = r"""
 import sys
 import keras, pandas as pd, uvicorn
 from fastapi import Body, FastAPI
-from dlcli.preprocessing import Preprocessor
+from dlcli.preprocessing.preprocessing import Preprocessor
 
 run, port = sys.argv[1], int(sys.argv[2])
 prep = Preprocessor.from_json(open(f"{run}/preprocessing.json").read())

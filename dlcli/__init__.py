@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlcli.about import STARTED_AT, __version__  # noqa: F401 - the package's own names
+from dlcli.utils.about import STARTED_AT, __version__  # noqa: F401 - the package's own names
 
 __all__ = ["evaluate", "load_config", "predict", "train"]
 
@@ -16,7 +16,7 @@ __all__ = ["evaluate", "load_config", "predict", "train"]
 def __getattr__(name: str) -> Any:
     # Resolved on first use so that `import dlcli` stays instant.
     if name == "load_config":
-        from dlcli.config import load_config
+        from dlcli.config.config import load_config
 
         return load_config
     if name == "train":
@@ -24,7 +24,7 @@ def __getattr__(name: str) -> Any:
 
         return api.train
     if name in ("evaluate", "predict"):
-        from dlcli import inference
+        from dlcli.evaluation import inference
 
         return getattr(inference, name)
     raise AttributeError(f"module 'dlcli' has no attribute {name!r}")

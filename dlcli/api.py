@@ -11,12 +11,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from dlcli import compute, distribute, files, finetune, runs, saved, stages
-from dlcli import model as model_mod
-from dlcli import record as record_mod
-from dlcli import state as state_mod
-from dlcli.config import Config, load_config
-from dlcli.errors import ConfigError, RunError
+from dlcli.artifacts import saved
+from dlcli.config.config import Config, load_config
+from dlcli.devices import compute, distribute
+from dlcli.models import model as model_mod
+from dlcli.runs import record as record_mod
+from dlcli.runs import runs
+from dlcli.training import finetune, stages
+from dlcli.training import state as state_mod
+from dlcli.utils import files
+from dlcli.utils.errors import ConfigError, RunError
 
 
 def train(

@@ -181,7 +181,7 @@ def cli(monkeypatch, capsys, tmp_path):
 
     Returns `(exit code, stdout, stderr)`; the working directory is the test's tmp_path.
     """
-    from dlcli import cli as cli_module
+    from dlcli.cli import cli as cli_module
 
     monkeypatch.chdir(tmp_path)
 

@@ -3,7 +3,7 @@
 Each `python -m dlcli` spends about 5 s of CPU importing TensorFlow before it does anything a test
 looks at. This server imports TensorFlow, Keras and dlcli once (no op runs, so TensorFlow's runtime
 and its threads are not started: forking is safe), then forks one child per request that runs
-`dlcli.cli.main()` exactly as `python -m dlcli` would, in its own folder, environment and output
+`dlcli.cli.cli.main()` exactly as `python -m dlcli` would, in its own folder, environment and output
 files. The children are real processes: signals, SIGKILL and exit codes are those of a subprocess.
 
 Protocol, one JSON line each way on stdin/stdout: `{"args", "cwd", "env", "out", "err", "status"}` →
@@ -32,7 +32,7 @@ def _child(request: dict) -> None:
     sys.argv = ["dlcli", *request["args"]]
     code = 1
     try:
-        from dlcli.cli import main
+        from dlcli.cli.cli import main
 
         main()
         code = 0
@@ -64,9 +64,9 @@ def serve() -> None:
     import tensorflow  # noqa: F401
 
     import dlcli.api
-    import dlcli.cli
-    import dlcli.stages
-    import dlcli.train  # noqa: F401
+    import dlcli.cli.cli
+    import dlcli.training.stages
+    import dlcli.training.train  # noqa: F401
 
     print(json.dumps({"ready": True}), flush=True)
     pending: dict[int, str] = {}

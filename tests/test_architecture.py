@@ -149,9 +149,28 @@ def test_no_function_is_longer_than_a_screen():
     assert not found, f"functions over {LONGEST} lines (split them):\n" + "\n".join(found)
 
 
+def test_each_module_lives_in_its_groups_folder():
+    for name, (_, group) in LAYERS.items():
+        top = name.split(".")[1]
+        assert top == group or (name.count(".") == 1 and group in ("api", "cli")), (
+            f"{name} is not in {group}/"
+        )
+
+
+def test_the_packages_hold_docstrings_only():
+    for name in sorted(PACKAGES - {"dlcli"}):
+        body = MODULES[name].body
+        assert len(body) == 1 and isinstance(body[0], ast.Expr), f"{name}/__init__.py holds code"
+
+
 @pytest.mark.parametrize(
     "module",
-    ["dlcli.callbacks.run_state", "dlcli.callbacks.early_stopping", "dlcli.sparse", "dlcli.export"],
+    [
+        "dlcli.training.callbacks.run_state",
+        "dlcli.training.callbacks.early_stopping",
+        "dlcli.models.sparse",
+        "dlcli.export.export",
+    ],
 )
 def test_the_keras_classes_are_at_module_level(module):
     tree = MODULES[module]
@@ -159,22 +178,30 @@ def test_the_keras_classes_are_at_module_level(module):
 
 
 def _layers() -> dict[str, tuple[int, str]]:
-    """README's module table: `dlcli.<module>` → (layer, group)."""
+    """README's module table: `dlcli.<group>.<module>` (or `dlcli.<module>` at the top) → (layer, group)."""
     out = {}
     for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
         row = re.match(r"^\| (\d+) \| `([\w/]+)` \| (.*?) \|", line)
         if row:
+            group = row.group(2).rstrip("/")
             for module in re.findall(r"`([\w.]+)`", row.group(3)):
-                out[f"dlcli.{module}"] = (int(row.group(1)), row.group(2))
+                inside = f"dlcli.{group}.{module}"
+                out[inside if inside in MODULES else f"dlcli.{module}"] = (int(row.group(1)), group)
     return out
 
 
 LAYERS = _layers()
 
 
+#: The group packages (and dlcli.training.callbacks): folders whose __init__ holds only a docstring.
+PACKAGES = {"dlcli", "dlcli.training.callbacks"} | {
+    f"dlcli.{group}" for _, group in LAYERS.values() if f"dlcli.{group}" in MODULES and group != "api"
+}
+
+
 def test_every_module_has_its_place_in_the_readme_table():
     placed = set(LAYERS)
-    modules = {m for m in MODULES if m not in ("dlcli", "dlcli.callbacks")}
+    modules = set(MODULES) - PACKAGES
     assert modules - placed == set(), "modules missing from README's module table"
     assert placed - modules == set(), "README's module table names modules that do not exist"
 

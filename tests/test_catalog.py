@@ -1,16 +1,16 @@
-"""The committed Keras catalog matches the installed Keras (regenerate: python -m dlcli.catalog)."""
+"""The committed Keras catalog matches the installed Keras (regenerate: python -m dlcli.config.catalog)."""
 
 from __future__ import annotations
 
 import json
 
-from dlcli import catalog
+from dlcli.config import catalog
 
 
 def test_committed_catalog_matches_installed_keras():
     committed = json.loads(catalog.CATALOG_FILE.read_text())
     built = json.loads(json.dumps(catalog.build()))
-    assert committed == built, "stale dlcli/keras_catalog.json: run `python -m dlcli.catalog`"
+    assert committed == built, "stale dlcli/keras_catalog.json: run `python -m dlcli.config.catalog`"
 
 
 def test_catalog_knows_what_configs_use():

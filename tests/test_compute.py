@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import CONFIGS, dlcli, forked, read_json
 
-from dlcli import arrays
+from dlcli.utils import arrays
 
 
 def test_npz_members_are_read_into_aligned_memory_equal_to_numpy(tmp_path):
@@ -41,7 +41,7 @@ def test_take_rows_copies_only_when_rows_change():
 
 
 def test_training_tensor_shares_the_arrays_memory():
-    from dlcli.pipeline import as_tensor
+    from dlcli.datasets.pipeline import as_tensor
 
     x = arrays.aligned_empty((100, 28, 28), "uint8")
     x[:] = 7
@@ -133,7 +133,7 @@ def test_jit_compile_with_explicit_determinism_is_refused(tmp_path):
 def test_forward_gives_the_outputs_loss_and_metrics_of_predict_and_evaluate():
     import keras
 
-    from dlcli.pipeline import array_dataset, forward
+    from dlcli.datasets.pipeline import array_dataset, forward
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -157,7 +157,7 @@ def test_dataset_guard_lifts_determinism_only_between_steps(request):
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
-    from dlcli.callbacks.dataset_guard import dataset_guard
+    from dlcli.training.callbacks.dataset_guard import dataset_guard
 
     was_on = tf_config.is_op_determinism_enabled()
     tf.config.experimental.enable_op_determinism()
@@ -196,8 +196,8 @@ def test_small_dense_models_use_one_thread_per_op_and_others_all_cores(tmp_path,
 
 
 def test_the_step_cost_estimate_counts_dense_layers_only():
-    from dlcli.compute import SMALL_STEP_MACS, dense_step_macs
-    from dlcli.config import load_config
+    from dlcli.config.config import load_config
+    from dlcli.devices.compute import SMALL_STEP_MACS, dense_step_macs
 
     mlp = load_config(CONFIGS / "mnist.yaml")
     assert dense_step_macs(mlp, [28, 28]) == 32 * (784 * 128 + 128 * 10)  # Flatten, Dense, Dropout, Dense

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 from conftest import CONFIGS, GOOD, dlcli
 
-from dlcli.config import load_config
-from dlcli.errors import ConfigError
+from dlcli.config.config import load_config
+from dlcli.utils.errors import ConfigError
 
 
 def _write(tmp_path, text: str, name: str = "c.yaml"):

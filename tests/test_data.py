@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from dlcli import data
-from dlcli.config import Config
-from dlcli.errors import DataError
+from dlcli.config.config import Config
+from dlcli.io import data
+from dlcli.utils.errors import DataError
 
 CSV = ROOT / "data" / "tiny_binary.csv"
 SHA = hashlib.sha256(CSV.read_bytes()).hexdigest()
@@ -122,7 +122,7 @@ def test_sklearn_dataset_has_class_names():
 
 
 def test_compact_rows_moves_rows_to_the_front_in_place():
-    from dlcli.arrays import compact_rows
+    from dlcli.utils.arrays import compact_rows
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (5000, 3, 7), dtype=np.uint8)

@@ -201,11 +201,11 @@ model.fit(ds, epochs=1, verbose=0)
 
 
 def test_keras_still_makes_the_calls_distcompat_fixes():
-    from dlcli import distcompat
+    from dlcli.devices import distcompat
 
     changed = distcompat.changed_call_sites()
     assert changed == [], (
-        f"Keras changed {changed}, where dlcli/distcompat.py fixes multi-worker training "
+        f"Keras changed {changed}, where dlcli/devices/distcompat.py fixes multi-worker training "
         "(keras-team/keras issue 20585, tensorflow/tensorflow issue 72388). Read the new code: if Keras "
         "no longer asks MultiWorkerMirroredStrategy.reduce for a nested structure or a scalar with "
         "axis=0, drop distcompat.py and use tf.distribute.MultiWorkerMirroredStrategy; else update "
@@ -214,7 +214,7 @@ def test_keras_still_makes_the_calls_distcompat_fixes():
 
 
 def test_without_the_fix_keras_multi_worker_training_still_fails(tmp_path):
-    """The day this fails, Keras trains under the plain strategy: drop dlcli/distcompat.py."""
+    """The day this fails, Keras trains under the plain strategy: drop dlcli/devices/distcompat.py."""
     script = tmp_path / "unfixed.py"
     script.write_text(UNFIXED)
     ports = free_ports(2)
@@ -231,7 +231,7 @@ def test_without_the_fix_keras_multi_worker_training_still_fails(tmp_path):
     results = reap(procs, timeout=180)
     errors = "\n".join(err for _, _, err in results)
     assert any(code != 0 for code, _, _ in results), (
-        "Keras now trains under plain tf.distribute.MultiWorkerMirroredStrategy: drop dlcli/distcompat.py"
+        "Keras now trains under plain tf.distribute.MultiWorkerMirroredStrategy: drop dlcli/devices/distcompat.py"
     )
     assert "unsupported type (<class 'tensorflow.python.distribute.values.PerReplica'>)" in errors or (
         "Invalid reduction dimension 0 for input with 0 dimensions" in errors
@@ -307,8 +307,8 @@ def test_distribution_config_errors(cli, tmp_path):
 
 
 def test_slurm_workers_find_their_cluster_and_chief(monkeypatch):
-    from dlcli import distribute
-    from dlcli.config import load_config
+    from dlcli.config.config import load_config
+    from dlcli.devices import distribute
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     for key, value in {
@@ -342,8 +342,8 @@ def test_slurm_workers_find_their_cluster_and_chief(monkeypatch):
     ],
 )
 def test_the_chief_is_the_chief_task_else_worker_0(monkeypatch, cluster, task, chief):
-    from dlcli import distribute
-    from dlcli.config import load_config
+    from dlcli.config.config import load_config
+    from dlcli.devices import distribute
 
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
     assert distribute.is_chief(load_config(MULTI_WORKER)) is chief
@@ -353,9 +353,9 @@ def test_the_chief_is_the_chief_task_else_worker_0(monkeypatch, cluster, task, c
 
 def test_steps_per_call_under_a_strategy_chosen_at_train_time():
     """strategy auto becomes mirrored only on a machine with GPUs: the same refusal then, at train time."""
-    from dlcli import compute
-    from dlcli.config import load_config
-    from dlcli.errors import ConfigError
+    from dlcli.config.config import load_config
+    from dlcli.devices import compute
+    from dlcli.utils.errors import ConfigError
 
     auto = load_config(CONFIGS / "ci" / "iris.yaml")
     assert compute.steps_per_execution(auto, distributed=True) == 1

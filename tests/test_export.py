@@ -209,7 +209,7 @@ def test_predict_runs_an_exported_model_without_tensorflow(regression_run, tmp_p
             run / "export" / f"model.{fmt}.json"
         ).is_file()
     script = (
-        "import sys; from dlcli.cli import main\n"
+        "import sys; from dlcli.cli.cli import main\n"
         "try:\n    main()\nfinally:\n"
         "    print('tensorflow imported:', 'tensorflow' in sys.modules, file=sys.stderr)\n"
     )
@@ -268,8 +268,8 @@ def test_quantized_exports_report_their_metric_and_refuse_a_drop(images_run, tmp
     half = read_json(tmp_path / "h.onnx.json")["checked"]
     assert half["artifact_metric"] >= half["dlcli_metric"] - 0.01
     # a drop beyond --max-drop (judged on the metrics the check measured) writes nothing
-    from dlcli import export
-    from dlcli.errors import RunError
+    from dlcli.export import export
+    from dlcli.utils.errors import RunError
 
     checked = {"metric": "accuracy", "dlcli_metric": 0.9, "artifact_metric": 0.85, "max_difference": 0.1}
     with pytest.raises(RunError) as refused:

@@ -172,7 +172,7 @@ def test_data_dir_that_does_not_exist_is_an_error(cli, tmp_path, monkeypatch):
 
 # ---- 3. a run is loaded without re-validating it against this machine -------------------------------
 def test_a_tracked_run_predicts_where_mlflow_is_missing(cli, tmp_path, regression_run, monkeypatch):
-    from dlcli import checks
+    from dlcli.config import checks
 
     run = tmp_path / "run"
     shutil.copytree(regression_run, run)
@@ -224,7 +224,7 @@ def test_an_edited_config_is_reported_and_evaluate_refuses_it(cli, tmp_path, reg
 def test_best_checkpoint_maximizes_what_keras_maximizes(tmp_path):
     import keras
 
-    from dlcli.state import monitor_direction
+    from dlcli.training.state import monitor_direction
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("adam", "mse", metrics=["cosine_similarity", "mae"])
@@ -353,11 +353,11 @@ def test_doctor_without_a_gpu_driver_does_not_import_tensorflow(tmp_path):
     import subprocess
     import sys
 
-    from dlcli.doctor import nvidia_present
+    from dlcli.cli.doctor import nvidia_present
 
     if nvidia_present():
         pytest.skip("this machine has an NVIDIA driver: doctor imports TensorFlow to list its GPUs")
-    code = "import sys; from dlcli import doctor; r = doctor.report(); print('tensorflow' in sys.modules)"
+    code = "import sys; from dlcli.cli import doctor; r = doctor.report(); print('tensorflow' in sys.modules)"
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )

@@ -267,7 +267,7 @@ def test_series_gap_notes_name_only_the_columns_with_gaps_and_the_leading_fill(c
 
 # ---- item 25: tomorrow's breakage ----------------------------------------------------------------------------------
 def test_unseen_categories_are_coded_without_pandas_deprecations():
-    from dlcli.transforms import CategoricalEncoder
+    from dlcli.preprocessing.transforms import CategoricalEncoder
 
     encoder = CategoricalEncoder(["c"], "most_frequent", "missing", "one_hot")
     encoder.fit(pd.DataFrame({"c": ["a", "b", "a"]}))

@@ -210,7 +210,7 @@ def test_a_swapped_or_truncated_onnx_is_refused(cli, exported_binary, regression
 
 
 def test_a_swapped_artifact_outside_a_run_is_known_by_its_metadata(cli, regression_run, tmp_path):
-    from dlcli import runtime
+    from dlcli.artifacts import runtime
 
     code, _, err = cli(
         "export", str(regression_run), "--format", "onnx", "--output", str(tmp_path / "a.onnx")

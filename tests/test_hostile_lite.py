@@ -17,7 +17,7 @@ RUNTIMES = ["onnx", "tflite", "tensorflow"]  # the light runtimes, and the path 
 
 
 def _exported(run: Path, folder: Path) -> Path:
-    from dlcli import export
+    from dlcli.export import export
 
     copy = folder / "run"
     shutil.copytree(run, copy)

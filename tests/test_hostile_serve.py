@@ -23,7 +23,7 @@ TIMEOUT = "1"  # serve --timeout: seconds for a request's headers, and for its b
 
 @pytest.fixture(scope="module")
 def table(regression_run, tmp_path_factory):
-    from dlcli import export
+    from dlcli.export import export
 
     run = tmp_path_factory.mktemp("hostile-serve") / "run"
     shutil.copytree(regression_run, run)

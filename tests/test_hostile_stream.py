@@ -204,7 +204,7 @@ def test_a_file_rewritten_during_training_fails_the_run_naming_it(tmp_path, fram
 
 
 def test_a_class_first_seen_on_the_last_line_is_refused_before_training(cli, tmp_path, frame):
-    from dlcli import hashsplit
+    from dlcli.io import hashsplit
 
     table = frame.copy()
     held_out = hashsplit.codes(table, 0.1, 0.15, "id") != hashsplit.TRAIN

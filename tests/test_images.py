@@ -288,7 +288,7 @@ def test_preprocess_input_as_layers_that_load_safely(tmp_path, name, mode):
 
     import keras
 
-    from dlcli import backbones
+    from dlcli.models import backbones
 
     found, steps = backbones.preprocessing(name, 3, "test")
     assert found == mode

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from conftest import CONFIGS, ROOT, fails, forked, read_json
 
-from dlcli import data as data_mod
-from dlcli import saved, scoring
-from dlcli.config import load_config
+from dlcli.artifacts import saved
+from dlcli.config.config import load_config
+from dlcli.datasets import scoring
+from dlcli.io import data as data_mod
 
 CONFIG = CONFIGS / "ci" / "multi_series.yaml"
 SENSORS = ROOT / "data" / "tiny_sensors.csv"

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlcli.config import Config
-from dlcli.errors import DataError
-from dlcli.preprocessing import Preprocessor
-from dlcli.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
+from dlcli.config.config import Config
+from dlcli.preprocessing.preprocessing import Preprocessor
+from dlcli.preprocessing.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
+from dlcli.utils.errors import DataError
 
 
 def _config(**over) -> Config:
@@ -123,7 +123,7 @@ def test_windows_pair_each_window_with_the_value_horizon_steps_later():
     )
     prep = Preprocessor.fit(config, frame)
     assert prep.input_shape == [3, 1] and prep.context == 4
-    from dlcli import scoring
+    from dlcli.datasets import scoring
 
     ((x, y),) = [(bx.numpy(), by.numpy()) for bx, by in scoring.examples(prep, frame).dataset(prep, 100)]
     assert x.shape == (12 - 3 - 2 + 1, 3, 1)
@@ -132,7 +132,7 @@ def test_windows_pair_each_window_with_the_value_horizon_steps_later():
 
 
 def test_corrupt_state_is_a_run_error():
-    from dlcli.errors import RunError
+    from dlcli.utils.errors import RunError
 
     with pytest.raises(RunError, match="not a valid dlcli preprocessing state"):
         Preprocessor.from_json('{"format": "something else"}')
@@ -144,7 +144,7 @@ def test_training_windows_are_cut_by_index_as_keras_cuts_them():
     import keras
     import numpy as np
 
-    from dlcli import pipeline, scoring
+    from dlcli.datasets import pipeline, scoring
 
     series = np.arange(60, dtype="float32").reshape(30, 2)
     targets = np.arange(30, dtype="float32") * 10

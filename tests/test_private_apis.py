@@ -18,7 +18,7 @@ PRIVATE = [
     (
         "tensorflow.python.framework.config",
         ["is_op_determinism_enabled", "enable_op_determinism", "disable_op_determinism"],
-        "dlcli.pipeline.determinism_switch",
+        "dlcli.datasets.pipeline.determinism_switch",
     ),
 ]
 
@@ -33,7 +33,7 @@ def test_private_tensorflow_names_still_exist(module, names, user):
 def test_the_determinism_switch_turns_determinism_off_and_on(request):
     from tensorflow.python.framework import config as tf_config
 
-    from dlcli.pipeline import determinism_switch
+    from dlcli.datasets.pipeline import determinism_switch
 
     was_on = tf_config.is_op_determinism_enabled()
     tf_config.enable_op_determinism()
@@ -52,14 +52,14 @@ def test_only_these_modules_import_private_tensorflow():
 
     users = sorted(
         path.name
-        for path in Path(dlcli.__file__).parent.glob("*.py")
+        for path in Path(dlcli.__file__).parent.rglob("*.py")
         if "tensorflow.python" in path.read_text(encoding="utf-8")
     )
     assert users == ["pipeline.py"]
 
 
 def test_slurm_task_lists_are_read_without_tensorflow():
-    from dlcli.distribute import tasks_per_node
+    from dlcli.devices.distribute import tasks_per_node
 
     assert tasks_per_node("2(x3),1") == [2, 2, 2, 1]
     assert tasks_per_node("4") == [4]
@@ -68,7 +68,7 @@ def test_slurm_task_lists_are_read_without_tensorflow():
 
 
 def test_tf2onnx_still_has_the_functions_export_calls_in_process():
-    """dlcli/converters.py converts to ONNX in its own process with what `python -m tf2onnx.convert
+    """dlcli/export/converters.py converts to ONNX in its own process with what `python -m tf2onnx.convert
     --saved-model` calls (half an ONNX export's time); when this fails, tf2onnx changed them: export
     falls back to the command (slower, still right) until _tf2onnx_in_process is updated."""
     import inspect

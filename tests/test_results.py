@@ -12,7 +12,8 @@ from importlib import metadata
 import pytest
 from conftest import CONFIGS, read_json
 
-from dlcli import files, runs
+from dlcli.runs import runs
+from dlcli.utils import files
 
 REGRESSION = str(CONFIGS / "ci" / "regression.yaml")
 
@@ -157,7 +158,7 @@ tracking:
 
 
 def test_mlflow_tracking_without_mlflow_fails_validation_with_the_install_hint(cli, tmp_path, monkeypatch):
-    from dlcli import checks
+    from dlcli.config import checks
 
     monkeypatch.setattr(checks, "mlflow_installed", lambda: False)
     (tmp_path / "c.yaml").write_text(TRACKED)

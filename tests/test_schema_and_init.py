@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import CONFIGS, ROOT, dlcli, latest_run, ok, read_json
 
-from dlcli.templates import TEMPLATES
+from dlcli.config.templates import TEMPLATES
 
 
 @pytest.fixture(scope="module")

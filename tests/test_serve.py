@@ -23,7 +23,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed")
 @pytest.fixture(scope="module")
 def exported(regression_run, tmp_path_factory):
     """A copy of the regression run with model.onnx exported into it (served without TensorFlow)."""
-    from dlcli import export
+    from dlcli.export import export
 
     run = tmp_path_factory.mktemp("served") / "run"
     shutil.copytree(regression_run, run)
@@ -209,7 +209,7 @@ def test_serve_without_the_extra_says_how_to_install_it(regression_run, cli, mon
 
 
 def test_series_windows_and_text_as_the_model_takes_them(series_run, text_run, tmp_path, cli):
-    from dlcli import export
+    from dlcli.export import export
 
     series = tmp_path / "series"
     shutil.copytree(series_run, series)

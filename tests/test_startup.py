@@ -12,7 +12,7 @@ HEAVY = ("tensorflow", "keras", "pandas", "sklearn", "matplotlib")
 
 PROBE = """
 import sys
-from dlcli import cli
+from dlcli.cli import cli
 iris, housing, temperature = sys.argv[1:4]
 commands = (["--help"], ["validate", iris], ["validate", housing], ["config", "show", temperature],
             ["schema"], ["init", "timeseries", "starter.yaml"], ["validate", "starter.yaml"])

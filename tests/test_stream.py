@@ -117,7 +117,7 @@ def test_evaluate_and_predict_stream_and_agree_with_training(streamed_run, table
     # the same numbers as the model on the whole table at once
     script = f"""
 import numpy as np, pandas as pd
-from dlcli import inference
+from dlcli.evaluation import inference
 run = inference.load_run({str(streamed_run)!r})
 frame = pd.read_csv({str(tables / "table.csv")!r})
 outputs = run.model.predict(run.prep.features(frame), verbose=0)
@@ -191,7 +191,7 @@ def _chunks(values: np.ndarray, cuts=(0, 7, 300, 301, 2500, 4000)):
 
 
 def test_running_moments_and_sample_equal_the_whole_columns():
-    from dlcli.running import Moments, Sample
+    from dlcli.metrics.running import Moments, Sample
 
     rng = np.random.default_rng(0)
     values = rng.normal(1e6, 3.0, (5000, 3))  # a large mean: the naive sum of squares loses digits
@@ -218,7 +218,7 @@ def test_running_moments_and_sample_equal_the_whole_columns():
 def test_summaries_of_two_workers_merge_into_one_readers():
     """shards.py's statistics: each worker summarizes its own chunks; folded together (in worker
     order) they are what one reader of every chunk keeps: the same sample, counts, moments."""
-    from dlcli.running import Counts, Moments, Sample
+    from dlcli.metrics.running import Counts, Moments, Sample
 
     rng = np.random.default_rng(2)
     values = rng.normal(5.0, 2.0, (5000, 2))
@@ -245,7 +245,7 @@ def test_summaries_of_two_workers_merge_into_one_readers():
 
 
 def test_capped_counts_keep_every_frequent_value():
-    from dlcli.running import Counts
+    from dlcli.metrics.running import Counts
 
     rng = np.random.default_rng(0)
     common = rng.choice(list("abcde"), 20_000)
@@ -263,8 +263,8 @@ def test_capped_counts_keep_every_frequent_value():
 
 
 def test_streamed_scores_equal_report_py_on_the_same_predictions():
-    from dlcli import report
-    from dlcli.running import ClassTally, RegressionTally
+    from dlcli.metrics import report
+    from dlcli.metrics.running import ClassTally, RegressionTally
 
     rng = np.random.default_rng(0)
     true = rng.integers(0, 2, 3000)
@@ -299,7 +299,7 @@ def test_streamed_scores_equal_report_py_on_the_same_predictions():
 
 
 def test_hash_splits_do_not_depend_on_how_the_rows_are_grouped():
-    from dlcli import hashsplit
+    from dlcli.io import hashsplit
 
     frame = pd.DataFrame({"id": np.arange(20_000), "name": [f"row {i}" for i in range(20_000)]})
     for key in ("id", "name", None):
@@ -322,8 +322,8 @@ def test_hash_splits_do_not_depend_on_how_the_rows_are_grouped():
 
 def test_spaces_and_missing_markers_are_stripped_alike_streamed_and_whole(tmp_path):
     # pandas 3 reads text as its `str` dtype: stripping must not look for object columns only
-    from dlcli.reading import Reading, read_table
-    from dlcli.streams import Stream, Unit
+    from dlcli.io.reading import Reading, read_table
+    from dlcli.io.streams import Stream, Unit
 
     path = tmp_path / "s.csv"
     path.write_text("a,b,y\n1, x ,0\n2,y ,1\n3, ? ,0\n")
@@ -337,8 +337,8 @@ def test_spaces_and_missing_markers_are_stripped_alike_streamed_and_whole(tmp_pa
 
 
 def test_stream_auto_streams_past_a_quarter_of_free_memory_and_says_why(tables, monkeypatch):
-    from dlcli import streams
-    from dlcli.config import load_config
+    from dlcli.config.config import load_config
+    from dlcli.io import streams
 
     config = load_config(_config(tables, path="table.csv", stream="auto"))
     path = tables / "table.csv"

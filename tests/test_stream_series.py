@@ -204,7 +204,7 @@ def test_predict_streams_a_series_and_forecasts_each_row_that_ends_a_window(stre
     assert empty.to_dict() == {"a": 11, "b": 11, "c": 11}
     script = f"""
 import numpy as np, pandas as pd
-from dlcli import inference, pipeline, scoring
+from dlcli.evaluation import inference; from dlcli.datasets import pipeline, scoring
 run = inference.load_run({str(streamed)!r})
 frame = pd.read_csv({str(folder / "series.csv")!r})
 ex = scoring.examples(run.prep, frame, labelled=False)
@@ -222,10 +222,11 @@ print(len(forecast), float(np.abs(forecast - written).max()))
 
 
 def test_a_stride_thins_the_streamed_training_windows_as_in_memory(folder, monkeypatch):
-    from dlcli import config as config_mod
-    from dlcli import data as data_mod
-    from dlcli import hashsplit, scoring, seriesstream
-    from dlcli.preprocessing import Preprocessor
+    from dlcli.config import config as config_mod
+    from dlcli.datasets import scoring, seriesstream
+    from dlcli.io import data as data_mod
+    from dlcli.io import hashsplit
+    from dlcli.preprocessing.preprocessing import Preprocessor
 
     monkeypatch.setenv("DLCLI_UNIT_BYTES", UNITS["DLCLI_UNIT_BYTES"])
     path = _config(folder, "stride")

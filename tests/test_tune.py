@@ -71,9 +71,10 @@ def test_trials_are_ordinary_runs_and_the_best_config_trains_the_same_model(sear
 
 
 def test_a_pruned_trial_stops_its_run_and_marks_it_pruned(tmp_path):
-    from dlcli import api, tune
-    from dlcli.config import load_config
-    from dlcli.errors import Pruned
+    from dlcli import api
+    from dlcli.config.config import load_config
+    from dlcli.tune import tune
+    from dlcli.utils.errors import Pruned
 
     class Trial:  # what the pruner says: behind the others from epoch 2
         reports: list = []
@@ -97,7 +98,7 @@ def test_a_pruned_trial_stops_its_run_and_marks_it_pruned(tmp_path):
 def test_the_median_pruner_judges_once_a_tenth_of_the_budget_has_finished(tmp_path, trials, startup):
     import optuna
 
-    from dlcli import tune
+    from dlcli.tune import tune
 
     s = tune.open_search(_config(tmp_path), trials=trials, runs_dir=tmp_path / "runs")
     study = tune.study(s)

@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 from _timing import write_result
 
-from dlcli import folders, images, pipeline
+from dlcli.datasets import pipeline
+from dlcli.io import folders, images
 
 folder, result, passes = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 frame, _ = folders.read(folder)

@@ -1,0 +1,496 @@
+"""The `dlcli` command: parse arguments, call `dlcli.api`, print (through dlcli.cli.console, the other
+module importing rich). The only module importing typer.
+
+Importing this module must not import TensorFlow, Keras, pandas or scikit-learn: `dlcli --help` and
+`dlcli validate` start instantly (tests/test_startup.py holds us to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dlcli.cli import console
+from dlcli.config.templates import TEMPLATES
+from dlcli.runs.runs import DEFAULT_RUNS_DIR
+from dlcli.utils.errors import DlcliError, RunError
+
+app = typer.Typer(
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: typer 0.29's rich panels show every flag as `<bool>`
+    help="Train, evaluate, predict, export and serve Keras models described by YAML configs.",
+)
+config_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Inspect configs.")
+app.add_typer(config_app, name="config")
+out, err = console.out, console.err
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option(  # noqa: UP045 - typer needs Optional
+        "-o",
+        "--override",
+        help="key.path=value (repeatable); the value is read as YAML.",
+        metavar="KEY=VALUE",
+    ),
+]
+RunsDir = Annotated[
+    Path, typer.Option("--run-dir", help="Folder that holds the runs (for 'latest').", metavar="DIR")
+]
+Device = Annotated[
+    Optional[str],  # noqa: UP045 - typer needs Optional
+    typer.Option(
+        "--device",
+        help="cpu, gpu or gpu:N (default: every GPU TensorFlow finds, else the CPU).",
+        metavar="DEVICE",
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        print(f"dlcli {metadata.version('dlcli')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks (also after the command, or DLCLI_DEBUG=1).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ["DLCLI_DEBUG"] = "1"
+
+
+@app.command()
+def train(
+    config: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional
+        typer.Argument(help="The YAML config (optional with --resume).", metavar="CONFIG"),
+    ] = None,
+    override: Overrides = None,
+    runs_dir: Annotated[
+        Path,
+        typer.Option("--run-dir", help="Folder that holds the runs: DIR/<name>/<timestamp>.", metavar="DIR"),
+    ] = DEFAULT_RUNS_DIR,
+    resume: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--resume", help="Continue this run from its last completed epoch.", metavar="RUN"),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
+    device: Device = None,
+) -> None:
+    """Validate, load data, train, evaluate on the test split and write the run directory."""
+    from dlcli import api
+    from dlcli.config.config import load_config
+
+    listener = None if quiet else console.Progress()
+    if resume is not None:
+        result = api.resume(resume, override or [], config, runs_dir, listener, device=device)
+    elif config is None:
+        raise typer.BadParameter("give a CONFIG to train, or --resume RUN to continue a run")
+    else:
+        loaded = load_config(config, override or [])
+        if listener is not None:
+            listener.batch_size = loaded.train.batch_size
+        result = api.train(loaded, runs_dir, listener, device=device)
+    if listener is None:  # with progress on, the notes came before the first epoch
+        console.print_notes(result.notes)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if not result.chief:
+        where = result.placement
+        out.print(
+            f"[bold green]done[/] {result.epochs} epochs as worker {where['worker']} of {where['workers']}; "
+            f"the chief (worker 0) wrote the run directory. Weights sha256 {where['weights_sha256']} "
+            "(the chief's run.json has its own under distribution)",
+            highlight=False,
+        )
+        return
+    best = f", best epoch {result.best_epoch}" if result.best_epoch else ""
+    out.print(f"[bold green]done[/] {result.epochs} epochs{best} → {result.run_dir}", highlight=False)
+    out.print(console.metrics_table(result.metrics))
+    console.print_per_class(result.metrics)
+
+
+@app.command()
+def evaluate(
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Another labelled file.")] = None,  # noqa: UP045
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    device: Device = None,
+) -> None:
+    """Metrics of a finished run on its test split, or on another labelled file."""
+    from dlcli.evaluation import inference
+
+    warnings: list[str] = []
+    rows = console.Rows()
+    try:
+        metrics = inference.evaluate(run, data, runs_dir, device, warnings, rows)
+    finally:
+        rows.close()
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        split = {"test" if data is None else str(data): metrics}
+        out.print(console.metrics_table(split))
+        console.print_per_class(split)
+
+
+@app.command()
+def predict(
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet rows, or .npy/.npz images.")],
+    output: Annotated[Optional[Path], typer.Option("--output", help=".csv or .parquet")] = None,  # noqa: UP045
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    device: Device = None,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime",
+            help="auto (the run's exported ONNX, else TFLite model, if any), tensorflow, onnx, tflite.",
+            metavar="RUNTIME",
+        ),
+    ] = "auto",
+) -> None:
+    """Predictions for new data (the target column is optional)."""
+    from dlcli.evaluation import inference
+
+    rows = console.Rows()
+    try:
+        path, table, warnings = inference.predict(run, input, output, runs_dir, device, runtime, rows)
+    finally:
+        rows.close()
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    via = f" (with {table.attrs['runtime']}, without TensorFlow)" if "runtime" in table.attrs else ""
+    out.print(f"wrote {table.attrs.get('rows', len(table))} predictions{via} → {path}", highlight=False)
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="saved_model, tflite or onnx.", metavar="FORMAT")
+    ],
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--output", help="Where to write it (default: RUN/export/).", metavar="PATH"),
+    ] = None,
+    quantize: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--quantize", help="float16 or int8 (tflite, onnx).", metavar="TYPE"),
+    ] = None,
+    max_drop: Annotated[
+        float, typer.Option("--max-drop", help="Largest test-metric drop a quantized model may have.", min=0)
+    ] = 0.01,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+) -> None:
+    """One file that takes raw inputs (columns, text, pixels), checked against dlcli predict first."""
+    from dlcli.export import export as export_mod
+
+    meta = export_mod.export(run, fmt, output, quantize, max_drop, runs_dir)
+    checked = meta["checked"]
+    out.print(
+        f"checked on {checked['rows']} {checked['split']} rows in {fmt}: largest difference from dlcli "
+        f"predict {checked['max_difference']:.3g}; test {checked['metric']} {checked['artifact_metric']:.4f} "
+        f"(dlcli: {checked['dlcli_metric']:.4f})",
+        highlight=False,
+    )
+    out.print(f"wrote {meta['path']}", highlight=False)
+
+
+@app.command()
+def serve(
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Rows per model call, at most.", min=1)] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", help="How long a request waits for others to batch with.", min=0)
+    ] = 5.0,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime", help="auto, tensorflow, onnx or tflite (as for predict).", metavar="RUNTIME"
+        ),
+    ] = "auto",
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", help="Seconds a client has for a request's headers, and its body.", min=0.1
+        ),
+    ] = 10.0,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+) -> None:
+    """HTTP predictions from raw inputs (POST /predict, GET /metadata, /health, /docs), micro-batched."""
+    from dlcli.artifacts import runtime as runtime_mod
+    from dlcli.serve import serve as serve_mod
+
+    runtime_mod.need("fastapi", "serve")
+    runtime_mod.need("uvicorn", "serve")
+    serve_mod.check_address(host, port)
+    model = serve_mod.load(run, runs_dir, runtime)
+
+    def ready() -> None:
+        out.print(
+            f"serving {model.info['run']} ({model.runtime}) on http://{host}:{port}  "
+            f"(max batch {max_batch}, max wait {max_wait_ms:g} ms; docs at /docs)",
+            highlight=False,
+        )
+
+    serve_mod.run(model, host, port, max_batch, max_wait_ms, ready, timeout)
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="The YAML config, with a search section.", metavar="CONFIG")],
+    override: Overrides = None,
+    trials: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--trials", help="Trials to finish (default: search.trials).", min=1),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="Trials at once, each in its own process.", min=1)] = 1,
+    storage: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--storage", help="An Optuna database URL (default: SQLite in the study folder).", metavar="URL"
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--run-dir", help="Folder of the runs: DIR/<name>/tune-<id>/.", metavar="DIR")
+    ] = DEFAULT_RUNS_DIR,
+    worker: Annotated[int, typer.Option("--worker", hidden=True)] = 0,
+    threads: Annotated[Optional[int], typer.Option("--threads", hidden=True)] = None,  # noqa: UP045
+) -> None:
+    """Search the config's search section with Optuna; each trial an ordinary run. Rerun to continue."""
+    from dlcli.artifacts import runtime as runtime_mod
+    from dlcli.tune import trials as trials_mod
+    from dlcli.tune import tune as tune_mod
+
+    runtime_mod.need("optuna", "tune")
+    found = tune_mod.open_search(config, override or [], trials, storage, runs_dir, _say)
+    found.worker, found.threads = worker, threads
+    if worker == 0:
+        out.print(
+            f"study {found.folder} ({found.trials} trials, {found.direction} {found.metric})", highlight=False
+        )
+    with tune_mod.workers(found, jobs):
+        tune_mod.run_trials(found)
+    if worker:
+        return
+    summary = trials_mod.summarize(found)
+    out.print(console.trials_table(summary["rows"]))
+    for note in summary["notes"]:
+        err.print(f"note: {escape(note)}", highlight=False)
+    best = summary["best"]
+    if best is not None:
+        out.print(
+            f"best: trial {best.number}, {found.metric} {console.fmt(best.value)}; its config: "
+            f"{found.folder / 'best.yaml'} (dlcli train it to train that model again)",
+            highlight=False,
+        )
+
+
+def _say(line: str) -> None:
+    out.print(escape(line), highlight=False)
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")],
+    override: Overrides = None,
+) -> None:
+    """Check a config without loading data or TensorFlow."""
+    from dlcli.config.config import load_config
+
+    cfg = load_config(config, override or [])
+    out.print(f"[green]ok[/] {config}: {cfg.name} ({cfg.task})", highlight=False)
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[Path, typer.Argument(help="The YAML config.", metavar="CONFIG")],
+    override: Overrides = None,
+) -> None:
+    """The resolved config: defaults filled in, overrides applied."""
+    from dlcli.config.config import load_config
+    from dlcli.utils.yamlio import dump
+
+    print(dump(load_config(config, override or []).to_yaml_dict()), end="")
+
+
+@app.command()
+def schema() -> None:
+    """JSON Schema (draft 2020-12) of the config, for editors: dlcli schema > dlcli.schema.json"""
+    from dlcli.config.config import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def init(
+    template: Annotated[str, typer.Argument(help=f"One of: {', '.join(TEMPLATES)}.", metavar="TEMPLATE")],
+    path: Annotated[Optional[Path], typer.Argument(help="Where to write it (default TEMPLATE.yaml).")] = None,  # noqa: UP045
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter config."""
+    from dlcli.config.templates import write_template
+
+    written = write_template(template, path, force)
+    out.print(f"wrote {written}; edit its data section, then: dlcli validate {written}", highlight=False)
+
+
+@app.command("runs")
+def runs_(
+    folder: Annotated[
+        Path, typer.Argument(help="A runs folder, one name's folder or a run.", metavar="[DIR]")
+    ] = DEFAULT_RUNS_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Every run under DIR, newest first: status, epochs, best validation value, test metric, duration."""
+    from dlcli.runs import listing
+
+    if not folder.is_dir():
+        raise RunError(
+            f"{folder}: no such folder; `dlcli train` keeps runs under runs/ in the folder it ran in, or "
+            "under the folder its --run-dir named: give that folder, e.g. dlcli runs DIR"
+        )
+    rows = listing.list_runs(folder)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out.print(f"no runs under {folder}", highlight=False)
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("run", "started", "status", "epochs", "best (validation)", "test", "duration"):
+        table.add_column(column, justify="right" if column in ("epochs", "duration") else "left")
+    for row in rows:
+        epochs = "" if row["epochs"] is None else f"{row['epochs']}/{row['epochs_planned'] or '?'}"
+        best = row["best"]
+        table.add_row(
+            f"{row['name']}/{row['id']}",
+            (row["started_at"] or "")[:19].replace("T", " "),
+            f"[{STATUS_STYLE.get(row['status'], 'red')}]{row['status']}[/]",
+            epochs,
+            f"{best['metric']} {console.fmt(best['value'])} @{best['epoch']}" if best else "",
+            f"{row['test']['metric']} {console.fmt(row['test']['value'])}" if row["test"] else "",
+            console.duration(row["duration_s"]),
+        )
+    console.print_wide(table)
+
+
+STATUS_STYLE = {
+    "completed": "green",
+    "running": "cyan",
+    "interrupted": "yellow",
+    "killed": "yellow",
+    "pruned": "magenta",
+}
+
+
+@app.command()
+def compare(
+    run: Annotated[
+        list[str], typer.Argument(help="Two or more runs (directories, NAME/latest).", metavar="RUN...")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+) -> None:
+    """The config keys that differ and the metrics of each run, side by side."""
+    from dlcli.runs import listing
+    from dlcli.runs.runs import resolve
+
+    result = listing.compare([resolve(r, runs_dir) for r in run])
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for title, rows in (
+        ("run", {k: [console.cell(v) for v in vs] for k, vs in result["summary"].items()}),
+        ("config (differences only)", result["config"]),
+        ("metric", result["metrics"]),
+    ):
+        table = Table(show_edge=False, header_style="bold")
+        table.add_column(title)
+        for name in result["runs"]:
+            table.add_column(name, justify="right")
+        for key, values in rows.items():
+            table.add_row(key, *(console.cell(v) for v in values))
+        if title.startswith("config") and not rows:
+            table.add_row("(identical configs)", *("" for _ in result["runs"]))
+        console.print_wide(table)
+        out.print()
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Versions, CPU features, GPUs, DLCLI_DATA_DIR and the download cache with the data sets found there."""
+    from dlcli.cli import doctor as doctor_mod
+
+    report = doctor_mod.report()
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for section, values in report.items():
+        out.print(f"[bold]{section}[/]")
+        for key, value in values.items():
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            out.print(f"  {key}: {escape(str(shown if shown not in ('', None) else '—'))}", highlight=False)
+
+
+def main() -> None:
+    """Console entry point: user errors exit 2 without a traceback; failed runs exit 1."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "--debug" in sys.argv[1:]:  # accepted anywhere, not only before the command
+        sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--debug")]
+        os.environ["DLCLI_DEBUG"] = "1"
+    debug = os.environ.get("DLCLI_DEBUG") == "1"
+    try:
+        app(standalone_mode=False)
+    except DlcliError as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]{exc.prefix}:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]")
+        sys.exit(130)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - click's usage errors and anything unexpected
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # a usage error from typer's (vendored) click: wrong option, missing argument
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "run again with --debug for the traceback",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

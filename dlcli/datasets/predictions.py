@@ -1,0 +1,55 @@
+"""What `predict` writes, whichever path made the predictions (in memory, streamed, a series, the ONNX
+or TFLite runtime): the input's columns, `prediction` and `probability_<class>`, as CSV or Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlcli.utils import files, formats
+from dlcli.utils.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=None) -> pd.DataFrame:
+    """What predict writes: the input's columns (a table), `prediction` and `probability_<class>`.
+    A series' first `pad` rows have no full window: their forecast is empty (row i: the forecast
+    from the window ending there). `rows`: the positions of the rows the predictions are for (the
+    others' are empty), as for several series in one file."""
+    import numpy as np
+    import pandas as pd
+
+    predictions = np.asarray(predictions)
+    if pad:
+        rows = np.arange(pad, pad + len(predictions))
+    if rows is not None:
+        n = len(part)
+        placed = np.full(n, np.nan, dtype=object if predictions.dtype == object else "float64")
+        placed[rows] = predictions
+        predictions = placed
+        if probs is not None:
+            spread = np.full((n, probs.shape[1]), np.nan)
+            spread[rows] = probs
+            probs = spread
+    table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
+    table["prediction"] = predictions
+    if probs is not None:
+        for i, label in enumerate(classes):
+            table[f"probability_{label}"] = probs[:, i]
+    return table
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix in formats.PARQUET:
+        content = table.to_parquet(index=False)
+    elif suffix == ".csv":
+        content = table.to_csv(index=False)
+    else:
+        raise DataError(f"--output {path}: unsupported suffix {suffix!r} (expected .csv or .parquet)")
+    try:
+        files.write_atomic(path, content)
+    except OSError as exc:
+        raise DataError(f"--output {path}: cannot write ({exc})") from None

@@ -1,0 +1,1 @@
+"""Layer 2: TensorFlow set-up, --device and tf.distribute strategies."""

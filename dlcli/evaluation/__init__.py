@@ -1,0 +1,1 @@
+"""Layer 6: evaluate and predict a finished run."""

@@ -1,0 +1,1 @@
+"""Layer 2: data as it ships: sources, tables, streams, splits, class folders, series, image files."""

@@ -1,0 +1,1 @@
+"""Layer 2: bounded tallies and the metrics of a split."""

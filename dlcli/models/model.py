@@ -1,0 +1,257 @@
+"""The layer list → a compiled `keras.Model`; optimizer, loss and metrics by their Keras names.
+
+>>> model = build(config, input_shape=[4], input_dtype="float32", n_classes=3)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dlcli.config.checks import REFUSED_LAYERS, label_mode, suggest
+from dlcli.config.config import Config
+from dlcli.models import backbones
+from dlcli.utils.errors import ConfigError
+
+if TYPE_CHECKING:
+    import keras
+
+    from dlcli.preprocessing.text import TextVectorizer
+
+
+def layer_class(name: str, where: str) -> type:
+    import keras
+
+    if name in REFUSED_LAYERS:
+        raise ConfigError(f"{where}: the layer {name} is not allowed: {REFUSED_LAYERS[name]}")
+    found = getattr(keras.layers, name, None)
+    if not (isinstance(found, type) and issubclass(found, keras.layers.Layer)):
+        names = [n for n in dir(keras.layers) if isinstance(getattr(keras.layers, n), type)]
+        raise ConfigError(f"{where}: {name!r} is not a Keras layer{suggest(name, names)}")
+    return found
+
+
+def check_layer_arguments(config: Config) -> None:
+    """Construct every layer once, before any data is loaded: Keras checks each argument's value.
+
+    Without starting TensorFlow's runtime, after which its threads (train.intra_op_threads) and a
+    multi-worker strategy can no longer be set up: in a throwaway graph, as layers with state
+    (Dropout's seed) would otherwise start it; and with the GPU question LSTM and GRU ask (for cuDNN)
+    answered from the visible physical devices, as listing logical ones starts it too.
+    """
+    from unittest import mock
+
+    import tensorflow as tf
+
+    def visible(device_type=None):
+        return tf.config.get_visible_devices(device_type)
+
+    problems = []
+    for i, spec in enumerate(config.model.layers):
+        ((name, kwargs),) = spec.items()
+        where = config.where("model", "layers", i, name)
+        try:
+            with tf.Graph().as_default(), mock.patch.object(tf.config, "list_logical_devices", visible):
+                layer_class(name, where)(**_with_placeholders(config, name, kwargs or {}))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        except Exception as exc:  # noqa: BLE001 - a constructor may raise anything on a bad value
+            problems.append(f"{where}: {type(exc).__name__}: {exc}")
+    if problems:
+        raise ConfigError(problems)
+
+
+def _with_placeholders(config: Config, name: str, kwargs: dict) -> dict:
+    """An Embedding on int text sequences takes its input_dim from the vocabulary, known only once
+    the data is read: checked with a stand-in value."""
+    text = config.preprocessing.text
+    if name == "Embedding" and "input_dim" not in kwargs and text is not None and text.output_mode == "int":
+        return {**kwargs, "input_dim": 2}
+    return kwargs
+
+
+def build(
+    config: Config,
+    input_shape: list[int],
+    input_dtype: str,
+    n_classes: int | None,
+    rescale: float | None = None,
+    embeddings: list[tuple[str, int, int]] = (),
+    text: TextVectorizer | None = None,
+) -> keras.Model:
+    """A functional model: Input (shape and dtype from the data) → optional rescale/reshape → layers.
+    With text columns the inputs are named: `features` (numeric and categorical, when there are any)
+    and one string input per text column, vectorized inside the model.
+
+    With `train.mixed_precision` every layer but the last computes in 16 bits; the global dtype policy
+    is restored afterwards, so nothing else in the process is affected.
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.train.mixed_precision or "float32")
+    try:
+        return _build(config, input_shape, input_dtype, n_classes, rescale, embeddings, text)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), text=None) -> keras.Model:
+    import keras
+
+    if text is not None:
+        inputs, x = _text_inputs(input_shape[0] - text.width, embeddings, text)
+        return _stack(config, inputs, x, n_classes, text)
+    inputs = keras.Input(shape=tuple(input_shape), dtype=input_dtype, name="inputs")
+    x = _embedded(inputs, embeddings) if embeddings else inputs
+    for layer in augmentation(config.preprocessing.image.augment, config.seed):
+        x = layer(x)  # before rescaling: RandomContrast expects pixels 0–255
+    if rescale is not None or input_dtype not in ("float32", "float64"):
+        # Pixels stay uint8 in memory; the model casts and rescales them itself.
+        x = keras.layers.Rescaling(rescale if rescale is not None else 1.0, name="rescale")(x)
+    wanted = config.model.input_shape
+    if wanted is not None and list(wanted) != list(input_shape):
+        if _size(wanted) != _size(input_shape):
+            raise ConfigError(
+                f"{config.where('model', 'input_shape')}: {list(wanted)} does not match the data, whose "
+                f"items have shape {list(input_shape)} (expected the same number of values, "
+                f"{_size(input_shape)})"
+            )
+        x = keras.layers.Reshape(tuple(wanted), name="reshape")(x)
+    if config.model.backbone is not None:
+        x = backbones.attach(config, x)
+    return _stack(config, inputs, x, n_classes)
+
+
+def _stack(config, inputs, x, n_classes, text=None) -> keras.Model:
+    """The configured layers on `x`, checked against the task. An Embedding without `input_dim` on
+    int text sequences gets the vocabulary's size."""
+    import keras
+
+    last = len(config.model.layers) - 1
+    for i, spec in enumerate(config.model.layers):
+        ((name, kwargs),) = spec.items()
+        where = config.where("model", "layers", i, name)
+        cls = layer_class(name, where)
+        kwargs = dict(kwargs or {})
+        if i == last and config.train.mixed_precision:
+            kwargs.setdefault("dtype", "float32")  # softmax and the loss stay in float32
+        if name == "Embedding" and "input_dim" not in kwargs and text is not None:
+            kwargs["input_dim"] = text.vocabulary_size(0)
+        try:
+            x = cls(**kwargs)(x)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    model = keras.Model(inputs, x, name=config.name)
+    _check_output(config, model, n_classes)
+    return model
+
+
+def augmentation(augment, seed: int) -> list:
+    from dlcli.io.images import augmentation as layers
+
+    return layers(augment.model_dump(exclude_none=True) if augment is not None else None, seed)
+
+
+def _text_inputs(width: int, embeddings, text: TextVectorizer):
+    """Named inputs (`features` when there are feature columns, one string input per text column)
+    and what the first configured layer reads: the vectors side by side, or the int sequence."""
+    import keras
+
+    inputs, parts = {}, []
+    if width:
+        features = keras.Input(shape=(width,), dtype="float32", name="features")
+        inputs["features"] = features
+        parts.append(_embedded(features, embeddings) if embeddings else features)
+    for name, layer in text.layers():
+        raw = keras.Input(shape=(), dtype="string", name=name)
+        inputs[name] = raw
+        parts.append(layer(raw))
+    return inputs, parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features_and_text")(parts)
+
+
+def _embedded(inputs, embeddings):
+    """The feature vector with each embedded column's category number replaced by its learned vector.
+
+    Built from keras.ops slicing and standard layers, so the model still loads with safe_mode=True.
+    """
+    import keras
+
+    first = embeddings[0][1]  # the embedded columns end the vector, after the numeric ones
+    parts = [inputs[:, :first]] if first else []
+    for column, position, rows in embeddings:
+        codes = keras.ops.cast(inputs[:, position], "int32")
+        width = min(50, round(1.6 * rows**0.56))
+        safe = "".join(c if c.isalnum() else "_" for c in column)
+        parts.append(keras.layers.Embedding(rows, width, name=f"embedding_{position}_{safe}")(codes))
+    return parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="embedded")(parts)
+
+
+def _size(shape) -> int:
+    out = 1
+    for dim in shape:
+        out *= dim
+    return out
+
+
+def _check_output(config: Config, model: keras.Model, n_classes: int | None) -> None:
+    units = model.output_shape[-1]
+    last = len(config.model.layers) - 1
+    where = config.where("model", "layers", last)
+    mode = label_mode(config.loss)
+    expected = 1 if mode == "binary" or n_classes is None else n_classes
+    if len(model.output_shape) != 2 or units != expected:
+        what = f"{n_classes} classes" if n_classes else "one target value"
+        if mode == "binary":
+            what = "binary_crossentropy (one sigmoid unit)"
+        raise ConfigError(
+            f"{where}: the model's output has shape {list(model.output_shape[1:])} but the data needs "
+            f"{expected} output unit(s) for {what}: end with `- Dense: {{units: {expected}}}`"
+        )
+
+
+def optimizer(config: Config, learning_rate: float | None = None):
+    """The configured optimizer; `learning_rate` replaces the configured one (fine-tuning)."""
+    import keras
+
+    options = dict(config.optimizer.model_extra or {})
+    if learning_rate is not None:
+        options["learning_rate"] = learning_rate
+    if isinstance(options.get("learning_rate"), dict):  # {ScheduleName: {arguments}} (checked by validate)
+        ((schedule, arguments),) = options["learning_rate"].items()
+        try:
+            options["learning_rate"] = getattr(keras.optimizers.schedules, schedule)(**(arguments or {}))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{config.where('optimizer', 'learning_rate', schedule)}: {exc}") from None
+    if isinstance(options.get("learning_rate"), int) and not isinstance(options["learning_rate"], bool):
+        options["learning_rate"] = float(options["learning_rate"])  # Keras refuses `learning_rate: 1`
+    name = config.optimizer.name
+    classes = {
+        n.lower(): getattr(keras.optimizers, n)
+        for n in dir(keras.optimizers)
+        if isinstance(getattr(keras.optimizers, n), type)
+        and issubclass(getattr(keras.optimizers, n), keras.optimizers.Optimizer)
+        and n not in ("Optimizer", "LossScaleOptimizer")
+    }
+    cls = classes.get(name.lower())
+    if cls is None:
+        raise ConfigError(
+            f"{config.where('optimizer', 'name')}: unknown optimizer {name!r}"
+            f"{suggest(name.lower(), list(classes))} (known: {', '.join(sorted(classes))})"
+        )
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{config.where('optimizer')}: {exc}") from None
+
+
+def compile_model(
+    model: keras.Model, config: Config, steps_per_execution: int, learning_rate: float | None = None
+) -> None:
+    """Compile; with mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer itself."""
+    model.compile(
+        optimizer=optimizer(config, learning_rate),
+        loss=config.loss,
+        metrics=list(config.metrics),
+        steps_per_execution=steps_per_execution,
+        jit_compile=config.train.jit_compile,
+    )

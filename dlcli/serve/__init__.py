@@ -1,0 +1,1 @@
+"""Layer 8: the HTTP server and its request bodies."""
