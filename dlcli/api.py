@@ -8,6 +8,8 @@ of a cluster) is decided here; stages.py carries it out. evaluate and predict ar
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -93,8 +95,6 @@ def _worker_dir(
     On `--resume` it starts from a copy of the chief's run directory: every worker restores the
     chief's checkpoint (their weights were identical when it was written).
     """
-    import shutil
-    import tempfile
 
     work_dir = Path(tempfile.mkdtemp(prefix=f"dlcli-{config.name}-worker{placement.worker}-"))
     try:

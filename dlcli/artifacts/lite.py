@@ -11,9 +11,10 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dlcli.artifacts import runtime
+from dlcli.artifacts import runtime, saved
 from dlcli.artifacts.run_inputs import image_arrays, read_table_input
 from dlcli.datasets.predictions import prediction_table, write_table
+from dlcli.preprocessing.preprocessing import refuse_non_finite
 from dlcli.preprocessing.transforms import unseen_note
 from dlcli.utils.errors import DataError, RunError
 
@@ -60,8 +61,6 @@ def predict(
     """Predictions of the exported model for every input row, written as dlcli predict writes them."""
     import numpy as np
 
-    from dlcli.preprocessing.preprocessing import refuse_non_finite
-
     meta = runtime.read_metadata(artifact)
     if meta["kind"] == "image_files":
         raise RunError(f"{artifact}: a model of image files is exported as a SavedModel only")
@@ -92,7 +91,6 @@ def predict(
 
 def _read(run_dir: Path, meta: dict, path: Path):
     """The input as dlcli predict reads it: a table read as the run's data was, or pixels."""
-    from dlcli.artifacts import saved
 
     notes: list[str] = []
     if meta["kind"] == "image":

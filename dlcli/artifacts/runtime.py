@@ -7,10 +7,14 @@ pandas is used only by `inputs_of` for tables; records (`serve`) need NumPy alon
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import keyword
 import math
+import os
 import re
+import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,7 +47,6 @@ PACKAGES = {
 
 
 def need(module: str, extra: str) -> None:
-    import importlib.util
 
     try:
         found = importlib.util.find_spec(module) is not None
@@ -358,7 +361,6 @@ class OnnxRunner(Runner):
 class LiteRunner(Runner):
     def __init__(self, path: Path):
         need("ai_edge_litert", "export")
-        import threading
 
         from ai_edge_litert.interpreter import Interpreter
 
@@ -397,8 +399,6 @@ def tensors(inputs: dict[str, np.ndarray]) -> dict:
 
 @contextmanager
 def quiet_stderr():
-    import os
-    import sys
 
     sys.stderr.flush()
     saved = os.dup(2)

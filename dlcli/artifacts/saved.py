@@ -15,6 +15,7 @@ import yaml
 
 from dlcli.config.config import Config, validate
 from dlcli.config.keypaths import problem_lines
+from dlcli.preprocessing.preprocessing import Preprocessor
 from dlcli.runs.record import check_sealed, config_digest
 from dlcli.utils.errors import DataError, DlcliError, RunError
 from dlcli.utils.files import read_json, write_atomic
@@ -94,7 +95,6 @@ def inference_config(run_dir: Path) -> tuple[Config, list[str]]:
 
 def load_preprocessing(run_dir: Path):
     """`preprocessing.json` as a Preprocessor, checked against state_schema before anything uses it."""
-    from dlcli.preprocessing.preprocessing import Preprocessor
 
     path = run_dir / "preprocessing.json"
     if not path.is_file():

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from dlcli.utils.files import cache_dir, write_atomic
+
 CATALOG_FILE = Path(__file__).parents[1] / "keras_catalog.json"  # dlcli/keras_catalog.json
 #: Arguments every layer takes through `**kwargs` (keras.layers.Layer.__init__).
 BASE_LAYER_ARGS = ["activity_regularizer", "trainable", "dtype", "autocast", "name"]
@@ -128,7 +130,6 @@ def load() -> dict[str, Any]:
     committed = json.loads(CATALOG_FILE.read_text(encoding="utf-8"))
     if installed in (None, committed["keras"]):
         return committed
-    from dlcli.utils.files import cache_dir, write_atomic
 
     cached = cache_dir() / f"keras-catalog-{installed}.json"
     if cached.is_file():

@@ -9,6 +9,8 @@ problem of a file at once. Each problem is `(key path, message)`; `config.py` ad
 from __future__ import annotations
 
 import difflib
+import importlib.util
+import math
 from typing import Any
 
 from dlcli.config import catalog
@@ -243,7 +245,6 @@ def _binary_metrics(raw: dict) -> list[Problem]:
 def _non_finite(value: Any, path: tuple = ()) -> list[Problem]:
     """`.inf`, `.nan` or `1e999` anywhere: no option means infinity (pydantic and the optimizer's own
     arguments would take it)."""
-    import math
 
     if isinstance(value, float) and not math.isfinite(value):
         return [(path, f"expected a finite number (got {value}, which YAML reads from .inf, .nan or 1e999)")]
@@ -255,7 +256,6 @@ def _non_finite(value: Any, path: tuple = ()) -> list[Problem]:
 
 
 def mlflow_installed() -> bool:
-    import importlib.util
 
     return importlib.util.find_spec("mlflow") is not None
 

@@ -10,6 +10,7 @@ Schema derive from it. It imports neither TensorFlow nor pandas, so `dlcli valid
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -522,7 +523,6 @@ def _images(raw: dict, base: Path) -> str | None:
 def _resolve(base: Path, value: str) -> Path:
     """A relative path is the config folder's; one that is not there but is in the offline mirror
     ($DLCLI_DATA_DIR, as for data.url) is read from the mirror."""
-    import os
 
     resolved = (base / Path(value).expanduser()).resolve()
     mirror = os.environ.get("DLCLI_DATA_DIR")

@@ -27,6 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from dlcli.config.keypaths import apply_overrides, locate
 from dlcli.utils.errors import ConfigError
 
 KINDS = ("loguniform", "uniform", "int", "choice")
@@ -130,7 +131,6 @@ def _param(path: str, spec: dict) -> Param:
 def problems(raw: dict, marks, path, validate) -> list[str]:
     """What is wrong with `raw`'s search section: each distribution's form, then the config validated
     with every extreme value in place (`validate(raw, marks, path)`, the search section left out)."""
-    from dlcli.config.keypaths import apply_overrides, locate
 
     section = raw.get("search")
     parameters = section.get("parameters") if isinstance(section, dict) else None

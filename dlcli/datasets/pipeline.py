@@ -7,8 +7,13 @@ Everything the memory figures in benchmarks/ depend on is here.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import weakref
 from typing import TYPE_CHECKING
+
+from dlcli.io.images import parallel_calls
+from dlcli.utils.arrays import is_aligned
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,8 +32,6 @@ def as_tensor(x):
     contiguous, see arrays.py), else a copy; a dict of named inputs gives a dict of tensors (strings
     for text). The tensor keeps `x` alive; nothing writes to either."""
     import tensorflow as tf
-
-    from dlcli.utils.arrays import is_aligned
 
     if isinstance(x, dict):
         return {name: as_tensor(value) for name, value in x.items()}
@@ -63,7 +66,6 @@ def _loading(load, labelled: bool):
 
 
 def _parallel() -> int:
-    from dlcli.io.images import parallel_calls
 
     return parallel_calls()
 
@@ -256,8 +258,6 @@ def traced_step(model, compiled: bool):
 
 def release_training_memory(model) -> None:
     """Drop the traced training and validation functions and hand freed heap back to the OS."""
-    import ctypes
-    import gc
 
     model.train_function = model.test_function = None
     _STEPS.pop(model, None)

@@ -19,9 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dlcli.config.checks import streamed_series
 from dlcli.datasets import pipeline
 from dlcli.datasets.predictions import prediction_table
-from dlcli.datasets.streamed import StreamSplit
+from dlcli.datasets.scoring import window_starts
+from dlcli.datasets.streamed import StreamSplit, outputs, write_units
 from dlcli.io import hashsplit
 from dlcli.io.reading import row_where
 from dlcli.preprocessing.stats import piece_name
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
 def refuse(config: Config, multi_worker: bool = False) -> None:
     """The series options a stream does not take (each needs the whole series at once), as
     `dlcli validate` says them for data.stream: true (checks.streamed_series)."""
-    from dlcli.config.checks import streamed_series
 
     raw = config.model_dump()
     raw["data"]["stream"] = True
@@ -390,9 +391,6 @@ def predict(prep, model, stream: Stream, out, batch_size: int, progress=None):
     the rows before a series' first whole window an empty one. Each series' rows must be together."""
     import numpy as np
     import pandas as pd
-
-    from dlcli.datasets.scoring import window_starts
-    from dlcli.datasets.streamed import outputs, write_units
 
     length, column = prep.window["length"], prep.window.get("series_id")
     met, carried = _Runs(column), {"tail": None}  # the rows a window ending in the next unit reads

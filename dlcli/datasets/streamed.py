@@ -12,6 +12,9 @@ generator. So a run resumed at epoch k sees exactly the batches the uninterrupte
 
 from __future__ import annotations
 
+import os
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from dlcli.datasets import pipeline
 from dlcli.datasets.predictions import prediction_table
 from dlcli.io import hashsplit, shards
+from dlcli.metrics.running import ClassTally, RegressionTally
 from dlcli.preprocessing.stats import piece_name
 from dlcli.utils import files, formats
 
@@ -280,8 +284,6 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
     import numpy as np
     import tensorflow as tf
 
-    from dlcli.metrics.running import ClassTally, RegressionTally
-
     classify = prep.task == "classification"
     step = pipeline.traced_step(model, compiled=classify)
     tally = ClassTally(prep.n_classes) if classify else RegressionTally(config)
@@ -405,8 +407,6 @@ class UnitCache:
     rows sit in the page cache, which the process' resident memory does not count."""
 
     def __init__(self):
-        import tempfile
-        import threading
 
         self.file = tempfile.TemporaryFile(prefix="dlcli-rows-")  # noqa: SIM115 - lives with the split
         self.where: dict[int, tuple[int, int, int, str]] = {}  # unit → start, rows, x bytes, y dtype
@@ -431,7 +431,6 @@ class UnitCache:
             self.where[unit] = (start, len(x), x.nbytes, str(y.dtype))
 
     def get(self, unit: int, width: int, y_shape) -> tuple:
-        import os
 
         import numpy as np
 

@@ -7,6 +7,8 @@ training loop's callbacks and `fit`.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import sys
 import tempfile
@@ -76,7 +78,6 @@ _SHAPE_KEEPING = {
 def dense_step_macs(config: Config, input_shape: list[int]) -> int | None:
     """Multiply-adds of one training batch's forward pass for a model of Dense layers (and layers
     that only reshape or act element-wise); None for any other layer, whose cost this cannot tell."""
-    import math
 
     shape = list(config.model.input_shape or input_shape)
     macs = 0
@@ -121,7 +122,6 @@ def device_name() -> str:
 
 def weights_digest(model) -> str:
     """sha256 of the model's weight values, in order: equal digests, identical weights."""
-    import hashlib
 
     digest = hashlib.sha256()
     for weight in model.get_weights():

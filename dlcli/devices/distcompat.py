@@ -29,6 +29,7 @@ change and says what to check.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 
 #: `module:qualified name` → sha256 of its source, where Keras makes the calls fixed here.
@@ -44,7 +45,6 @@ KERAS_CALL_SITES = {
 
 def changed_call_sites() -> list[str]:
     """The Keras functions of KERAS_CALL_SITES whose source is no longer what the fix was made for."""
-    import importlib
 
     changed = []
     for site, digest in KERAS_CALL_SITES.items():

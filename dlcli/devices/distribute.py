@@ -309,7 +309,6 @@ def is_cluster_error(exc: BaseException) -> bool:
 
 def cluster_error_summary(exc: BaseException) -> str:
     """TensorFlow's message about a broken cluster in one line, without the graph node and stack."""
-    import re
 
     text = str(getattr(exc, "message", None) or exc).split("[[")[0]
     noise = ("Graph execution error", "Detected at node", "File ")

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from dlcli.artifacts import lite, run_inputs, saved
 from dlcli.config.config import Config
-from dlcli.datasets import pipeline, scoring
+from dlcli.datasets import pipeline, scoring, streamed
 from dlcli.datasets.predictions import prediction_table, write_table
 from dlcli.devices import compute, distribute
 from dlcli.io import data as data_mod
+from dlcli.io import hashsplit, streams
 from dlcli.preprocessing.preprocessing import Preprocessor
 from dlcli.runs import runs
 from dlcli.utils import files, formats
@@ -114,7 +115,6 @@ def input_stream(loaded_run: LoadedRun, path: Path, labelled: bool = True):
     """`path` as a streams.Stream when it is a table (a file, a folder of them or a glob) that should
     stream: the run streamed its training data, or it is larger than memory allows (data.stream:
     auto); else None. A run whose config cannot be read is never streamed."""
-    from dlcli.io import streams
 
     config = loaded_run.config
     prep = loaded_run.prep
@@ -152,8 +152,6 @@ def _trained_streamed(run_dir: Path) -> bool:
 
 def _streamed_split(loaded_run: LoadedRun, stream, progress, every_row: bool = False):
     """The test split of a streamed source (or, `every_row`, all its rows), read in file order."""
-    from dlcli.datasets import streamed
-    from dlcli.io import hashsplit
 
     config = loaded_run.need_config()
     if every_row:  # another labelled file: all of it is scored

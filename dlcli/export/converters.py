@@ -7,6 +7,8 @@ SavedModel converted: to TFLite builtins (LiteRT) and to ONNX (tf2onnx, then onn
 from __future__ import annotations
 
 import json
+import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,7 +136,6 @@ def _tf2onnx_in_process(saved_model: Path, path: Path) -> None:
         from tf2onnx.convert import _convert_common
     except ImportError:
         raise _NoPrivateApi from None
-    import logging
 
     import tensorflow as tf
 
@@ -158,6 +159,5 @@ def _tf2onnx_in_process(saved_model: Path, path: Path) -> None:
 
 
 def _quiet_env() -> dict:
-    import os
 
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

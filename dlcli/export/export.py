@@ -21,8 +21,13 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 from dlcli.artifacts import runtime
+from dlcli.artifacts.saved import load_preprocessing
+from dlcli.datasets import pipeline, scoring
+from dlcli.evaluation import inference
 from dlcli.export import converters
+from dlcli.io import data as data_mod
 from dlcli.io.images import resizer
+from dlcli.preprocessing.text import input_name
 from dlcli.runs import record
 from dlcli.runs import runs as runs_mod
 from dlcli.utils import formats
@@ -144,7 +149,6 @@ def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec
     features = tf.concat(blocks, axis=-1) if blocks else None
     if prep.text is None:
         return features
-    from dlcli.preprocessing.text import input_name
 
     text = {input_name(c): tf.reshape(by_column[c], [-1, 1]) for c in prep.text.columns}
     return {**({"features": features} if prep.feature_width else {}), **text}
@@ -195,8 +199,6 @@ def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any, Any]:
     series, of each window that has one), and the first train rows (int8's calibration)."""
     import pandas as pd
 
-    from dlcli.io import data as data_mod
-
     prep = loaded_run.prep
     loaded = data_mod.load(loaded_run.need_config())
     split = next(s for s in ("test", "validation", "train") if s in loaded.splits)
@@ -217,7 +219,6 @@ def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any, Any]:
 
 def _reference(loaded_run: LoadedRun, rows, split: str) -> tuple[Any, Any]:
     """dlcli predict's (predictions, probabilities) for the rows."""
-    from dlcli.datasets import pipeline, scoring
 
     ex = scoring.examples(loaded_run.prep, rows, source=f"the {split} rows", labelled=False)
     outputs = pipeline.forward(loaded_run.model, ex.dataset(loaded_run.prep, loaded_run.forward_batch))
@@ -273,7 +274,6 @@ def default_path(run_dir: Path, fmt: str, quantize: str | None) -> Path:
 
 def _checked_request(run_dir: Path, fmt: str, quantize: str | None) -> Preprocessor:
     """The run's preprocessing state, once the format, the quantizing and the extra are known good."""
-    from dlcli.artifacts.saved import load_preprocessing
 
     if fmt not in FORMATS:
         raise DataError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
@@ -301,7 +301,6 @@ def export(
 ) -> dict:
     """Write the run's raw-input model as `fmt`, after checking it on the test rows in its runtime.
     Returns the metadata written beside it (and, for ONNX, inside it)."""
-    from dlcli.evaluation import inference
 
     run_dir = runs_mod.resolve(run, Path(runs_dir))
     prep = _checked_request(run_dir, fmt, quantize)

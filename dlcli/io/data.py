@@ -19,8 +19,9 @@ from urllib.parse import urlparse
 from dlcli.config.checks import suggest
 from dlcli.config.config import DATASET_TARGET, KERAS_DATASETS, Config
 from dlcli.io import columns as columns_mod
-from dlcli.io import timeseries
+from dlcli.io import folders, hashsplit, streams, timeseries
 from dlcli.io.columns import Columns
+from dlcli.io.images import check_files
 from dlcli.io.reading import Reading, is_table, row_where  # noqa: F401 - row_where: used by importers
 from dlcli.io.reading import read_table as _read
 from dlcli.utils import arrays as arrays_mod
@@ -174,7 +175,6 @@ def load(config: Config) -> Loaded:
 def _table_files(config: Config, path: Path) -> Loaded | None:
     """A table in several files (a folder of them, a glob), or one to stream (data.stream); None
     for one file read whole and for folders of class subfolders."""
-    from dlcli.io import streams
 
     paths = streams.table_files(config.data.path) if config.data.path else None
     if paths is None and (path.is_dir() or not is_table(path, Reading.of(config.data))):
@@ -233,7 +233,6 @@ def read_source(
     """`path` as a table: a folder (data.path, data.test_path, evaluate --data) or a file (read with
     `reading`, default the config's), with image files (preprocessing.image.column, or
     `image_column`) checked and their paths made absolute."""
-    from dlcli.io import folders
 
     data, image = config.data, config.preprocessing.image
     if path.is_dir():
@@ -273,7 +272,6 @@ def decodable(
 ) -> tuple[pd.DataFrame, list[str]]:
     """The rows whose image file decodes, and the files left out (a DataError unless `skip`; a note
     names them when skipped)."""
-    from dlcli.io.images import check_files
 
     paths = frame[column].fillna("").astype(str).to_numpy(dtype=object)
     bad, named = check_files(paths, channels, where, skip)
@@ -491,7 +489,6 @@ def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
 
 
 def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str, Any]:
-    from dlcli.io import hashsplit
 
     labels = hashsplit.codes(frame, 0, 0, column=column, source=source)
     rest = frame.drop(columns=[column])
@@ -500,7 +497,6 @@ def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str,
 
 def _split_by_key(config: Config, frame: pd.DataFrame, test_frac: float) -> dict[str, Any]:
     """data.split.key: each row's split from the hash of its key (the same as when streamed)."""
-    from dlcli.io import hashsplit
 
     labels = hashsplit.codes(frame, config.data.split.validation, test_frac, key=config.data.split.key)
     return {name: frame[labels == code] for code, name in enumerate(SPLITS) if (labels == code).any()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dlcli.io.reading import row_where
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
@@ -72,7 +73,6 @@ def codes(
 
 
 def _from_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
-    from dlcli.io.reading import row_where
 
     labels = frame[column].astype(str).str.strip().str.lower().map(SPLIT_CODES)
     bad = frame[column][labels.isna()]

@@ -14,6 +14,8 @@ changes type halfway through a file.
 from __future__ import annotations
 
 import glob
+import io
+import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dlcli.io.reading import WHITESPACE, Reading
+from dlcli.io import reading as reading_mod
+from dlcli.io.reading import WHITESPACE, Reading, kind_of
 from dlcli.utils import formats
 from dlcli.utils.errors import ConfigError, DataError, DlcliError, TrainingFailed
 
@@ -200,7 +203,6 @@ class Stream:
         return line, f"{got} fields where the header has {expected} ({row[:80]!r})"
 
     def _arrow(self, unit: Unit):
-        import io
 
         import pyarrow as pa
 
@@ -282,7 +284,6 @@ def open_stream(
     """The stream of `paths` (all of one kind), parsed as the config says (data.sep, data.header,
     data.columns, data.quoting, data.na_values, data.strip), types fixed from the first file.
     `labelled=False` (predict's input): a headerless file may lack data.columns' target."""
-    from dlcli.io.reading import kind_of
 
     reading = reading or Reading.of(config.data, config.where)
     kinds = {kind_of(p, reading) for p in paths}
@@ -331,7 +332,6 @@ def _row_group_units(path: Path, meta) -> list[Unit]:
 
 
 def _text(config: Config, paths: list[Path], reading: Reading, kind: str, labelled: bool) -> Stream:
-    from dlcli.io import reading as reading_mod
 
     notes: list[str] = []
     sep, header, names = None, False, None
@@ -394,7 +394,6 @@ def same_columns(path: Path, names: list[str], first: Path, columns: list[str]) 
 
 def _headers(paths: list[Path], columns: list[str], sep: str, reading: Reading) -> dict[Path, list[str]]:
     """Each file's own header, where its order differs from the first file's (checked by name)."""
-    from dlcli.io import reading as reading_mod
 
     out = {}
     for path in paths[1:]:
@@ -409,7 +408,6 @@ def _headers(paths: list[Path], columns: list[str], sep: str, reading: Reading) 
 
 
 def _json_columns(path: Path) -> list[str]:
-    import json
 
     with open(path, encoding="utf-8") as handle:
         line = handle.readline()

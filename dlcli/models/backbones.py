@@ -16,6 +16,7 @@ import importlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+from unittest import mock
 
 from dlcli.config.checks import suggest
 from dlcli.utils.errors import ConfigError, DataError
@@ -119,7 +120,6 @@ def _mirrored_weights(name: str):
 
     Applications fetch through `keras.src.utils.file_utils.get_file` (tests/test_private_apis.py
     fails, naming it, when Keras moves that)."""
-    from unittest import mock
 
     from keras.src.utils import file_utils
 

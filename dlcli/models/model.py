@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from unittest import mock
 
 from dlcli.config.checks import REFUSED_LAYERS, label_mode, suggest
 from dlcli.config.config import Config
+from dlcli.io.images import augmentation as layers
 from dlcli.models import backbones
 from dlcli.utils.errors import ConfigError
 
@@ -38,7 +40,6 @@ def check_layer_arguments(config: Config) -> None:
     (Dropout's seed) would otherwise start it; and with the GPU question LSTM and GRU ask (for cuDNN)
     answered from the visible physical devices, as listing logical ones starts it too.
     """
-    from unittest import mock
 
     import tensorflow as tf
 
@@ -147,7 +148,6 @@ def _stack(config, inputs, x, n_classes, text=None) -> keras.Model:
 
 
 def augmentation(augment, seed: int) -> list:
-    from dlcli.io.images import augmentation as layers
 
     return layers(augment.model_dump(exclude_none=True) if augment is not None else None, seed)
 

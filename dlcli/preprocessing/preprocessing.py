@@ -17,7 +17,8 @@ from dlcli.config import checks
 from dlcli.config.checks import suggest
 from dlcli.config.config import Config
 from dlcli.io import columns as columns_mod
-from dlcli.io.images import DEFAULT_SIZE
+from dlcli.io.images import DEFAULT_SIZE, loader
+from dlcli.preprocessing.state_schema import PreprocessingState
 from dlcli.preprocessing.text import TextVectorizer
 from dlcli.preprocessing.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
 from dlcli.utils.arrays import check_pixels
@@ -183,7 +184,6 @@ class Preprocessor:
         """For image files, `path → pixels` to map over a dataset of paths; else None."""
         if self.kind != "image_files":
             return None
-        from dlcli.io.images import loader
 
         return loader(self.image)
 
@@ -366,7 +366,6 @@ class Preprocessor:
     # ---- JSON state ----------------------------------------------------------------------------
     def to_json(self) -> str:
         """The state as state_schema defines it, checked on the way out as on the way in."""
-        from dlcli.preprocessing.state_schema import PreprocessingState
 
         state = PreprocessingState(
             kind=self.kind,
@@ -386,8 +385,6 @@ class Preprocessor:
     def from_json(cls, text: str, source: str = "preprocessing.json") -> Preprocessor:
         """Rebuild from JSON checked against `state_schema` (typed fields, nothing extra)."""
         from pydantic import ValidationError
-
-        from dlcli.preprocessing.state_schema import PreprocessingState
 
         try:
             state = PreprocessingState.model_validate_json(text).model_dump()

@@ -22,6 +22,8 @@ from dlcli.io import columns as columns_mod
 from dlcli.io import hashsplit, shards
 from dlcli.io.data import require_columns
 from dlcli.metrics.running import Counts, Moments, Sample
+from dlcli.preprocessing.preprocessing import Preprocessor
+from dlcli.preprocessing.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
 from dlcli.utils.errors import ConfigError, DataError, DlcliError
 
 if TYPE_CHECKING:
@@ -330,8 +332,6 @@ def _tally(config: Config, train: pd.DataFrame, cols, tallies: _Tallies, chunk: 
 
 
 def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Preprocessor:
-    from dlcli.preprocessing.preprocessing import Preprocessor
-    from dlcli.preprocessing.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
 
     pre = config.preprocessing
     numeric = NumericTransformer(

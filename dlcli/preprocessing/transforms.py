@@ -7,11 +7,14 @@ numbers are kept, so a run directory never holds a pickle.
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from dlcli.io.data import row_where
 from dlcli.preprocessing import state_schema
 from dlcli.utils.errors import DataError
 
@@ -75,7 +78,6 @@ def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[
 @contextmanager
 def _overflow_reported_below():
     """NumPy's overflow warnings off: check_finite_statistics reports the overflow, by column."""
-    import warnings
 
     import numpy as np
 
@@ -199,8 +201,6 @@ class NumericTransformer(Stateful):
 
     def transform(self, frame: pd.DataFrame, source: str = "") -> np.ndarray:
         import numpy as np
-
-        from dlcli.io.data import row_where
 
         values = self._values(frame)
         missing = np.isnan(values)
@@ -392,7 +392,6 @@ class TargetEncoder(Stateful):
         y = np.asarray(y)
         if self.task == "regression":
             return ((y.astype("float64") - self.center_) / self.scale_).astype("float32")
-        from collections import Counter
 
         import pandas as pd
 

@@ -9,6 +9,7 @@ import platform
 import sys
 import time
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,6 @@ LIBRARIES = ("dlcli", "tensorflow", "keras", "numpy", "pandas", "scikit-learn")
 
 
 def versions(dists: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
-    from importlib import metadata
 
     out = {"python": platform.python_version()}
     for dist in dists:

@@ -10,6 +10,7 @@ library user's process.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,6 @@ class MlflowTracker:
 
     def log_epoch(self, epoch: int, logs: dict[str, float]) -> None:
         """One completed epoch's logs at step `epoch` (1-based), skipping values MLflow rejects."""
-        import time
 
         from mlflow.entities import Metric
 

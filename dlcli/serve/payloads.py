@@ -7,6 +7,8 @@ the reason (422) or a limit (413). NumPy and the standard library only.
 
 import base64
 import binascii
+import csv
+import io
 import json
 from typing import Any
 
@@ -100,8 +102,6 @@ def _records(model, records: list) -> dict:
 
 
 def _from_csv(model, body: bytes, max_rows: int) -> tuple[dict, int]:
-    import csv
-    import io
 
     try:
         text = body.decode("utf-8-sig")

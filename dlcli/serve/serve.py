@@ -12,16 +12,22 @@ multipart form fields. Nothing in a request is executed: JSON and CSV are parsed
 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request) as objects
 import asyncio
+import signal
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcli.artifacts import runtime
-from dlcli.serve import payloads
+from dlcli.artifacts import lite, runtime
+from dlcli.evaluation import inference
+from dlcli.export import export
+from dlcli.runs import runs
+from dlcli.serve import payloads, slowclients
 from dlcli.serve.payloads import MAX_BODY, MAX_ROWS, Rejected
+from dlcli.utils import files
 from dlcli.utils.errors import DataError
 
 
@@ -53,9 +59,6 @@ class _InProcess(runtime.Runner):
 
 
 def load(run: str | Path, runs_dir: Path | str, asked: str = "auto") -> Model:
-    from dlcli.artifacts import lite
-    from dlcli.runs import runs
-    from dlcli.utils import files
 
     run_dir = runs.resolve(run, Path(runs_dir))
     name, artifact = lite.choose(run_dir, asked)
@@ -67,8 +70,6 @@ def load(run: str | Path, runs_dir: Path | str, asked: str = "auto") -> Model:
     if artifact is not None:
         meta = runtime.read_metadata(artifact)
         return Model(runtime.open_artifact(artifact, name), meta, name, info)
-    from dlcli.evaluation import inference
-    from dlcli.export import export
 
     loaded = inference.load_run(run_dir, runs_dir)
     prep = loaded.prep
@@ -227,7 +228,6 @@ async def predict(model: Model, limits: Limits, batcher: Batcher, request) -> di
 def app(model: Model, limits: Limits | None = None):
     """The FastAPI application: /predict, /health, /metadata and the OpenAPI docs."""
     runtime.need("fastapi", "serve")
-    from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
@@ -309,8 +309,6 @@ def run(
     runtime.need("uvicorn", "serve")
     import uvicorn
 
-    from dlcli.serve import slowclients
-
     config = uvicorn.Config(
         app(model, Limits(max_batch, max_wait_ms, timeout=timeout)),
         host=host,
@@ -330,7 +328,6 @@ def run(
             ready()
 
         server.startup = startup
-    import signal
 
     # uvicorn re-raises the SIGTERM it drained on after its graceful shutdown (the process would die of
     # it, exit -15): the handler it restores is this one, which lets `dlcli serve` exit 0

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from dlcli.models import model as model_mod
+
 if TYPE_CHECKING:
     from dlcli.config.config import Config
     from dlcli.training.state import ResumeState
@@ -59,7 +61,6 @@ def unfreeze(model, config: Config) -> int:
 def compile_phase_two(model, config: Config, steps_per_execution: int) -> None:
     """Unfreeze and compile with a fresh optimizer at fine_tune.learning_rate (call in the strategy's
     scope)."""
-    from dlcli.models import model as model_mod
 
     unfreeze(model, config)
     model_mod.compile_model(model, config, steps_per_execution, config.train.fine_tune.learning_rate)

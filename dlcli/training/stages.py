@@ -12,7 +12,9 @@ api.py decides which run this is (fresh, resumed, a worker's) and hands it over.
 
 from __future__ import annotations
 
+import inspect
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,9 @@ from dlcli.config.config import Config
 from dlcli.datasets import pipeline, scoring, seriesstream, streamed
 from dlcli.devices import compute, distribute
 from dlcli.io import data as data_mod
-from dlcli.io import hashsplit
+from dlcli.io import hashsplit, shards
 from dlcli.models import model as model_mod
+from dlcli.models import sparse
 from dlcli.preprocessing import stats
 from dlcli.preprocessing.preprocessing import Preprocessor
 from dlcli.runs import plots, runs, tracking
@@ -146,7 +149,6 @@ def prepare(
 
 def _shard(config: Config, stream, placement: distribute.Placement | None):
     """This worker's shard of a streamed table under multi_worker, else None."""
-    from dlcli.io import shards
 
     if placement is None or placement.kind != "multi_worker":
         return None
@@ -313,7 +315,6 @@ def _build(job: Job):
 
 def _trainer(job: Job, model):
     """sparse.py's trainer where the text columns are vectors that can stay sparse, else None."""
-    from dlcli.models import sparse
 
     text, compute = job.prepared.prep.text, job.record.data["compute"]
     if text is None or text.output_mode == "int":
@@ -477,7 +478,6 @@ def _score_and_plot(job: Job, model, epochs: int, best_epoch: int | None) -> Tra
     TensorFlow kernels that release the GIL, so on MNIST the two overlap almost entirely. Both come
     after the training functions are released, below the peak memory of training.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     config, run_dir, prepared, timings = job.config, job.run_dir, job.prepared, job.timings
     prep, sets = prepared.prep, prepared.sets
@@ -531,7 +531,6 @@ def _divergence_message(
 
 def _lower_rate(config: Config, optimizer) -> str:
     """A learning rate to try: the optimizer's default when far below the one used, else a tenth."""
-    import inspect
 
     parameter = inspect.signature(type(optimizer).__init__).parameters.get("learning_rate")
     default = parameter.default if parameter is not None else None

@@ -9,6 +9,7 @@ module never prints.
 from __future__ import annotations
 
 import signal
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,6 @@ def fit(model, plan: FitPlan):
 def load_best(model, path: Path) -> None:
     """The best checkpoint's weights. One saved in the phase before fine-tuning carries that phase's
     optimizer, which the fine-tuning optimizer does not take (Keras warns and skips it: expected)."""
-    import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from dlcli.config import search
@@ -13,7 +14,6 @@ from dlcli.tune.tune import Search, retried_numbers, study
 
 def summarize(s: Search) -> dict:
     """trials.csv, best.yaml and the plots; returns the trials (rows) and the best one."""
-    import shutil
 
     import optuna
     import pandas as pd

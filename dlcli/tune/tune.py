@@ -23,11 +23,14 @@ parameters, resuming its run directory from its last epoch.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -36,11 +39,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from dlcli import api
 from dlcli.config import search
 from dlcli.config.config import Config, load_config
+from dlcli.models import model as model_mod
 from dlcli.runs import runs
 from dlcli.utils import files
-from dlcli.utils.errors import ConfigError, DataError, Pruned, RunError, TrainingFailed
+from dlcli.utils.errors import ConfigError, DataError, DlcliError, Pruned, RunError, TrainingFailed
 
 #: Quantities that are better higher (Keras' rule for `mode: auto`); every other one is minimized.
 HIGHER = ("accuracy", "acc", "auc", "r2", "r2_score", "precision", "recall", "f1", "f1_score")
@@ -221,7 +226,6 @@ def storage_problem(url: str, exc: Exception) -> str:
 @contextmanager
 def _asking(folder: Path):
     """One process at a time asks for a trial (a file lock in the study's folder)."""
-    import fcntl
 
     with open(folder / ".ask.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -338,7 +342,6 @@ def run_trials(s: Search) -> None:
 
 def _check_layers(s: Search) -> None:
     """The layer arguments searched, each extreme value in a constructed layer (Keras checks them)."""
-    from dlcli.models import model as model_mod
 
     for param in s.space:
         if not param.path.startswith("model.layers."):
@@ -362,9 +365,6 @@ def trial_config(s: Search, params: dict[str, Any]) -> Config:
 
 def _one(study_, trial, params: dict[str, Any], s: Search, optuna) -> None:
     import keras
-
-    from dlcli import api
-    from dlcli.utils.errors import DlcliError
 
     resume = trial.user_attrs.get("resume_run")
     run_dir = Path(resume) if resume and _has_epochs(Path(resume)) else s.folder / f"trial-{trial.number}"
@@ -443,8 +443,6 @@ def best_of(run_dir: Path, s: Search) -> tuple[float, int]:
 def workers(s: Search, jobs: int):
     """`jobs - 1` more `dlcli tune` processes on the same study, the cores divided between all
     (train.intra_op_threads); each stops when the study has its trials. Waited for at the end."""
-    import subprocess
-    import sys
 
     children = []
     jobs = _bounded_jobs(s, jobs)

@@ -5,6 +5,8 @@ The CLI prints any `DlcliError` as one block without a traceback and exits with 
 
 from __future__ import annotations
 
+import signal
+
 
 class DlcliError(Exception):
     """Base of every error dlcli reports to a user (exit code 2)."""
@@ -49,7 +51,6 @@ class Interrupted(DlcliError):
     prefix = "interrupted"
 
     def __init__(self, signum: int, run_dir, epochs: int):
-        import signal
 
         self.exit_code = 128 + signum
         name = signal.Signals(signum).name

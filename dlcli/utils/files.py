@@ -8,6 +8,7 @@ never half of one. Every file dlcli writes into a run directory goes through `re
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -120,7 +121,6 @@ def read_json(path: Path) -> Any:
 
 
 def sha256_of(path: Path) -> str:
-    import hashlib
 
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
