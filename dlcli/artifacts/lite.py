@@ -11,6 +11,8 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from dlcli.artifacts import runtime, saved
 from dlcli.artifacts.run_inputs import image_arrays, read_table_input
 from dlcli.datasets.predictions import prediction_table, write_table
@@ -59,7 +61,6 @@ def predict(
     run_dir: Path, artifact: Path, fmt: str, input_path: Path, out: Path
 ) -> tuple[Path, pd.DataFrame, list[str]]:
     """Predictions of the exported model for every input row, written as dlcli predict writes them."""
-    import numpy as np
 
     meta = runtime.read_metadata(artifact)
     if meta["kind"] == "image_files":

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import pandas as pd
+
 from dlcli.io import data as data_mod
 from dlcli.io import folders
 from dlcli.utils import formats
@@ -54,7 +56,6 @@ def image_arrays(path: Path) -> tuple[Any, Any]:
 def image_files(prep: Preprocessor, path: Path, config: Config | None, labelled: bool) -> pd.DataFrame:
     """Image files to score: one image, every image below a folder (for evaluate: a folder of class
     subfolders), or a table with the run's column of paths (relative to the table's folder)."""
-    import pandas as pd
 
     column = prep.image["column"]
     if not path.exists():

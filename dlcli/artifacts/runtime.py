@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dlcli.io.reading import not_a_number, row_where
 from dlcli.runs.record import check_sealed
 from dlcli.utils.about import __version__
@@ -214,7 +216,6 @@ def _check_unchanged(artifact: Path, meta_path: Path, meta: dict) -> None:
 def inputs_of(meta: dict, part: Any, source: str) -> dict[str, np.ndarray]:
     """The artifact's inputs for a table (DataFrame) or an array of pixels, checked: a missing column,
     text in a number column or a wrong image shape is a DataError naming it."""
-    import numpy as np
 
     specs = [InputSpec(**s) for s in meta["inputs"]]
     if meta["kind"] == "image":
@@ -261,7 +262,6 @@ def column_values(
     """One column's values as the artifact's input: float32 with NaN for a missing number (None, NaN,
     an empty string; ±inf too with `non_finite: missing`), or strings with "" for a missing category
     or text. A value of the wrong type is a DataError naming the column and row."""
-    import numpy as np
 
     if spec.dtype == "string":
         return np.asarray([_text(v) for v in values], dtype=object)
@@ -320,7 +320,6 @@ def _text(value) -> str:
 
 def windows(columns: dict[str, np.ndarray], length: int, source: str) -> dict[str, np.ndarray]:
     """Each column as its windows of `length` rows, one ending at every row from `length - 1` on."""
-    import numpy as np
 
     n = len(next(iter(columns.values())))
     if n < length:
@@ -417,7 +416,6 @@ def open_artifact(path: Path, fmt: str) -> Runner:
 
 
 def run_batched(runner: Runner, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import numpy as np
 
     batch = runner.batch
     n = len(next(iter(inputs.values())))

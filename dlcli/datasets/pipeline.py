@@ -12,6 +12,8 @@ import gc
 import weakref
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from dlcli.io.images import parallel_calls
 from dlcli.utils.arrays import is_aligned
 
@@ -198,7 +200,6 @@ def forward(model, ds, compiled: bool = False):
     down to 1 s) at the same memory. The loss and metrics accumulate batch by batch too: over the
     whole set at once they cost another 15 MB there.
     """
-    import numpy as np
 
     switch = determinism_switch()
     if switch:

@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
 from dlcli.utils import files, formats
 from dlcli.utils.errors import DataError
 
@@ -18,8 +21,6 @@ def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=
     A series' first `pad` rows have no full window: their forecast is empty (row i: the forecast
     from the window ending there). `rows`: the positions of the rows the predictions are for (the
     others' are empty), as for several series in one file."""
-    import numpy as np
-    import pandas as pd
 
     predictions = np.asarray(predictions)
     if pad:

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
 from dlcli.config.config import Config
 from dlcli.datasets import pipeline
 from dlcli.io import data as data_mod
@@ -47,7 +50,6 @@ def window_starts(n: int, length: int, offset: int, ids=None, targets=None):
     """The first row of every window of `length` rows of an n-row series whose row `offset` after
     its start (the target's, or its own last row) is in the series: with `ids`, the window and that
     row belong to one series; with `targets` (a mask), that row is one of them."""
-    import numpy as np
 
     starts = np.arange(max(n - offset, 0), dtype="int64")
     keep = np.ones(len(starts), dtype=bool)
@@ -61,8 +63,6 @@ def window_starts(n: int, length: int, offset: int, ids=None, targets=None):
 def _with_history(prep: Preprocessor, part, history):
     """`part` after the rows of `history` its first windows read (each series' own, with
     data.series_id), and a mask of the rows that are `part`'s."""
-    import numpy as np
-    import pandas as pd
 
     column = prep.window.get("series_id")
     if history is None or not len(history):
@@ -95,7 +95,6 @@ def examples(
             return Examples(x, None, None)
         y_raw = prep.raw_target(part, source)
         return Examples(x, prep.encode_target(y_raw), y_raw)
-    import numpy as np
 
     frame, own = _with_history(prep, part, history)
     series = prep.features(frame, source)
@@ -137,7 +136,6 @@ def examples(
 
 
 def split_examples(prep: Preprocessor, loaded: data_mod.Loaded) -> dict[str, Examples]:
-    import pandas as pd
 
     sets, seen = {}, []
     for name in data_mod.SPLITS:
@@ -160,7 +158,6 @@ def training_arrays(prep: Preprocessor, ex: Examples):
     `timeseries_dataset_from_array` would cut (a target `horizon` rows after each window's end,
     windows `stride` rows apart), made by index as batches are gathered (pipeline.training_dataset):
     memory does not grow with the window's length. Else windows is None."""
-    import numpy as np
 
     if prep.kind != "timeseries":
         return ex.x, ex.y, None

@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
 from dlcli.config.checks import streamed_series
 from dlcli.datasets import pipeline
 from dlcli.datasets.predictions import prediction_table
@@ -60,14 +63,12 @@ class SeriesPlan:
     _tail: Any = None
 
     def positions(self, i: int) -> np.ndarray:
-        import numpy as np
 
         parts = [np.arange(pos, pos + n) for _, pos, n in self.runs[i]]
         return np.concatenate(parts) if parts else np.empty(0, "int64")
 
     def codes(self, i: int) -> np.ndarray:
         """The split of each row of unit i (hashsplit.TRAIN, VALIDATION, TEST)."""
-        import numpy as np
 
         parts = []
         for key, pos, n in self.runs[i]:
@@ -94,7 +95,6 @@ class SeriesPlan:
     def keep(self, i: int, frame) -> None:
         """Called by the statistics pass with each unit in file order: unit i's history is the tail
         of the series it continues; then the tail moves on to the end of unit i."""
-        import pandas as pd
 
         runs = self.runs[i]
         if not runs:
@@ -111,8 +111,6 @@ class SeriesPlan:
 def plan(config: Config, stream: Stream, progress=None) -> SeriesPlan:
     """The count: every unit's runs of series rows, each series' length and its split's bounds,
     checking that each series' rows are together and in time order."""
-    import numpy as np
-    import pandas as pd
 
     data, window = config.data, config.preprocessing.window
     column, time = data.series_id, data.time_column
@@ -171,8 +169,6 @@ def plan(config: Config, stream: Stream, progress=None) -> SeriesPlan:
 def _in_time_order(times, last, where: str, column: str):
     """The run's last time, after checking its times never go back (from `last`, the series' time
     before the run)."""
-    import numpy as np
-    import pandas as pd
 
     values = (
         times if pd.api.types.is_numeric_dtype(times) else pd.to_datetime(times, errors="coerce")
@@ -211,8 +207,6 @@ class SeriesSplit(StreamSplit):
     def _arrays(self, i: int, frame, first_global: int | None = None, strided: bool = False):
         """Unit i's windows of this split: `(x, y, y_raw, starts, naive, when)`, x the unit's rows
         after its history (the series' rows before it), `starts` each window's first row in x."""
-        import numpy as np
-        import pandas as pd
 
         where = piece_name(self.stream, i)
         history = self.plan.history.get(i)
@@ -277,7 +271,6 @@ class SeriesSplit(StreamSplit):
 
     def take(self, piece, a: int, b: int):
         """Windows a … b-1 of a chunk, cut by index."""
-        import numpy as np
 
         x, starts = piece[0], piece[3][a:b]
         return x[starts[:, None] + np.arange(self.prep.window["length"])[None, :]]
@@ -326,7 +319,6 @@ class SeriesSplit(StreamSplit):
         """Shuffled batches of windows for one epoch, the variable that names the epoch, and the
         steps per epoch. Units come in an order drawn from (seed, epoch); windows are shuffled within
         a pool of `buffer` rows by the same generator, so `--resume` sees the same batches."""
-        import numpy as np
         import tensorflow as tf
 
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
@@ -365,7 +357,6 @@ class SeriesSplit(StreamSplit):
 def _drawn(pool: list, rng, batch_size: int, length: int, final: bool):
     """The pool's windows shuffled, as `(rows, starts, y)` of whole batches; unless `final`, the
     windows short of a whole batch stay in the pool, copied out (fewer than a batch of them)."""
-    import numpy as np
 
     if not pool:
         return None
@@ -389,8 +380,6 @@ def predict(prep, model, stream: Stream, out, batch_size: int, progress=None):
     """Forecasts for a streamed series, written unit by unit in file order (streamed.predict's
     contract): each row that ends a window of its own series gets the forecast from that window,
     the rows before a series' first whole window an empty one. Each series' rows must be together."""
-    import numpy as np
-    import pandas as pd
 
     length, column = prep.window["length"], prep.window.get("series_id")
     met, carried = _Runs(column), {"tail": None}  # the rows a window ending in the next unit reads
@@ -425,7 +414,6 @@ def predict(prep, model, stream: Stream, out, batch_size: int, progress=None):
 
 def _cutter(x, starts, length: int):
     """`(a, b) → windows a … b-1`, each `length` rows of x from its start."""
-    import numpy as np
 
     offsets = np.arange(length)[None, :]
     return lambda a, b: x[starts[a:b, None] + offsets]
@@ -454,7 +442,6 @@ class _Runs:
         return True
 
     def each(self, ids, frame, where: str) -> None:
-        import numpy as np
 
         if ids is None or not len(ids):
             return

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pyarrow as pa
+
 from dlcli.datasets import pipeline
 from dlcli.datasets.predictions import prediction_table
 from dlcli.io import hashsplit, shards
@@ -210,7 +213,6 @@ class StreamSplit:
     def training(self, batch_size: int, seed: int, buffer: int, class_weights: list[float] | None = None):
         """Shuffled batches of one epoch, the variable that names the epoch, and the steps per epoch.
         `class_weights`: one per class (train.class_weight), sent as sample weights."""
-        import numpy as np
         import tensorflow as tf
 
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
@@ -262,7 +264,6 @@ def _batched(parts: tuple, batch_size: int):
 def _shuffled(pool: list, rng, batch_size: int, weights, prep, final: bool):
     """The pool's rows shuffled, as one run of whole batches; unless `final`, the rows short of a
     whole batch stay in the pool (so every batch but an epoch's last is full)."""
-    import numpy as np
 
     x = np.concatenate([p[0] for p in pool])
     y = np.concatenate([p[1] for p in pool])
@@ -281,7 +282,6 @@ def _shuffled(pool: list, rng, batch_size: int, weights, prep, final: bool):
 def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_size: int):
     """Metrics of a streamed split in the target's own units, as scoring.score gives for one in
     memory, and the predictions of its first PLOT_ROWS rows (their targets left in split.y_raw)."""
-    import numpy as np
     import tensorflow as tf
 
     classify = prep.task == "classification"
@@ -393,7 +393,6 @@ def outputs(model, n: int, batch, batch_size: int):
     """The model's outputs for examples 0 … n-1, `batch(a, b)` giving examples a … b-1: one call of
     the traced step per batch. No tf.data dataset per unit: making one for each of a 16 GB file's
     2,000 units grew predict's resident memory steadily (by 400 MB over half the file)."""
-    import numpy as np
     import tensorflow as tf
 
     step = pipeline.traced_step(model, compiled=False)
@@ -416,7 +415,6 @@ class UnitCache:
         return unit in self.where
 
     def put(self, unit: int, x, y) -> None:
-        import numpy as np
 
         x, y = np.ascontiguousarray(x, dtype="float32"), np.ascontiguousarray(y)
         with self.lock:
@@ -431,8 +429,6 @@ class UnitCache:
             self.where[unit] = (start, len(x), x.nbytes, str(y.dtype))
 
     def get(self, unit: int, width: int, y_shape) -> tuple:
-
-        import numpy as np
 
         start, rows, x_bytes, y_dtype = self.where[unit]
         y_width = int(np.prod([d for d in y_shape if d is not None])) if len(y_shape) else 1
@@ -451,7 +447,6 @@ class _Writer:
         self.parquet, self.handle, self.done = path.suffix.lower() in formats.PARQUET, None, 0
 
     def write(self, table) -> None:
-        import pyarrow as pa
 
         if self.parquet:
             import pyarrow.parquet as pq

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dlcli.artifacts import lite, run_inputs, saved
 from dlcli.config.config import Config
 from dlcli.datasets import pipeline, scoring, streamed
@@ -247,7 +249,6 @@ def _predict_tensorflow(
 def _by_series(prep: Preprocessor, part: pd.DataFrame, source: str):
     """The rows of several series (data.series_id) each series' together, in time order where the
     time column is there, and the positions they came from."""
-    import numpy as np
 
     column = prep.window["series_id"]
     if column not in part.columns:

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from dlcli.artifacts import runtime
@@ -197,7 +199,6 @@ def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any, Any]:
     """`(split, rows, truth, train)`: the run's test rows as dlcli reads them (a table, with the rows
     before it that a series' first window reads; or an array of pixels), their true targets (for a
     series, of each window that has one), and the first train rows (int8's calibration)."""
-    import pandas as pd
 
     prep = loaded_run.prep
     loaded = data_mod.load(loaded_run.need_config())
@@ -227,7 +228,6 @@ def _reference(loaded_run: LoadedRun, rows, split: str) -> tuple[Any, Any]:
 
 def compare(prep: Preprocessor, expected: tuple, got: dict) -> dict:
     """Differences between dlcli's (predictions, probabilities) and an artifact's outputs."""
-    import numpy as np
 
     predictions, probs = expected
     out = {"rows": int(len(predictions))}
@@ -249,7 +249,6 @@ def compare(prep: Preprocessor, expected: tuple, got: dict) -> dict:
 
 def metric(prep: Preprocessor, truth, predictions) -> tuple[str, float]:
     """The test metric a quantized artifact is judged on: accuracy or r2."""
-    import numpy as np
 
     if prep.task == "regression":
         from sklearn.metrics import r2_score

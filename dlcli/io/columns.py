@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
+
 from dlcli.config.checks import suggest
 from dlcli.config.config import Config
 from dlcli.io.reading import not_a_number, row_where
@@ -166,8 +169,6 @@ def _id_like(values: pd.Series) -> bool:
 
 
 def _is_row_number(values: pd.Series) -> bool:
-    import numpy as np
-    import pandas as pd
 
     if not pd.api.types.is_integer_dtype(values):
         return False
@@ -198,7 +199,6 @@ def _check_listed(config: Config, names: list[str]) -> None:
 
 def _check_text(config: Config, frame: pd.DataFrame, text: list[str], source: str) -> None:
     """Columns listed as text hold words, not numbers."""
-    import pandas as pd
 
     for i, column in enumerate(text):
         values = frame[column]
@@ -216,7 +216,6 @@ def _check_text(config: Config, frame: pd.DataFrame, text: list[str], source: st
 
 def _is_text(values: pd.Series) -> bool:
     """A column of words, not of numbers with a stray word: fewer than half its values are numbers."""
-    import pandas as pd
 
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return False
@@ -234,7 +233,6 @@ MIXED_SHARE = 0.1
 def _mixed(values: pd.Series) -> str | None:
     """How a column mixes numbers and text ("230 of 891 values text, such as 'A/5 21171'") when
     at least MIXED_SHARE of its values are text and at least half numbers; else None."""
-    import pandas as pd
 
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return None
@@ -282,8 +280,6 @@ def check_rows(config: Config, frame: pd.DataFrame, cols: Columns, source: str, 
 def check_numeric(frame: pd.DataFrame, columns: list[str], source: str, inf_is_missing: bool = False) -> None:
     """Refuse text in a numeric column instead of silently turning it into NaN, and ±inf unless
     `preprocessing.numeric.non_finite: missing` asked for it to be imputed."""
-    import numpy as np
-    import pandas as pd
 
     for column in columns:
         values = frame[column]
@@ -321,7 +317,6 @@ def check_numeric(frame: pd.DataFrame, columns: list[str], source: str, inf_is_m
 
 def target_values(frame: pd.DataFrame, column: str, task: str, source: str) -> np.ndarray:
     """The target column as an array: float64 for regression, labels (text or integers) otherwise."""
-    import pandas as pd
 
     if column not in frame.columns:
         raise DataError(

@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import numpy as np
+import pandas as pd
+import sklearn.datasets
+from sklearn.model_selection import train_test_split
+
 from dlcli.config.checks import suggest
 from dlcli.config.config import DATASET_TARGET, KERAS_DATASETS, Config
 from dlcli.io import columns as columns_mod
@@ -186,7 +191,6 @@ def _table_files(config: Config, path: Path) -> Loaded | None:
         return Loaded({}, fingerprint(paths or [path]), where, notes=[n for n in [note] if n], stream=opened)
     if paths is None:
         return None
-    import pandas as pd
 
     frames, notes = [], []
     for file in paths:
@@ -332,8 +336,6 @@ def _npz_source(path: Path) -> tuple[dict, str, str]:
 
 
 def _sklearn_dataset(name: str) -> pd.DataFrame:
-    import pandas as pd
-    import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
     frame = bunch.frame
@@ -344,7 +346,6 @@ def _sklearn_dataset(name: str) -> pd.DataFrame:
 
 
 def _split_arrays(config: Config, source: tuple[dict, str | None, str]) -> Loaded:
-    import numpy as np
 
     arrays, sha, where = source
     x, y = arrays["x_train"], np.asarray(arrays["y_train"]).reshape(len(arrays["x_train"]), -1).squeeze(-1)
@@ -399,7 +400,6 @@ def _split_table(
 ) -> Loaded:
     """Drop, order, fill and check the whole file, then split it: every count and line in a message
     is the file's own. `image`: the column of image file paths, if any."""
-    import numpy as np
 
     data = config.data
     require_columns(config, list(frame.columns), source)
@@ -442,7 +442,6 @@ def _split_table(
 
 def _split_each_series(config: Config, ids: pd.Series, test_frac: float) -> dict[str, Any]:
     """Positions of each split: every series cut in time order by data.split's fractions."""
-    import numpy as np
 
     parts: dict[str, list] = {name: [] for name in SPLITS}
     for start, end in timeseries.blocks(ids):
@@ -465,7 +464,6 @@ def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
         out["validation"] = index[n_train : n_train + n_val] if n_val else None
         out["test"] = index[n_train + n_val :] if n_test else None
         return out
-    from sklearn.model_selection import train_test_split
 
     def cut(idx, labels, frac, what):
         try:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from dlcli.utils import formats
 from dlcli.utils.errors import DataError
 
@@ -57,7 +59,6 @@ def _files(folder: Path) -> list[Path]:
 
 def read(folder: Path) -> tuple[pd.DataFrame, Found]:
     """The folder as a table, one row per image or text file, indexed 1..n."""
-    import pandas as pd
 
     problem = formats.class_folder_problem(folder)
     if problem:

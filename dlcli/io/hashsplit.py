@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
+
 from dlcli.io.reading import row_where
 from dlcli.utils.errors import DataError
 
@@ -35,8 +38,6 @@ SPLIT_CODES = {
 
 def unit_interval(values: np.ndarray) -> np.ndarray:
     """Each value's hash as a number in [0, 1), uniform over values."""
-    import numpy as np
-    import pandas as pd
 
     hashed = pd.util.hash_array(np.asarray(values), categorize=False)
     return (hashed >> np.uint64(11)).astype("float64") * 2.0**-53
@@ -54,7 +55,6 @@ def codes(
     """The split of each row (TRAIN, VALIDATION or TEST, as int8): from `column`'s names, else from
     the hash of `key`'s value as text, else of the row's 0-based position (`first_row` being the
     frame's first). A hash below `test` is test, below `test + validation` validation."""
-    import numpy as np
 
     if column is not None:
         return _from_column(frame, column, source)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import pandas as pd
+
 from dlcli.utils import formats
 from dlcli.utils.errors import DataError
 
@@ -110,7 +112,6 @@ def read_table(
 
     `labelled=False` (predict's input): a headerless file may lack the target column of data.columns.
     """
-    import pandas as pd
 
     path = Path(path)
     kind = kind_of(path, reading)
@@ -142,7 +143,6 @@ def read_table(
 
 
 def _read_delimited(path: Path, reading: Reading, notes: list[str], labelled: bool) -> pd.DataFrame:
-    import pandas as pd
 
     sep = separator(path, reading, notes)
     quoting = QUOTING[reading.quoting]
@@ -316,7 +316,6 @@ def column_names(path: Path, reading: Reading, first: list[str], labelled: bool)
 def _strip_values(frame: pd.DataFrame, na_values: tuple[str, ...]) -> None:
     """Spaces around text values go (` <=50K` is `<=50K`), a stripped missing marker (` ?`) becomes
     missing, and a text column that is all numbers once stripped becomes numeric."""
-    import pandas as pd
 
     markers = set(na_values)
     for column in frame.columns:

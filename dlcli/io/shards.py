@@ -26,6 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pyarrow.parquet as pq
+
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
@@ -53,7 +56,6 @@ class Shard:
 
     def exchange(self, payload: bytes) -> list[bytes]:
         """Every worker's `payload`, in worker order (each worker calls this at the same point)."""
-        import numpy as np
 
         if self.strategy is None:
             self.strategy = self.start()
@@ -91,7 +93,6 @@ class Shard:
 
 def pack(meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
     """`meta` as JSON and the arrays as .npz (numbers only: read back without pickle)."""
-    import numpy as np
 
     buffer = io.BytesIO()
     encoded = np.frombuffer(json.dumps(meta).encode(), "uint8")
@@ -100,7 +101,6 @@ def pack(meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def unpack(payload: bytes) -> tuple[dict, dict]:
-    import numpy as np
 
     with np.load(io.BytesIO(payload), allow_pickle=False) as found:
         arrays = {k: found[k] for k in found.files}
@@ -121,7 +121,6 @@ def unit_sizes(stream: Stream) -> list[int]:
     """Rows per unit for Parquet (its metadata), bytes for a text file."""
     if stream.kind != "Parquet":
         return [u.end - u.start for u in stream.units]
-    import pyarrow.parquet as pq
 
     meta, sizes = {}, []
     for unit in stream.units:
@@ -152,7 +151,6 @@ def epoch_steps(rows_per_worker: list[int], batch: int) -> int:
 def sum_metric_states(shard: Shard, metrics: list) -> None:
     """Add up the Keras metrics' state variables over the workers (Keras' metric states are sums,
     as tf.distribute adds them up across replicas), so `result()` is over every worker's rows."""
-    import numpy as np
 
     variables = [v for m in metrics for v in m.variables]
     mine = {str(k): np.asarray(v.numpy()) for k, v in enumerate(variables)}

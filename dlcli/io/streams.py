@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pc
+import pyarrow.parquet as pq
+
 from dlcli.io import reading as reading_mod
 from dlcli.io.reading import WHITESPACE, Reading, kind_of
 from dlcli.utils import formats
@@ -133,7 +138,6 @@ class Stream:
     def read(self, unit: Unit, first_row: int = 0) -> pd.DataFrame:
         """One unit as a DataFrame indexed by line (text) or row (Parquet, JSON lines) number in
         its file, `first_row` being the unit's first row's 0-based position there."""
-        import pandas as pd
 
         try:
             self._unchanged(unit.path)
@@ -204,8 +208,6 @@ class Stream:
 
     def _arrow(self, unit: Unit):
 
-        import pyarrow as pa
-
         if unit.row_group is not None:
             import pyarrow.parquet as pq
 
@@ -228,7 +230,6 @@ class Stream:
                 parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
             table = pj.read_json(io.BytesIO(data), parse_options=parse)
             return table.select(self.wanted) if self.wanted else table
-        import pyarrow.csv as pc
 
         skip = (int(self.header) + self.reading.skip_rows) if unit.start == 0 else 0
         names = self.file_columns.get(unit.path, self.columns)  # this file's header: read by name
@@ -299,7 +300,6 @@ def open_stream(
 
 
 def _parquet(paths: list[Path], reading: Reading) -> Stream:
-    import pyarrow.parquet as pq
 
     units, columns = [], None
     for path in paths:
@@ -449,7 +449,6 @@ def _types(config: Config, stream: Stream) -> dict[str, str]:
     integer column may hold a decimal or an empty cell further down), whole-number target, split
     key, series id and time columns as int64 (their values are labels, ids and steps), everything
     else as text."""
-    import pyarrow as pa
 
     stream.types = {}
     if not stream.units:
@@ -474,7 +473,6 @@ def _types(config: Config, stream: Stream) -> dict[str, str]:
 def _strip_text(frame: pd.DataFrame, na_values: tuple[str, ...]) -> None:
     """Spaces around text values go, and a stripped missing marker becomes missing (as reading.py
     does for whole files; a column's type never changes here)."""
-    import pandas as pd
 
     markers = set(na_values) | {""}
     for column in frame.columns:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
+
 from dlcli.config.config import Config
 from dlcli.io import columns as columns_mod
 from dlcli.io.columns import Columns
@@ -20,7 +23,6 @@ if TYPE_CHECKING:
 
 def blocks(ids: pd.Series) -> list[tuple[int, int]]:
     """`(start, end)` positions of each series' rows (together, as the sort left them)."""
-    import numpy as np
 
     values = ids.to_numpy()
     cuts = np.flatnonzero(values[1:] != values[:-1]) + 1 if len(values) else np.empty(0, "int64")
@@ -40,7 +42,6 @@ def _fill_each_series(
 ) -> pd.DataFrame:
     """_fill_series on each series (data.series_id) by itself; inserted rows keep their series' id
     and are numbered after the file's last line. One note for all series."""
-    import pandas as pd
 
     column, said_by, out = config.data.series_id, [], []
     if frame[column].isna().any():
@@ -110,7 +111,6 @@ def _fill_series(
 
 
 def _step_name(step) -> str:
-    import pandas as pd
 
     names = {
         pd.Timedelta(minutes=1): "minute-by-minute",
@@ -127,8 +127,6 @@ def _insert_missing_steps(
     """Rows for the time steps a regular series skips (an hour that was never logged), with empty
     values for preprocessing.series.missing to fill. The step is the most common one (a calendar month
     for steps of 28 to 31 days); a series whose times do not all fall on that grid is left as it is."""
-    import numpy as np
-    import pandas as pd
 
     raw = frame[time_column]
     numeric = pd.api.types.is_numeric_dtype(raw)

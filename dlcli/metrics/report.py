@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_recall_fscore_support,
+    r2_score,
+    roc_auc_score,
+)
+
 from dlcli.config.config import Config
 
 if TYPE_CHECKING:
@@ -25,14 +37,6 @@ def classification(
     """`compiled` (the compiled loss and metrics, from pipeline.forward) plus accuracy, macro F1, the
     confusion matrix, each class's precision, recall, F1 and support (`per_class`, by label) and, for
     two classes, the ROC AUC of the second class's probability."""
-    import numpy as np
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        f1_score,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = [c.item() if hasattr(c, "item") else c for c in classes]
@@ -60,8 +64,6 @@ def regression(
 ) -> dict:
     """The compiled loss and metrics recomputed on original units, plus r2, mae and rmse."""
     import keras
-    import numpy as np
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     y_true = np.asarray(y_true, dtype="float64").reshape(-1, 1)
     y_pred = np.asarray(y_pred, dtype="float64").reshape(-1, 1)
@@ -82,7 +84,6 @@ def regression(
 
 def _keras_value(fn, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     import keras
-    import numpy as np
 
     if isinstance(fn, keras.metrics.Metric):
         fn.update_state(y_true, y_pred)

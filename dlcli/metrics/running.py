@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -23,7 +25,6 @@ class Moments:
     """Per-column count, mean, sum of squared deviations (M2), min and max of the non-NaN values."""
 
     def __init__(self, width: int):
-        import numpy as np
 
         self.n = np.zeros(width)
         self.mean = np.zeros(width)
@@ -32,7 +33,6 @@ class Moments:
         self.high = np.full(width, -np.inf)
 
     def add(self, values: np.ndarray) -> None:
-        import numpy as np
 
         values = np.asarray(values, dtype="float64").reshape(len(values), -1)
         present = ~np.isnan(values)
@@ -49,7 +49,6 @@ class Moments:
 
     def merge(self, n: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
         """Fold in another group's count, mean and M2 (Chan et al.)."""
-        import numpy as np
 
         total = self.n + n
         with np.errstate(all="ignore"):
@@ -61,7 +60,6 @@ class Moments:
 
     def fold(self, other: Moments) -> None:
         """Fold in another Moments (another worker's rows)."""
-        import numpy as np
 
         self.merge(other.n, other.mean, other.m2)
         self.low, self.high = np.fmin(self.low, other.low), np.fmax(self.high, other.high)
@@ -79,7 +77,6 @@ class Moments:
     def filled(self, fill: np.ndarray, rows: int) -> Moments:
         """The moments once each column's missing values (of `rows` rows in all) are `fill`, as an
         imputer leaves the data for the scaler."""
-        import numpy as np
 
         fill = np.asarray(fill, dtype="float64")
         out = Moments(len(self.n))
@@ -91,7 +88,6 @@ class Moments:
         return out
 
     def std(self) -> np.ndarray:
-        import numpy as np
 
         return np.sqrt(self.m2 / np.maximum(self.n, 1))
 
@@ -100,7 +96,6 @@ class Sample:
     """A seeded uniform sample of at most `size` rows of a float64 matrix (NaN kept)."""
 
     def __init__(self, width: int, size: int = 200_000, seed: int = 0):
-        import numpy as np
 
         self.size, self.seed = size, seed
         self.keys = np.empty(0)
@@ -108,7 +103,6 @@ class Sample:
 
     def add(self, values: np.ndarray, chunk: int) -> None:
         """Rows of chunk number `chunk` (their keys are drawn from (seed, chunk))."""
-        import numpy as np
 
         keys = np.random.default_rng([self.seed, chunk]).random(len(values))
         self.fold(keys, np.asarray(values, dtype="float64").reshape(len(values), -1))
@@ -116,7 +110,6 @@ class Sample:
     def fold(self, keys: np.ndarray, rows: np.ndarray) -> None:
         """Fold in another sample (another worker's rows): the smallest keys of both, so the
         result is the sample one reader of all the rows would have kept."""
-        import numpy as np
 
         self.keys, self.rows = np.concatenate([self.keys, keys]), np.concatenate([self.rows, rows])
         if len(self.keys) > self.size:
@@ -125,7 +118,6 @@ class Sample:
             self.keys, self.rows = self.keys[keep], self.rows[keep]
 
     def filled(self, fill: np.ndarray) -> np.ndarray:
-        import numpy as np
 
         return np.where(np.isnan(self.rows), np.asarray(fill, dtype="float64"), self.rows)
 
@@ -180,13 +172,11 @@ class ClassTally:
     BINS = 1 << 20
 
     def __init__(self, classes: int):
-        import numpy as np
 
         self.matrix = np.zeros((classes, classes), dtype="int64")
         self.hist = np.zeros((2, self.BINS), dtype="int64") if classes == 2 else None
 
     def add(self, true: np.ndarray, predicted: np.ndarray, probs: np.ndarray | None) -> None:
-        import numpy as np
 
         k = len(self.matrix)
         np.add.at(self.matrix, (true, predicted), 1)
@@ -197,7 +187,6 @@ class ClassTally:
 
     def report(self, compiled: dict, classes: list) -> dict:
         """What report.classification gives for the same predictions."""
-        import numpy as np
 
         m = self.matrix
         labels = [c.item() if hasattr(c, "item") else c for c in classes]
@@ -239,7 +228,6 @@ class RegressionTally:
     def add(self, y_true: np.ndarray, y_pred: np.ndarray, naive: np.ndarray | None = None) -> None:
         """One chunk's targets and predictions; `naive` (a series): the last value before each target."""
         import keras
-        import numpy as np
 
         if naive is not None:
             gap = np.abs(
@@ -264,7 +252,6 @@ class RegressionTally:
 
     def report(self) -> dict:
         import keras
-        import numpy as np
 
         out = {}
         for name, fn in {"loss": self.loss, **self.metrics}.items():

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from unittest import mock
 
+import numpy as np
+
 from dlcli.config.checks import suggest
 from dlcli.utils.errors import ConfigError, DataError
 
@@ -68,7 +70,6 @@ def preprocessing(name: str, channels: int, where: str) -> tuple[str, list]:
     """The mode of the application's own preprocess_input ('none', 'tf', 'torch' or 'caffe') and
     the layers that do the same, found by running it on random pixels: a new Keras that changes a
     rule is noticed here, not in a user's accuracy."""
-    import numpy as np
 
     fn = application(name, where)
     own = importlib.import_module(fn.__module__).preprocess_input

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dlcli.config import checks
 from dlcli.config.checks import suggest
 from dlcli.config.config import Config
@@ -216,7 +218,6 @@ class Preprocessor:
     # ---- transforming --------------------------------------------------------------------------
     def features(self, part: Any, source: str = "") -> np.ndarray:
         """Model input for a DataFrame (one row per row) or an image array, checked against training."""
-        import numpy as np
 
         if self.kind == "image":
             x = part[0] if isinstance(part, tuple) else part
@@ -277,7 +278,6 @@ class Preprocessor:
     def encode_target(self, raw: np.ndarray) -> np.ndarray:
         """Targets as the model learns them; with series differencing, row j holds the change from
         row j - horizon (the first `horizon` rows, which no window targets, hold 0)."""
-        import numpy as np
 
         if self.differenced:
             horizon = self.window["horizon"]
@@ -291,7 +291,6 @@ class Preprocessor:
 
     def _codes(self, encoded: np.ndarray) -> np.ndarray:
         """Class indices of encoded targets (codes, one-hot rows or 0/1 columns)."""
-        import numpy as np
 
         if self.label_mode == "one_hot":
             return encoded.argmax(axis=1)
@@ -299,7 +298,6 @@ class Preprocessor:
 
     def class_weights(self, setting: str | dict, encoded: np.ndarray, where: str) -> dict[str, float]:
         """train.class_weight as {class label: weight}: scikit-learn's `balanced`, or the user's."""
-        import numpy as np
 
         if self.task != "classification":
             raise ConfigError(f"{where}: class weights are for classification (this loss means regression)")
@@ -322,7 +320,6 @@ class Preprocessor:
         return {label: float(setting.get(label, 1.0)) for label in labels}
 
     def row_weights(self, per_class: dict[str, float], encoded: np.ndarray) -> np.ndarray:
-        import numpy as np
 
         return np.asarray(list(per_class.values()), dtype="float32")[self._codes(encoded)]
 
@@ -334,7 +331,6 @@ class Preprocessor:
         With series differencing the outputs are changes: `last` (each window's last target value) is
         added back.
         """
-        import numpy as np
 
         outputs = np.asarray(outputs)  # classes need no float64 copy of every probability
         refuse_non_finite(outputs)
@@ -413,7 +409,6 @@ class Preprocessor:
 
 def refuse_non_finite(outputs: np.ndarray) -> None:
     """A model output that is NaN or infinite (its inputs were all checked finite): a RunError."""
-    import numpy as np
 
     bad = ~np.isfinite(outputs.reshape(len(outputs), -1)).all(axis=1)
     if bad.any():

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dlcli.io import columns as columns_mod
 from dlcli.io import hashsplit, shards
 from dlcli.io.data import require_columns
@@ -181,7 +183,6 @@ def _unit(
 ) -> list[int]:
     """One unit of the statistics pass: its rows split (by `codes` where given), checked and (the
     train rows) tallied; returns its rows per split."""
-    import numpy as np
 
     split = config.data.split
     if codes is None:
@@ -306,7 +307,6 @@ def _merge(tallies: _Tallies, layout: Layout, everyone: list, width: int) -> Non
 
 
 def _tally(config: Config, train: pd.DataFrame, cols, tallies: _Tallies, chunk: int) -> None:
-    import numpy as np
 
     values = train[cols.numeric].to_numpy(dtype="float64") if cols.numeric else np.empty((len(train), 0))
     if config.preprocessing.numeric.non_finite == "missing":

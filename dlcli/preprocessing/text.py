@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dlcli.preprocessing import state_schema
 from dlcli.preprocessing.transforms import Stateful
 from dlcli.utils.errors import DataError
@@ -126,7 +128,6 @@ class TextVectorizer(Stateful):
         """Per column, the share of the words of `frame` that are not in the vocabulary (single words:
         n-grams are not counted)."""
         import keras
-        import numpy as np
 
         shares = {}
         for column, vocabulary in zip(self.columns, self.vocabularies_, strict=True):

@@ -12,7 +12,11 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 from dlcli.io.data import row_where
 from dlcli.preprocessing import state_schema
@@ -55,9 +59,6 @@ def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[
     """`(center, scale)` such that `(x - center) / scale` applies the named scikit-learn scaler;
     a DataError naming the column when its statistics overflow (values near ±1e308)."""
 
-    import numpy as np
-    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
-
     width = values.shape[1]
     if scale == "none" or width == 0:
         return [0.0] * width, [1.0] * width
@@ -79,8 +80,6 @@ def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[
 def _overflow_reported_below():
     """NumPy's overflow warnings off: check_finite_statistics reports the overflow, by column."""
 
-    import numpy as np
-
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
@@ -89,7 +88,6 @@ def _overflow_reported_below():
 def summary_scale(scale: str, moments: Moments, sample: np.ndarray) -> tuple[list[float], list[float]]:
     """`(center, scale)` from running moments and a sample, as scikit-learn's scalers fit them on all
     the rows (a zero scale becomes 1, as they do): what fit_scale gives, in bounded memory."""
-    import numpy as np
 
     width = len(moments.n)
     if scale == "none" or width == 0:
@@ -108,7 +106,6 @@ def summary_scale(scale: str, moments: Moments, sample: np.ndarray) -> tuple[lis
 
 def check_finite_statistics(columns: list[str], values: np.ndarray, what: str, *stats) -> None:
     """Statistics of huge values (±1e308) overflow to inf or NaN: refuse, naming the column."""
-    import numpy as np
 
     for i, column in enumerate(columns):
         if all(np.isfinite(np.asarray(stat, dtype="float64")[i]) for stat in stats):
@@ -143,7 +140,6 @@ class NumericTransformer(Stateful):
     def _values(self, frame: pd.DataFrame) -> np.ndarray:
         """The columns as float64; ±inf read as missing when `non_finite: missing` asked for it
         (otherwise preprocessing's column check has refused them already)."""
-        import numpy as np
 
         values = frame[self.columns].to_numpy(dtype="float64")
         if self.non_finite == "missing":
@@ -151,8 +147,6 @@ class NumericTransformer(Stateful):
         return values
 
     def fit(self, frame: pd.DataFrame) -> NumericTransformer:
-
-        from sklearn.impute import SimpleImputer
 
         values = self._values(frame)
         if self.impute == "none" or not self.columns:  # no numeric column: nothing to fit
@@ -171,7 +165,6 @@ class NumericTransformer(Stateful):
     def fit_summary(self, moments: Moments, sample: Sample, rows: int, source: str) -> NumericTransformer:
         """fit() from a statistics pass's bounded summaries of the train rows (the streamed path):
         running moments, a uniform sample (medians, quartiles) and the row count."""
-        import numpy as np
 
         width = len(self.columns)
         values = sample.rows[:, :width]
@@ -200,7 +193,6 @@ class NumericTransformer(Stateful):
         return self
 
     def transform(self, frame: pd.DataFrame, source: str = "") -> np.ndarray:
-        import numpy as np
 
         values = self._values(frame)
         missing = np.isnan(values)
@@ -298,8 +290,6 @@ class CategoricalEncoder(Stateful):
         """Each row's category number per column (its place in categories_), -1 where unseen:
         one vectorized lookup per column (pandas' Index.get_indexer), which scikit-learn's
         encoders with the categories given would compute row by row, ten times slower."""
-        import numpy as np
-        import pandas as pd
 
         out = np.empty((len(frame), len(self.columns)), dtype="int64")
         for j, (column, categories, fill) in enumerate(
@@ -317,7 +307,6 @@ class CategoricalEncoder(Stateful):
 
     def transform(self, frame: pd.DataFrame, codes: np.ndarray | None = None) -> np.ndarray:
         """One-hot rows (an unseen category all zeros), or ordinal / embedding numbers (unseen 0)."""
-        import numpy as np
 
         if not self.columns:
             return np.zeros((len(frame), 0), dtype="float32")
@@ -361,7 +350,6 @@ class TargetEncoder(Stateful):
     def fit_summary(self, classes: list | None, moments: Moments, sample: np.ndarray) -> TargetEncoder:
         """fit() from a statistics pass: the classes counted (classification), or the target's running
         moments and sampled values (regression)."""
-        import numpy as np
 
         if self.task == "classification":
             return self.fit(np.asarray(sorted(classes)))
@@ -369,7 +357,6 @@ class TargetEncoder(Stateful):
         return self
 
     def fit(self, y: np.ndarray) -> TargetEncoder:
-        import numpy as np
 
         if self.task == "classification":
             from sklearn.preprocessing import LabelEncoder
@@ -387,13 +374,10 @@ class TargetEncoder(Stateful):
         return self
 
     def transform(self, y: np.ndarray) -> np.ndarray:
-        import numpy as np
 
         y = np.asarray(y)
         if self.task == "regression":
             return ((y.astype("float64") - self.center_) / self.scale_).astype("float32")
-
-        import pandas as pd
 
         codes = pd.Index(self.classes_, dtype=object).get_indexer(pd.Index(y, dtype=object))
         unknown = Counter(v.item() if hasattr(v, "item") else v for v in y[codes < 0])
@@ -407,7 +391,6 @@ class TargetEncoder(Stateful):
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
         """Model outputs (scaled values, or class indices) in the target's original units."""
-        import numpy as np
 
         if self.task == "regression":
             return np.asarray(values, dtype="float64") * self.scale_ + self.center_

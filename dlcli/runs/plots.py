@@ -12,6 +12,10 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+from sklearn.metrics import ConfusionMatrixDisplay
+
 from dlcli.utils.files import write_atomic
 
 if TYPE_CHECKING:
@@ -70,7 +74,6 @@ def curves(history: pd.DataFrame, path: Path, best_epoch: int | None, monitor: s
 
 def confusion(y_true: Any, y_pred: Any, labels: list, path: Path, split: str) -> Path:
     """Counts and row-normalised shares (recall per true class), side by side."""
-    from sklearn.metrics import ConfusionMatrixDisplay
 
     size = min(3 + 0.3 * len(labels), 12)
     fig = _figure(figsize=(2 * size + 0.5, size), layout="constrained")
@@ -98,7 +101,6 @@ def confusion(y_true: Any, y_pred: Any, labels: list, path: Path, split: str) ->
 
 
 def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, path: Path, split: str, unit: str) -> Path:
-    import numpy as np
 
     fig = _figure(figsize=(5.5, 5.5))
     ax = fig.subplots()
@@ -116,7 +118,6 @@ def predicted_vs_actual(y_true: np.ndarray, y_pred: np.ndarray, path: Path, spli
 
 
 def residuals(y_true: np.ndarray, y_pred: np.ndarray, path: Path, split: str, unit: str) -> Path:
-    import numpy as np
 
     error = y_true - y_pred
     fig = _figure(figsize=(10, 4))
@@ -156,7 +157,6 @@ def forecast(
 
 def learning_curves(run_dir: Path, monitor: str | None, best_epoch: int | None) -> list[str]:
     """plots/curves.png from history.csv; warnings instead of errors."""
-    import pandas as pd
 
     path = run_dir / "history.csv"
     if not path.is_file():
@@ -175,7 +175,6 @@ def write_run_plots(
     when: Any = None,
 ) -> list[str]:
     """Every plot that fits the run's task, from one split's targets and predictions."""
-    import numpy as np
 
     warnings = learning_curves(run_dir, monitor, best_epoch)
     folder = run_dir / "plots"
@@ -213,8 +212,6 @@ def _readable(*axes, scale: float) -> None:
 
 def _times(values: Any) -> Any:
     """Dates as dates (a CSV's time column is text), anything else as it is."""
-    import numpy as np
-    import pandas as pd
 
     values = np.asarray(values)
     if values.dtype.kind in "OUS":

@@ -12,6 +12,8 @@ import io
 import json
 from typing import Any
 
+import numpy as np
+
 from dlcli.artifacts import runtime
 from dlcli.utils.arrays import BadPixels, check_pixels
 
@@ -156,7 +158,6 @@ def _pixels(model, payload: list) -> dict:
 
 
 def _images_b64(payload: list) -> Any:
-    import numpy as np
 
     out = []
     for i, item in enumerate(payload):
@@ -209,7 +210,6 @@ async def body(request, limit: int) -> bytes:
 
 async def uploaded(model, request, max_rows: int, max_body: int):
     """Image files uploaded as multipart form fields (any field names), in order."""
-    import numpy as np
 
     if model.meta["kind"] != "image_files":
         raise bad("file uploads are for models of image files; send JSON or CSV")

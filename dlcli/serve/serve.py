@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dlcli.artifacts import lite, runtime
 from dlcli.evaluation import inference
 from dlcli.export import export
@@ -137,7 +139,6 @@ class Batcher:
             await self._run(loop, batch)
 
     async def _run(self, loop, batch: list) -> None:
-        import numpy as np
 
         names = list(batch[0][0])
         joined = {k: np.concatenate([inputs[k] for inputs, _, _ in batch]) for k in names}

@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from dlcli.config import search
 from dlcli.tune.tune import Search, retried_numbers, study
 
@@ -16,7 +18,6 @@ def summarize(s: Search) -> dict:
     """trials.csv, best.yaml and the plots; returns the trials (rows) and the best one."""
 
     import optuna
-    import pandas as pd
 
     study_ = study(s)
     trials = study_.get_trials(deepcopy=False)

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import pandas as pd
+
 from dlcli import api
 from dlcli.config import search
 from dlcli.config.config import Config, load_config
@@ -420,7 +422,6 @@ def _has_epochs(run_dir: Path) -> bool:
 
 def _replay(reporter: Reporter, run_dir: Path) -> None:
     """The epochs a run already has, reported to its new trial (so the pruner sees the whole curve)."""
-    import pandas as pd
 
     if (run_dir / "history.csv").is_file():
         for row in pd.read_csv(run_dir / "history.csv").to_dict("records"):
@@ -429,7 +430,6 @@ def _replay(reporter: Reporter, run_dir: Path) -> None:
 
 def best_of(run_dir: Path, s: Search) -> tuple[float, int]:
     """The trial's value (the best epoch's `metric`, as early stopping keeps it) and its epochs."""
-    import pandas as pd
 
     history = pd.read_csv(run_dir / "history.csv")
     values = history[s.metric].astype("float64")

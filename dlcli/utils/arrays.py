@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+import numpy as np
+
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
@@ -23,7 +25,6 @@ _CHUNK = 1 << 22
 
 
 def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
-    import numpy as np
 
     dtype = np.dtype(dtype)
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -38,7 +39,6 @@ def is_aligned(x: np.ndarray) -> bool:
 
 def read_npy(handle: BinaryIO, name: str) -> np.ndarray:
     """One `.npy` stream into an aligned array; object arrays (pickles) are refused."""
-    import numpy as np
 
     version = np.lib.format.read_magic(handle)
     if version == (1, 0):
@@ -72,7 +72,6 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 def take_rows(x: np.ndarray, index: np.ndarray) -> np.ndarray:
     """`x[index]` into aligned memory, or `x` itself when the index keeps every row in order."""
-    import numpy as np
 
     if len(index) == len(x) and np.array_equal(index, np.arange(len(x))):
         return x
@@ -88,7 +87,6 @@ def compact_rows(x: np.ndarray, index: np.ndarray) -> np.ndarray:
     Each block of rows is gathered into a small temporary before it is written, and the rows a
     block reads all lie at or after its own start (index[k] >= k), which no earlier block wrote.
     """
-    import numpy as np
 
     if len(index) and np.any(np.diff(index) <= 0):
         raise ValueError("compact_rows needs strictly increasing row numbers")
@@ -114,7 +112,6 @@ def check_pixels(x, shape: list[int], dtype: str, source: str = "") -> np.ndarra
     runtimes, serve): the shape the model was trained on, finite values, and for integer pixels
     (uint8) values within that type's range, which a cast would wrap (1000 → 232) or truncate.
     Returns `x` as an array; raises BadPixels naming the first image (counting from 0)."""
-    import numpy as np
 
     where = f"{source}: " if source else ""
     try:
