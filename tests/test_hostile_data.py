@@ -148,40 +148,41 @@ def _table(n: int = 120, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+def _train(cli, tmp_path: Path, frame: pd.DataFrame, data: str, *args: str) -> tuple[int, str]:
+    """`dlcli train` on `frame` as d.csv with TABLE's `data: {DATA}`; (exit code, stderr unwrapped)."""
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "c.yaml").write_text(TABLE.replace("{DATA}", data))
+    code, _, err = cli("train", "c.yaml", *args)
+    return code, " ".join(err.split())
+
+
 def test_ids_mixing_numbers_and_text_are_an_identifier_not_a_broken_number(cli, tmp_path):
     frame = _table()
     tickets = [str(100000 + i) if i % 3 else f"A/5 {21000 + i}" for i in range(len(frame))]
     frame.insert(1, "ticket", tickets)
-    frame.to_csv(tmp_path / "d.csv", index=False)
-    (tmp_path / "c.yaml").write_text(TABLE.replace("{DATA}", "{path: d.csv, target: y, drop: [id]}"))
-    code, _, err = cli("train", "c.yaml")
+    code, err = _train(cli, tmp_path, frame, "{path: d.csv, target: y, drop: [id]}")
     assert code == 0, err
     assert (
         "ticket (numbers and text (40 of 120 values text, such as 'A/5 21000') with 120 distinct values in "
-        "120 rows, an id or a name: list it under preprocessing.categorical.columns to use it)"
-        in " ".join(err.split())
+        "120 rows, an id or a name: list it under preprocessing.categorical.columns to use it)" in err
     )
 
 
 def test_a_few_words_in_a_number_column_are_still_mistakes(cli, tmp_path):
     frame = _table().astype({"x": object})
     frame.loc[[5, 50], "x"] = "oops"
-    frame.to_csv(tmp_path / "d.csv", index=False)
-    (tmp_path / "c.yaml").write_text(TABLE.replace("{DATA}", "{path: d.csv, target: y}"))
-    code, _, err = cli("train", "c.yaml", "-q")
-    assert code == 2 and "column 'x' line 7: 'oops' is not a number (2 such rows)" in " ".join(err.split())
+    code, err = _train(cli, tmp_path, frame, "{path: d.csv, target: y}", "-q")
+    assert code == 2 and "column 'x' line 7: 'oops' is not a number (2 such rows)" in err
 
 
 def test_categories_that_mix_numbers_and_text_are_read_as_categories(cli, tmp_path):
     frame = _table()
     frame["grade"] = [str(i % 3) if i % 4 else "senior" for i in range(len(frame))]
-    frame.to_csv(tmp_path / "d.csv", index=False)
-    (tmp_path / "c.yaml").write_text(TABLE.replace("{DATA}", "{path: d.csv, target: y, drop: [id]}"))
-    code, _, err = cli("train", "c.yaml")
+    code, err = _train(cli, tmp_path, frame, "{path: d.csv, target: y, drop: [id]}")
     assert code == 0, err
     assert (
         "column 'grade' mixes numbers and text (30 of 120 values text, such as 'senior'): read as categories"
-        in " ".join(err.split())
+        in err
     )
     (run,) = (tmp_path / "runs" / "tab").glob("2*")
     assert "grade" in read_json(run / "run.json")["data"]["columns"]["categorical"]

@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +91,8 @@ def _connect(server: Server) -> socket.socket:
 def test_half_sent_headers_are_dropped(table):
     with _connect(table) as sock:
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: app")
-        started = time.monotonic()
-        assert sock.recv(1024) == b""  # closed by the server, with nothing to say
-        assert time.monotonic() - started < 25
+        # closed by the server, with nothing to say (the socket's own timeout fails the test if not)
+        assert sock.recv(1024) == b""
     assert table.get("/health")["status"] == "ok"
 
 

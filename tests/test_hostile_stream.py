@@ -107,22 +107,24 @@ def test_a_file_lacking_a_column_is_an_error(cli, tmp_path, frame):
     assert ": it lacks 'x_3'." in err
 
 
-def test_a_repeated_column_name_in_a_later_file_is_an_error(cli, tmp_path, frame):
+def _second_file(tmp_path: Path, frame: pd.DataFrame, text: str) -> Path:
+    """parts/a.csv (the first 300 rows, as pandas writes them) and parts/b.csv holding `text`."""
     parts = tmp_path / "parts"
     parts.mkdir()
     frame.iloc[:300].to_csv(parts / "a.csv", index=False)
-    text = frame.iloc[300:].to_csv(index=False).replace("x_6", "x_5", 1)
     (parts / "b.csv").write_text(text)
+    return parts
+
+
+def test_a_repeated_column_name_in_a_later_file_is_an_error(cli, tmp_path, frame):
+    parts = _second_file(tmp_path, frame, frame.iloc[300:].to_csv(index=False).replace("x_6", "x_5", 1))
     err = fails(cli, "train", str(_config(tmp_path, "parts")), "-q")
     assert f"{parts / 'b.csv'}: its columns (id, x_1, x_2, x_3, x_4, x_5, x_5, c_1, y) are not" in err
     assert "it lacks 'x_6'" in err
 
 
 def test_a_headerless_file_among_files_with_headers_is_an_error(cli, tmp_path, frame):
-    parts = tmp_path / "parts"
-    parts.mkdir()
-    frame.iloc[:300].to_csv(parts / "a.csv", index=False)
-    frame.iloc[300:].to_csv(parts / "b.csv", index=False, header=False)
+    parts = _second_file(tmp_path, frame, frame.iloc[300:].to_csv(index=False, header=False))
     err = fails(cli, "train", str(_config(tmp_path, "parts")), "-q")
     assert f"{parts / 'b.csv'}: its columns (300, " in err and "Every file of a streamed table" in err
 

@@ -201,9 +201,9 @@ def _check_unchanged(artifact: Path, meta_path: Path, meta: dict) -> None:
     metadata, and both are in run.json for an export inside its run (export/)."""
     run_dir = run_directory_of(artifact.resolve())
     if run_dir is not None:
-        for path in (artifact, meta_path):
-            if path.is_file():
-                check_sealed(run_dir, str(path.resolve().relative_to(run_dir)))
+        name = str(artifact.resolve().relative_to(run_dir))
+        if name in check_sealed(run_dir, name, str(meta_path.resolve().relative_to(run_dir))):
+            return  # run.json's digest covered the artifact: not hashed twice
     recorded = meta.get("artifact_sha256")
     if recorded and artifact.is_file() and sha256_of(artifact) != recorded:
         raise RunError(

@@ -163,10 +163,10 @@ def load(config: Config) -> Loaded:
     if path.suffix.lower() in formats.ARRAYS:
         return _split_arrays(config, _npz_source(path))
     labels = Path(data.labels) if data.labels else None
-    arrays = idx_files.read_arrays(path, labels)  # MNIST's family as it ships: IDX files
-    if arrays is not None:
-        listed = sorted(p for p in path.iterdir() if idx_files.is_idx(p)) if path.is_dir() else [path, labels]
-        return _split_arrays(config, (arrays, fingerprint(listed), str(path)))
+    found = idx_files.read_arrays(path, labels)  # MNIST's family as it ships: IDX files
+    if found is not None:
+        arrays, read = found
+        return _split_arrays(config, (arrays, fingerprint(read), str(path)))
     tables = _table_files(config, path)
     if tables is not None:
         return tables

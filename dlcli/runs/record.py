@@ -113,23 +113,28 @@ def seal_file(run_dir: Path, *names: str) -> None:
     write_json(run_dir / "run.json", data)
 
 
-def check_sealed(run_dir: Path, name: str) -> None:
-    """Raise RunError when `run_dir/name` is not the file dlcli wrote (its sha256 differs from the one
-    run.json recorded). Runs that recorded none (before dlcli 0.3) are not checked."""
+def check_sealed(run_dir: Path, *names: str) -> set[str]:
+    """Raise RunError when one of the run's files `names` is not the file dlcli wrote (its sha256
+    differs from the one run.json recorded; run.json is read once). Files run.json records nothing for
+    (runs of dlcli before 0.3) are not checked. Returns the names it checked."""
     try:
-        recorded = read_json(run_dir / "run.json").get("artifacts", {}).get(name)
+        sealed = read_json(run_dir / "run.json").get("artifacts", {})
     except RunError:
-        return  # a run.json that cannot be read is reported by whoever needs it
-    path = run_dir / name
-    if recorded is None or not path.is_file():
-        return
-    now = sha256_of(path)
-    if now != recorded:
-        raise RunError(
-            f"{path}: changed since dlcli wrote it (sha256 {now[:12]}…, run.json recorded "
-            f"{recorded[:12]}…): it was edited, truncated or copied from another run, and using it "
-            "would give wrong answers. Restore it from a copy of the run, or train (or export) again"
-        )
+        return set()  # a run.json that cannot be read is reported by whoever needs it
+    checked = set()
+    for name in names:
+        path, recorded = run_dir / name, sealed.get(name)
+        if recorded is None or not path.is_file():
+            continue
+        checked.add(name)
+        now = sha256_of(path)
+        if now != recorded:
+            raise RunError(
+                f"{path}: changed since dlcli wrote it (sha256 {now[:12]}…, run.json recorded "
+                f"{recorded[:12]}…): it was edited, truncated or copied from another run, and using it "
+                "would give wrong answers. Restore it from a copy of the run, or train (or export) again"
+            )
+    return checked
 
 
 def command_line() -> list[str]:

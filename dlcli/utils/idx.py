@@ -93,9 +93,9 @@ def read(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def read_arrays(path: Path, labels: Path | None) -> dict[str, np.ndarray] | None:
+def read_arrays(path: Path, labels: Path | None) -> tuple[dict[str, np.ndarray], list[Path]] | None:
     """`x_train`, `y_train` (and `x_test`, `y_test`) from a folder of IDX files, or from one images
-    file and its labels file; None when `path` is not IDX."""
+    file and its labels file, and the files read; None when `path` is not IDX."""
     files = folder_files(path) if path.is_dir() else None
     if files is None and not (path.is_file() and is_idx(path)):
         return None
@@ -114,4 +114,4 @@ def read_arrays(path: Path, labels: Path | None) -> dict[str, np.ndarray] | None
                 f"{files[f'y_{split}']}: {len(y)} labels (shape {list(y.shape)}) for the {len(x)} images of "
                 f"{files[f'x_{split}']}; expected one label per image"
             )
-    return arrays
+    return arrays, sorted(files.values())
