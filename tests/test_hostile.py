@@ -224,7 +224,7 @@ def test_an_edited_config_is_reported_and_evaluate_refuses_it(cli, tmp_path, reg
 def test_best_checkpoint_maximizes_what_keras_maximizes(tmp_path):
     import keras
 
-    from dlcli.training.state import monitor_direction
+    from dlcli.training.direction import monitor_direction
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("adam", "mse", metrics=["cosine_similarity", "mae"])

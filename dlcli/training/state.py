@@ -34,25 +34,6 @@ def improved(direction: str, value: float, best: float | None) -> bool:
     return value > best if direction == "max" else value < best
 
 
-def monitor_direction(model, monitor: str, mode: str, logs: dict) -> str:
-    """`min` or `max` for `monitor`, decided by Keras' own rule (the one EarlyStopping and
-    ModelCheckpoint apply): `mode` when given, else `loss` goes down and a compiled metric goes the way
-    it declares (cosine similarity, AUC and accuracy up; errors down).
-
-    It asks a public Keras EarlyStopping, after the model's metrics are built (Keras decides then
-    too), so dlcli's best checkpoint and Keras' early stopping never disagree.
-    """
-    import keras
-
-    if mode in ("min", "max"):
-        return mode
-    oracle = keras.callbacks.EarlyStopping(monitor=monitor, mode="auto", patience=1 << 30, verbose=0)
-    oracle.set_model(model)
-    oracle.on_train_begin()
-    oracle.on_epoch_end(0, logs)
-    return "max" if oracle.monitor_op is keras.ops.greater else "min"
-
-
 @dataclass(frozen=True)
 class ResumeState:
     """`checkpoints/resume.json`: the last committed epoch and what continuing from it needs."""

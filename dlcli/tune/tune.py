@@ -46,12 +46,9 @@ from dlcli.config import search
 from dlcli.config.config import Config, load_config
 from dlcli.models import model as model_mod
 from dlcli.runs import runs
+from dlcli.training import direction
 from dlcli.utils import files
 from dlcli.utils.errors import ConfigError, DataError, DlcliError, Pruned, RunError, TrainingFailed
-
-#: Quantities that are better higher (Keras' rule for `mode: auto`); every other one is minimized.
-HIGHER = ("accuracy", "acc", "auc", "r2", "r2_score", "precision", "recall", "f1", "f1_score")
-
 
 @dataclass
 class Search:
@@ -77,8 +74,8 @@ def direction_of(config: Config, metric: str) -> str:
     asked = config.search.direction
     if asked != "auto":
         return asked
-    name = metric.removeprefix("val_")
-    return "maximize" if name in HIGHER or name.endswith(("accuracy", "auc")) else "minimize"
+    found = direction.configured_direction(config.metrics, metric, config.where("search", "metric"))
+    return "maximize" if found == "max" else "minimize"
 
 
 def open_search(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import keras
 
+from dlcli.training.direction import monitor_direction
 from dlcli.training.state import (
     RESUME_FILE,
     ResumeState,
     improved,
-    monitor_direction,
     save_atomic,
     seed_states,
     write_history,
