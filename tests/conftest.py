@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,10 @@ train:
 # CI sets DLCLI_DATA_DIR=../shared/data, relative to the repo; subprocesses run in temporary folders.
 if os.environ.get("DLCLI_DATA_DIR"):
     os.environ["DLCLI_DATA_DIR"] = str(Path(os.environ["DLCLI_DATA_DIR"]).resolve())
+
+# Keras caches what it downloads (backbone weights served from a test's mirror folder too) under
+# $KERAS_HOME, read when Keras is imported: the suite's own, so no test writes into ~/.keras.
+os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="dlcli-tests-keras-"))
 
 
 #: How long a test waits for a run to reach a point before calling it stuck: a guard against hanging

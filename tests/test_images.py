@@ -242,6 +242,8 @@ def test_imagenet_weights_are_read_from_the_mirror_under_keras_name(cli, tmp_pat
     """MobileNetV2's imagenet file (Keras publishes no hash for it) is taken from DLCLI_DATA_DIR;
     ResNet50's, which Keras hashes, is checked: a file that is not Keras' is refused, naming it.
     A proxy that refuses every connection proves no download is attempted."""
+    import hashlib
+
     import h5py
     import keras
     from keras.src.legacy.saving import legacy_h5_format  # Keras' own .h5 layout, to forge the file
@@ -262,7 +264,8 @@ def test_imagenet_weights_are_read_from_the_mirror_under_keras_name(cli, tmp_pat
     _, weights, _ = _backbone_weights(latest_run(tmp_path, "bb"))
     assert all(np.array_equal(a, b) for a, b in zip(weights, base.get_weights(), strict=True))
 
-    (mirror / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"not Keras' file")
+    forged = b"not Keras' file"
+    (mirror / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(forged)
     resnet = (
         _backbone_config(tmp_path, "imagenet")
         .replace("name: MobileNetV2", "name: ResNet50")
@@ -270,10 +273,26 @@ def test_imagenet_weights_are_read_from_the_mirror_under_keras_name(cli, tmp_pat
     )
     (tmp_path / "r.yaml").write_text(resnet)
     err = _fails(cli, "train", "r.yaml", "-q")
-    assert f"error: {mirror / 'resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5'}: its md5 is " in err
     assert (
-        "Keras publishes for ResNet50's imagenet weights: replace it with Keras' file, or remove it to download"
+        f"error: {mirror / 'resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5'}: Keras refused it as "
+        "ResNet50's imagenet weights (Incomplete or corrupted file detected. The auto file hash does not "
+        "match the provided value of 4d473c1dd8becc155b73f8504c6f6626. Its md5 is "
+        f"{hashlib.md5(forged).hexdigest()}): replace it with Keras' file, or remove it to download" in err
+    )
+
+    (tmp_path / "m.yaml").write_text(
+        _backbone_config(tmp_path, "imagenet").replace("alpha: 0.35", "alpha: 0.5")
+    )
+    err = _fails(cli, "train", "m.yaml", "-q")
+    fname = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
+    url = f"https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{fname}"
+    assert (
+        f"error: model.backbone: MobileNetV2's imagenet weights could not be downloaded (URL fetch failure on {url}"
         in err
+    )
+    assert (
+        f"Tried {mirror / fname} (not there), Keras' cache, then {url}. To work offline, save that file as "
+        f"{fname} in a folder and set DLCLI_DATA_DIR to it" in err
     )
 
 

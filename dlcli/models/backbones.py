@@ -2,8 +2,8 @@
 input and the configured layers (the head), with the application's own `preprocess_input` inside the
 model as standard layers, so `model.keras` takes raw pixels and loads with `safe_mode=True`.
 
-`weights: imagenet` goes through Keras' own download (its cache, its hash where Keras has one), after
-looking for the file under Keras' name in `$DLCLI_DATA_DIR`, for offline machines.
+`weights: imagenet` goes through Keras' own download (its cache, its hash where Keras has one), which
+reads the file under Keras' name from `$DLCLI_DATA_DIR` when it is there, for offline machines.
 
     >>> x = attach(config, pixels)        # pixels: a KerasTensor [None, 224, 224, 3], 0-255
 """
@@ -11,12 +11,15 @@ looking for the file under Keras' name in `$DLCLI_DATA_DIR`, for offline machine
 from __future__ import annotations
 
 import contextlib
+import email.message
 import hashlib
 import importlib
 import os
-from pathlib import Path
+import urllib.request
+import urllib.response
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
-from unittest import mock
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -97,8 +100,8 @@ def attach(config: Config, x):
     weights = spec.weights
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise ConfigError(f"{config.where('model', 'backbone', 'weights')}: {weights}: no such weights file")
-    try:
-        with _mirrored_weights(spec.name):
+    with mirrored_downloads() as downloads:
+        try:
             base = fn(
                 include_top=False,
                 weights=weights,
@@ -106,56 +109,79 @@ def attach(config: Config, x):
                 pooling=spec.pooling,
                 **spec.arguments,
             )
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{config.where('model', 'backbone')}: {spec.name}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - urllib and Keras raise many kinds
+            if downloads.requested is not None:
+                raise download_failure(downloads, spec.name, exc) from None
+            if not isinstance(exc, (ValueError, TypeError)):
+                raise
+            raise ConfigError(f"{config.where('model', 'backbone')}: {spec.name}: {exc}") from None
     base.trainable = spec.trainable
     x = _apply(steps, x)
     return base(x, training=False) if weights is not None else base(x)
 
 
+class MirrorHandler(urllib.request.BaseHandler):
+    """A urllib handler that answers a request from `folder` when a file of the URL's name is there,
+    before any proxy or the network is tried; other URLs go on to the network. It remembers the URL
+    asked for and the file it served, for the messages."""
+
+    handler_order = 50  # ahead of ProxyHandler (100) and the network handlers (500)
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.requested: str | None = None
+        self.served: Path | None = None
+        self.handles: list = []
+
+    def http_open(self, request):
+        self.requested = request.full_url
+        name = PurePosixPath(urlsplit(request.full_url).path).name
+        local = self.folder / name if self.folder is not None and name else None
+        if local is None or not local.is_file():
+            return None
+        self.served = local
+        headers = email.message.Message()
+        headers["Content-Length"] = str(local.stat().st_size)
+        handle = open(local, "rb")  # noqa: SIM115 - closed when the application is built
+        self.handles.append(handle)
+        response = urllib.response.addinfourl(handle, headers, request.full_url, 200)
+        response.msg = "OK"  # read by urllib's HTTPErrorProcessor, as on a network response
+        return response
+
+    https_open = http_open
+
+
 @contextlib.contextmanager
-def _mirrored_weights(name: str):
-    """While an application is built: Keras' weight downloads look in $DLCLI_DATA_DIR first (under
-    Keras' own file name, hash-checked where Keras gives a hash), and a failed download is a
-    DataError that says how to work offline.
-
-    Applications fetch through `keras.src.utils.file_utils.get_file` (tests/test_private_apis.py
-    fails, naming it, when Keras moves that)."""
-
-    from keras.src.utils import file_utils
-
-    original = file_utils.get_file
-
-    def get_file(fname=None, origin=None, *args, file_hash=None, **kwargs):
-        mirror = os.environ.get("DLCLI_DATA_DIR")
-        local = Path(mirror).expanduser() / str(fname) if mirror and fname else None
-        if local is not None and local.is_file():
-            _check_hash(local, file_hash, name)
-            return str(local)
-        try:
-            return original(fname, origin, *args, file_hash=file_hash, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - urllib and Keras raise many kinds
-            tried = f"{local} (not there)" if local is not None else "$DLCLI_DATA_DIR (not set)"
-            raise DataError(
-                f"model.backbone: {name}'s imagenet weights could not be downloaded ({exc}). Tried "
-                f"{tried}, Keras' cache, then {origin}. To work offline, save that file as {fname} in "
-                "a folder and set DLCLI_DATA_DIR to it"
-            ) from None
-
-    with mock.patch.object(file_utils, "get_file", get_file):
-        yield
+def mirrored_downloads():
+    """While an application is built, the files Keras downloads (its weights) come from
+    $DLCLI_DATA_DIR when a file of that name is there: Keras' own `get_file` still caches and checks
+    the file against the hash Keras publishes. Public APIs only: urllib's `install_opener`, which
+    Keras' download reads through `urlopen`."""
+    mirror = os.environ.get("DLCLI_DATA_DIR")
+    handler = MirrorHandler(Path(mirror).expanduser() if mirror else None)
+    urllib.request.install_opener(urllib.request.build_opener(handler))
+    try:
+        yield handler
+    finally:
+        urllib.request.install_opener(None)
+        for handle in handler.handles:
+            handle.close()
 
 
-def _check_hash(path: Path, expected: str | None, name: str) -> None:
-    if not expected:
-        return
-    algorithm = "sha256" if len(expected) == 64 else "md5"
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != expected:
-        raise DataError(
-            f"{path}: its {algorithm} is {digest.hexdigest()}, not the {expected} Keras publishes for "
-            f"{name}'s imagenet weights: replace it with Keras' file, or remove it to download"
+def download_failure(handler: MirrorHandler, name: str, exc: Exception) -> DataError:
+    """What went wrong fetching `name`'s imagenet weights, and how to work offline."""
+    fname = PurePosixPath(urlsplit(handler.requested or "").path).name
+    if handler.served is not None:
+        with open(handler.served, "rb") as handle:
+            md5 = hashlib.file_digest(handle, "md5").hexdigest()
+        return DataError(
+            f"{handler.served}: Keras refused it as {name}'s imagenet weights ({exc} Its md5 is {md5}): "
+            "replace it with Keras' file, or remove it to download"
         )
+    folder = handler.folder
+    tried = f"{folder / fname} (not there)" if folder is not None else "$DLCLI_DATA_DIR (not set)"
+    return DataError(
+        f"model.backbone: {name}'s imagenet weights could not be downloaded ({exc}). Tried {tried}, "
+        f"Keras' cache, then {handler.requested}. To work offline, save that file as {fname} in a folder "
+        "and set DLCLI_DATA_DIR to it"
+    )

@@ -50,6 +50,7 @@ from dlcli.training import direction
 from dlcli.utils import files
 from dlcli.utils.errors import ConfigError, DataError, DlcliError, Pruned, RunError, TrainingFailed
 
+
 @dataclass
 class Search:
     """One study: its folder, config, space and how trials are judged."""
