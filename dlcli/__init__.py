@@ -20,6 +20,9 @@ def __getattr__(name: str) -> Any:
 
         return load_config
     if name == "train":
+        from dlcli.devices.compute import import_tensorflow
+
+        import_tensorflow()
         from dlcli import api
 
         return api.train

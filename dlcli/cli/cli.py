@@ -76,6 +76,13 @@ def _root(
         os.environ["DLCLI_DEBUG"] = "1"
 
 
+def _import_tensorflow() -> None:
+    """TensorFlow imported, its start-up chatter held back, before the modules that use it are."""
+    from dlcli.devices.compute import import_tensorflow
+
+    import_tensorflow()
+
+
 @app.command()
 def train(
     config: Annotated[
@@ -95,6 +102,7 @@ def train(
     device: Device = None,
 ) -> None:
     """Validate, load data, train, evaluate on the test split and write the run directory."""
+    _import_tensorflow()
     from dlcli import api
     from dlcli.config.config import load_config
 
@@ -204,6 +212,7 @@ def export(
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """One file that takes raw inputs (columns, text, pixels), checked against dlcli predict first."""
+    _import_tensorflow()
     from dlcli.export import export as export_mod
 
     meta = export_mod.export(run, fmt, output, quantize, max_drop, runs_dir)
@@ -282,10 +291,12 @@ def tune(
 ) -> None:
     """Search the config's search section with Optuna; each trial an ordinary run. Rerun to continue."""
     from dlcli.artifacts import runtime as runtime_mod
+
+    runtime_mod.need("optuna", "tune")
+    _import_tensorflow()
     from dlcli.tune import trials as trials_mod
     from dlcli.tune import tune as tune_mod
 
-    runtime_mod.need("optuna", "tune")
     found = tune_mod.open_search(config, override or [], trials, storage, runs_dir, _say)
     found.worker, found.threads = worker, threads
     if worker == 0:

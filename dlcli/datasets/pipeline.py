@@ -13,6 +13,8 @@ import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from dlcli.io.images import parallel_calls
 from dlcli.utils.arrays import is_aligned
@@ -33,8 +35,6 @@ def as_tensor(x):
     """A tensor over `x`'s own memory when TensorFlow can use it in place (64-byte aligned and
     contiguous, see arrays.py), else a copy; a dict of named inputs gives a dict of tensors (strings
     for text). The tensor keeps `x` alive; nothing writes to either."""
-    import tensorflow as tf
-
     if isinstance(x, dict):
         return {name: as_tensor(value) for name, value in x.items()}
     if isinstance(x, tuple):  # sparse.py's (ids, values) of a text column: tensors already
@@ -50,8 +50,6 @@ def array_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, load=Non
     """`(x, y)` in memory → batches in order (validation, evaluation); x keeps its dtype. With `load`
     (image files), x holds paths and each is loaded, in parallel, as the batches stream. With
     `finish` (sparse.py), batches of rows are gathered and each batch's x passed through it."""
-    import tensorflow as tf
-
     if finish is not None:
         xs, ys = as_tensor(x), as_tensor(y)
         batches = tf.data.Dataset.range(rows(x)).batch(batch_size)
@@ -79,8 +77,6 @@ def lean(ds):
     12 MB more peak memory in training and 15 MB in prediction. The pipelines here are an in-memory
     gather per batch, which the rewrites do not speed up.
     """
-    import tensorflow as tf
-
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     options.autotune.enabled = False
@@ -91,8 +87,6 @@ def lean(ds):
 
 
 def _gather(xs, idx):
-    import tensorflow as tf
-
     return tf.nest.map_structure(lambda t: tf.gather(t, idx), xs)
 
 
@@ -117,8 +111,6 @@ def training_dataset(
     through it. `windows` (time series): `(starts, length)`; x is the whole series and example i is
     its `length` rows from `starts[i]`, cut as its batch is made: no window is ever copied out.
     """
-    import tensorflow as tf
-
     xs, ys, n = as_tensor(x), as_tensor(y), len(y)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 
@@ -161,8 +153,6 @@ def training_dataset(
 def window_batches(series: np.ndarray, starts: np.ndarray, length: int, y, batch_size: int):
     """Windows `series[s : s + length]` for each s of `starts`, in order, in batches (with `y`, one
     target each), cut by index as each batch is made: no window is copied out beforehand."""
-    import tensorflow as tf
-
     xs, first = as_tensor(series), tf.constant(starts, tf.int64)
     offsets = tf.range(length, dtype=tf.int64)
     index = tf.data.Dataset.range(len(starts)).batch(batch_size)
@@ -178,8 +168,6 @@ def window_batches(series: np.ndarray, starts: np.ndarray, length: int, y, batch
 
 def determinism_switch():
     """(off, on) for TensorFlow op determinism while it is on, else None."""
-    from tensorflow.python.framework import config as tf_config
-
     off = getattr(tf_config, "disable_op_determinism", None)
     if off is None or not tf_config.is_op_determinism_enabled():
         return None
@@ -236,8 +224,6 @@ def traced_step(model, compiled: bool):
     """`x → outputs`, or with `compiled` `(x, y) → (outputs, loss)` updating the compiled metrics,
     as a tf.function traced once per model (reduce_retracing: the last, smaller batch is the same
     trace)."""
-    import tensorflow as tf
-
     steps = _STEPS.setdefault(model, {})
     if compiled not in steps:
         if compiled:

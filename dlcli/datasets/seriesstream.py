@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from dlcli.config.checks import streamed_series
 from dlcli.datasets import pipeline
@@ -277,8 +278,6 @@ class SeriesSplit(StreamSplit):
 
     def _cut(self, batch_size: int):
         """A function turning `(rows, starts, y[, w])` into batches of windows, each cut by index."""
-        import tensorflow as tf
-
         offsets = tf.range(self.prep.window["length"], dtype=tf.int64)
 
         def cut(x, starts, *rest):
@@ -294,15 +293,11 @@ class SeriesSplit(StreamSplit):
         return cut
 
     def _spec(self, weighted: bool = False):
-        import tensorflow as tf
-
         x, y, *w = self._signature(weighted)
         return (x, tf.TensorSpec((None,), tf.int64), y, *w)
 
     def dataset(self, prep, batch_size: int):
         """Batches of windows in file order (validation), each unit's as it is read."""
-        import tensorflow as tf
-
         self.rows  # noqa: B018 - the windows per unit, counted once
         steps = sum(-(-n // batch_size) for n in self._windows)
 
@@ -319,8 +314,6 @@ class SeriesSplit(StreamSplit):
         """Shuffled batches of windows for one epoch, the variable that names the epoch, and the
         steps per epoch. Units come in an order drawn from (seed, epoch); windows are shuffled within
         a pool of `buffer` rows by the same generator, so `--resume` sees the same batches."""
-        import tensorflow as tf
-
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
         weights = None if class_weights is None else np.asarray(class_weights, dtype="float32")
         length = self.prep.window["length"]

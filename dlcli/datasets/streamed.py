@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import tensorflow as tf
 
 from dlcli.datasets import pipeline
 from dlcli.datasets.predictions import prediction_table
@@ -153,8 +154,6 @@ class StreamSplit:
         return piece[0][a:b]
 
     def _signature(self, weighted: bool = False):
-        import tensorflow as tf
-
         width = self.prep.feature_width
         mode, k = self.prep.label_mode, self.prep.n_classes
         if self.prep.task == "regression":
@@ -171,8 +170,6 @@ class StreamSplit:
     def dataset(self, prep: Preprocessor, batch_size: int):
         """Batches in file order (validation): each unit's rows as they are read. Sharded: every
         worker takes as many batches as the worker with the fewest fills."""
-        import tensorflow as tf
-
         batch = self._batch(batch_size)
 
         def batches():
@@ -213,8 +210,6 @@ class StreamSplit:
     def training(self, batch_size: int, seed: int, buffer: int, class_weights: list[float] | None = None):
         """Shuffled batches of one epoch, the variable that names the epoch, and the steps per epoch.
         `class_weights`: one per class (train.class_weight), sent as sample weights."""
-        import tensorflow as tf
-
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
         weights = None if class_weights is None else np.asarray(class_weights, dtype="float32")
         global_batch, batch_size = batch_size, self._batch(batch_size)
@@ -282,8 +277,6 @@ def _shuffled(pool: list, rng, batch_size: int, weights, prep, final: bool):
 def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_size: int):
     """Metrics of a streamed split in the target's own units, as scoring.score gives for one in
     memory, and the predictions of its first PLOT_ROWS rows (their targets left in split.y_raw)."""
-    import tensorflow as tf
-
     classify = prep.task == "classification"
     step = pipeline.traced_step(model, compiled=classify)
     tally = ClassTally(prep.n_classes) if classify else RegressionTally(config)
@@ -393,8 +386,6 @@ def outputs(model, n: int, batch, batch_size: int):
     """The model's outputs for examples 0 … n-1, `batch(a, b)` giving examples a … b-1: one call of
     the traced step per batch. No tf.data dataset per unit: making one for each of a 16 GB file's
     2,000 units grew predict's resident memory steadily (by 400 MB over half the file)."""
-    import tensorflow as tf
-
     step = pipeline.traced_step(model, compiled=False)
     parts = [step(tf.constant(batch(a, a + batch_size))).numpy() for a in range(0, n, batch_size)]
     return np.concatenate(parts) if parts else np.empty((0, 1), "float32")

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import tensorflow as tf
+
 from dlcli.config.config import Config
 from dlcli.utils.errors import DeviceError
 
@@ -37,8 +39,6 @@ def parse_device(text: str | None) -> str | None:
 
 def select_device(device: str | None) -> None:
     """Make only the devices `--device` names visible to TensorFlow."""
-    import tensorflow as tf
-
     if device is None:
         return
     gpus = tf.config.list_physical_devices("GPU")
@@ -65,8 +65,6 @@ def select_device(device: str | None) -> None:
 
 
 def _set_visible(gpus: list) -> None:
-    import tensorflow as tf
-
     try:
         tf.config.set_visible_devices(gpus, "GPU")
     except RuntimeError:  # the runtime already started (a library user ran TensorFlow before)
@@ -78,8 +76,6 @@ def _set_visible(gpus: list) -> None:
 
 
 def visible_gpus() -> list:
-    import tensorflow as tf
-
     return tf.config.get_visible_devices("GPU")
 
 
@@ -100,8 +96,6 @@ class Placement:
     strategy: Any = None
 
     def start(self) -> None:
-        import tensorflow as tf
-
         if self.kind == "mirrored" and self.strategy is None:
             self.strategy = tf.distribute.MirroredStrategy(self.local_devices)
         elif self.kind == "multi_worker" and self.strategy is None:
@@ -178,8 +172,6 @@ def is_chief(config: Config) -> bool:
 
 def _local_devices(gpus: list, devices: int | str) -> list[str]:
     """Device names for MirroredStrategy: the first N GPUs, else N logical CPU devices."""
-    import tensorflow as tf
-
     if gpus:
         n = len(gpus) if devices == "auto" else int(devices)
         if n > len(gpus):
@@ -205,8 +197,6 @@ def _local_devices(gpus: list, devices: int | str) -> list[str]:
 
 def cluster_resolver():
     """The cluster of a multi_worker run: TF_CONFIG where it is set, else Slurm's srun variables."""
-    import tensorflow as tf
-
     raw = os.environ.get("TF_CONFIG")
     if raw:
         check_tf_config(raw)
@@ -225,8 +215,6 @@ def _slurm_resolver():
     with no GPU (a zero range step), and sets CUDA_VISIBLE_DEVICES too late to matter. The GPUs are
     the ones this process sees (Slurm's --gpus-per-task, train.distribution.devices).
     """
-    import tensorflow as tf
-
     gpus = len(visible_gpus())
     try:
         per_node = max(tasks_per_node(os.environ["SLURM_STEP_TASKS_PER_NODE"]))
@@ -299,8 +287,6 @@ def check_tf_config(raw: str) -> dict:
 
 def is_cluster_error(exc: BaseException) -> bool:
     """Whether `exc` is TensorFlow reporting that the cluster broke (a worker died or is unreachable)."""
-    import tensorflow as tf
-
     lost = (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.DeadlineExceededError)
     return isinstance(exc, lost) or (
         isinstance(exc, tf.errors.OpError) and "Collective ops is aborted" in str(exc)

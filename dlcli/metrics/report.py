@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import keras
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -63,8 +64,6 @@ def regression(
     config: Config, y_true: np.ndarray, y_pred: np.ndarray, naive: np.ndarray | None = None
 ) -> dict:
     """The compiled loss and metrics recomputed on original units, plus r2, mae and rmse."""
-    import keras
-
     y_true = np.asarray(y_true, dtype="float64").reshape(-1, 1)
     y_pred = np.asarray(y_pred, dtype="float64").reshape(-1, 1)
     out: dict[str, float] = {"loss": _keras_value(keras.losses.get(config.loss), y_true, y_pred)}
@@ -83,8 +82,6 @@ def regression(
 
 
 def _keras_value(fn, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    import keras
-
     if isinstance(fn, keras.metrics.Metric):
         fn.update_state(y_true, y_pred)
         return float(fn.result())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import keras
 import numpy as np
 
 if TYPE_CHECKING:
@@ -216,8 +217,6 @@ class RegressionTally:
     and rmse, as report.regression gives them for the whole set."""
 
     def __init__(self, config):
-        import keras
-
         self.loss = keras.losses.get(config.loss)
         self.metrics = {name: keras.metrics.get(name) for name in config.metrics}
         self.sums: dict[str, float] = {}
@@ -227,8 +226,6 @@ class RegressionTally:
 
     def add(self, y_true: np.ndarray, y_pred: np.ndarray, naive: np.ndarray | None = None) -> None:
         """One chunk's targets and predictions; `naive` (a series): the last value before each target."""
-        import keras
-
         if naive is not None:
             gap = np.abs(
                 np.asarray(naive, dtype="float64").reshape(-1) - np.asarray(y_true, "float64").reshape(-1)
@@ -251,8 +248,6 @@ class RegressionTally:
         self.truth.add(y_true)
 
     def report(self) -> dict:
-        import keras
-
         out = {}
         for name, fn in {"loss": self.loss, **self.metrics}.items():
             is_metric = isinstance(fn, keras.metrics.Metric)

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import keras
 import numpy as np
 
 from dlcli.config.checks import suggest
@@ -35,8 +36,6 @@ TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def application(name: str, where: str):
-    import keras
-
     fn = getattr(keras.applications, name, None)
     if fn is None or not name[:1].isupper() or not callable(fn):
         names = [n for n in dir(keras.applications) if n[:1].isupper()]
@@ -46,8 +45,6 @@ def application(name: str, where: str):
 
 def _candidates(channels: int) -> dict[str, list]:
     """Keras layers for each way an application's preprocess_input may scale pixels."""
-    import keras
-
     out = {
         "none": [],
         "tf": [keras.layers.Rescaling(1 / 127.5, offset=-1.0)],
@@ -62,8 +59,6 @@ def _candidates(channels: int) -> dict[str, list]:
 
 
 def _apply(steps: list, x):
-    import keras
-
     for step in steps:
         x = keras.ops.flip(x, axis=-1) if step == "bgr" else step(x)  # RGB → BGR: an op, not a Lambda
     return x

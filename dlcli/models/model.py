@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from unittest import mock
 
+import keras
+import tensorflow as tf
+
 from dlcli.config.checks import REFUSED_LAYERS, label_mode, suggest
 from dlcli.config.config import Config
 from dlcli.io.images import augmentation as layers
@@ -21,8 +24,6 @@ if TYPE_CHECKING:
 
 
 def layer_class(name: str, where: str) -> type:
-    import keras
-
     if name in REFUSED_LAYERS:
         raise ConfigError(f"{where}: the layer {name} is not allowed: {REFUSED_LAYERS[name]}")
     found = getattr(keras.layers, name, None)
@@ -40,8 +41,6 @@ def check_layer_arguments(config: Config) -> None:
     (Dropout's seed) would otherwise start it; and with the GPU question LSTM and GRU ask (for cuDNN)
     answered from the visible physical devices, as listing logical ones starts it too.
     """
-
-    import tensorflow as tf
 
     def visible(device_type=None):
         return tf.config.get_visible_devices(device_type)
@@ -86,8 +85,6 @@ def build(
     With `train.mixed_precision` every layer but the last computes in 16 bits; the global dtype policy
     is restored afterwards, so nothing else in the process is affected.
     """
-    import keras
-
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.train.mixed_precision or "float32")
     try:
@@ -97,8 +94,6 @@ def build(
 
 
 def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), text=None) -> keras.Model:
-    import keras
-
     if text is not None:
         inputs, x = _text_inputs(input_shape[0] - text.width, embeddings, text)
         return _stack(config, inputs, x, n_classes, text)
@@ -126,8 +121,6 @@ def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), 
 def _stack(config, inputs, x, n_classes, text=None) -> keras.Model:
     """The configured layers on `x`, checked against the task. An Embedding without `input_dim` on
     int text sequences gets the vocabulary's size."""
-    import keras
-
     last = len(config.model.layers) - 1
     for i, spec in enumerate(config.model.layers):
         ((name, kwargs),) = spec.items()
@@ -155,8 +148,6 @@ def augmentation(augment, seed: int) -> list:
 def _text_inputs(width: int, embeddings, text: TextVectorizer):
     """Named inputs (`features` when there are feature columns, one string input per text column)
     and what the first configured layer reads: the vectors side by side, or the int sequence."""
-    import keras
-
     inputs, parts = {}, []
     if width:
         features = keras.Input(shape=(width,), dtype="float32", name="features")
@@ -174,8 +165,6 @@ def _embedded(inputs, embeddings):
 
     Built from keras.ops slicing and standard layers, so the model still loads with safe_mode=True.
     """
-    import keras
-
     first = embeddings[0][1]  # the embedded columns end the vector, after the numeric ones
     parts = [inputs[:, :first]] if first else []
     for column, position, rows in embeddings:
@@ -211,8 +200,6 @@ def _check_output(config: Config, model: keras.Model, n_classes: int | None) -> 
 
 def optimizer(config: Config, learning_rate: float | None = None):
     """The configured optimizer; `learning_rate` replaces the configured one (fine-tuning)."""
-    import keras
-
     options = dict(config.optimizer.model_extra or {})
     if learning_rate is not None:
         options["learning_rate"] = learning_rate

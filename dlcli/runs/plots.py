@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from dlcli.utils.files import write_atomic
@@ -30,8 +32,6 @@ NOT_CURVES = {"epoch", "learning_rate", "lr"}
 def _figure(**kwargs):
     """A matplotlib Figure of its own, outside pyplot: no global state, so a plot may be drawn in a
     thread while the main one scores (and no GUI backend is ever chosen)."""
-    from matplotlib.figure import Figure
-
     return Figure(**kwargs)
 
 
@@ -44,8 +44,6 @@ def _save(fig, path: Path) -> Path:
 
 def curves(history: pd.DataFrame, path: Path, best_epoch: int | None, monitor: str | None) -> Path:
     """Loss and each metric per epoch, train against validation, the best epoch marked."""
-    from matplotlib.ticker import MaxNLocator
-
     names = [c for c in history.columns if c not in NOT_CURVES and not c.startswith("val_")]
     names += [c[4:] for c in history.columns if c.startswith("val_") and c[4:] not in names]
     epochs = history["epoch"].to_numpy()
@@ -203,8 +201,6 @@ def write_run_plots(
 
 def _readable(*axes, scale: float) -> None:
     """Large values as 150k, 2.5M rather than 150000 (which collide along an axis)."""
-    from matplotlib.ticker import EngFormatter
-
     if abs(scale) >= 1e4:
         for axis in axes:
             axis.set_major_formatter(EngFormatter())

@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from dlcli.artifacts import lite, runtime
 from dlcli.evaluation import inference
@@ -230,9 +233,6 @@ def app(model: Model, limits: Limits | None = None):
     """The FastAPI application: /predict, /health, /metadata and the OpenAPI docs."""
     runtime.need("fastapi", "serve")
 
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
     limits = limits or Limits()
     state: dict[str, Any] = {}
 
@@ -308,7 +308,6 @@ def run(
     in flight before returning. A client has `timeout` seconds for a request's headers, and again
     for its body."""
     runtime.need("uvicorn", "serve")
-    import uvicorn
 
     config = uvicorn.Config(
         app(model, Limits(max_batch, max_wait_ms, timeout=timeout)),

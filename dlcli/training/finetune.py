@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import keras
+
 from dlcli.models import model as model_mod
 
 if TYPE_CHECKING:
@@ -36,8 +38,6 @@ def finished(config: Config, prior: ResumeState) -> bool:
 
 
 def backbone_of(model):
-    import keras
-
     found = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if len(found) != 1:
         raise ValueError(f"expected one backbone in the model, found {len(found)}")
@@ -47,8 +47,6 @@ def backbone_of(model):
 def unfreeze(model, config: Config) -> int:
     """The backbone's top `unfreeze` layers trainable (BatchNormalization excepted); returns how many
     of its weight tensors now train."""
-    import keras
-
     base = backbone_of(model)
     count = config.train.fine_tune.unfreeze
     top = base.layers if count == "all" else base.layers[-count:]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras
+
 from dlcli.config.config import Config
 from dlcli.training.callbacks.dataset_guard import dataset_guard
 from dlcli.training.callbacks.early_stopping import ResumableEarlyStopping
@@ -107,7 +109,6 @@ def _reduce_lr(config: Config) -> list:
     plateau = config.train.reduce_lr_on_plateau
     if plateau is None:
         return []
-    import keras
 
     return [
         keras.callbacks.ReduceLROnPlateau(
@@ -125,7 +126,6 @@ def _reduce_lr(config: Config) -> list:
 def _tensorboard(config: Config, run_dir: Path) -> list:
     if not config.train.tensorboard:
         return []
-    import keras
 
     logs = str(run_dir / "tensorboard")
     return [keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0, update_freq="epoch")]

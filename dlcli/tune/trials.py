@@ -6,8 +6,13 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
+import optuna
+import optuna.visualization.matplotlib as views
 import pandas as pd
 
 from dlcli.config import search
@@ -16,8 +21,6 @@ from dlcli.tune.tune import Search, retried_numbers, study
 
 def summarize(s: Search) -> dict:
     """trials.csv, best.yaml and the plots; returns the trials (rows) and the best one."""
-
-    import optuna
 
     study_ = study(s)
     trials = study_.get_trials(deepcopy=False)
@@ -67,11 +70,7 @@ def _column(path: str, space: list[search.Param]) -> str:
 
 def _plots(study_, folder: Path) -> list[str]:
     """Optuna's matplotlib plots; a plot that needs more trials than there are is left out, said."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import optuna.visualization.matplotlib as views
 
     folder.mkdir(exist_ok=True)
     notes = []
@@ -81,8 +80,6 @@ def _plots(study_, folder: Path) -> list[str]:
         ("parallel_coordinates", views.plot_parallel_coordinate),
     ):
         try:
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # optuna marks its matplotlib views experimental
                 axes = draw(study_)

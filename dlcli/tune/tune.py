@@ -39,7 +39,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import keras
+import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
 from dlcli import api
 from dlcli.config import search
@@ -136,8 +139,6 @@ def sampler_for(s: Search, number: int):
     whichever process asks (a second `dlcli tune`, a --jobs worker, a rerun after a kill, another
     machine on a shared database), each trial draws from its own random stream, so no two trials
     repeat one another's values (TPE learns from the study's history as before)."""
-    import optuna
-
     settings = s.config.search
     seed = int.from_bytes(hashlib.sha256(f"{s.config.seed}:{number}".encode()).digest()[:4], "big")
     if settings.sampler == "tpe":
@@ -149,8 +150,6 @@ def sampler_for(s: Search, number: int):
 
 def study(s: Search):
     """The Optuna study (made or joined); each trial's sampler comes from sampler_for()."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = s.config.search
     sampler = sampler_for(s, 0)
@@ -238,8 +237,6 @@ def _asking(folder: Path):
 def counted(study_) -> int:
     """Trials that count towards the number asked for: finished (completed, pruned, or failed in
     training) or running; not those lost with their process (asked again: their retry counts)."""
-    from optuna.trial import TrialState
-
     trials = study_.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
     live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -256,8 +253,6 @@ def retried_numbers(trials) -> set[int]:
 def recover_lost(study_, s: Search) -> None:
     """RUNNING trials of this machine whose process is gone: failed, and asked again with the same
     parameters, to resume their run directory."""
-    from optuna.trial import TrialState
-
     host = socket.gethostname()
     for t in study_.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
@@ -318,8 +313,6 @@ class Reporter:
 
 def run_trials(s: Search) -> None:
     """Ask for and run trials until the study has as many as wanted (or the timeout passed)."""
-    import optuna
-
     with _asking(s.folder):  # one process at a time makes the database's tables
         study_ = study(s)
     _check_layers(s)
@@ -364,8 +357,6 @@ def trial_config(s: Search, params: dict[str, Any]) -> Config:
 
 
 def _one(study_, trial, params: dict[str, Any], s: Search, optuna) -> None:
-    import keras
-
     resume = trial.user_attrs.get("resume_run")
     run_dir = Path(resume) if resume and _has_epochs(Path(resume)) else s.folder / f"trial-{trial.number}"
     trial.set_user_attr("run_dir", str(run_dir))
