@@ -117,8 +117,8 @@ def test_evaluate_and_predict_stream_and_agree_with_training(streamed_run, table
     # the same numbers as the model on the whole table at once
     script = f"""
 import numpy as np, pandas as pd
-from dlcli.evaluation import inference
-run = inference.load_run({str(streamed_run)!r})
+from dlcli.evaluation import with_tensorflow
+run = with_tensorflow.load_run({str(streamed_run)!r})
 frame = pd.read_csv({str(tables / "table.csv")!r})
 outputs = run.model.predict(run.prep.features(frame), verbose=0)
 print(float(np.abs(outputs[:, 0] - pd.read_csv("p.csv")["probability_1"].to_numpy()).max()))
@@ -260,42 +260,6 @@ def test_capped_counts_keep_every_frequent_value():
     exact = pd.Series(values).value_counts()
     for value in "abcde":  # never over, at most rows / capacity under
         assert exact[value] - 25_000 / 100 <= counts.counts[value] <= exact[value]
-
-
-def test_streamed_scores_equal_report_py_on_the_same_predictions():
-    from dlcli.metrics import report
-    from dlcli.metrics.running import ClassTally, RegressionTally
-
-    rng = np.random.default_rng(0)
-    true = rng.integers(0, 2, 3000)
-    p1 = np.clip(0.35 * true + rng.random(3000) * 0.65, 0, 1)
-    probs = np.stack([1 - p1, p1], axis=1)
-    tally = ClassTally(2)
-    for a, b in ((0, 1000), (1000, 3000)):
-        tally.add(true[a:b], probs[a:b].argmax(axis=1), probs[a:b])
-    streamed = tally.report({"loss": 0.5}, ["no", "yes"])
-    labels = np.array(["no", "yes"])
-    whole = report.classification({"loss": 0.5}, ["no", "yes"], labels[true], labels[probs.argmax(1)], probs)
-    assert streamed["roc_auc"] == pytest.approx(whole.pop("roc_auc"), abs=1e-5)
-    streamed.pop("roc_auc")
-    assert streamed.pop("per_class") == {
-        label: pytest.approx(values, rel=1e-12) for label, values in whole.pop("per_class").items()
-    }
-    assert streamed.keys() == whole.keys()
-    assert streamed["confusion_matrix"] == whole["confusion_matrix"]
-    assert {k: v for k, v in streamed.items() if k != "confusion_matrix"} == pytest.approx(
-        {k: v for k, v in whole.items() if k != "confusion_matrix"}, rel=1e-12
-    )
-
-    class Config:  # what RegressionTally reads of a config
-        loss, metrics = "mse", ["mae", "mean_absolute_percentage_error"]
-
-    y, predicted = rng.normal(5, 2, 3000), rng.normal(5, 2, 3000)
-    running = RegressionTally(Config)
-    for a, b in ((0, 10), (10, 2000), (2000, 3000)):
-        running.add(y[a:b], predicted[a:b])
-    expected = report.regression(Config, y, predicted)
-    assert running.report() == pytest.approx(expected, rel=1e-6)
 
 
 def test_hash_splits_do_not_depend_on_how_the_rows_are_grouped():

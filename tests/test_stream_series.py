@@ -204,8 +204,8 @@ def test_predict_streams_a_series_and_forecasts_each_row_that_ends_a_window(stre
     assert empty.to_dict() == {"a": 11, "b": 11, "c": 11}
     script = f"""
 import numpy as np, pandas as pd
-from dlcli.evaluation import inference; from dlcli.datasets import pipeline, scoring
-run = inference.load_run({str(streamed)!r})
+from dlcli.evaluation import with_tensorflow; from dlcli.datasets import pipeline, scoring
+run = with_tensorflow.load_run({str(streamed)!r})
 frame = pd.read_csv({str(folder / "series.csv")!r})
 ex = scoring.examples(run.prep, frame, labelled=False)
 forecast = run.prep.decode(pipeline.forward(run.model, ex.dataset(run.prep, 256)))[0]

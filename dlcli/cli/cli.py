@@ -251,10 +251,11 @@ def serve(
 ) -> None:
     """HTTP predictions from raw inputs (POST /predict, GET /metadata, /health, /docs), micro-batched."""
     from dlcli.artifacts import runtime as runtime_mod
-    from dlcli.serve import serve as serve_mod
 
     runtime_mod.need("fastapi", "serve")
     runtime_mod.need("uvicorn", "serve")
+    from dlcli.serve import serve as serve_mod
+
     serve_mod.check_address(host, port)
     model = serve_mod.load(run, runs_dir, runtime)
 

@@ -14,7 +14,7 @@ import pandas as pd
 from dlcli.config.config import Config
 from dlcli.datasets import pipeline
 from dlcli.io import data as data_mod
-from dlcli.metrics import report
+from dlcli.metrics.tallies import ClassTally, RegressionTally
 from dlcli.preprocessing.preprocessing import Preprocessor
 from dlcli.utils.errors import DataError
 
@@ -181,10 +181,12 @@ def score_in_memory(prep: Preprocessor, config: Config, model, ex: Examples, bat
     ds = ex.dataset(prep, batch_size)
     if prep.task == "regression":
         predictions, _ = prep.decode(pipeline.forward(model, ds), ex.naive)
-        metrics = report.regression(config, ex.y_raw, predictions, ex.naive)
-    else:
-        # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
-        outputs, compiled = pipeline.forward(model, ds, compiled=True)
-        predictions, probs = prep.decode(outputs)
-        metrics = report.classification(compiled, prep.target_encoder.classes_, ex.y_raw, predictions, probs)
-    return metrics, predictions
+        tally = RegressionTally(config.loss, config.metrics)
+        tally.update_state(ex.y_raw, predictions, ex.naive)
+        return tally.result(), predictions
+    # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
+    outputs, compiled = pipeline.forward(model, ds, compiled=True)
+    predictions, probs = prep.decode(outputs)
+    tally = ClassTally(prep.target_encoder.classes_)
+    tally.update_state(ex.y_raw, predictions, probs)
+    return tally.result(compiled), predictions

@@ -26,7 +26,7 @@ import tensorflow as tf
 from dlcli.datasets import pipeline
 from dlcli.datasets.predictions import prediction_table
 from dlcli.io import hashsplit, shards
-from dlcli.metrics.running import ClassTally, RegressionTally
+from dlcli.metrics.tallies import ClassTally, RegressionTally
 from dlcli.preprocessing.stats import piece_name
 from dlcli.utils import files, formats
 
@@ -279,7 +279,8 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
     memory, and the predictions of its first PLOT_ROWS rows (their targets left in split.y_raw)."""
     classify = prep.task == "classification"
     step = pipeline.traced_step(model, compiled=classify)
-    tally = ClassTally(prep.n_classes) if classify else RegressionTally(config)
+    classes = prep.target_encoder.classes_
+    tally = ClassTally(classes) if classify else RegressionTally(config.loss, config.metrics)
     if classify:
         model.reset_metrics()
     loss_sum, rows, kept_true, kept_pred, kept_when = 0.0, 0, [], [], []
@@ -296,13 +297,9 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
             outputs.append(out.numpy())
         predictions, probs = prep.decode(np.concatenate(outputs))
         if classify:
-            lookup = {c: i for i, c in enumerate(prep.target_encoder.classes_)}
-            true = np.asarray([lookup[v.item() if hasattr(v, "item") else v] for v in y_raw])
-            tally.add(true, probs.argmax(axis=1), probs)
-        else:
-            tally.add(
-                y_raw, predictions, piece[4] if len(piece) > 3 else None
-            )  # a series: the naive forecast
+            tally.update_state(y_raw, predictions, probs)
+        else:  # a series: the naive forecast
+            tally.update_state(y_raw, predictions, piece[4] if len(piece) > 3 else None)
         rows += len(y)
         if sum(len(k) for k in kept_true) < PLOT_ROWS:
             kept_true.append(y_raw)
@@ -316,36 +313,21 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
     if split.shard is not None:  # every worker's rows: the tallies and metric states added up
         loss_sum, rows = _add_up(split.shard, tally, model, loss_sum, rows)
     if not classify:
-        return tally.report(), predicted
+        return tally.result(), predicted
     compiled = {k: float(v) for k, v in model.get_metrics_result().items()}
     compiled["loss"] = loss_sum / max(rows, 1)
-    return tally.report(compiled, prep.target_encoder.classes_), predicted
+    return tally.result(compiled), predicted
 
 
 def _add_up(shard: Shard, tally, model, loss_sum: float, rows: int) -> tuple[float, int]:
-    """`tally`, the model's compiled metrics and the loss sum over every worker's rows (each
-    worker scored its own units); returns the loss sum and the rows of all."""
-    from dlcli.metrics.running import ClassTally, Moments
-
-    if isinstance(tally, ClassTally):
-        arrays = {"matrix": tally.matrix, **({"hist": tally.hist} if tally.hist is not None else {})}
-        everyone = shard.exchange_arrays({"loss": loss_sum, "rows": rows}, arrays)
-        tally.matrix = sum(a["matrix"] for _, a in everyone)
-        if tally.hist is not None:
-            tally.hist = sum(a["hist"] for _, a in everyone)
-        shards.sum_metric_states(shard, model.metrics)
-    else:
-        meta = {"loss": loss_sum, "rows": tally.rows, "abs": tally.abs, "sq": tally.sq, "sums": tally.sums}
-        everyone = shard.exchange_arrays(meta, tally.truth.arrays("truth"))
-        tally.rows = sum(m["rows"] for m, _ in everyone)
-        tally.abs, tally.sq = (sum(m[k] for m, _ in everyone) for k in ("abs", "sq"))
-        tally.sums = {k: sum(m["sums"].get(k, 0.0) for m, _ in everyone) for k in tally.sums}
-        tally.truth = Moments(1)
-        for _, arrays in everyone:
-            tally.truth.fold(Moments.of(arrays, "truth"))
-        keras_metrics = [m for m in [tally.loss, *tally.metrics.values()] if hasattr(m, "variables")]
-        shards.sum_metric_states(shard, keras_metrics)
-    return sum(m["loss"] for m, _ in everyone), sum(m.get("rows", 0) for m, _ in everyone)
+    """`tally`, the Keras metric states and the loss sum over every worker's rows (each worker
+    scored its own units); returns the loss sum and the rows of all."""
+    numbers, arrays = tally.state()
+    everyone = shard.exchange_arrays({**numbers, "loss": loss_sum, "scored": rows}, arrays)
+    tally.merge(everyone)
+    keras_metrics = model.metrics if isinstance(tally, ClassTally) else tally.keras_metrics()
+    shards.sum_metric_states(shard, keras_metrics)
+    return sum(m["loss"] for m, _ in everyone), sum(m["scored"] for m, _ in everyone)
 
 
 def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: int, progress=None):

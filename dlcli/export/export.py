@@ -25,10 +25,11 @@ import tensorflow as tf
 from dlcli.artifacts import runtime
 from dlcli.artifacts.saved import load_preprocessing
 from dlcli.datasets import pipeline, scoring
-from dlcli.evaluation import inference
+from dlcli.evaluation import with_tensorflow
 from dlcli.export import converters
 from dlcli.io import data as data_mod
 from dlcli.io.images import resizer
+from dlcli.metrics.tallies import ClassTally, RegressionTally
 from dlcli.preprocessing.text import input_name
 from dlcli.runs import record
 from dlcli.runs import runs as runs_mod
@@ -37,7 +38,7 @@ from dlcli.utils.errors import DataError, RunError
 from dlcli.utils.files import check_destination, commit, run_directory_of, sha256_of, write_atomic
 
 if TYPE_CHECKING:
-    from dlcli.evaluation.inference import LoadedRun
+    from dlcli.evaluation.with_tensorflow import LoadedRun
     from dlcli.preprocessing.preprocessing import Preprocessor
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -251,12 +252,13 @@ def metric(prep: Preprocessor, truth, predictions) -> tuple[str, float]:
     """The test metric a quantized artifact is judged on: accuracy or r2."""
 
     if prep.task == "regression":
-        from sklearn.metrics import r2_score
-
-        return "r2", float(
-            r2_score(np.asarray(truth, dtype="float64"), np.asarray(predictions, dtype="float64"))
-        )
-    return "accuracy", float(np.mean([str(a) == str(b) for a, b in zip(truth, predictions, strict=True)]))
+        tally = RegressionTally()
+        tally.update_state(truth, predictions)
+        return "r2", tally.result()["r2"]
+    # the artifact's labels come back as text (ONNX and TFLite string tensors): compared as text
+    tally = ClassTally([str(c) for c in prep.target_encoder.classes_])
+    tally.update_state([str(t) for t in truth], [str(p) for p in predictions])
+    return "accuracy", tally.result()["accuracy"]
 
 
 # ---- the command ------------------------------------------------------------------------------------
@@ -304,7 +306,7 @@ def export(
     run_dir = runs_mod.resolve(run, Path(runs_dir))
     prep = _checked_request(run_dir, fmt, quantize)
     path = destination(run_dir, fmt, output, quantize)
-    loaded_run = inference.load_run(run_dir, runs_dir, device="cpu")
+    loaded_run = with_tensorflow.load_run(run_dir, runs_dir, device="cpu")
     specs = runtime.input_specs(prep, fmt)
     meta = runtime.metadata(prep, specs, fmt, quantize, run_dir)
     split, rows, truth, train = _test_rows(loaded_run)

@@ -11,9 +11,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-import keras
-import tensorflow as tf
-
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
@@ -29,6 +26,8 @@ def parallel_calls() -> int:
 
 
 def _decode(path, channels: int):
+    import tensorflow as tf
+
     image = tf.image.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
     image.set_shape([None, None, channels])
     return image
@@ -36,6 +35,8 @@ def _decode(path, channels: int):
 
 def resizer(state: dict):
     """Keras' Resizing layer for the fitted image state (size, interpolation, crop or pad)."""
+    import keras
+
     return keras.layers.Resizing(
         *state["size"],
         interpolation=state["interpolation"],
@@ -50,6 +51,8 @@ def loader(state: dict):
     resize = resizer(state)
 
     def load(path):
+        import tensorflow as tf
+
         return resize(tf.cast(_decode(path, state["channels"]), "float32"))
 
     return load
@@ -58,6 +61,7 @@ def loader(state: dict):
 def undecodable(paths: np.ndarray, channels: int) -> list[int]:
     """Positions of the files TensorFlow cannot read or decode, found in one parallel pass that keeps
     only each image's shape (memory does not grow with the number of images)."""
+    import tensorflow as tf
 
     def shape(i, path):
         return i, tf.shape(_decode(path, channels))
@@ -91,6 +95,8 @@ def check_files(paths: np.ndarray, channels: int, source: str, skip: bool) -> tu
 
 def augmentation(augment: dict | None, seed: int) -> list:
     """Keras random preprocessing layers for `preprocessing.image.augment`, in a fixed order."""
+    import keras
+
     if not augment:
         return []
     layers = []

@@ -8,18 +8,11 @@
   about 0.1 % of the data's (standard error 0.5/sqrt(n)), and exact when the data is smaller.
 - `Counts`: value counts with a cap (Misra-Gries): never more than `capacity` values tracked; every
   value more frequent than 1/capacity of the rows is kept, its count at most rows/capacity low.
-- `ClassTally` and `RegressionTally`: report.py's metrics of predictions that stream past.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import keras
 import numpy as np
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 class Moments:
@@ -164,99 +157,3 @@ class Counts:
         self.rows += other["rows"]
         self.pruned = self.pruned or other["pruned"]
         self._cut()
-
-
-class ClassTally:
-    """Confusion matrix, and for two classes score histograms for the ROC AUC (2**20 bins: the
-    AUC within about 1e-6 of the exact one, ties inside a bin counted half)."""
-
-    BINS = 1 << 20
-
-    def __init__(self, classes: int):
-
-        self.matrix = np.zeros((classes, classes), dtype="int64")
-        self.hist = np.zeros((2, self.BINS), dtype="int64") if classes == 2 else None
-
-    def add(self, true: np.ndarray, predicted: np.ndarray, probs: np.ndarray | None) -> None:
-
-        k = len(self.matrix)
-        np.add.at(self.matrix, (true, predicted), 1)
-        if self.hist is not None and probs is not None:
-            bins = np.clip((probs[:, 1] * self.BINS).astype("int64"), 0, self.BINS - 1)
-            for label in range(k):
-                self.hist[label] += np.bincount(bins[true == label], minlength=self.BINS)
-
-    def report(self, compiled: dict, classes: list) -> dict:
-        """What report.classification gives for the same predictions."""
-
-        m = self.matrix
-        labels = [c.item() if hasattr(c, "item") else c for c in classes]
-        support, predicted, hits = m.sum(axis=1), m.sum(axis=0), np.diag(m)
-        with np.errstate(all="ignore"):
-            precision = np.where(predicted > 0, hits / np.maximum(predicted, 1), 0.0)
-            recall = np.where(support > 0, hits / np.maximum(support, 1), 0.0)
-            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-        out = {k: float(v) for k, v in compiled.items()}
-        out["accuracy"] = float(hits.sum() / max(m.sum(), 1))
-        out["f1_macro"] = float(f1.mean())
-        if self.hist is not None and (support > 0).all():
-            negative, positive = self.hist
-            below = np.cumsum(negative) - negative  # negatives in lower bins
-            auc = (positive * below).sum() + 0.5 * (positive * negative).sum()
-            out["roc_auc"] = float(auc / (positive.sum() * negative.sum()))
-        out["per_class"] = {
-            str(label): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
-            for label, p, r, f, n in zip(labels, precision, recall, f1, support, strict=True)
-        }
-        out["confusion_matrix"] = {"labels": labels, "matrix": m.tolist()}
-        return out
-
-
-class RegressionTally:
-    """The compiled loss and metrics on original units (Keras' own, fed chunk by chunk), r2, mae
-    and rmse, as report.regression gives them for the whole set."""
-
-    def __init__(self, config):
-        self.loss = keras.losses.get(config.loss)
-        self.metrics = {name: keras.metrics.get(name) for name in config.metrics}
-        self.sums: dict[str, float] = {}
-        self.rows, self.abs, self.sq = 0, 0.0, 0.0
-        self.naive_abs: float | None = None  # a series: the naive forecast's absolute errors
-        self.truth = Moments(1)
-
-    def add(self, y_true: np.ndarray, y_pred: np.ndarray, naive: np.ndarray | None = None) -> None:
-        """One chunk's targets and predictions; `naive` (a series): the last value before each target."""
-        if naive is not None:
-            gap = np.abs(
-                np.asarray(naive, dtype="float64").reshape(-1) - np.asarray(y_true, "float64").reshape(-1)
-            )
-            self.naive_abs = (self.naive_abs or 0.0) + float(gap.sum())
-
-        y_true = np.asarray(y_true, dtype="float64").reshape(-1, 1)
-        y_pred = np.asarray(y_pred, dtype="float64").reshape(-1, 1)
-        n = len(y_true)
-        for name, fn in {"loss": self.loss, **self.metrics}.items():
-            if isinstance(fn, keras.metrics.Metric):
-                fn.update_state(y_true, y_pred)
-            else:  # a per-example function: its mean, weighted by rows
-                value = float(np.mean(keras.ops.convert_to_numpy(fn(y_true, y_pred))))
-                self.sums[name] = self.sums.get(name, 0.0) + value * n
-        error = y_pred - y_true
-        self.rows += n
-        self.abs += float(np.abs(error).sum())
-        self.sq += float((error * error).sum())
-        self.truth.add(y_true)
-
-    def report(self) -> dict:
-        out = {}
-        for name, fn in {"loss": self.loss, **self.metrics}.items():
-            is_metric = isinstance(fn, keras.metrics.Metric)
-            out[name] = float(fn.result()) if is_metric else self.sums[name] / max(self.rows, 1)
-        rows = max(self.rows, 1)
-        out["mae"] = self.abs / rows
-        out["rmse"] = float(np.sqrt(self.sq / rows))
-        total = float(self.truth.m2[0])
-        out["r2"] = 1 - self.sq / total if self.rows > 1 and total > 0 else float("nan")
-        if self.naive_abs is not None:
-            out["naive_mae"] = self.naive_abs / rows
-        return out

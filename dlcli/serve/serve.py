@@ -76,7 +76,7 @@ def load(run: str | Path, runs_dir: Path | str, asked: str = "auto") -> Model:
         meta = runtime.read_metadata(artifact)
         return Model(runtime.open_artifact(artifact, name), meta, name, info)
 
-    loaded = inference.load_run(run_dir, runs_dir)
+    loaded = inference.tensorflow_path().load_run(run_dir, runs_dir)
     prep = loaded.prep
     reason = export.unsupported(prep)
     if reason:
