@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dlcli.config.config import Config
-from dlcli.preprocessing.preprocessing import Preprocessor
+from dlcli.preprocessing import preprocessing
 from dlcli.preprocessing.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
 from dlcli.utils.errors import DataError
 
@@ -104,10 +104,10 @@ def test_target_scaling_is_undone():
 
 def test_preprocessor_json_round_trip(frame):
     config = _config(preprocessing={"categorical": {"columns": ["c"]}, "target": {"scale": "minmax"}})
-    prep = Preprocessor.fit(config, frame, "train.csv")
+    prep = preprocessing.fit(config, frame, "train.csv")
     text = prep.to_json()
     assert "pickle" not in text and json.loads(text)["format"] == "dlcli.preprocessing/1"
-    restored = Preprocessor.from_json(text)
+    restored = preprocessing.from_json(text)
     np.testing.assert_array_equal(restored.features(frame), prep.features(frame))
     assert restored.input_shape == [2 + 4]
     np.testing.assert_allclose(
@@ -121,7 +121,7 @@ def test_windows_pair_each_window_with_the_value_horizon_steps_later():
         data={"path": "s.csv", "target": "v"},
         preprocessing={"numeric": {"scale": "none"}, "window": {"length": 3, "horizon": 2}},
     )
-    prep = Preprocessor.fit(config, frame)
+    prep = preprocessing.fit(config, frame)
     assert prep.input_shape == [3, 1] and prep.context == 4
     from dlcli.datasets import scoring
 
@@ -135,7 +135,7 @@ def test_corrupt_state_is_a_run_error():
     from dlcli.utils.errors import RunError
 
     with pytest.raises(RunError, match="not a valid dlcli preprocessing state"):
-        Preprocessor.from_json('{"format": "something else"}')
+        preprocessing.from_json('{"format": "something else"}')
 
 
 def test_training_windows_are_cut_by_index_as_keras_cuts_them():
@@ -150,7 +150,7 @@ def test_training_windows_are_cut_by_index_as_keras_cuts_them():
     targets = np.arange(30, dtype="float32") * 10
 
     class Prep:
-        kind = "timeseries"
+        windowed = True
         window = {"length": 5, "horizon": 3, "stride": 2}
         target_offset = 5 - 1 + 3
 

@@ -226,7 +226,7 @@ def test_a_stride_thins_the_streamed_training_windows_as_in_memory(folder, monke
     from dlcli.datasets import scoring, seriesstream
     from dlcli.io import data as data_mod
     from dlcli.io import hashsplit
-    from dlcli.preprocessing.preprocessing import Preprocessor
+    from dlcli.preprocessing import preprocessing
 
     monkeypatch.setenv("DLCLI_UNIT_BYTES", UNITS["DLCLI_UNIT_BYTES"])
     path = _config(folder, "stride")
@@ -236,7 +236,7 @@ def test_a_stride_thins_the_streamed_training_windows_as_in_memory(folder, monke
     whole = data_mod.load(
         config_mod.load_config(path, ["preprocessing.window.stride=5", "data.stream=false"])
     )
-    prep = Preprocessor.fit(streamed, whole.splits["train"], whole.source, whole.columns)
+    prep = preprocessing.fit(streamed, whole.splits["train"], whole.source, whole.columns)
     sets = scoring.split_examples(prep, whole)
     _, y, (starts, _) = scoring.training_arrays(prep, sets["train"])
     assert sum(plan.windows(hashsplit.TRAIN, strided=True)) == len(starts) == 3 * -(-(840 - 12) // 5)

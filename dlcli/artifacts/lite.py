@@ -16,7 +16,7 @@ import numpy as np
 from dlcli.artifacts import runtime, saved
 from dlcli.artifacts.run_inputs import image_arrays, read_table_input
 from dlcli.datasets.predictions import prediction_table, write_table
-from dlcli.preprocessing.preprocessing import refuse_non_finite
+from dlcli.preprocessing.base import refuse_non_finite
 from dlcli.preprocessing.transforms import unseen_note
 from dlcli.utils.errors import DataError, RunError
 

@@ -20,15 +20,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dlcli.config.config import Config
-    from dlcli.preprocessing.preprocessing import Preprocessor
+    from dlcli.preprocessing.base import Preprocessor
 
 
 def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: bool = True) -> Any:
     """A table for tabular and time-series runs, read as the run's data was (header, separator,
     missing markers); `(x, y or None)` for image runs."""
-    if prep.kind == "image_files":
+    if prep.reads_files:
         return image_files(prep, path, config, labelled)
-    if prep.kind != "image":
+    if not prep.arrays:
         return read_table_input(path, config, labelled)
     return image_arrays(path)
 

@@ -32,7 +32,7 @@ from dlcli.utils.files import run_directory_of, sha256_of
 if TYPE_CHECKING:
     import numpy as np
 
-    from dlcli.preprocessing.preprocessing import Preprocessor
+    from dlcli.preprocessing.base import Preprocessor
 
 FORMAT = "dlcli.export/1"
 #: Rows run through an artifact at once (bounded memory for a large input).
@@ -105,11 +105,11 @@ def _tensor_name(column: str, taken: set[str]) -> str:
 def input_specs(prep: Preprocessor, fmt: str = "saved_model") -> list[InputSpec]:
     """The raw inputs of the exported graph. Numbers are float64 (a longitude in float32 is off by
     4e-6 before any arithmetic), but in TFLite, whose builtin operations are float32."""
-    if prep.kind == "image":
+    if prep.arrays:
         return [InputSpec("pixels", "pixels", "pixels", prep.image["dtype"], list(prep.image["shape"]))]
-    if prep.kind == "image_files":
+    if prep.reads_files:
         return [InputSpec("image", prep.image["column"], "image", "string", [])]
-    per_example = [prep.window["length"]] if prep.kind == "timeseries" else []
+    per_example = [prep.window["length"]] if prep.windowed else []
     taken: set[str] = set()
     number = "float32" if fmt == "tflite" else "float64"
     specs = [

@@ -15,7 +15,7 @@ import yaml
 
 from dlcli.config.config import Config, validate
 from dlcli.config.keypaths import problem_lines
-from dlcli.preprocessing.preprocessing import Preprocessor
+from dlcli.preprocessing import preprocessing
 from dlcli.runs.record import check_sealed, config_digest
 from dlcli.utils.errors import DataError, DlcliError, RunError
 from dlcli.utils.files import read_json, write_atomic
@@ -99,7 +99,7 @@ def load_preprocessing(run_dir: Path):
     path = run_dir / "preprocessing.json"
     if not path.is_file():
         raise DataError(f"{path}: missing; the run did not get past loading its data")
-    prep = Preprocessor.from_json(path.read_text(encoding="utf-8"), str(path))  # its schema first
+    prep = preprocessing.from_json(path.read_text(encoding="utf-8"), str(path))  # its schema first
     check_sealed(run_dir, "preprocessing.json")  # then: the very file training wrote
     return prep
 

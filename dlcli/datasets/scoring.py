@@ -15,7 +15,7 @@ from dlcli.config.config import Config
 from dlcli.datasets import pipeline
 from dlcli.io import data as data_mod
 from dlcli.metrics.tallies import ClassTally, RegressionTally
-from dlcli.preprocessing.preprocessing import Preprocessor
+from dlcli.preprocessing.base import Preprocessor
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class Examples:
     starts: np.ndarray | None = None  # time series: each window's first row in x, one per prediction
 
     def dataset(self, prep: Preprocessor, batch_size: int):
-        if prep.kind == "timeseries":  # windows cut by index as each batch is made, in order
+        if prep.windowed:  # windows cut by index as each batch is made, in order
             import numpy as np
 
             y = None if self.y is None else np.asarray(self.y)[self.starts + prep.target_offset]
@@ -89,7 +89,7 @@ def examples(
     source: str = "",
     labelled: bool = True,
 ) -> Examples:
-    if prep.kind != "timeseries":
+    if not prep.windowed:
         x = prep.features(part, source)
         if not labelled:
             return Examples(x, None, None)
@@ -143,11 +143,11 @@ def split_examples(prep: Preprocessor, loaded: data_mod.Loaded) -> dict[str, Exa
             continue
         part = loaded.splits[name]
         history = None
-        if prep.kind == "timeseries" and seen:
+        if prep.windowed and seen:
             history = pd.concat(seen)  # earlier rows feed this split's first windows (of each series)
         source = f"{loaded.source} ({name} split)"
         sets[name] = examples(prep, prep.match_labels(part, source), history, source)
-        if prep.kind == "timeseries":
+        if prep.windowed:
             seen.append(part)
     return sets
 
@@ -159,7 +159,7 @@ def training_arrays(prep: Preprocessor, ex: Examples):
     windows `stride` rows apart), made by index as batches are gathered (pipeline.training_dataset):
     memory does not grow with the window's length. Else windows is None."""
 
-    if prep.kind != "timeseries":
+    if not prep.windowed:
         return ex.x, ex.y, None
     length, stride, starts = prep.window["length"], prep.window["stride"], ex.starts
     if stride > 1:  # every stride-th window of each run of windows (each series)

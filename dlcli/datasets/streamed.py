@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from dlcli.config.config import Config
     from dlcli.io.shards import Shard
     from dlcli.io.streams import Stream
-    from dlcli.preprocessing.preprocessing import Preprocessor
+    from dlcli.preprocessing.base import Preprocessor
     from dlcli.preprocessing.stats import Layout
 
 #: Rows of the shown split whose predictions are kept for the plots (the metrics use every row).

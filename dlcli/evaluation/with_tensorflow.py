@@ -20,7 +20,7 @@ from dlcli.datasets.predictions import prediction_table, write_table
 from dlcli.devices import compute, distribute
 from dlcli.io import data as data_mod
 from dlcli.io import hashsplit, streams
-from dlcli.preprocessing.preprocessing import Preprocessor
+from dlcli.preprocessing.base import Preprocessor
 from dlcli.runs import runs
 from dlcli.utils import files
 from dlcli.utils.errors import DataError, RunError
@@ -121,7 +121,7 @@ def input_stream(loaded_run: LoadedRun, path: Path, labelled: bool = True):
 
     config = loaded_run.config
     prep = loaded_run.prep
-    streamable = prep.kind == "table" or (prep.kind == "timeseries" and not prep.differenced)
+    streamable = prep.streamable
     if config is None or not streamable or config.data.stream is False:
         return None
     paths = streams.table_files(path)
@@ -165,7 +165,7 @@ def _streamed_split(loaded_run: LoadedRun, stream, progress, every_row: bool = F
         code = hashsplit.TRAIN
     else:
         code = hashsplit.TEST
-    if loaded_run.prep.kind == "timeseries":  # each series counted, then its windows made in file order
+    if loaded_run.prep.windowed:  # each series counted, then its windows made in file order
         plan = seriesstream.plan(config, stream, progress)
         return seriesstream.SeriesSplit(
             stream, None, loaded_run.prep, code, "test", config, progress=progress, plan=plan
@@ -181,19 +181,19 @@ def predict(
     prep, model = loaded_run.prep, loaded_run.model
     stream = input_stream(loaded_run, input_path, labelled=False)
     if stream is not None:  # read, predicted and written unit by unit
-        predict = seriesstream.predict if prep.kind == "timeseries" else streamed.predict
+        predict = seriesstream.predict if prep.windowed else streamed.predict
         table = predict(prep, model, stream, out, loaded_run.forward_batch, progress)
         return out, table, [*loaded_run.warnings, *prep.warnings]
     part = run_inputs.read_input(prep, input_path, loaded_run.config, labelled=False)
-    if prep.kind == "image" and part[1] is None:
+    if prep.arrays and part[1] is None:
         part = part[0]
     order = None
-    if prep.kind == "timeseries" and prep.window.get("series_id"):
+    if prep.windowed and prep.window.get("series_id"):
         part, order = _by_series(prep, part, str(input_path))
     ex = scoring.examples(prep, part, source=str(input_path), labelled=False)
     outputs = pipeline.forward(model, ex.dataset(prep, loaded_run.forward_batch))
     last, rows = None, None
-    if prep.kind == "timeseries":  # a forecast on each row that ends a window (of its own series)
+    if prep.windowed:  # a forecast on each row that ends a window (of its own series)
         rows = ex.starts + prep.window["length"] - 1
     if prep.differenced:  # each window's last value of the target, to which the change is added
         last = prep.raw_target(part, str(input_path))[rows]

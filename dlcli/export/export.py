@@ -39,7 +39,7 @@ from dlcli.utils.files import check_destination, commit, run_directory_of, sha25
 
 if TYPE_CHECKING:
     from dlcli.evaluation.with_tensorflow import LoadedRun
-    from dlcli.preprocessing.preprocessing import Preprocessor
+    from dlcli.preprocessing.base import Preprocessor
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZE = ("float16", "int8")
@@ -64,7 +64,7 @@ def refusal(prep: Preprocessor, fmt: str, quantize: str | None) -> str | None:
             f"regular expressions, splitting and n-grams, which {fmt} has no operation for; "
             f"--format {others} holds them"
         )
-    if prep.kind == "image_files":
+    if prep.reads_files:
         return (
             f"the model takes encoded image files (JPEG, PNG, GIF, BMP), and decoding them has no "
             f"{fmt} operation; --format {others} holds it"
@@ -91,11 +91,11 @@ class RawInputs(tf.Module):
         super().__init__()
         self.model = model
         self.tables = []
-        if prep.kind == "image_files":  # tracked here: Keras' Resizing keeps a seed generator's state
+        if prep.reads_files:  # tracked here: Keras' Resizing keeps a seed generator's state
             self.resize = resizer(prep.image)
         # every tf.Variable the graph reads, augmentation layers' seed states too (as Keras'
         # ExportArchive tracks them): otherwise saving refuses a capture "not reachable from root"
-        layers = [model, *([self.resize] if prep.kind == "image_files" else [])]
+        layers = [model, *([self.resize] if prep.reads_files else [])]
         self.keras_variables = [getattr(v, "value", v) for layer in layers for v in layer.variables]
         if prep.categorical is not None:
             for categories, fill in zip(prep.categorical.categories_, prep.categorical.fill_, strict=True):
@@ -108,7 +108,7 @@ class RawInputs(tf.Module):
                 self.tables.append(tf.lookup.StaticHashTable(init, default_value=-1))
 
         def serve(inputs):  # prep and specs stay Python values of the closure, never tracked state
-            x = _decoded(prep, inputs["image"], self.resize) if prep.kind == "image_files" else None
+            x = _decoded(prep, inputs["image"], self.resize) if prep.reads_files else None
             x = x if x is not None else _model_input(prep, inputs, specs, self.tables)
             return _outputs(prep, self.model(x, training=False))
 
@@ -143,7 +143,7 @@ def _categorical(prep: Preprocessor, x, i: int, table):
 
 def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec], tables: list):
 
-    if prep.kind in ("image", "image_files"):
+    if prep.images:
         (spec,) = specs
         return inputs[spec.name]
     by_column = {s.column: inputs[s.name] for s in specs}
@@ -206,10 +206,10 @@ def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any, Any]:
     split = next(s for s in ("test", "validation", "train") if s in loaded.splits)
     part = loaded.splits[split]
     train = loaded.splits["train"]
-    if prep.kind == "image":
+    if prep.arrays:
         return split, part[0], prep.raw_target(part, split), train[0][:CALIBRATION_ROWS]
     train = train.iloc[: CALIBRATION_ROWS + prep.context]
-    if prep.kind != "timeseries":
+    if not prep.windowed:
         return split, part, prep.raw_target(part, split), train
     earlier = [
         loaded.splits[s] for s in data_mod.SPLITS[: data_mod.SPLITS.index(split)] if s in loaded.splits

@@ -24,7 +24,8 @@ from dlcli.io import columns as columns_mod
 from dlcli.io import hashsplit, shards
 from dlcli.io.data import require_columns
 from dlcli.metrics.running import Counts, Moments, Sample
-from dlcli.preprocessing.preprocessing import Preprocessor
+from dlcli.preprocessing import preprocessing
+from dlcli.preprocessing.base import Preprocessor
 from dlcli.preprocessing.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
 from dlcli.utils.errors import ConfigError, DataError, DlcliError
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from dlcli.config.config import Config
     from dlcli.io.shards import Shard
     from dlcli.io.streams import Stream
-    from dlcli.preprocessing.preprocessing import Preprocessor
+    from dlcli.preprocessing.base import Preprocessor
 
 #: Categories kept per categorical column of a streamed table (the most frequent).
 MAX_CATEGORIES = 1000
@@ -348,7 +349,7 @@ def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Prepr
     categorical.fit_counts([c.counts for c in tallies.categories], tallies.missing, MAX_CATEGORIES)
     target = TargetEncoder(config.data.target_column, config.task, pre.target.scale)
     target.fit_summary(list(tallies.classes.counts), tallies.target_moments, tallies.sample.rows[:, -1:])
-    prep = Preprocessor.of_columns(config, target, numeric, categorical)
+    prep = preprocessing.of_columns(config, target, numeric, categorical)
     label_mode = prep.label_mode
     if label_mode == "binary" and len(target.classes_) != 2:
         raise DataError(

@@ -27,8 +27,8 @@ from dlcli.io import data as data_mod
 from dlcli.io import hashsplit, shards
 from dlcli.models import model as model_mod
 from dlcli.models import sparse
-from dlcli.preprocessing import stats
-from dlcli.preprocessing.preprocessing import Preprocessor
+from dlcli.preprocessing import preprocessing, stats
+from dlcli.preprocessing.base import Preprocessor
 from dlcli.runs import plots, runs, tracking
 from dlcli.runs import record as record_mod
 from dlcli.training import finetune
@@ -136,7 +136,7 @@ def prepare(
     if prior is not None and run_dir is not None and (run_dir / "preprocessing.json").is_file():
         prep = saved.load_preprocessing(run_dir)
     else:
-        prep = Preprocessor.fit(config, loaded.splits["train"], loaded.source, loaded.columns)
+        prep = preprocessing.fit(config, loaded.splits["train"], loaded.source, loaded.columns)
     sets = scoring.split_examples(prep, loaded)
     text = prep.text.describe(loaded.splits) if prep.text is not None else None
     weights = None
