@@ -63,7 +63,8 @@ def predict(
     """Predictions of the exported model for every input row, written as dlcli predict writes them."""
 
     meta = runtime.read_metadata(artifact)
-    if meta["kind"] == "image_files":
+    kind = runtime.kind_of(meta)
+    if kind.reads_files:
         raise RunError(f"{artifact}: a model of image files is exported as a SavedModel only")
     if (meta.get("window") or {}).get("series_id"):
         raise RunError(
@@ -83,7 +84,7 @@ def predict(
         predictions = np.asarray(runtime.labels(predictions), dtype=object)
     else:
         predictions = predictions.astype("float64")
-    pad = meta["window"]["length"] - 1 if meta["kind"] == "timeseries" else 0
+    pad = meta["window"]["length"] - 1 if kind.windowed else 0
     table = prediction_table(part, predictions, probs, meta["classes"], pad)
     write_table(table, out)
     table.attrs["runtime"] = f"{fmt}, {artifact.name}"
@@ -94,7 +95,7 @@ def _read(run_dir: Path, meta: dict, path: Path):
     """The input as dlcli predict reads it: a table read as the run's data was, or pixels."""
 
     notes: list[str] = []
-    if meta["kind"] == "image":
+    if runtime.kind_of(meta).arrays:
         return image_arrays(path)[0], notes
     config = None
     try:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlcli.io.reading import not_a_number, row_where
+from dlcli.preprocessing.preprocessing import KINDS
 from dlcli.runs.record import check_sealed
 from dlcli.utils.about import __version__
 from dlcli.utils.arrays import check_pixels
@@ -213,15 +214,22 @@ def _check_unchanged(artifact: Path, meta_path: Path, meta: dict) -> None:
 
 
 # ---- raw inputs -------------------------------------------------------------------------------------
+def kind_of(meta: dict) -> type[Preprocessor]:
+    """The preprocessing class of the artifact's `kind`, to ask what its inputs are (windowed, arrays,
+    reads_files, images) as dlcli predict asks the run's preprocessor."""
+    return KINDS[meta["kind"]]
+
+
 def inputs_of(meta: dict, part: Any, source: str) -> dict[str, np.ndarray]:
     """The artifact's inputs for a table (DataFrame) or an array of pixels, checked: a missing column,
     text in a number column or a wrong image shape is a DataError naming it."""
 
     specs = [InputSpec(**s) for s in meta["inputs"]]
-    if meta["kind"] == "image":
+    kind = kind_of(meta)
+    if kind.arrays:
         (spec,) = specs
         return {spec.name: check_pixels(part, spec.shape, spec.dtype, source).astype(spec.dtype)}
-    if meta["kind"] == "image_files":
+    if kind.reads_files:
         (spec,) = specs
         return {spec.name: np.asarray([_read_bytes(p, source) for p in part[spec.column]], dtype=object)}
     missing = [s.column for s in specs if s.column not in part.columns]
@@ -232,7 +240,7 @@ def inputs_of(meta: dict, part: Any, source: str) -> dict[str, np.ndarray]:
         )
     rows = part.index.tolist()
     columns = {s.name: column_values(meta, s, part[s.column].tolist(), source, rows) for s in specs}
-    if meta["kind"] == "timeseries":
+    if kind.windowed:
         columns = windows(columns, meta["window"]["length"], source)
     return columns
 

@@ -190,7 +190,7 @@ def write_run_plots(
         lambda: predicted_vs_actual(actual, predicted, folder / "predicted_vs_actual.png", split, unit)
     )
     warnings += _guarded(lambda: residuals(actual, predicted, folder / "residuals.png", split, unit))
-    if prep.kind == "timeseries":
+    if prep.windowed:
         steps = np.arange(len(actual)) if when is None else _times(when)
         horizon = prep.window["horizon"]
         warnings += _guarded(

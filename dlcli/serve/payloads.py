@@ -37,7 +37,7 @@ def bad(msg: str, *loc) -> Rejected:
 # ---- requests → inputs -----------------------------------------------------------------------------
 def parse(model, body: bytes, content_type: str, max_rows: int) -> tuple[dict, int]:
     """A request body → (the model's inputs, number of rows); Rejected with the field and the reason."""
-    kind = model.meta["kind"]
+    kind = runtime.kind_of(model.meta)
     if content_type.startswith("text/csv"):
         return _from_csv(model, body, max_rows)
     try:
@@ -51,22 +51,22 @@ def parse(model, body: bytes, content_type: str, max_rows: int) -> tuple[dict, i
         ) from None
     if isinstance(payload, dict) and "instances" in payload:
         payload = payload["instances"]
-    elif isinstance(payload, dict) and kind in ("table", "timeseries"):
+    elif isinstance(payload, dict) and not kind.images:
         payload = [payload]  # one record
     if not isinstance(payload, list) or not payload:
         raise bad('expected a non-empty JSON list of records, or {"instances": [...]}')
     if len(payload) > max_rows:
         raise Rejected(413, f"{len(payload)} instances in one request; at most {max_rows}")
-    if kind == "image":
+    if kind.arrays:
         return _pixels(model, payload), len(payload)
-    if kind == "image_files":
+    if kind.reads_files:
         return {model.specs[0].name: _images_b64(payload)}, len(payload)
     return _records(model, payload), len(payload)
 
 
 def _records(model, records: list) -> dict:
     specs = model.specs
-    window = model.meta["window"]["length"] if model.meta["kind"] == "timeseries" else None
+    window = model.meta["window"]["length"] if runtime.kind_of(model.meta).windowed else None
     columns: dict[str, list] = {s.name: [] for s in specs}
     for i, record in enumerate(records):
         if not isinstance(record, dict):
@@ -127,7 +127,8 @@ def _from_csv(model, body: bytes, max_rows: int) -> tuple[dict, int]:
             )
     if len(rows) > max_rows:
         raise Rejected(413, f"{len(rows)} rows in one request; at most {max_rows}")
-    if model.meta["kind"] == "timeseries":  # the series: a forecast from each window in it
+    kind = runtime.kind_of(model.meta)
+    if kind.windowed:  # the series: a forecast from each window in it
         length = model.meta["window"]["length"]
         if len(rows) < length:
             raise bad(f"{len(rows)} rows; a forecast needs a window of {length} rows")
@@ -143,7 +144,7 @@ def _from_csv(model, body: bytes, max_rows: int) -> tuple[dict, int]:
         if missing:
             raise bad(f"missing column {missing[0]!r}", 0, missing[0])
         return _records(model, records), len(records)
-    if model.meta["kind"] not in ("table",):
+    if kind.images:
         raise bad("CSV bodies are for table and series models; send images as JSON or files")
     return _records(model, rows), len(rows)
 
@@ -211,7 +212,7 @@ async def body(request, limit: int) -> bytes:
 async def uploaded(model, request, max_rows: int, max_body: int):
     """Image files uploaded as multipart form fields (any field names), in order."""
 
-    if model.meta["kind"] != "image_files":
+    if not runtime.kind_of(model.meta).reads_files:
         raise bad("file uploads are for models of image files; send JSON or CSV")
     try:
         form = await request.form(max_files=max_rows, max_fields=max_rows, max_part_size=max_body)
