@@ -26,8 +26,12 @@ def __getattr__(name: str) -> Any:
         from dlcli import api
 
         return api.train
-    if name in ("evaluate", "predict"):
+    if name == "predict":
         from dlcli.evaluation import inference
 
-        return getattr(inference, name)
+        return inference.predict
+    if name == "evaluate":
+        from dlcli.evaluation import inference
+
+        return inference.tensorflow_path().evaluate
     raise AttributeError(f"module 'dlcli' has no attribute {name!r}")

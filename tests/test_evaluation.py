@@ -26,7 +26,7 @@ def run(tmp_path) -> Path:
 def test_evaluate_gives_back_every_test_metric_the_run_recorded(run):
     recorded = json.loads((run / "metrics.json").read_text())["test"]
     warnings: list[str] = []
-    got = inference.evaluate(run, warnings=warnings)
+    got = inference.tensorflow_path().evaluate(run, warnings=warnings)
     assert got.keys() == recorded.keys()
     assert got["confusion_matrix"] == recorded["confusion_matrix"]
     assert got["per_class"] == {k: pytest.approx(v, abs=1e-12) for k, v in recorded["per_class"].items()}

@@ -17,8 +17,6 @@ from dlcli.utils import formats
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from dlcli.config.config import Config
     from dlcli.preprocessing.base import Preprocessor
 

@@ -31,8 +31,6 @@ from dlcli.utils.errors import DataError, RunError
 from dlcli.utils.files import run_directory_of, sha256_of
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from dlcli.preprocessing.base import Preprocessor
 
 FORMAT = "dlcli.export/1"

@@ -149,7 +149,7 @@ def evaluate(
     warnings: list[str] = []
     rows = console.Rows()
     try:
-        metrics = inference.evaluate(run, data, runs_dir, device, warnings, rows)
+        metrics = inference.tensorflow_path().evaluate(run, data, runs_dir, device, warnings, rows)
     finally:
         rows.close()
     for warning in warnings:

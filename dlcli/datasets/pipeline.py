@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import weakref
-from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
@@ -18,9 +17,6 @@ from tensorflow.python.framework import config as tf_config
 
 from dlcli.io.images import parallel_calls
 from dlcli.utils.arrays import is_aligned
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 def rows(x) -> int:

@@ -4,16 +4,13 @@ or TFLite runtime): the input's columns, `prediction` and `probability_<class>`,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dlcli.utils import files, formats
 from dlcli.utils.errors import DataError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=None) -> pd.DataFrame:

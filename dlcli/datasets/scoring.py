@@ -5,8 +5,8 @@ Used by training (every split is scored once it ends) and by `dlcli evaluate`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,6 @@ from dlcli.io import data as data_mod
 from dlcli.metrics.tallies import ClassTally, RegressionTally
 from dlcli.preprocessing.base import Preprocessor
 from dlcli.utils.errors import DataError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
 
 
 @dataclass
@@ -33,11 +29,11 @@ class Examples:
     naive: np.ndarray | None = None  # time series: the last observed value before each target
     when: Any = None  # time series: the time of each target (the time column, else the row index)
     starts: np.ndarray | None = None  # time series: each window's first row in x, one per prediction
+    # who hears the rows scored (a streamed split's pass is long); one pass over memory is not reported
+    progress: Any = field(default=None, repr=False)
 
     def dataset(self, prep: Preprocessor, batch_size: int):
         if prep.windowed:  # windows cut by index as each batch is made, in order
-            import numpy as np
-
             y = None if self.y is None else np.asarray(self.y)[self.starts + prep.target_offset]
             return pipeline.window_batches(self.x, self.starts, prep.window["length"], y, batch_size)
         return pipeline.array_dataset(self.x, self.y, batch_size, prep.loader())

@@ -34,8 +34,6 @@ from dlcli.preprocessing.stats import piece_name
 from dlcli.utils.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from dlcli.config.config import Config
     from dlcli.io.streams import Stream
 

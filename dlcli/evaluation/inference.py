@@ -1,6 +1,6 @@
-"""evaluate and predict: a finished run, from its directory alone; no printing. predict runs an exported
-ONNX or TFLite model without TensorFlow where the run has one (dlcli/artifacts/lite.py); everything else
-goes through TensorFlow (with_tensorflow.py), imported only then.
+"""predict a finished run, from its directory alone; no printing: with an exported ONNX or TFLite model
+without TensorFlow where the run has one (dlcli/artifacts/lite.py), else through TensorFlow
+(with_tensorflow.py, which evaluate always takes), imported only then (`tensorflow_path()`).
 
 >>> from dlcli import evaluate, predict
 >>> evaluate("runs/iris/latest")["accuracy"]
@@ -27,18 +27,6 @@ def tensorflow_path():
     from dlcli.evaluation import with_tensorflow
 
     return with_tensorflow
-
-
-def evaluate(
-    run: str | Path,
-    data_path: str | Path | None = None,
-    runs_dir: Path | str = runs.DEFAULT_RUNS_DIR,
-    device: str | None = None,
-    warnings: list[str] | None = None,
-    progress=None,
-) -> dict:
-    """Test-split metrics of a finished run, or metrics on another labelled file (through TensorFlow)."""
-    return tensorflow_path().evaluate(run, data_path, runs_dir, device, warnings, progress)
 
 
 def predict(

@@ -9,7 +9,6 @@ that run over the whole file before it is split (so counts and lines are the fil
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,10 +17,6 @@ from dlcli.config.checks import suggest
 from dlcli.config.config import Config
 from dlcli.io.reading import not_a_number, row_where
 from dlcli.utils.errors import DataError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
 
 #: A text column with more distinct values than this share of its rows is an id or a name: ignored
 #: unless listed, and flagged when listed.

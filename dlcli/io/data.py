@@ -13,7 +13,7 @@ import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -34,10 +34,6 @@ from dlcli.utils import formats
 from dlcli.utils import idx as idx_files
 from dlcli.utils.errors import ConfigError, DataError
 from dlcli.utils.files import cache_dir, sha256_of
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
 
 SPLITS = ("train", "validation", "test")
 

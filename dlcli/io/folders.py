@@ -14,15 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from dlcli.utils import formats
 from dlcli.utils.errors import DataError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 #: What tf.io.decode_image reads (Keras' image_dataset_from_directory takes the same).
 #: The columns of a folder's table.

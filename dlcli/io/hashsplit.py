@@ -11,17 +11,11 @@ as 17 from a CSV or a Parquet file hashes alike), else of its text (SipHash, pan
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from dlcli.io.reading import row_where
 from dlcli.utils.errors import DataError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_CODES = {

@@ -21,8 +21,6 @@ from dlcli.utils import formats
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from dlcli.config.config import DataConfig
 
 #: What `sep: whitespace` means: any run of spaces and tabs (UCI's fixed-width-looking files).

@@ -32,8 +32,6 @@ import pyarrow.parquet as pq
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from dlcli.io.streams import Stream
 
 

@@ -34,8 +34,6 @@ from dlcli.utils import formats
 from dlcli.utils.errors import ConfigError, DataError, DlcliError, TrainingFailed
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from dlcli.config.config import Config
 
 #: About this many bytes of a text file per unit: large enough for pyarrow's threads, small enough

@@ -6,8 +6,6 @@ series skips inserted, and empty cells filled in time order (preprocessing.serie
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
@@ -16,9 +14,6 @@ from dlcli.io import columns as columns_mod
 from dlcli.io.columns import Columns
 from dlcli.io.reading import row_where
 from dlcli.utils.errors import DataError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def blocks(ids: pd.Series) -> list[tuple[int, int]]:

@@ -18,8 +18,6 @@ from dlcli.models import backbones
 from dlcli.utils.errors import ConfigError
 
 if TYPE_CHECKING:
-    import keras
-
     from dlcli.preprocessing.text import TextVectorizer
 
 

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from dlcli.config.config import Config
     from dlcli.io.shards import Shard
     from dlcli.io.streams import Stream
-    from dlcli.preprocessing.base import Preprocessor
 
 #: Categories kept per categorical column of a streamed table (the most frequent).
 MAX_CATEGORIES = 1000

@@ -21,7 +21,6 @@ from dlcli.preprocessing.transforms import Stateful
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
 #: Texts vectorized per call when adapting and counting (bounds the padded int matrix).

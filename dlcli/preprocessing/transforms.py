@@ -23,9 +23,6 @@ from dlcli.preprocessing import state_schema
 from dlcli.utils.errors import DataError
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-
     from dlcli.metrics.running import Moments, Sample
 
 

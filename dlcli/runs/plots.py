@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,10 +19,6 @@ from matplotlib.ticker import EngFormatter, MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from dlcli.utils.files import write_atomic
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
 
 DPI = 100
 #: Columns of history.csv that are not learning curves.

@@ -483,8 +483,7 @@ def _score_and_plot(job: Job, model, epochs: int, best_epoch: int | None) -> Tra
     prep, sets = prepared.prep, prepared.sets
     prepared.loaded.splits = {}  # the raw tables: every split is in `sets` as the model sees it
     for split in sets.values():  # a streamed split: its scoring pass shows rows and rows/s
-        if hasattr(split, "stream"):
-            split.progress = getattr(job.listener, "rows", None)
+        split.progress = getattr(job.listener, "rows", None)
     pipeline.release_training_memory(model)
     if job.placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
         model = saved.load_model(run_dir)

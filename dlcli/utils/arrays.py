@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 
 from dlcli.utils.errors import DataError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 #: TensorFlow's CPU alignment (EIGEN_MAX_ALIGN_BYTES).
 ALIGN = 64
