@@ -3,7 +3,6 @@ or scikit-learn."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -41,28 +40,3 @@ def test_light_commands_import_no_heavy_library(tmp_path):
     assert proc.stdout.count("ok ") == 3 and "seed: 42" in proc.stdout and '"$schema"' in proc.stdout
     assert (tmp_path / "starter.yaml").is_file()
     assert proc.stdout.strip().splitlines()[-1] == "none"
-
-
-def test_training_prints_none_of_tensorflows_start_up_lines(tmp_path):
-    """TensorFlow's import writes absl lines (CUDA probing, CPU features) straight to stderr: the CLI
-    imports it once with them held back, before any module that uses it."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dlcli",
-            "train",
-            str(CONFIGS / "ci" / "iris.yaml"),
-            "-q",
-            "-o",
-            "train.epochs=1",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "done 1 epochs" in proc.stdout
-    assert "absl" not in proc.stderr and "cuda" not in proc.stderr.lower(), proc.stderr

@@ -18,9 +18,7 @@ from dlcli.utils.files import write_json
         (["auc", "mae"], "val_auc", "max"),
         (["auc", "mae"], "mae", "min"),
         (["r2_score"], "val_r2_score", "max"),
-        (["mean_absolute_percentage_error"], "val_mean_absolute_percentage_error", "min"),
         (["sparse_top_k_categorical_accuracy"], "val_sparse_top_k_categorical_accuracy", "max"),
-        (["cosine_similarity"], "cosine_similarity", "max"),
     ],
 )
 def test_the_direction_of_a_configured_metric_is_keras_own(metrics, monitor, expected):

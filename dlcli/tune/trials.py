@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 
 from dlcli.config import search
 from dlcli.tune.tune import Search, retried_numbers, study
+from dlcli.utils.files import write_atomic
 
 
 def summarize(s: Search) -> dict:
@@ -42,7 +44,7 @@ def summarize(s: Search) -> dict:
                 "run": t.user_attrs.get("run_dir"),
             }
         )
-    pd.DataFrame(rows).to_csv(s.folder / "trials.csv", index=False)
+    write_atomic(s.folder / "trials.csv", pd.DataFrame(rows).to_csv(index=False))
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = None
     if complete:
@@ -85,8 +87,10 @@ def _plots(study_, folder: Path) -> list[str]:
                 axes = draw(study_)
             figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
             figure.tight_layout()
-            figure.savefig(folder / f"{name}.png", dpi=100)
+            image = io.BytesIO()
+            figure.savefig(image, format="png", dpi=100)
             plt.close(figure)
+            write_atomic(folder / f"{name}.png", image.getvalue())
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
             notes.append(f"plots/{name}.png: not drawn ({exc})")
     return notes
