@@ -296,3 +296,18 @@ def test_export_refusals(regression_run, tmp_path, cli):
     )
     err = fails(cli, "export", str(regression_run), "--format", "onnx", "--quantize", "int4")
     assert "--quantize int4: expected float16 or int8" in err
+
+
+# ---- the functions, called directly ---------------------------------------------------------------
+def test_an_exports_check_scores_with_the_metric_tallies(tmp_path):
+    from types import SimpleNamespace
+
+    from dlcli.export import export
+
+    classes = SimpleNamespace(task="classification", target_encoder=SimpleNamespace(classes_=[0, 1, 2]))
+    assert export.metric(classes, [0, 1, 2, 2], ["0", "1", "2", "0"]) == ("accuracy", 0.75)  # labels as text
+    values = SimpleNamespace(task="regression")
+    name, r2 = export.metric(values, [1.0, 2.0, 3.0], [1.0, 2.0, 4.0])
+    assert name == "r2" and r2 == pytest.approx(0.5)
+    assert export.default_path(tmp_path, "onnx", "int8") == tmp_path / "export" / "model.int8.onnx"
+    assert export.default_path(tmp_path, "saved_model", None) == tmp_path / "export" / "saved_model"

@@ -221,3 +221,25 @@ def test_an_unknown_metric_is_named_with_a_did_you_mean(tmp_path, cli):
         in message
     )
     assert "val_loss, val_mae); did you mean 'val_loss'?" in message
+
+
+# ---- the functions, called directly ---------------------------------------------------------------
+def test_a_study_is_opened_with_keras_direction_and_a_sampler_per_trial(tmp_path):
+    pytest.importorskip("optuna", reason="the tune extra is not installed")
+    from dlcli.tune import tune
+
+    for metric, expected in (("val_loss", "minimize"), ("val_r2_score", "maximize"), ("val_mae", "minimize")):
+        path = _config(tmp_path, metric=metric)
+        raw = yaml.safe_load(path.read_text())
+        raw["metrics"] = ["mae", "r2_score"]
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        found = tune.open_search(path, runs_dir=tmp_path / "runs", say=lambda _: None)
+        assert (found.metric, found.direction) == (metric, expected)
+    import optuna
+
+    def first_draw(number: int) -> float:
+        study = optuna.create_study(sampler=tune.sampler_for(found, number))
+        return study.ask().suggest_float("x", 0.0, 1.0)
+
+    draws = [first_draw(n) for n in (0, 1, 0)]
+    assert draws[0] == draws[2] != draws[1]  # a trial's stream depends on its number alone
