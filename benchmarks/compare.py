@@ -99,6 +99,7 @@ def write_block(path: Path, start: str, end: str, block: str | list[str]) -> Non
 
 #: The blocks other scripts own in RESULTS.md, kept when compare.py rewrites the rest.
 OTHER_BLOCKS = [
+    ("<!-- before_after.py:start -->", "<!-- before_after.py:end -->"),
     ("<!-- workers.py:start -->", "<!-- workers.py:end -->"),
     ("<!-- whole.py:start -->", "<!-- whole.py:end -->"),
     ("<!-- private_apis.py:start -->", "<!-- private_apis.py:end -->"),
