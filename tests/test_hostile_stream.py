@@ -163,12 +163,12 @@ def test_a_truncated_file_names_its_last_line(cli, tmp_path, frame, small_units)
 
 
 @pytest.fixture(scope="module")
-def streamed_run(frame, tmp_path_factory) -> Path:
-    from conftest import dlcli, ok
+def streamed_run(frame, tmp_path_factory, dlcli_fork) -> Path:
+    from conftest import forked, ok
 
     folder = tmp_path_factory.mktemp("streamed")
     frame.to_csv(folder / "table.csv", index=False)
-    ok(dlcli("train", str(_config(folder, "table.csv")), "-q", cwd=folder))
+    ok(forked(dlcli_fork, "train", str(_config(folder, "table.csv")), "-q", cwd=folder))
     (run,) = (folder / "runs" / "ci-stream").glob("2*")
     return run
 

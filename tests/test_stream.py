@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CONFIGS, ROOT, dlcli, fails, forked, ok, read_json
+from conftest import CONFIGS, ROOT, fails, forked, ok, read_json
 
 CONFIG = CONFIGS / "ci" / "stream.yaml"
 SMALL_UNITS = {"DLCLI_UNIT_BYTES": "40000"}  # about 270 rows per unit: a 6,000-row file is 23 units
@@ -143,7 +143,7 @@ def test_a_killed_streamed_run_resumes_to_the_uninterrupted_runs_weights(tables,
     proc.wait()
     (killed,) = (tmp_path / "killed" / "runs").glob("ci-stream/2*")
     assert read_json(killed / "checkpoints" / "resume.json")["epoch"] < 3
-    ok(dlcli("train", "--resume", str(killed), "-q", cwd=tmp_path, env=SMALL_UNITS))
+    ok(forked(dlcli_fork, "train", "--resume", str(killed), "-q", cwd=tmp_path, env=SMALL_UNITS))
     pd.testing.assert_frame_equal(pd.read_csv(killed / "history.csv"), pd.read_csv(whole / "history.csv"))
     assert _same_weights(killed / "model.keras", whole / "model.keras")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import dlcli, fails, forked, ok, read_json
+from conftest import fails, forked, ok, read_json
 
 UNITS = {"DLCLI_UNIT_BYTES": "6000"}  # about 200 rows per unit: the 3,600-row file is 20 units
 CONFIG = {
@@ -131,7 +131,7 @@ def test_a_killed_streamed_series_resumes_to_the_uninterrupted_runs_weights(fold
     proc.wait()
     (killed,) = (tmp_path / "killed" / "runs").glob("ci-stream-series/2*")
     assert read_json(killed / "checkpoints" / "resume.json")["epoch"] < 3
-    ok(dlcli("train", "--resume", str(killed), "-q", cwd=tmp_path, env=UNITS))
+    ok(forked(dlcli_fork, "train", "--resume", str(killed), "-q", cwd=tmp_path, env=UNITS))
     pd.testing.assert_frame_equal(pd.read_csv(killed / "history.csv"), pd.read_csv(whole / "history.csv"))
     assert _same_weights(killed / "model.keras", whole / "model.keras")
 
