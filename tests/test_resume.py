@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, fails, finished, ok, read_json, unsealed
+from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, fails, finished, forked, ok, read_json, unsealed
 
 CONFIG = str(CONFIGS / "ci" / "regression.yaml")
 # small batches and one step per call: epochs long enough to be killed inside
@@ -276,13 +276,19 @@ def _resume_after_kill(run: Path | None, cli) -> str:
     return f"refused: {reason}"
 
 
-def test_twenty_random_kills_leave_a_usable_run(tmp_path, cli, dlcli_fork):
+def test_twenty_random_kills_leave_a_usable_run(tmp_path, dlcli_fork):
     phases = ["start-up", "data loading"] * 2 + ["mid-epoch", "checkpoint writing"] * 8
     rng = random.Random(7)
     cases = [(seed, phase, rng.randint(1, 3)) for seed, phase in enumerate(phases)]
     with ThreadPoolExecutor(max_workers=2) as pool:  # the kills run two at a time in subprocesses
         killed = list(pool.map(lambda case: _kill_and_inspect(tmp_path, dlcli_fork, *case), cases))
-    outcomes = [_resume_after_kill(run, cli) for run in killed]  # resumes in this process, one by one
+
+    def resume(*args: str) -> tuple[int, str, str]:  # forked from the process that imported TensorFlow
+        proc = forked(dlcli_fork, *args, cwd=tmp_path)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # and resumed two at a time too
+        outcomes = list(pool.map(lambda run: _resume_after_kill(run, resume), killed))
     print(*(f"{case}: {outcome}" for case, outcome in zip(cases, outcomes, strict=True)), sep="\n")
     assert sum(outcome.startswith("resumed") for outcome in outcomes) >= 8
 
