@@ -22,12 +22,12 @@ from dlcli.utils.files import write_json
     ],
 )
 def test_the_direction_of_a_configured_metric_is_keras_own(metrics, monitor, expected):
-    assert direction.configured_direction(metrics, monitor) == expected
+    assert direction.configured_direction(monitor) == expected  # `metrics`: what validate lets it name
 
 
 def test_a_quantity_keras_cannot_judge_asks_for_search_direction():
     with pytest.raises(ConfigError) as caught:
-        direction.configured_direction(["crossentropy"], "val_crossentropy", "c.yaml:9:11: search.metric")
+        direction.configured_direction("val_crossentropy", "c.yaml:9:11: search.metric")
     assert str(caught.value) == (
         "c.yaml:9:11: search.metric: Keras cannot tell whether val_crossentropy should go up or down; set "
         "search.direction to maximize or minimize"

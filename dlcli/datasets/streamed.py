@@ -311,7 +311,8 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
         split.when = np.concatenate(kept_when)[:PLOT_ROWS]
     predicted = np.concatenate(kept_pred)[:PLOT_ROWS] if kept_pred else np.empty(0)
     if split.shard is not None:  # every worker's rows: the tallies and metric states added up
-        loss_sum, rows = _add_up(split.shard, tally, model, loss_sum, rows)
+        keras_metrics = model.metrics if classify else tally.keras_metrics()  # where Keras keeps them
+        loss_sum, rows = _add_up(split.shard, tally, keras_metrics, loss_sum, rows)
     if not classify:
         return tally.result(), predicted
     compiled = {k: float(v) for k, v in model.get_metrics_result().items()}
@@ -319,13 +320,12 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
     return tally.result(compiled), predicted
 
 
-def _add_up(shard: Shard, tally, model, loss_sum: float, rows: int) -> tuple[float, int]:
+def _add_up(shard: Shard, tally, keras_metrics: list, loss_sum: float, rows: int) -> tuple[float, int]:
     """`tally`, the Keras metric states and the loss sum over every worker's rows (each worker
     scored its own units); returns the loss sum and the rows of all."""
     numbers, arrays = tally.state()
     everyone = shard.exchange_arrays({**numbers, "loss": loss_sum, "scored": rows}, arrays)
     tally.merge(everyone)
-    keras_metrics = model.metrics if isinstance(tally, ClassTally) else tally.keras_metrics()
     shards.sum_metric_states(shard, keras_metrics)
     return sum(m["loss"] for m, _ in everyone), sum(m["scored"] for m, _ in everyone)
 

@@ -7,7 +7,7 @@ an EarlyStopping, so neither keeps a table of names of its own that could disagr
 
     >>> monitor_direction(model, "val_auc", "auto", logs)      # the trained model, after an epoch
     'max'
-    >>> configured_direction(["mae", "r2_score"], "val_r2_score")  # before any model is built
+    >>> configured_direction("val_r2_score")  # before any model is built
     'max'
 """
 
@@ -38,16 +38,16 @@ def monitor_direction(model, monitor: str, mode: str, logs: dict) -> str:
     return "max" if oracle.monitor_op is keras.ops.greater else "min"
 
 
-def configured_direction(metrics: list, monitor: str, where: str = "search.metric") -> str:
-    """`min` or `max` for `monitor` ('loss', a metric of `metrics`, either with `val_`) before the
-    model exists: the metric compiled on a two-row stand-in and scored once, then Keras is asked as
-    `monitor_direction` asks it."""
+def configured_direction(monitor: str, where: str = "search.metric") -> str:
+    """`min` or `max` for `monitor` ('loss' or a configured metric, either with `val_`; validate checked
+    which) before the model exists: that metric compiled on a two-row stand-in and scored once, then
+    Keras is asked as `monitor_direction` asks it."""
     name = monitor.removeprefix("val_")
     if name == "loss":
         return "min"
     for units, activation, loss, labels in _STAND_INS:
         stand_in = keras.Sequential([keras.Input((2,)), keras.layers.Dense(units, activation=activation)])
-        stand_in.compile(loss=loss, metrics=[m for m in metrics if m == name] or list(metrics))
+        stand_in.compile(loss=loss, metrics=[name])
         try:
             logs = stand_in.evaluate(np.ones((2, 2), "float32"), labels, verbose=0, return_dict=True)
             return monitor_direction(stand_in, monitor, "auto", {monitor: logs.get(name, 0.0)})

@@ -78,7 +78,7 @@ def direction_of(config: Config, metric: str) -> str:
     asked = config.search.direction
     if asked != "auto":
         return asked
-    found = direction.configured_direction(config.metrics, metric, config.where("search", "metric"))
+    found = direction.configured_direction(metric, config.where("search", "metric"))
     return "maximize" if found == "max" else "minimize"
 
 
