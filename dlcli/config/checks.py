@@ -13,7 +13,7 @@ import importlib.util
 import math
 from typing import Any
 
-from dlcli.config import catalog
+from dlcli.config import catalog, graph
 from dlcli.config.config_sections import OptimizerConfig, SeriesConfig, SplitConfig
 
 Problem = tuple[tuple, str]
@@ -315,22 +315,11 @@ def _compute(raw: dict) -> list[Problem]:
 
 
 def _layers(raw: dict) -> list[Problem]:
+    """Each layer's class and arguments (a block's layers too), then the graph they make."""
     known = catalog.load()
-    problems: list[Problem] = []
     layers = get_path(raw, "model", "layers")
-    for i, item in enumerate(layers if isinstance(layers, list) else []):
-        if isinstance(item, dict) and len(item) != 1:
-            problems.append(
-                (
-                    (("model", "layers", i)),
-                    f"each layer is one `- ClassName: {{arguments}}` item "
-                    f"(got {len(item)} keys: {', '.join(map(str, item))})",
-                )
-            )
-        if not (isinstance(item, dict) and len(item) == 1):
-            continue
-        ((name, kwargs),) = item.items()
-        where = ("model", "layers", i, name)
+    _, problems = graph.plan(layers)
+    for where, name, kwargs in graph.layer_items(layers):
         if name in REFUSED_LAYERS:
             problems.append((where, f"the layer {name} is not allowed: {REFUSED_LAYERS[name]}"))
             continue
@@ -340,7 +329,7 @@ def _layers(raw: dict) -> list[Problem]:
                 (where, f"{name!r} is not a Keras layer{suggest(name, list(known['layers']), n=2)}")
             )
             continue
-        kwargs = kwargs if isinstance(kwargs, dict) else {}
+        kwargs = {k: v for k, v in kwargs.items() if k != "inputs"}
         for arg, value in kwargs.items():
             if arg not in spec["args"]:
                 hint = suggest(arg, spec["args"]) or f" ({name} takes {', '.join(spec['args'])})"
@@ -450,20 +439,14 @@ def _loss_and_metrics(raw: dict) -> list[Problem]:
 
 def _output(raw: dict) -> list[Problem]:
     """The last layer must produce what the loss expects (probabilities of the right kind)."""
-    loss, layers = raw.get("loss"), get_path(raw, "model", "layers")
-    if not (
-        isinstance(loss, str) and loss in catalog.load()["losses"] and isinstance(layers, list) and layers
-    ):
+    loss = raw.get("loss")
+    plan, _ = graph.plan(get_path(raw, "model", "layers"))
+    if not (isinstance(loss, str) and loss in catalog.load()["losses"] and plan is not None):
         return []
-    last = layers[-1]
-    if not (isinstance(last, dict) and len(last) == 1):
-        return []
-    ((name, kwargs),) = last.items()
+    name, kwargs, where = plan.last.layer, plan.last.kwargs, plan.last.key
     if name in REFUSED_LAYERS or name not in catalog.load()["layers"]:
         return []  # already reported
-    kwargs = kwargs if isinstance(kwargs, dict) else {}
     activation = "softmax" if name == "Softmax" else kwargs.get("activation") or "linear"
-    where = ("model", "layers", len(layers) - 1, name)
     wanted = CLASSIFICATION_LOSSES[loss][1] if loss in CLASSIFICATION_LOSSES else None
     units = kwargs.get("units") if name == "Dense" else None
     problems: list[Problem] = []  # every way the output is wrong, at once

@@ -11,6 +11,7 @@ from unittest import mock
 import keras
 import tensorflow as tf
 
+from dlcli.config import graph
 from dlcli.config.checks import REFUSED_LAYERS, label_mode, suggest
 from dlcli.config.config import Config
 from dlcli.io.images import augmentation as layers
@@ -44,12 +45,12 @@ def check_layer_arguments(config: Config) -> None:
         return tf.config.get_visible_devices(device_type)
 
     problems = []
-    for i, spec in enumerate(config.model.layers):
-        ((name, kwargs),) = spec.items()
-        where = config.where("model", "layers", i, name)
+    for key, name, kwargs in graph.layer_items(config.model.layers):
+        where = config.where(*key)
+        kwargs = {k: v for k, v in kwargs.items() if k != "inputs"}
         try:
             with tf.Graph().as_default(), mock.patch.object(tf.config, "list_logical_devices", visible):
-                layer_class(name, where)(**_with_placeholders(config, name, kwargs or {}))
+                layer_class(name, where)(**_with_placeholders(config, name, kwargs))
         except ConfigError as exc:
             problems.extend(exc.problems)
         except Exception as exc:  # noqa: BLE001 - a constructor may raise anything on a bad value
@@ -117,25 +118,48 @@ def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), 
 
 
 def _stack(config, inputs, x, n_classes, text=None) -> keras.Model:
-    """The configured layers on `x`, checked against the task. An Embedding without `input_dim` on
-    int text sequences gets the vocabulary's size."""
-    last = len(config.model.layers) - 1
-    for i, spec in enumerate(config.model.layers):
-        ((name, kwargs),) = spec.items()
-        where = config.where("model", "layers", i, name)
-        cls = layer_class(name, where)
-        kwargs = dict(kwargs or {})
-        if i == last and config.train.mixed_precision:
+    """The configured layers on `x` (a stack, or a graph of named layers and blocks: config/graph.py),
+    checked against the task. An Embedding without `input_dim` on int text sequences gets the
+    vocabulary's size."""
+    plan = _plan(config)
+    outputs = {graph.INPUT: x}
+    for node in plan.nodes:
+        where = config.where(*node.key)
+        cls = layer_class(node.layer, where)
+        kwargs = dict(node.kwargs)
+        if node.id == plan.output and config.train.mixed_precision:
             kwargs.setdefault("dtype", "float32")  # softmax and the loss stay in float32
-        if name == "Embedding" and "input_dim" not in kwargs and text is not None:
+        if node.layer == "Embedding" and "input_dim" not in kwargs and text is not None:
             kwargs["input_dim"] = text.vocabulary_size(0)
+        reads = [outputs[i] for i in node.inputs]
         try:
-            x = cls(**kwargs)(x)
+            outputs[node.id] = cls(**kwargs)(reads if node.merges else reads[0])
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-    model = keras.Model(inputs, x, name=config.name)
-    _check_output(config, model, n_classes)
+            raise ConfigError(f"{where}: {exc}{_merge_hint(node)}") from None
+    try:
+        model = keras.Model(inputs, outputs[plan.output], name=config.name)
+    except ValueError as exc:  # two layers of one name (a layer named like a block's repetition)
+        raise ConfigError(f"{config.where('model', 'layers')}: {exc}") from None
+    _check_output(config, model, n_classes, plan.last)
     return model
+
+
+def _merge_hint(node: graph.Node) -> str:
+    if not node.merges:
+        return ""
+    joined = ", ".join(node.reads)
+    same = "every axis but the last" if node.layer == "Concatenate" else "the same shape"
+    return (
+        f" ({node.layer} joins {joined}, which must agree on {same}: `padding: same` keeps a "
+        "convolution's height and width, or give the shortcut a Conv2D of kernel_size 1 and the same strides)"
+    )
+
+
+def _plan(config: Config) -> graph.Plan:
+    plan, problems = graph.plan(config.model.layers)
+    if problems:  # validate reports them first; here for a config built in code
+        raise ConfigError([f"{config.where(*key)}: {message}" for key, message in problems])
+    return plan
 
 
 def augmentation(augment, seed: int) -> list:
@@ -180,10 +204,9 @@ def _size(shape) -> int:
     return out
 
 
-def _check_output(config: Config, model: keras.Model, n_classes: int | None) -> None:
+def _check_output(config: Config, model: keras.Model, n_classes: int | None, last: graph.Node) -> None:
     units = model.output_shape[-1]
-    last = len(config.model.layers) - 1
-    where = config.where("model", "layers", last)
+    where = config.where(*last.key[:-1])
     mode = label_mode(config.loss)
     expected = 1 if mode == "binary" or n_classes is None else n_classes
     if len(model.output_shape) != 2 or units != expected:

@@ -10,7 +10,7 @@ only the non-zero values (with the layer's own rate and seed generator), a `Dens
 sparse, and every later layer sees dense activations as in the saved model. The saved model, its
 checkpoints and its optimizer state are the ordinary `model.keras` that takes raw strings.
 
-Used where it is exact and cheap to keep so: one device, float32, no XLA.
+Used where it is exact and cheap to keep so: one device, float32, no XLA, layers one after another.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dlcli.config import graph
 from dlcli.preprocessing.text import CHUNK, input_name
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def usable(config: Config, text: TextVectorizer | None, distributed: bool, embed
         text is not None
         and text.output_mode != "int"
         and not embedded
+        and not graph.is_graph(config.model.layers)  # the trainer runs the layers one after another
         and not distributed
         and not config.train.mixed_precision
         and config.train.jit_compile is not True
