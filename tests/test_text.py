@@ -112,12 +112,7 @@ def test_text_beside_numeric_and_categorical_columns(cli, tmp_path):
     """Also: TF-IDF vectors train sparse (sparse.py), through a leading Dropout and the features beside
     them, and the saved model, which vectorizes dense, scores what training measured; a resumed run
     computes exactly what an uninterrupted one did."""
-    frame = pd.read_csv(
-        ROOT / "data" / "tiny_text.tsv", sep="\t", header=None, quoting=3, names=["label", "message"]
-    )
-    frame["length"] = frame["message"].str.len()
-    frame["channel"] = ["sms", "mail"] * (len(frame) // 2)
-    frame.to_csv(tmp_path / "mixed.csv", index=False)
+    _mixed_table(tmp_path)
     config = tmp_path / "mixed.yaml"
     config.write_text(
         TEXT.replace("name: ci-text", "name: mixed")
@@ -152,6 +147,116 @@ def test_text_beside_numeric_and_categorical_columns(cli, tmp_path):
     code, out, err = cli("predict", str(run), "--input", "new.csv", "--output", "new_out.csv")
     assert code == 0, err
     assert pd.read_csv(tmp_path / "new_out.csv")["prediction"].tolist() == ["spam"]
+
+
+def _mixed_table(tmp_path) -> None:
+    frame = pd.read_csv(
+        ROOT / "data" / "tiny_text.tsv", sep="\t", header=None, quoting=3, names=["label", "message"]
+    )
+    frame["length"] = frame["message"].str.len()
+    frame["channel"] = ["sms", "mail"] * (len(frame) // 2)
+    frame.to_csv(tmp_path / "mixed.csv", index=False)
+
+
+BRANCHES = """name: branches
+data: {path: mixed.csv, target: label, split: {validation: 0.2, test: 0.2}}
+preprocessing:
+  text: {columns: [message], output_mode: int, max_tokens: 100, output_sequence_length: 12}
+model:
+  branches:
+    message:
+      - Embedding: {output_dim: 8}
+      - GlobalAveragePooling1D: {}
+      - Dense: {units: 4, activation: relu, name: words}
+    features:
+      - Dense: {units: 4, activation: relu, name: numbers}
+  combine: COMBINE
+  layers:
+    - Dense: {units: 1, activation: sigmoid}
+optimizer: {name: adam, learning_rate: 0.05}
+loss: binary_crossentropy
+metrics: [accuracy]
+train: {epochs: 2, batch_size: 32, tensorboard: false}
+"""
+
+
+@pytest.mark.parametrize("combine", ["concatenate", "add"])
+def test_branches_give_each_input_its_own_layers_before_they_join(cli, tmp_path, combine):
+    """An int sequence of words through its Embedding branch, the numbers through theirs, joined side
+    by side or added, then the shared layers: the saved model takes the raw columns and predicts."""
+    _mixed_table(tmp_path)
+    (tmp_path / "b.yaml").write_text(BRANCHES.replace("COMBINE", combine))
+    code, out, err = cli("train", "b.yaml", "-q")
+    assert code == 0, err
+    run = latest_run(tmp_path, "branches")
+    layers = _layers(run)
+    joined = "Concatenate:features_and_text" if combine == "concatenate" else "Add:combine_add"
+    assert {"Dense:words", "Dense:numbers", joined} <= set(layers)
+    assert any(k.startswith("Embedding:") for k in layers)
+    inputs = sorted(c["name"] for n, c in layers.items() if n.startswith("InputLayer"))
+    assert inputs == ["features", "message"]
+    pd.DataFrame({"length": [20], "channel": ["sms"], "message": ["free cash prize now"]}).to_csv(
+        tmp_path / "new.csv", index=False
+    )
+    code, out, err = cli("predict", str(run), "--input", "new.csv", "--output", "new_out.csv")
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "new_out.csv")["prediction"].isin(["spam", "ham"]).all()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "    message:",
+            "    mesage:",
+            "b.yaml:7:5: model.branches.mesage: no input is named 'mesage' (this model's: features, "
+            "message); did you mean 'message'?",
+        ),
+        (
+            "      - Embedding: {output_dim: 8}\n      - GlobalAveragePooling1D: {}\n",
+            "",
+            "b.yaml:8:9: model.branches.message.0.Dense: output_mode int gives 'message' as a sequence of "
+            "token numbers, which must become a vector before it joins the other inputs: give it a branch "
+            "that starts with `- Embedding: {output_dim: 16}` and pools the sequence (GlobalAveragePooling1D)",
+        ),
+        (
+            "name: numbers}",
+            "name: numbers}\n      - Dropout: {rate: 0.1}\n      - Dense: {units: 6}",
+            "b.yaml:15:3: model.combine: add needs every input at the same width, stated by the last layer "
+            "of its branch (features: 6, message: 4): end each branch with a Dense of the same units, or "
+            "combine: concatenate",
+        ),
+        (
+            "preprocessing:\n  text: {columns: [message], output_mode: int, max_tokens: 100, "
+            "output_sequence_length: 12}\n",
+            "",
+            "b.yaml:4:3: model.branches: branches give each input its own layers, and this model has one "
+            "input (its numeric and categorical columns; text columns would be others, in "
+            "preprocessing.text): put those layers in model.layers",
+        ),
+    ],
+)
+def test_branch_mistakes(cli, tmp_path, old, new, expected):
+    text = BRANCHES.replace("COMBINE", "add")
+    assert old in text
+    (tmp_path / "b.yaml").write_text(text.replace(old, new))
+    assert expected in _fails(cli, "validate", "b.yaml")
+
+
+def test_an_int_sequence_beside_other_columns_needs_a_branch(cli, tmp_path):
+    _mixed_table(tmp_path)
+    text = BRANCHES.replace("COMBINE", "concatenate")
+    model = text[text.index("model:") : text.index("optimizer:")]
+    (tmp_path / "b.yaml").write_text(
+        text.replace(model, "model:\n  layers:\n    - Embedding: {output_dim: 4}\n    - Flatten: {}\n"
+                     "    - Dense: {units: 1, activation: sigmoid}\n")
+    )  # fmt: skip
+    assert (
+        "b.yaml:4:30: preprocessing.text.output_mode: int gives token sequences for an Embedding, which "
+        "cannot take the other feature columns too (length, channel): add them to data.drop, give the "
+        "text a branch of its own that starts with an Embedding (model.branches), or use output_mode: "
+        "tf_idf, multi_hot or count to combine them"
+    ) in _fails(cli, "train", "b.yaml")
 
 
 # ---- mistakes: exit 2 with the file, line and key, before anything trains ------------------------

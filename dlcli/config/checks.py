@@ -314,12 +314,27 @@ def _compute(raw: dict) -> list[Problem]:
     return problems
 
 
+def layer_lists(raw: dict) -> list[tuple[tuple, Any]]:
+    """(key path, raw list) of every list of layers: model.layers and each of model.branches."""
+    branches = get_path(raw, "model", "branches")
+    named = branches.items() if isinstance(branches, dict) else []
+    return [(("model", "layers"), get_path(raw, "model", "layers"))] + [
+        (("model", "branches", name), layers) for name, layers in named
+    ]
+
+
 def _layers(raw: dict) -> list[Problem]:
-    """Each layer's class and arguments (a block's layers too), then the graph they make."""
+    """Each list of layers: each layer's class and arguments (a block's layers too), then the graph."""
+    problems: list[Problem] = []
+    for key, layers in layer_lists(raw):
+        problems += graph.plan(layers, key)[1] + _layer_items(raw, graph.layer_items(layers, key))
+    return problems
+
+
+def _layer_items(raw: dict, items) -> list[Problem]:
     known = catalog.load()
-    layers = get_path(raw, "model", "layers")
-    _, problems = graph.plan(layers)
-    for where, name, kwargs in graph.layer_items(layers):
+    problems: list[Problem] = []
+    for where, name, kwargs in items:
         if name in REFUSED_LAYERS:
             problems.append((where, f"the layer {name} is not allowed: {REFUSED_LAYERS[name]}"))
             continue

@@ -229,7 +229,22 @@ class ModelConfig(Strict):
         description="A keras.applications model between the input and model.layers (which are then "
         "the head), its preprocess_input inside the model.",
     )
-    layers: list[LayerSpec] = Field(min_length=1, description="`- ClassName: {kwargs}`, Keras names.")
+    branches: dict[str, list[LayerSpec]] | None = Field(
+        None,
+        description="Layers of their own for some inputs before they join: `features` (the numeric and "
+        "categorical columns) and each text column by name, e.g. {Name: [{Embedding: {output_dim: 8}}, "
+        "{GlobalAveragePooling1D: {}}]}. An input without a branch joins as it is.",
+    )
+    combine: Literal["concatenate", "add", "average"] = Field(
+        "concatenate",
+        description="How the inputs (after their branches) join before model.layers: side by side, or "
+        "added or averaged (the same width each).",
+    )
+    layers: list[LayerSpec] = Field(
+        min_length=1,
+        description="`- ClassName: {kwargs}`, Keras names; a layer may take a `name` and `inputs: [name, "
+        "...]` (input: what enters the list), and `- block: {name, repeat, layers}` repeats a few.",
+    )
 
 
 MODE_HELP = "auto: Keras' rule (loss and errors down; accuracy, AUC, cosine similarity up), or min/max."

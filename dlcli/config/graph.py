@@ -348,14 +348,7 @@ class _Scope:
         problems: list[Problem] = []
         for item in self._order():
             known = [(r, width.get(r)) for r in item.reads]
-            arg = WIDTH_ARGS.get(item.layer)
-            if arg is not None:
-                value = item.kwargs.get(arg)
-                width[item.id] = value if isinstance(value, int) else None
-            elif item.layer in WIDTH_KEEPING:
-                width[item.id] = known[0][1]
-            else:
-                width[item.id] = None
+            width[item.id] = _width(item.layer, item.kwargs, known[0][1])
             stated = {r: w for r, w in known if w is not None}
             if item.layer in ELEMENTWISE and len(set(stated.values())) > 1:
                 sizes = ", ".join(f"{_label(r)} has {w}" for r, w in stated.items())
@@ -389,6 +382,24 @@ class _Scope:
             nodes.append(Node(node_id, item.layer, kwargs, reads, self._where(item), shown))
             ids[item.id] = node_id
         return ids[self.items[-1].id]
+
+
+def output_width(layers: Any) -> int | None:
+    """The last dimension of a list's output where the config states it (a Dense's units), else None."""
+    built, _ = plan(layers)
+    if built is None:
+        return None
+    width: dict[str, int | None] = {INPUT: None}
+    for node in built.nodes:
+        width[node.id] = _width(node.layer, node.kwargs, width[node.inputs[0]])
+    return width[built.output]
+
+
+def _width(layer: str, kwargs: dict, first_input: int | None) -> int | None:
+    if layer in WIDTH_ARGS:
+        value = kwargs.get(WIDTH_ARGS[layer])
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return first_input if layer in WIDTH_KEEPING else None
 
 
 def _label(read: str) -> str:

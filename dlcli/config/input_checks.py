@@ -7,7 +7,7 @@ options and backbones against the kind of data (image files, image arrays or a t
 
 from __future__ import annotations
 
-from dlcli.config import catalog
+from dlcli.config import catalog, graph
 from dlcli.config.checks import Problem, get_path, suggest
 
 #: Application arguments dlcli sets itself.
@@ -15,7 +15,66 @@ BACKBONE_OWN_ARGS = ("include_top", "weights", "input_shape", "input_tensor", "p
 
 
 def problems(raw: dict, images: str | None) -> list[Problem]:
-    return [*_text(raw), *image_problems(raw, images)]
+    return [*_text(raw), *_branches(raw), *image_problems(raw, images)]
+
+
+def _branches(raw: dict) -> list[Problem]:
+    """model.branches against the inputs there are (`features` and each text column) and what each
+    input must become before the join."""
+    branches, key = get_path(raw, "model", "branches"), ("model", "branches")
+    if not isinstance(branches, dict):
+        return []
+    columns = get_path(raw, "preprocessing", "text", "columns")
+    columns = [c for c in columns if isinstance(c, str)] if isinstance(columns, list) else []
+    if not columns:
+        return [
+            (
+                key,
+                "branches give each input its own layers, and this model has one input (its numeric and "
+                "categorical columns; text columns would be others, in preprocessing.text): put those "
+                "layers in model.layers",
+            )
+        ]
+    inputs = ["features", *columns]
+    problems: list[Problem] = [
+        (
+            (*key, name),
+            f"no input is named {name!r} (this model's: {', '.join(inputs)}){suggest(str(name), inputs)}",
+        )
+        for name in branches
+        if name not in inputs
+    ]
+    if get_path(raw, "preprocessing", "text", "output_mode") in ("int", None):
+        for column in columns:
+            first = get_path(branches, column, 0)
+            first = next(iter(first)) if isinstance(first, dict) and first else None
+            if first != "Embedding":
+                problems.append(
+                    (
+                        (*key, column) if first is None else (*key, column, 0, first),
+                        f"output_mode int gives {column!r} as a sequence of token numbers, which must become "
+                        "a vector before it joins the other inputs: give it a branch that starts with `- "
+                        "Embedding: {output_dim: 16}` and pools the sequence (GlobalAveragePooling1D)",
+                    )
+                )
+    return problems + _combine(raw, branches, inputs)
+
+
+def _combine(raw: dict, branches: dict, inputs: list[str]) -> list[Problem]:
+    combine = get_path(raw, "model", "combine")
+    if combine not in ("add", "average"):
+        return []
+    widths = {name: graph.output_width(branches.get(name)) for name in inputs}
+    if None in widths.values() or len(set(widths.values())) > 1:
+        shown = ", ".join(f"{n}: {w if w is not None else 'not stated'}" for n, w in widths.items())
+        return [
+            (
+                ("model", "combine"),
+                f"{combine} needs every input at the same width, stated by the last layer of its branch "
+                f"({shown}): end each branch with a Dense of the same units, or combine: concatenate",
+            )
+        ]
+    return []
 
 
 def _text(raw: dict) -> list[Problem]:
@@ -33,7 +92,8 @@ def _text(raw: dict) -> list[Problem]:
     arrays = get_path(raw, "data", "dataset") in ("mnist", "fashion_mnist", "cifar10")
     if arrays or str(get_path(raw, "data", "path")).lower().endswith(".npz"):
         problems.append((key, "text columns need a table (CSV, TSV, Parquet, JSON lines), not image arrays"))
-    if mode == "int" and first is not None and first != "Embedding":
+    branched = isinstance(get_path(raw, "model", "branches"), dict)  # each text column its own layers
+    if mode == "int" and first is not None and first != "Embedding" and not branched:
         problems.append(
             (
                 ("model", "layers", 0, first),
@@ -44,7 +104,7 @@ def _text(raw: dict) -> list[Problem]:
             )
         )
     columns = text.get("columns")
-    if mode == "int" and isinstance(columns, list) and len(columns) > 1:
+    if mode == "int" and isinstance(columns, list) and len(columns) > 1 and not branched:
         problems.append(
             (
                 (*key, "columns"),

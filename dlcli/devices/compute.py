@@ -79,6 +79,8 @@ def dense_step_macs(config: Config, input_shape: list[int]) -> int | None:
     """Multiply-adds of one training batch's forward pass for a model of Dense layers (and layers
     that only reshape or act element-wise); None for any other layer, whose cost this cannot tell."""
 
+    if config.model.branches:
+        return None
     shape = list(config.model.input_shape or input_shape)
     macs = 0
     for spec in config.model.layers:

@@ -75,12 +75,14 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "", image: str | 
     numeric, categorical, notes = _kinds(config, frame, free, ignored, source)
     cols = Columns(numeric, categorical, ignored, notes=notes, text=text)
     if pre.text is not None and pre.text.output_mode == "int" and (numeric or categorical):
-        raise DataError(
-            f"{config.where('preprocessing', 'text', 'output_mode')}: int gives token sequences for an "
-            "Embedding, which cannot take the other feature columns too "
-            f"({', '.join(numeric + categorical)}): "
-            "add them to data.drop, or use output_mode: tf_idf, multi_hot or count to combine them"
-        )
+        if not config.model.branches:
+            raise DataError(
+                f"{config.where('preprocessing', 'text', 'output_mode')}: int gives token sequences for an "
+                "Embedding, which cannot take the other feature columns too "
+                f"({', '.join(numeric + categorical)}): add them to data.drop, give the text a branch of "
+                "its own that starts with an Embedding (model.branches), or use output_mode: tf_idf, "
+                "multi_hot or count to combine them"
+            )
     if not numeric and not categorical and not text:
         raise DataError(
             f"{source}: no feature columns are left (the file has {', '.join(names)}; "

@@ -45,7 +45,10 @@ def check_layer_arguments(config: Config) -> None:
         return tf.config.get_visible_devices(device_type)
 
     problems = []
-    for key, name, kwargs in graph.layer_items(config.model.layers):
+    lists = [(("model", "layers"), config.model.layers)] + [
+        (("model", "branches", name), specs) for name, specs in (config.model.branches or {}).items()
+    ]
+    for key, name, kwargs in (item for at, specs in lists for item in graph.layer_items(specs, at)):
         where = config.where(*key)
         kwargs = {k: v for k, v in kwargs.items() if k != "inputs"}
         try:
@@ -94,7 +97,7 @@ def build(
 
 def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), text=None) -> keras.Model:
     if text is not None:
-        inputs, x = _text_inputs(input_shape[0] - text.width, embeddings, text)
+        inputs, x = _text_inputs(config, input_shape[0] - text.width, embeddings, text)
         return _stack(config, inputs, x, n_classes, text)
     inputs = keras.Input(shape=tuple(input_shape), dtype=input_dtype, name="inputs")
     x = _embedded(inputs, embeddings) if embeddings else inputs
@@ -121,27 +124,35 @@ def _stack(config, inputs, x, n_classes, text=None) -> keras.Model:
     """The configured layers on `x` (a stack, or a graph of named layers and blocks: config/graph.py),
     checked against the task. An Embedding without `input_dim` on int text sequences gets the
     vocabulary's size."""
-    plan = _plan(config)
+    plan = _plan(config, config.model.layers, ("model", "layers"))
+    vocabulary = text.vocabulary_size(0) if text is not None else None
+    x = _apply(config, plan, x, vocabulary, output=True)
+    try:
+        model = keras.Model(inputs, x, name=config.name)
+    except ValueError as exc:  # two layers of one name (a layer named like a block's repetition)
+        raise ConfigError(f"{config.where('model', 'layers')}: {exc}") from None
+    _check_output(config, model, n_classes, plan.last)
+    return model
+
+
+def _apply(config: Config, plan: graph.Plan, x, vocabulary: int | None, output: bool = False):
+    """The planned layers on `x`; `vocabulary`: an Embedding's input_dim when the config leaves it
+    out; `output`: the plan ends the model (kept in float32 under mixed precision)."""
     outputs = {graph.INPUT: x}
     for node in plan.nodes:
         where = config.where(*node.key)
         cls = layer_class(node.layer, where)
         kwargs = dict(node.kwargs)
-        if node.id == plan.output and config.train.mixed_precision:
+        if output and node.id == plan.output and config.train.mixed_precision:
             kwargs.setdefault("dtype", "float32")  # softmax and the loss stay in float32
-        if node.layer == "Embedding" and "input_dim" not in kwargs and text is not None:
-            kwargs["input_dim"] = text.vocabulary_size(0)
+        if node.layer == "Embedding" and "input_dim" not in kwargs and vocabulary is not None:
+            kwargs["input_dim"] = vocabulary
         reads = [outputs[i] for i in node.inputs]
         try:
             outputs[node.id] = cls(**kwargs)(reads if node.merges else reads[0])
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {exc}{_merge_hint(node)}") from None
-    try:
-        model = keras.Model(inputs, outputs[plan.output], name=config.name)
-    except ValueError as exc:  # two layers of one name (a layer named like a block's repetition)
-        raise ConfigError(f"{config.where('model', 'layers')}: {exc}") from None
-    _check_output(config, model, n_classes, plan.last)
-    return model
+    return outputs[plan.output]
 
 
 def _merge_hint(node: graph.Node) -> str:
@@ -155,8 +166,8 @@ def _merge_hint(node: graph.Node) -> str:
     )
 
 
-def _plan(config: Config) -> graph.Plan:
-    plan, problems = graph.plan(config.model.layers)
+def _plan(config: Config, layers: list, key: tuple) -> graph.Plan:
+    plan, problems = graph.plan(layers, key)
     if problems:  # validate reports them first; here for a config built in code
         raise ConfigError([f"{config.where(*key)}: {message}" for key, message in problems])
     return plan
@@ -167,19 +178,48 @@ def augmentation(augment, seed: int) -> list:
     return layers(augment.model_dump(exclude_none=True) if augment is not None else None, seed)
 
 
-def _text_inputs(width: int, embeddings, text: TextVectorizer):
+def _text_inputs(config: Config, width: int, embeddings, text: TextVectorizer):
     """Named inputs (`features` when there are feature columns, one string input per text column)
-    and what the first configured layer reads: the vectors side by side, or the int sequence."""
-    inputs, parts = {}, []
+    and what model.layers reads: each input through its branch (model.branches) where it has one,
+    then joined (model.combine), or the int sequence of the one text column."""
+    inputs, parts = {}, {}
     if width:
         features = keras.Input(shape=(width,), dtype="float32", name="features")
         inputs["features"] = features
-        parts.append(_embedded(features, embeddings) if embeddings else features)
-    for name, layer in text.layers():
+        parts["features"] = _embedded(features, embeddings) if embeddings else features
+    for i, (column, (name, layer)) in enumerate(zip(text.columns, text.layers(), strict=True)):
         raw = keras.Input(shape=(), dtype="string", name=name)
         inputs[name] = raw
-        parts.append(layer(raw))
-    return inputs, parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="features_and_text")(parts)
+        parts[column] = (layer(raw), text.vocabulary_size(i))
+    branches = config.model.branches or {}
+    missing = [name for name in branches if name not in parts]
+    if missing:  # validate knows the text columns; whether there are feature columns, only the data
+        raise ConfigError(
+            f"{config.where('model', 'branches', missing[0])}: this model has no numeric or categorical "
+            f"columns, only text ({', '.join(text.columns)}): remove the features branch"
+        )
+    joined = []
+    for name, part in parts.items():
+        x, vocabulary = part if isinstance(part, tuple) else (part, None)
+        if name in branches:
+            x = _apply(config, _plan(config, branches[name], ("model", "branches", name)), x, vocabulary)
+        joined.append(x)
+    return inputs, _combine(config, joined)
+
+
+def _combine(config: Config, parts: list):
+    if len(parts) == 1:
+        return parts[0]
+    if config.model.combine == "concatenate":
+        return keras.layers.Concatenate(name="features_and_text")(parts)
+    merge = keras.layers.Add if config.model.combine == "add" else keras.layers.Average
+    try:
+        return merge(name=f"combine_{config.model.combine}")(parts)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{config.where('model', 'combine')}: {exc} ({config.model.combine} needs every input at the "
+            "same shape: end each branch with a Dense of the same units, or combine: concatenate)"
+        ) from None
 
 
 def _embedded(inputs, embeddings):

@@ -37,6 +37,7 @@ def usable(config: Config, text: TextVectorizer | None, distributed: bool, embed
         and text.output_mode != "int"
         and not embedded
         and not graph.is_graph(config.model.layers)  # the trainer runs the layers one after another
+        and not config.model.branches
         and not distributed
         and not config.train.mixed_precision
         and config.train.jit_compile is not True

@@ -132,7 +132,13 @@ class TextVectorizer(Stateful):
         for column, vocabulary in zip(self.columns, self.vocabularies_, strict=True):
             words = [t for t in vocabulary if " " not in t] if self.ngrams else vocabulary
             count = keras.layers.TextVectorization(
-                **{**self._arguments("int"), "ngrams": None, "output_sequence_length": None},
+                # no max_tokens: int mode adds a padding token, which a full vector vocabulary would exceed
+                **{
+                    **self._arguments("int"),
+                    "ngrams": None,
+                    "output_sequence_length": None,
+                    "max_tokens": None,
+                },
                 vocabulary=words or ["\x00"],
             )
             texts, unknown, total = strings(frame, column), 0, 0

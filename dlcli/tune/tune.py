@@ -337,7 +337,7 @@ def _check_layers(s: Search) -> None:
     """The layer arguments searched, each extreme value in a constructed layer (Keras checks them)."""
 
     for param in s.space:
-        if not param.path.startswith("model.layers."):
+        if not param.path.startswith(("model.layers.", "model.branches.")):
             continue
         for what, value in param.extremes():
             config = load_config(s.path, [*s.overrides, search.override(param.path, value)])
