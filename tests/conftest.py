@@ -175,6 +175,9 @@ images_run = _shared_run("images", "configs/ci/images.yaml as shipped (uint8 8x8
 text_run = _shared_run(
     "text", "configs/ci/text.yaml as shipped: tf_idf of words and pairs of words, then Dense layers."
 )
+multitask_run = _shared_run(
+    "multitask", "configs/ci/multitask.yaml as shipped: price (regression) and city (3 classes), a head each."
+)
 image_folder_run = _shared_run(
     "image_folder", "configs/ci/image_folder.yaml as shipped: 48 small photos of varied sizes and formats."
 )

@@ -2,16 +2,15 @@
 directly from YAML lists; every mistake through `dlcli validate` (before TensorFlow, FILE:LINE:COL);
 a shape Keras alone can judge through `dlcli train`, with the layer's key path. The shipped graph
 (configs/ci/images.yaml, a residual convnet) trains, exports and serves in test_export, test_serve and
-test_hostile_*, through the shared `images_run`."""
+test_hostile_*, through the shared `images_run`; a graph resumes bit for bit in test_multitask (its
+trunk adds two named layers)."""
 
 from __future__ import annotations
 
 import textwrap
 
-import numpy as np
-import pandas as pd
 import yaml
-from conftest import CONFIGS, ROOT, fails, finished, read_json
+from conftest import CONFIGS, ROOT, fails
 
 from dlcli.config import graph
 
@@ -198,22 +197,3 @@ def test_shapes_known_only_to_keras_fail_at_build_with_the_layers_key_path(cli, 
         "and the same strides)"
     ) in err
     assert not list((tmp_path / "runs").glob("*/2*/model.keras"))
-
-
-def test_a_graph_stopped_after_two_epochs_resumes_to_the_uninterrupted_weights(
-    images_run, tmp_path, dlcli_fork
-):
-    """The residual convnet (configs/ci/images.yaml, as the shared run trained it for 3 epochs) trained
-    for 2, then resumed to 3 by a new process: the same history, metrics and weights, bit for bit."""
-    import keras
-
-    config = str(CONFIGS / "ci" / "images.yaml")
-    finished(dlcli_fork("train", config, "-q", "-o", "train.epochs=2", "--run-dir", "part", cwd=tmp_path))
-    (run,) = (tmp_path / "part").glob("ci-images/2*")
-    finished(dlcli_fork("train", "--resume", str(run), "-q", "-o", "train.epochs=3", cwd=tmp_path))
-    pd.testing.assert_frame_equal(pd.read_csv(run / "history.csv"), pd.read_csv(images_run / "history.csv"))
-    assert read_json(run / "metrics.json") == read_json(images_run / "metrics.json")
-    weights = [
-        keras.saving.load_model(r / "model.keras", safe_mode=True).get_weights() for r in (run, images_run)
-    ]
-    assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))

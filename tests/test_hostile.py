@@ -276,7 +276,7 @@ def test_archive_with_a_huge_config_is_refused_before_reading(cli, tmp_path, reg
         ),
         (
             "model.nope.x=1",
-            "error: -o: model.nope: unknown key 'nope' (allowed: input_shape, backbone, layers)",
+            "error: -o: model.nope: unknown key 'nope' (allowed: input_shape, backbone, branches, combine, layers, heads)",
         ),
         (
             "optimizer.learning_rate=.inf",

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dlcli.runs.listing import NOT_NUMBERS
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -57,12 +59,28 @@ def metrics_table(metrics: dict[str, dict]) -> Table:
     splits = list(metrics)
     for split in splits:
         table.add_column(split, justify="right")
+    flat = {split: dict(_numbers(values)) for split, values in metrics.items()}
     names: list[str] = []
-    for values in metrics.values():
-        names += [k for k, v in values.items() if isinstance(v, int | float) and k not in names]
+    for values in flat.values():
+        names += [k for k in values if k not in names]
     for name in names:
-        table.add_row(name, *(fmt(metrics[s].get(name)) for s in splits))
+        table.add_row(escape(name), *(fmt(flat[s].get(name)) for s in splits))
     return table
+
+
+def _numbers(values: dict, prefix: str = ""):
+    """(name, number) of one split's metrics; several targets' as `<output> <metric>`."""
+    for key, value in values.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            yield f"{prefix}{key}", value
+        elif isinstance(value, dict) and key not in NOT_NUMBERS:
+            yield from _numbers(value, f"{key} ")
+
+
+def by_output(values: dict) -> dict[str, dict]:
+    """One split's metrics per target: {"": values} with one, {output: its metrics} with several."""
+    nested = {k: v for k, v in values.items() if isinstance(v, dict) and k not in NOT_NUMBERS}
+    return nested or {"": values}
 
 
 #: Classes beyond this many are left to metrics.json (per_class) rather than printed.
@@ -72,15 +90,17 @@ MAX_PRINTED_CLASSES = 20
 def print_per_class(metrics: dict[str, dict]) -> None:
     """Precision, recall, F1 and support of each class on the test split (else the last one scored)."""
     split = "test" if "test" in metrics else list(metrics)[-1]
-    per_class = metrics[split].get("per_class")
-    if not per_class or len(per_class) > MAX_PRINTED_CLASSES:
-        return
-    table = Table(show_edge=False, header_style="bold", title=f"per class ({split})", title_justify="left")
-    for name in ("class", "precision", "recall", "f1", "support"):
-        table.add_column(name, justify="left" if name == "class" else "right")
-    for label, values in per_class.items():
-        table.add_row(escape(label), *(fmt(values[k]) for k in ("precision", "recall", "f1", "support")))
-    out.print(table)
+    for output, values in by_output(metrics[split]).items():
+        per_class = values.get("per_class")
+        if not per_class or len(per_class) > MAX_PRINTED_CLASSES:
+            continue
+        title = f"per class ({split}{', ' + output if output else ''})"
+        table = Table(show_edge=False, header_style="bold", title=escape(title), title_justify="left")
+        for name in ("class", "precision", "recall", "f1", "support"):
+            table.add_column(name, justify="left" if name == "class" else "right")
+        for label, row in per_class.items():
+            table.add_row(escape(label), *(fmt(row[k]) for k in ("precision", "recall", "f1", "support")))
+        out.print(table)
 
 
 def fmt(value) -> str:

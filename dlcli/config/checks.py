@@ -315,12 +315,16 @@ def _compute(raw: dict) -> list[Problem]:
 
 
 def layer_lists(raw: dict) -> list[tuple[tuple, Any]]:
-    """(key path, raw list) of every list of layers: model.layers and each of model.branches."""
-    branches = get_path(raw, "model", "branches")
-    named = branches.items() if isinstance(branches, dict) else []
-    return [(("model", "layers"), get_path(raw, "model", "layers"))] + [
-        (("model", "branches", name), layers) for name, layers in named
-    ]
+    """(key path, raw list) of every list of layers: model.layers, each of model.branches and of
+    model.heads."""
+    lists = [(("model", "layers"), get_path(raw, "model", "layers"))]
+    for part in ("branches", "heads"):
+        named = get_path(raw, "model", part)
+        lists += [
+            (("model", part, name), layers)
+            for name, layers in (named.items() if isinstance(named, dict) else [])
+        ]
+    return lists
 
 
 def _layers(raw: dict) -> list[Problem]:
@@ -453,10 +457,18 @@ def _loss_and_metrics(raw: dict) -> list[Problem]:
 
 
 def _output(raw: dict) -> list[Problem]:
-    """The last layer must produce what the loss expects (probabilities of the right kind)."""
+    """The last layer must produce what the loss expects (probabilities of the right kind); with
+    several targets each head's (config/outputs.py)."""
     loss = raw.get("loss")
-    plan, _ = graph.plan(get_path(raw, "model", "layers"))
-    if not (isinstance(loss, str) and loss in catalog.load()["losses"] and plan is not None):
+    if not isinstance(loss, str):
+        return []
+    return output_problems(loss, get_path(raw, "model", "layers"), ("model", "layers"))
+
+
+def output_problems(loss: str, layers: Any, key: tuple) -> list[Problem]:
+    """The last layer of `layers` (at `key`) against `loss`."""
+    plan, _ = graph.plan(layers, key)
+    if not (loss in catalog.load()["losses"] and plan is not None):
         return []
     name, kwargs, where = plan.last.layer, plan.last.kwargs, plan.last.key
     if name in REFUSED_LAYERS or name not in catalog.load()["layers"]:
@@ -502,13 +514,20 @@ def _output(raw: dict) -> list[Problem]:
 
 
 def _monitors(raw: dict) -> list[Problem]:
+    target = get_path(raw, "data", "target")
+    if isinstance(target, list) and len(target) > 1:
+        return []  # config/outputs.py: each output's names
     metrics = raw.get("metrics") if isinstance(raw.get("metrics"), list) else []
+    return monitors(raw, ["loss", *[m for m in metrics if isinstance(m, str)]])
+
+
+def monitors(raw: dict, names: list[str]) -> list[Problem]:
+    """Every monitor against `names`, what the model reports per epoch (val_ + each with validation)."""
     split = get_path(raw, "data", "split") if isinstance(get_path(raw, "data", "split"), dict) else {}
     validation = split.get("validation", SplitConfig.model_fields["validation"].default)
     has_validation = split.get("column") is not None or (
         isinstance(validation, int | float) and validation > 0
     )
-    names = ["loss", *[m for m in metrics if isinstance(m, str)]]
     reported = names + [f"val_{n}" for n in names] if has_validation else names
     problems: list[Problem] = []
     for key in (

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from dlcli.config import input_checks
+from dlcli.config import outputs as outputs_mod
 from dlcli.config.checks import CLASSIFICATION_LOSSES, static_problems
 from dlcli.config.config_sections import (  # noqa: F401 - re-exported: the config's models live here too
     DEFAULT_TEST,
     AugmentConfig,
+    BackboneConfig,
     CategoricalConfig,
     Fraction,
     ImageConfig,
+    LayerSpec,
+    ModelConfig,
     NumericConfig,
     OptimizerConfig,
     PreprocessingConfig,
@@ -68,10 +72,11 @@ class DataConfig(Strict):
     dataset: Literal[KERAS_DATASETS + SKLEARN_DATASETS] | None = Field(  # type: ignore[valid-type]
         None, description="A built-in dataset: Keras' (mnist, fashion_mnist, cifar10) or scikit-learn's."
     )
-    target: str | None = Field(
+    target: str | list[str] | None = Field(
         None,
         description="The column to predict (required for a table; default 'target' for datasets, "
-        "'label', the subfolder's name, for a folder).",
+        "'label', the subfolder's name, for a folder), or a list of columns: one output each, with "
+        "its own loss, metrics and model.heads entry.",
     )
     time_column: str | None = Field(None, description="Sorted on and left out of the features.")
     series_id: str | None = Field(
@@ -152,9 +157,16 @@ class DataConfig(Strict):
 
     @property
     def target_column(self) -> str:
+        """The target; with several, the first (the one a stratified split keeps balanced)."""
+        if isinstance(self.target, list):
+            return self.target[0]
         if self.target is None and self.folder:
             return FOLDER_TARGET
         return self.target or DATASET_TARGET
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.target) if isinstance(self.target, list) else [self.target_column]
 
     @property
     def folder(self) -> bool:
@@ -197,54 +209,6 @@ def _is_idx(path: str | None) -> bool:
 def _idx_folder(path: Path) -> bool:
     """A folder holding IDX files (MNIST's family as it ships): arrays, not class subfolders."""
     return path.is_dir() and any(is_idx(p) for p in path.iterdir())
-
-
-LayerSpec = dict[str, dict[str, Any] | None]
-
-
-class BackboneConfig(Strict):
-    """A pretrained feature extractor from keras.applications, without its classifier top."""
-
-    name: str = Field(description="A keras.applications model: MobileNetV2, ResNet50, EfficientNetB0, …")
-    weights: str | None = Field(
-        "imagenet",
-        description="imagenet (downloaded once by Keras, hash-checked; read from $DLCLI_DATA_DIR/<Keras' "
-        "file name> first), a weights file (relative to the config), or null for random weights.",
-    )
-    trainable: bool = Field(False, description="Train the backbone's weights with the head (usually not).")
-    pooling: Literal["avg", "max"] | None = Field(
-        "avg", description="How the feature map becomes a vector; null keeps the map for the head."
-    )
-    arguments: dict[str, Any] = Field(
-        {}, description="More constructor arguments of the application (e.g. alpha for MobileNetV2)."
-    )
-
-
-class ModelConfig(Strict):
-    input_shape: list[Annotated[int, Field(gt=0)]] | None = Field(
-        None, description="Default: the shape of one row of the data."
-    )
-    backbone: BackboneConfig | None = Field(
-        None,
-        description="A keras.applications model between the input and model.layers (which are then "
-        "the head), its preprocess_input inside the model.",
-    )
-    branches: dict[str, list[LayerSpec]] | None = Field(
-        None,
-        description="Layers of their own for some inputs before they join: `features` (the numeric and "
-        "categorical columns) and each text column by name, e.g. {Name: [{Embedding: {output_dim: 8}}, "
-        "{GlobalAveragePooling1D: {}}]}. An input without a branch joins as it is.",
-    )
-    combine: Literal["concatenate", "add", "average"] = Field(
-        "concatenate",
-        description="How the inputs (after their branches) join before model.layers: side by side, or "
-        "added or averaged (the same width each).",
-    )
-    layers: list[LayerSpec] = Field(
-        min_length=1,
-        description="`- ClassName: {kwargs}`, Keras names; a layer may take a `name` and `inputs: [name, "
-        "...]` (input: what enters the list), and `- block: {name, repeat, layers}` repeats a few.",
-    )
 
 
 MODE_HELP = "auto: Keras' rule (loss and errors down; accuracy, AUC, cosine similarity up), or min/max."
@@ -397,10 +361,18 @@ class Config(Strict):
     )
     model: ModelConfig = Field(description="Keras layers by name; the input comes from the data.")
     optimizer: OptimizerConfig = Field(OptimizerConfig(), description="A Keras optimizer and its arguments.")
-    loss: str = Field(
-        description="A Keras loss name; a crossentropy loss means classification, any other regression."
+    loss: str | dict[str, str] = Field(
+        description="A Keras loss name; a crossentropy loss means classification, any other regression. "
+        "Several targets: one per target, {target: loss}."
     )
-    metrics: list[str] = Field([], description="Keras metric names reported per epoch and in metrics.json.")
+    metrics: list[str] | dict[str, list[str]] = Field(
+        [],
+        description="Keras metric names reported per epoch and in metrics.json; several targets: a list "
+        "for every output, or {target: [names]}.",
+    )
+    loss_weights: dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="Several targets: each one's weight in the total loss (default 1)."
+    )
     train: TrainConfig = Field(TrainConfig(), description="Epochs, batches, early stopping, devices.")
     tracking: TrackingConfig = Field(TrackingConfig(), description="Experiment tracking (MLflow).")
     search: SearchConfig | None = Field(
@@ -415,8 +387,24 @@ class Config(Strict):
         return locate(tuple(path), self._marks, None if self._source is None else str(self._source))
 
     @property
-    def task(self) -> Literal["classification", "regression"]:
+    def task(self) -> Literal["classification", "regression", "multitask"]:
+        if isinstance(self.loss, dict):
+            return "multitask"
         return "classification" if self.loss in CLASSIFICATION_LOSSES else "regression"
+
+    @property
+    def outputs(self) -> list[outputs_mod.Output]:
+        """One per target, in data.target's order (one, named after the target, for a single one)."""
+        return outputs_mod.outputs(self.loss, self.metrics, self.loss_weights, self.data.targets)
+
+    @property
+    def several(self) -> bool:
+        return len(self.data.targets) > 1
+
+    @property
+    def stratify_column(self) -> str | None:
+        """The column a split keeps the proportions of: the first classification target's."""
+        return next((o.column for o in self.outputs if o.task == "classification"), None)
 
     @property
     def shuffles(self) -> bool:
@@ -467,7 +455,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 def validate(raw: dict, marks: Marks, path: Path) -> Config:
     """Type errors and the checks of `dlcli.config.checks`, all reported together in line order."""
     problems = merge_union_branches(_pydantic_errors(raw), Config)
-    problems += static_problems(raw)
+    problems += static_problems(raw) + outputs_mod.problems(raw)
     problems += _folders(raw, path.parent)
     problems += input_checks.problems(raw, _images(raw, path.parent))
     if problems:

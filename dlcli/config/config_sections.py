@@ -1,10 +1,10 @@
-"""The config's `preprocessing` section (pydantic models, unknown keys refused), and the strict base
-every section of the config uses. config.py holds the rest and re-exports these.
+"""The config's `preprocessing` and `model` sections (pydantic models, unknown keys refused), and the
+strict base every section of the config uses. config.py holds the rest and re-exports these.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -241,3 +241,56 @@ class OptimizerConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     name: str = Field("adam", description="A keras.optimizers name, any case; its arguments sit beside it.")
+
+
+LayerSpec = dict[str, dict[str, Any] | None]
+
+
+class BackboneConfig(Strict):
+    """A pretrained feature extractor from keras.applications, without its classifier top."""
+
+    name: str = Field(description="A keras.applications model: MobileNetV2, ResNet50, EfficientNetB0, …")
+    weights: str | None = Field(
+        "imagenet",
+        description="imagenet (downloaded once by Keras, hash-checked; read from $DLCLI_DATA_DIR/<Keras' "
+        "file name> first), a weights file (relative to the config), or null for random weights.",
+    )
+    trainable: bool = Field(False, description="Train the backbone's weights with the head (usually not).")
+    pooling: Literal["avg", "max"] | None = Field(
+        "avg", description="How the feature map becomes a vector; null keeps the map for the head."
+    )
+    arguments: dict[str, Any] = Field(
+        {}, description="More constructor arguments of the application (e.g. alpha for MobileNetV2)."
+    )
+
+
+class ModelConfig(Strict):
+    input_shape: list[Annotated[int, Field(gt=0)]] | None = Field(
+        None, description="Default: the shape of one row of the data."
+    )
+    backbone: BackboneConfig | None = Field(
+        None,
+        description="A keras.applications model between the input and model.layers (which are then "
+        "the head), its preprocess_input inside the model.",
+    )
+    branches: dict[str, list[LayerSpec]] | None = Field(
+        None,
+        description="Layers of their own for some inputs before they join: `features` (the numeric and "
+        "categorical columns) and each text column by name, e.g. {Name: [{Embedding: {output_dim: 8}}, "
+        "{GlobalAveragePooling1D: {}}]}. An input without a branch joins as it is.",
+    )
+    combine: Literal["concatenate", "add", "average"] = Field(
+        "concatenate",
+        description="How the inputs (after their branches) join before model.layers: side by side, or "
+        "added or averaged (the same width each).",
+    )
+    layers: list[LayerSpec] = Field(
+        min_length=1,
+        description="`- ClassName: {kwargs}`, Keras names; a layer may take a `name` and `inputs: [name, "
+        "...]` (input: what enters the list), and `- block: {name, repeat, layers}` repeats a few.",
+    )
+    heads: dict[str, list[LayerSpec]] | None = Field(
+        None,
+        description="Several targets: per target, the layers after model.layers that end in its output "
+        "(e.g. {price: [{Dense: {units: 1}}]}).",
+    )

@@ -82,6 +82,9 @@ WIDTH_KEEPING = {
     "UpSampling2D",
     *ELEMENTWISE,
 }
+#: The most layers one block may build: a bound on what `repeat` expands (a typo of 10**9 must not
+#: hang `dlcli validate`).
+MAX_LAYERS = 10_000
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 BLOCK_KEYS = ("name", "repeat", "layers")
 EXAMPLE = "e.g. `- block: {name: residual, repeat: 2, layers: [...]}`"
@@ -223,6 +226,15 @@ class _Scope:
                 (
                     (*where, "repeat"),
                     f"repeat is how many times the block is built, 1 or more (got {repeat!r})",
+                )
+            )
+        elif isinstance(spec.get("layers"), list) and repeat * len(spec["layers"]) > MAX_LAYERS:
+            self._problems.append(
+                (
+                    (*where, "repeat"),
+                    f"{repeat} repetitions of {len(spec['layers'])} layers would build "
+                    f"{repeat * len(spec['layers']):,} layers; a block builds at most {MAX_LAYERS:,} "
+                    "(ResNet152 has 517 layers in all)",
                 )
             )
         if not (isinstance(spec.get("layers"), list) and spec["layers"]):

@@ -49,7 +49,7 @@ def array_dataset(x: np.ndarray, y: np.ndarray | None, batch_size: int, load=Non
     if finish is not None:
         xs, ys = as_tensor(x), as_tensor(y)
         batches = tf.data.Dataset.range(rows(x)).batch(batch_size)
-        return lean(batches.map(lambda idx: (finish(_gather(xs, idx)), tf.gather(ys, idx))))
+        return lean(batches.map(lambda idx: (finish(_gather(xs, idx)), _gather(ys, idx))))
     parts = as_tensor(x) if y is None else (as_tensor(x), as_tensor(y))
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if load is not None:
@@ -107,7 +107,7 @@ def training_dataset(
     through it. `windows` (time series): `(starts, length)`; x is the whole series and example i is
     its `length` rows from `starts[i]`, cut as its batch is made: no window is ever copied out.
     """
-    xs, ys, n = as_tensor(x), as_tensor(y), len(y)
+    xs, ys, n = as_tensor(x), as_tensor(y), rows(y)  # y: by output name with several targets
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 
     def one_epoch(_):
@@ -130,10 +130,10 @@ def training_dataset(
             return finish(_gather(xs, idx)) if finish is not None else _gather(xs, idx)
 
     if weights is None:
-        gather = lambda idx: (take(idx), tf.gather(ys, idx))  # noqa: E731
+        gather = lambda idx: (take(idx), _gather(ys, idx))  # noqa: E731
     else:
         ws = as_tensor(weights.astype("float32"))
-        gather = lambda idx: (take(idx), tf.gather(ys, idx), tf.gather(ws, idx))  # noqa: E731
+        gather = lambda idx: (take(idx), _gather(ys, idx), tf.gather(ws, idx))  # noqa: E731
     ds = tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
     if load is None:
         ds = ds.map(gather)
@@ -196,20 +196,27 @@ def forward(model, ds, compiled: bool = False):
     if compiled:
         model.reset_metrics()
     step = traced_step(model, compiled)
-    parts, loss_sum, rows = [], 0.0, 0
+    parts, loss_sum, seen = [], 0.0, 0
     for batch in batches:
         if not compiled:
-            parts.append(step(batch[0] if isinstance(batch, tuple) else batch).numpy())
+            parts.append(_numpy(step(batch[0] if isinstance(batch, tuple) else batch)))
             continue
         out, loss = step(*batch)
-        parts.append(out.numpy())
-        loss_sum += float(loss) * len(parts[-1])
-        rows += len(parts[-1])
-    outputs = np.concatenate(parts)
+        parts.append(_numpy(out))
+        loss_sum += float(loss) * rows(parts[-1])
+        seen += rows(parts[-1])
+    if isinstance(parts[0], dict):  # several outputs: by name
+        outputs = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    else:
+        outputs = np.concatenate(parts)
     if not compiled:
         return outputs
     metrics = {k: float(v) for k, v in model.get_metrics_result().items()}
-    return outputs, {**metrics, "loss": loss_sum / max(rows, 1)}
+    return outputs, {**metrics, "loss": loss_sum / max(seen, 1)}
+
+
+def _numpy(out):
+    return {name: value.numpy() for name, value in out.items()} if isinstance(out, dict) else out.numpy()
 
 
 #: The traced forward steps of each model (see `traced_step`); dropped with the model.

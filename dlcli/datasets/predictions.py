@@ -1,5 +1,6 @@
 """What `predict` writes, whichever path made the predictions (in memory, streamed, a series, the ONNX
-or TFLite runtime): the input's columns, `prediction` and `probability_<class>`, as CSV or Parquet."""
+or TFLite runtime): the input's columns, `prediction` and `probability_<class>` (several targets:
+`prediction_<target>` and `probability_<target>_<class>`), as CSV or Parquet."""
 
 from __future__ import annotations
 
@@ -36,6 +37,20 @@ def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=
     if probs is not None:
         for i, label in enumerate(classes):
             table[f"probability_{label}"] = probs[:, i]
+    return table
+
+
+def outputs_table(part: Any, prep, outputs: dict) -> pd.DataFrame:
+    """Several targets: the input's columns, then per target `prediction_<target>` and, for a class
+    target, `probability_<target>_<class>`, from the model's outputs by name."""
+    table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(part)))
+    for name, view in prep.outputs.items():
+        predictions, probs = view.decode(outputs[name])
+        column = view.target_encoder.column
+        table[f"prediction_{column}"] = predictions
+        if probs is not None:
+            for i, label in enumerate(view.target_encoder.classes_):
+                table[f"probability_{column}_{label}"] = probs[:, i]
     return table
 
 

@@ -175,6 +175,8 @@ def score(prep: Preprocessor, config: Config, model, ex: Examples) -> tuple[dict
 def score_in_memory(prep: Preprocessor, config: Config, model, ex: Examples, batch_size: int):
     """score() for examples held in memory: one pass, decoded to the target's units."""
     ds = ex.dataset(prep, batch_size)
+    if prep.outputs is not None:
+        return _score_outputs(prep, config, model, ex, ds)
     if prep.task == "regression":
         predictions, _ = prep.decode(pipeline.forward(model, ds), ex.naive)
         tally = RegressionTally(config.loss, config.metrics)
@@ -186,3 +188,23 @@ def score_in_memory(prep: Preprocessor, config: Config, model, ex: Examples, bat
     tally = ClassTally(prep.target_encoder.classes_)
     tally.update_state(ex.y_raw, predictions, probs)
     return tally.result(compiled), predictions
+
+
+def _score_outputs(prep: Preprocessor, config: Config, model, ex: Examples, ds):
+    """Several targets: the total loss, then each output's metrics as one target's would be (under
+    its output's name), from one pass; and each output's predictions, by name."""
+    outputs, compiled = pipeline.forward(model, ds, compiled=True)
+    metrics, predictions = {"loss": compiled["loss"]}, {}
+    for output in config.outputs:
+        view, name = prep.outputs[output.name], output.name
+        own = {k[len(name) + 1 :]: v for k, v in compiled.items() if k.startswith(f"{name}_")}
+        predictions[name], probs = view.decode(outputs[name])
+        if view.task == "regression":
+            tally = RegressionTally(output.loss, list(output.metrics))
+            tally.update_state(ex.y_raw[name], predictions[name])
+            metrics[name] = tally.result()
+        else:
+            tally = ClassTally(view.target_encoder.classes_)
+            tally.update_state(ex.y_raw[name], predictions[name], probs)
+            metrics[name] = tally.result(own)
+    return metrics, predictions

@@ -16,7 +16,7 @@ import numpy as np
 from dlcli.artifacts import run_inputs, saved
 from dlcli.config.config import Config
 from dlcli.datasets import pipeline, scoring, seriesstream, streamed
-from dlcli.datasets.predictions import prediction_table, write_table
+from dlcli.datasets.predictions import outputs_table, prediction_table, write_table
 from dlcli.devices import compute, distribute
 from dlcli.io import data as data_mod
 from dlcli.io import hashsplit, streams
@@ -180,6 +180,11 @@ def predict(
     loaded_run = load_run(run, runs_dir, device)
     prep, model = loaded_run.prep, loaded_run.model
     stream = input_stream(loaded_run, input_path, labelled=False)
+    if stream is not None and prep.outputs is not None:
+        raise RunError(
+            f"{input_path}: a model of several targets predicts a table held in memory, and this one is "
+            "read as a stream (larger than memory): split it into smaller files"
+        )
     if stream is not None:  # read, predicted and written unit by unit
         predict = seriesstream.predict if prep.windowed else streamed.predict
         table = predict(prep, model, stream, out, loaded_run.forward_batch, progress)
@@ -192,6 +197,10 @@ def predict(
         part, order = _by_series(prep, part, str(input_path))
     ex = scoring.examples(prep, part, source=str(input_path), labelled=False)
     outputs = pipeline.forward(model, ex.dataset(prep, loaded_run.forward_batch))
+    if prep.outputs is not None:
+        table = outputs_table(part, prep, outputs)
+        write_table(table, out)
+        return out, table, [*loaded_run.warnings, *prep.warnings]
     last, rows = None, None
     if prep.windowed:  # a forecast on each row that ends a window (of its own series)
         rows = ex.starts + prep.window["length"] - 1

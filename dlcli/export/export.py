@@ -74,6 +74,11 @@ def refusal(prep: Preprocessor, fmt: str, quantize: str | None) -> str | None:
 
 def unsupported(prep: Preprocessor) -> str | None:
     """What no format can take yet, or None."""
+    if prep.outputs is not None:
+        return (
+            f"the model has an output per target ({', '.join(prep.outputs)}), and exported models and "
+            "the server take one output yet; predict with dlcli (which writes prediction_<target> per target)"
+        )
     if prep.differenced:
         return (
             "the series is differenced (preprocessing.series.difference): each window needs the value "

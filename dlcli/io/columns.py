@@ -151,7 +151,7 @@ def _set_aside(config: Config, frame: pd.DataFrame, names: list[str]) -> dict[st
         data.series_id: "the series id, data.series_id",
     }
     if config.preprocessing.window is None:
-        roles[data.target_column] = "the target"
+        roles.update(dict.fromkeys(data.targets, "the target"))
     for column, why in roles.items():
         if column in names:
             ignored.setdefault(column, why)
@@ -257,20 +257,23 @@ def check_table(config: Config, frame: pd.DataFrame, cols: Columns, source: str)
 def check_rows(config: Config, frame: pd.DataFrame, cols: Columns, source: str, part: str = "") -> None:
     """The checks each row passes on its own: an empty target, text or ±inf in a numeric column.
     `part`: what the counts are of, when `frame` is a piece of the file (a streamed unit)."""
-    target = config.data.target_column
-    if target in frame.columns:
-        missing = frame[target].isna()
-        if missing.any():
-            fix = "drop those rows or fill them in"
-            if config.preprocessing.window is not None:
-                fix += " (for a series: preprocessing.series.missing: interpolate or ffill)"
-            raise DataError(
-                f"{source}: target {target!r} {row_where(source, frame.index[missing.argmax()])} is empty "
-                f"({int(missing.sum())} of {len(frame)} rows{part}); {fix}"
-            )
-    numeric = [c for c in cols.numeric if c != target or config.task == "regression"]
-    if config.task == "regression" and target in frame.columns and target not in numeric:
-        numeric.append(target)
+    numeric = list(cols.numeric)
+    for output in config.outputs:
+        target = output.column
+        if target in frame.columns:
+            missing = frame[target].isna()
+            if missing.any():
+                fix = "drop those rows or fill them in"
+                if config.preprocessing.window is not None:
+                    fix += " (for a series: preprocessing.series.missing: interpolate or ffill)"
+                raise DataError(
+                    f"{source}: target {target!r} {row_where(source, frame.index[missing.argmax()])} is "
+                    f"empty ({int(missing.sum())} of {len(frame)} rows{part}); {fix}"
+                )
+        if output.task != "regression" and target in numeric:
+            numeric.remove(target)
+        if output.task == "regression" and target in frame.columns and target not in numeric:
+            numeric.append(target)
     check_numeric(frame, numeric, source, config.preprocessing.numeric.non_finite == "missing")
 
 

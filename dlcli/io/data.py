@@ -425,7 +425,8 @@ def _split_table(
     if data.split.key is not None:
         parts.update(_split_by_key(config, frame, test_frac))
         return Loaded({n: parts[n] for n in SPLITS if n in parts}, sha256, source, cols, notes, skipped)
-    y = frame[data.target_column].to_numpy() if config.task == "classification" else None
+    strata = config.stratify_column
+    y = frame[strata].to_numpy() if strata is not None else None
     if data.series_id is not None:  # each series cut in time order on its own
         chunks = _split_each_series(config, frame[data.series_id], test_frac)
     else:

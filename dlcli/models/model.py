@@ -45,9 +45,9 @@ def check_layer_arguments(config: Config) -> None:
         return tf.config.get_visible_devices(device_type)
 
     problems = []
-    lists = [(("model", "layers"), config.model.layers)] + [
-        (("model", "branches", name), specs) for name, specs in (config.model.branches or {}).items()
-    ]
+    lists = [(("model", "layers"), config.model.layers)]
+    for part, named in (("branches", config.model.branches), ("heads", config.model.heads)):
+        lists += [(("model", part, name), specs) for name, specs in (named or {}).items()]
     for key, name, kwargs in (item for at, specs in lists for item in graph.layer_items(specs, at)):
         where = config.where(*key)
         kwargs = {k: v for k, v in kwargs.items() if k != "inputs"}
@@ -126,12 +126,24 @@ def _stack(config, inputs, x, n_classes, text=None) -> keras.Model:
     vocabulary's size."""
     plan = _plan(config, config.model.layers, ("model", "layers"))
     vocabulary = text.vocabulary_size(0) if text is not None else None
-    x = _apply(config, plan, x, vocabulary, output=True)
+    x = _apply(config, plan, x, vocabulary, output=not config.several)
+    if config.several:  # a head per target after the shared layers, each ending in its output
+        heads = {}
+        for output in config.outputs:
+            key = ("model", "heads", output.column)
+            head = _plan(config, config.model.heads[output.column], key)
+            heads[output.name] = (_apply(config, head, x, None, output=True), head.last)
+        x = {name: tensor for name, (tensor, _) in heads.items()}
     try:
         model = keras.Model(inputs, x, name=config.name)
     except ValueError as exc:  # two layers of one name (a layer named like a block's repetition)
         raise ConfigError(f"{config.where('model', 'layers')}: {exc}") from None
-    _check_output(config, model, n_classes, plan.last)
+    if config.several:
+        for output in config.outputs:
+            tensor, last = heads[output.name]
+            _check_output(config, tuple(tensor.shape), output.loss, n_classes[output.name], last)
+    else:
+        _check_output(config, model.output_shape, config.loss, n_classes, plan.last)
     return model
 
 
@@ -244,17 +256,17 @@ def _size(shape) -> int:
     return out
 
 
-def _check_output(config: Config, model: keras.Model, n_classes: int | None, last: graph.Node) -> None:
-    units = model.output_shape[-1]
+def _check_output(config: Config, shape: tuple, loss: str, n_classes: int | None, last: graph.Node) -> None:
+    units = shape[-1]
     where = config.where(*last.key[:-1])
-    mode = label_mode(config.loss)
+    mode = label_mode(loss)
     expected = 1 if mode == "binary" or n_classes is None else n_classes
-    if len(model.output_shape) != 2 or units != expected:
+    if len(shape) != 2 or units != expected:
         what = f"{n_classes} classes" if n_classes else "one target value"
         if mode == "binary":
             what = "binary_crossentropy (one sigmoid unit)"
         raise ConfigError(
-            f"{where}: the model's output has shape {list(model.output_shape[1:])} but the data needs "
+            f"{where}: the model's output has shape {list(shape[1:])} but the data needs "
             f"{expected} output unit(s) for {what}: end with `- Dense: {{units: {expected}}}`"
         )
 
@@ -292,14 +304,24 @@ def optimizer(config: Config, learning_rate: float | None = None):
         raise ConfigError(f"{config.where('optimizer')}: {exc}") from None
 
 
+def losses_and_metrics(config: Config) -> dict:
+    """compile()'s loss and metrics (and loss_weights): by output name with several targets."""
+    if not config.several:
+        return {"loss": config.loss, "metrics": list(config.metrics)}
+    return {
+        "loss": {o.name: o.loss for o in config.outputs},
+        "metrics": {o.name: list(o.metrics) for o in config.outputs},
+        "loss_weights": {o.name: o.weight for o in config.outputs},
+    }
+
+
 def compile_model(
     model: keras.Model, config: Config, steps_per_execution: int, learning_rate: float | None = None
 ) -> None:
     """Compile; with mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer itself."""
     model.compile(
         optimizer=optimizer(config, learning_rate),
-        loss=config.loss,
-        metrics=list(config.metrics),
+        **losses_and_metrics(config),
         steps_per_execution=steps_per_execution,
         jit_compile=config.train.jit_compile,
     )

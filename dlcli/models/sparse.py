@@ -38,6 +38,7 @@ def usable(config: Config, text: TextVectorizer | None, distributed: bool, embed
         and not embedded
         and not graph.is_graph(config.model.layers)  # the trainer runs the layers one after another
         and not config.model.branches
+        and not config.several
         and not distributed
         and not config.train.mixed_precision
         and config.train.jit_compile is not True

@@ -50,6 +50,16 @@ class Preprocessor:
         self.window, self.image, self.time_column = window, image, time_column
         self.text = text
         self.warnings: list[str] = []
+        #: several targets: a preprocessor per model output (sharing this one's feature transformers),
+        #: each with its own target; this one's task is then "multitask" and it has no target itself
+        self.outputs: dict[str, Preprocessor] | None = None
+
+    def with_outputs(self, outputs: dict[str, Preprocessor]) -> Preprocessor:
+        """This preprocessor as one of several targets: `outputs` by model output name."""
+        self.outputs = outputs
+        for view in outputs.values():
+            view.warnings = self.warnings  # one list: the label notes of every target
+        return self
 
     @property
     def kind(self) -> str:
@@ -87,8 +97,19 @@ class Preprocessor:
         return None
 
     @property
-    def n_classes(self) -> int | None:
+    def n_classes(self) -> int | None | dict[str, int | None]:
+        """Classes of the target (None for regression); several targets: by output name."""
+        if self.outputs is not None:
+            return {name: view.n_classes for name, view in self.outputs.items()}
         return len(self.target_encoder.classes_) if self.task == "classification" else None
+
+    @property
+    def task(self) -> str:
+        return "multitask" if self.outputs is not None else self._task
+
+    @task.setter
+    def task(self, value: str) -> None:
+        self._task = value
 
     def features(self, part: Any, source: str = "") -> np.ndarray:
         """Model input for a DataFrame (one row per row) or an image array, checked against training."""
@@ -108,6 +129,10 @@ class Preprocessor:
         """A labelled table whose labels differ from the training classes only by spaces or a trailing
         dot (UCI's adult.test writes `>50K.`) gets the training spelling, with a warning; any other
         unknown label is left for encode_target to refuse."""
+        if self.outputs is not None:
+            for view in self.outputs.values():
+                part = view.match_labels(part, source)
+            return part
         column = self.target_encoder.column
         if self.task != "classification" or isinstance(part, tuple) or column not in part.columns:
             return part
@@ -129,14 +154,20 @@ class Preprocessor:
         )
         return part
 
-    def raw_target(self, part: Any, source: str = "") -> np.ndarray:
+    def raw_target(self, part: Any, source: str = "") -> np.ndarray | dict[str, np.ndarray]:
+        """The target column(s) of a labelled part; several targets: by output name."""
+        if self.outputs is not None:
+            return {name: view.raw_target(part, source) for name, view in self.outputs.items()}
         if isinstance(part, tuple):
             return part[1]
         return columns_mod.target_values(part, self.target_encoder.column, self.task, source)
 
-    def encode_target(self, raw: np.ndarray) -> np.ndarray:
+    def encode_target(self, raw: np.ndarray | dict) -> np.ndarray | dict[str, np.ndarray]:
         """Targets as the model learns them; with series differencing, row j holds the change from
-        row j - horizon (the first `horizon` rows, which no window targets, hold 0)."""
+        row j - horizon (the first `horizon` rows, which no window targets, hold 0). Several targets:
+        by output name, as the model's outputs are."""
+        if self.outputs is not None:
+            return {name: view.encode_target(raw[name]) for name, view in self.outputs.items()}
 
         if self.differenced:
             horizon = self.window["horizon"]
@@ -209,19 +240,27 @@ class Preprocessor:
     def to_json(self) -> str:
         """The state as state_schema defines it, checked on the way out as on the way in."""
 
+        first = next(iter(self.outputs.values())) if self.outputs is not None else self
         state = PreprocessingState(
             kind=self.KIND,
-            task=self.task,
-            label_mode=self.label_mode,
-            target=self.target_encoder.get_state(),
+            task=first.task,
+            label_mode=first.label_mode,
+            target=first.target_encoder.get_state(),
             numeric=self.numeric.get_state() if self.numeric else None,
             categorical=self.categorical.get_state() if self.categorical else None,
             window=self.window,
             image=self.image,
             time_column=self.time_column,
             text=self.text.get_state() if self.text else None,
+            outputs=None
+            if self.outputs is None
+            else [
+                {"name": name, "label_mode": view.label_mode, "target": view.target_encoder.get_state()}
+                for name, view in self.outputs.items()
+            ],
         )
-        return state.model_dump_json(indent=2)
+        # one target: no `outputs` key, as runs wrote before several targets existed
+        return state.model_dump_json(indent=2, exclude={"outputs"} if self.outputs is None else None)
 
 
 def refuse_non_finite(outputs: np.ndarray) -> None:

@@ -23,7 +23,7 @@ from dlcli.preprocessing.state_schema import PreprocessingState
 from dlcli.preprocessing.tabular import SeriesPreprocessor, TablePreprocessor
 from dlcli.preprocessing.text import TextVectorizer
 from dlcli.preprocessing.transforms import CategoricalEncoder, NumericTransformer, TargetEncoder
-from dlcli.utils.errors import DataError, RunError
+from dlcli.utils.errors import ConfigError, DataError, RunError
 
 #: The state's `kind` → the class that reads it back.
 KINDS: dict[str, type[Preprocessor]] = {
@@ -36,6 +36,8 @@ def fit(
     config: Config, train: Any, source: str = "", cols: columns_mod.Columns | None = None
 ) -> Preprocessor:
     """Fitted on the train split; `cols` as data.load resolved them on the whole file."""
+    if config.several:
+        return _fit_several(config, train, source, cols)
     target = TargetEncoder(config.data.target_column, config.task, config.preprocessing.target.scale)
     if isinstance(train, tuple):  # image arrays
         x, y = train
@@ -46,12 +48,40 @@ def fit(
         prep = _fit_image_files(config, train, source, cols, target)
     else:
         prep = _fit_table(config, train, source, cols or columns_mod.resolve(config, train, source), target)
+    _two_classes(prep, config.loss)
+    return prep
+
+
+def _fit_several(config: Config, train, source: str, cols) -> TablePreprocessor:
+    """Several targets: the feature columns fitted once, then each target's encoder; a preprocessor
+    per output shares the feature transformers."""
+    if isinstance(train, tuple) or (cols is not None and cols.image):
+        raise ConfigError(
+            f"{config.where('data', 'target')}: several targets are columns of a table, and this data is "
+            "images: give one target"
+        )
+    cols = cols or columns_mod.resolve(config, train, source)
+    prep, views = None, {}
+    for output in config.outputs:
+        target = TargetEncoder(output.column, output.task, config.preprocessing.target.scale)
+        if prep is None:  # the features, and the first target
+            prep = _fit_table(config, train, source, cols, target, output)
+        else:
+            target.fit(columns_mod.target_values(train, output.column, output.task, source))
+        view = TablePreprocessor(
+            output.task, output.label_mode, target, prep.numeric, prep.categorical, text=prep.text
+        )
+        _two_classes(view, output.loss)
+        views[output.name] = view
+    return prep.with_outputs(views)
+
+
+def _two_classes(prep: Preprocessor, loss: str) -> None:
     if prep.label_mode == "binary" and len(prep.target_encoder.classes_) != 2:
         raise DataError(
-            f"loss {config.loss} needs exactly 2 classes, but target {target.column!r} has "
+            f"loss {loss} needs exactly 2 classes, but target {prep.target_encoder.column!r} has "
             f"{len(prep.target_encoder.classes_)}: use sparse_categorical_crossentropy"
         )
-    return prep
 
 
 def _fit_image_files(config: Config, train, source: str, cols, target) -> ImageFilesPreprocessor:
@@ -69,21 +99,22 @@ def _fit_image_files(config: Config, train, source: str, cols, target) -> ImageF
     return ImageFilesPreprocessor(config.task, checks.label_mode(config.loss), target.fit(y), image=image)
 
 
-def of_columns(config: Config, target, numeric, categorical, text=None) -> TablePreprocessor:
+def of_columns(config: Config, target, numeric, categorical, text=None, output=None) -> TablePreprocessor:
     """A table's or a series' preprocessor from its (fitted or to-be-fitted) column transformers:
     a series (preprocessing.window) with its windows as the state records them. Used by the
-    in-memory fit and the streamed statistics pass alike."""
+    in-memory fit and the streamed statistics pass alike. `output`: the target's, of several."""
     pre = config.preprocessing
-    label_mode = checks.label_mode(config.loss)
+    output = output or config.outputs[0]
+    label_mode = output.label_mode
     if pre.window is None:
-        return TablePreprocessor(config.task, label_mode, target, numeric, categorical, text=text)
+        return TablePreprocessor(output.task, label_mode, target, numeric, categorical, text=text)
     window = {
         **pre.window.model_dump(),
         "difference": pre.series.difference,
         "series_id": config.data.series_id,
     }
     return SeriesPreprocessor(
-        config.task,
+        output.task,
         label_mode,
         target,
         numeric,
@@ -94,7 +125,7 @@ def of_columns(config: Config, target, numeric, categorical, text=None) -> Table
     )
 
 
-def _fit_table(config: Config, train, source: str, cols, target) -> TablePreprocessor:
+def _fit_table(config: Config, train, source: str, cols, target, output=None) -> TablePreprocessor:
     """A table or a series: numeric, categorical and text columns, and the target."""
     pre = config.preprocessing
     numeric = NumericTransformer(
@@ -110,7 +141,7 @@ def _fit_table(config: Config, train, source: str, cols, target) -> TablePreproc
     text = None
     if pre.text is not None:
         text = TextVectorizer(cols.text, **pre.text.model_dump(exclude={"columns"}))
-    prep = of_columns(config, target, numeric, categorical, text)
+    prep = of_columns(config, target, numeric, categorical, text, output)
     try:
         numeric.fit(prep.series_input(train))
     except DataError as exc:
@@ -118,7 +149,7 @@ def _fit_table(config: Config, train, source: str, cols, target) -> TablePreproc
     categorical.fit(train)
     if text is not None:
         text.fit(train, source)
-    y = columns_mod.target_values(train, target.column, config.task, source)
+    y = columns_mod.target_values(train, target.column, prep.task, source)
     if prep.differenced:  # the target is the change over `horizon` steps
         horizon = pre.window.horizon
         y = y[horizon:] - y[:-horizon]
@@ -139,14 +170,19 @@ def from_json(text: str, source: str = "preprocessing.json") -> Preprocessor:
             problems.setdefault(loc, f"{loc}: {e['msg']}")
         problems = "; ".join(list(problems.values())[:5])
         raise RunError(f"{source}: not a valid dlcli preprocessing state ({problems})") from None
-    return KINDS[state["kind"]](
-        state["task"],
-        state["label_mode"],
-        TargetEncoder.from_state(state["target"]),
-        NumericTransformer.from_state(state["numeric"]) if state["numeric"] else None,
-        CategoricalEncoder.from_state(state["categorical"]) if state["categorical"] else None,
-        state["window"],
-        state["image"],
-        state["time_column"],
-        TextVectorizer.from_state(state["text"]) if state["text"] else None,
+    kind = KINDS[state["kind"]]
+    numeric = NumericTransformer.from_state(state["numeric"]) if state["numeric"] else None
+    categorical = CategoricalEncoder.from_state(state["categorical"]) if state["categorical"] else None
+    text = TextVectorizer.from_state(state["text"]) if state["text"] else None
+    features = (numeric, categorical, state["window"], state["image"], state["time_column"], text)
+    prep = kind(state["task"], state["label_mode"], TargetEncoder.from_state(state["target"]), *features)
+    if not state.get("outputs"):
+        return prep
+    return prep.with_outputs(
+        {
+            o["name"]: kind(
+                o["target"]["task"], o["label_mode"], TargetEncoder.from_state(o["target"]), *features
+            )
+            for o in state["outputs"]
+        }
     )

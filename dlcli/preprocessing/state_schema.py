@@ -81,6 +81,14 @@ class TextState(_Closed):
     idf_weights_: list[list[Number]] | None
 
 
+class OutputState(_Closed):
+    """One target of several: the model output's name, how its labels are encoded, its encoder."""
+
+    name: StrictStr
+    label_mode: Literal["sparse", "one_hot", "binary"] | None
+    target: TargetState
+
+
 class PreprocessingState(_Closed):
     format: Literal["dlcli.preprocessing/1"] = "dlcli.preprocessing/1"
     kind: Literal["table", "timeseries", "image", "image_files"]
@@ -93,3 +101,6 @@ class PreprocessingState(_Closed):
     image: ImageState | None
     time_column: StrictStr | None
     text: TextState | None = None  # absent in runs of dlcli before 0.4
+    # several targets (data.target: [a, b]): each output's; task, label_mode and target are the
+    # first's. Absent in runs of dlcli before 0.7 and with one target.
+    outputs: list[OutputState] | None = None

@@ -78,6 +78,7 @@ def refuse_unstreamable(config: Config) -> None:
         (("preprocessing", "image"), pre.image.column is not None),
         (("data", "test_path"), data.test_path is not None),
         (("data", "comment"), data.comment is not None),
+        (("data", "target"), config.several),
     ):
         if given:
             raise ConfigError(

@@ -94,9 +94,7 @@ def summary(run_dir: Path) -> dict[str, Any]:
     metrics = _json(run_dir / "metrics.json")
     test = metrics.get("test") if isinstance(metrics, dict) else None
     if isinstance(test, dict):
-        name = next((m for m in HEADLINE if isinstance(test.get(m), (int, float))), None)
-        if name:
-            row["test"] = {"metric": name, "value": test[name]}
+        row["test"] = _headline(test)
     row["duration_s"] = record.get("duration_s")
     if status == "running" and row["started_at"]:
         try:
@@ -105,6 +103,31 @@ def summary(run_dir: Path) -> dict[str, Any]:
         except ValueError:
             pass
     return row
+
+
+def _headline(test: dict) -> dict | None:
+    """The test metric a row shows; several targets: the first output's (`<output>.<metric>`)."""
+    outputs = [(f"{k}.", v) for k, v in test.items() if isinstance(v, dict) and k not in NOT_NUMBERS]
+    for prefix, values in outputs or [("", test)]:
+        name = next((m for m in HEADLINE if isinstance(values.get(m), (int, float))), None)
+        if name:
+            return {"metric": prefix + name, "value": values[name]}
+    return None
+
+
+#: The parts of one target's metrics that are not numbers.
+NOT_NUMBERS = ("per_class", "confusion_matrix")
+
+
+def _flat(values: dict, prefix: str) -> dict[str, float]:
+    """`split.metric` (several targets: `split.output.metric`) → number, for compare."""
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}{name}"] = value
+        elif isinstance(value, dict) and name not in NOT_NUMBERS:
+            out.update(_flat(value, f"{prefix}{name}."))
+    return out
 
 
 def _start(row: dict[str, Any]) -> float:
@@ -142,11 +165,10 @@ def compare(run_dirs: list[Path]) -> dict[str, Any]:
         metrics = _json(path / "metrics.json")
         flat.append(
             {
-                f"{split}.{name}": value
+                name: value
                 for split, values in (metrics.items() if isinstance(metrics, dict) else [])
                 if isinstance(values, dict)
-                for name, value in values.items()
-                if isinstance(value, (int, float))
+                for name, value in _flat(values, f"{split}.").items()
             }
         )
     order = list(dict.fromkeys(k for f in flat for k in f))

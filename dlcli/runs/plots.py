@@ -168,24 +168,36 @@ def write_run_plots(
     y_pred: Any,
     when: Any = None,
 ) -> list[str]:
-    """Every plot that fits the run's task, from one split's targets and predictions."""
+    """Every plot that fits the run's task, from one split's targets and predictions; several
+    targets: each output's, its name ending the file's (`confusion_matrix_<output>.png`)."""
 
     warnings = learning_curves(run_dir, monitor, best_epoch)
-    folder = run_dir / "plots"
+    if prep.outputs is None:
+        return warnings + _prediction_plots(run_dir / "plots", prep, split, y_true, y_pred, when)
+    for name, view in prep.outputs.items():
+        warnings += _prediction_plots(
+            run_dir / "plots", view, split, y_true[name], y_pred[name], when, f"_{name}"
+        )
+    return warnings
+
+
+def _prediction_plots(folder: Path, prep, split: str, y_true, y_pred, when, suffix: str = "") -> list[str]:
     if prep.task == "classification":
         labels = list(prep.target_encoder.classes_)
-        return warnings + _guarded(
-            lambda: confusion(y_true, y_pred, labels, folder / "confusion_matrix.png", split)
+        return _guarded(
+            lambda: confusion(y_true, y_pred, labels, folder / f"confusion_matrix{suffix}.png", split)
         )
     actual, predicted = np.asarray(y_true, dtype="float64"), np.asarray(y_pred, dtype="float64")
     finite = np.isfinite(predicted)
     if not finite.all():
-        return [*warnings, f"plots: {int((~finite).sum())} predictions are not finite; no prediction plots"]
+        return [f"plots: {int((~finite).sum())} predictions are not finite; no prediction plots"]
     unit = prep.target_encoder.column or "target"
-    warnings += _guarded(
-        lambda: predicted_vs_actual(actual, predicted, folder / "predicted_vs_actual.png", split, unit)
+    warnings = _guarded(
+        lambda: predicted_vs_actual(
+            actual, predicted, folder / f"predicted_vs_actual{suffix}.png", split, unit
+        )
     )
-    warnings += _guarded(lambda: residuals(actual, predicted, folder / "residuals.png", split, unit))
+    warnings += _guarded(lambda: residuals(actual, predicted, folder / f"residuals{suffix}.png", split, unit))
     if prep.windowed:
         steps = np.arange(len(actual)) if when is None else _times(when)
         horizon = prep.window["horizon"]

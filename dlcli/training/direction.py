@@ -38,6 +38,18 @@ def monitor_direction(model, monitor: str, mode: str, logs: dict) -> str:
     return "max" if oracle.monitor_op is keras.ops.greater else "min"
 
 
+def mode_for(config, monitor: str, mode: str) -> str:
+    """`mode` as configured, except `auto` for one output's quantity of several (`val_<output>_<metric>`),
+    whose name Keras cannot judge: that metric's direction, as `configured_direction` finds it."""
+    if mode != "auto" or not config.several:
+        return mode
+    name = monitor.removeprefix("val_")
+    for output in sorted(config.outputs, key=lambda o: -len(o.name)):
+        if name.startswith(f"{output.name}_"):
+            return configured_direction(name[len(output.name) + 1 :], config.where("train"))
+    return mode  # loss, the weighted sum: Keras knows
+
+
 def configured_direction(monitor: str, where: str = "search.metric") -> str:
     """`min` or `max` for `monitor` ('loss' or a configured metric, either with `val_`; validate checked
     which) before the model exists: that metric compiled on a two-row stand-in and scored once, then

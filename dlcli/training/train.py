@@ -18,6 +18,7 @@ from typing import Any
 import keras
 
 from dlcli.config.config import Config
+from dlcli.training import direction
 from dlcli.training.callbacks.dataset_guard import dataset_guard
 from dlcli.training.callbacks.early_stopping import ResumableEarlyStopping
 from dlcli.training.callbacks.halt import Halt, HaltCallback
@@ -87,7 +88,7 @@ def callbacks(plan: FitPlan, model) -> list:
             monitor=stop.monitor,
             patience=stop.patience,
             min_delta=stop.min_delta,
-            mode=stop.mode,
+            mode=direction.mode_for(config, stop.monitor, stop.mode),
             restore_best_weights=False,
             verbose=0,
         )
@@ -95,7 +96,8 @@ def callbacks(plan: FitPlan, model) -> list:
     out += [early] if early else []
     out += _reduce_lr(config)
     out += _tensorboard(config, plan.run_dir)
-    monitor, mode = config.checkpoint_monitor(), config.train.checkpoint.mode
+    monitor = config.checkpoint_monitor()
+    mode = direction.mode_for(config, monitor, config.train.checkpoint.mode)
     halted = lambda: bool(plan.halt)  # noqa: E731 - read at each epoch's end
     state = RunState(plan.run_dir, monitor, mode, plan.prior, plan.history, early, halted, plan.phase, model)
     out.append(state)
@@ -117,7 +119,7 @@ def _reduce_lr(config: Config) -> list:
             patience=plateau.patience,
             min_delta=plateau.min_delta,
             min_lr=plateau.min_lr,
-            mode=plateau.mode,
+            mode=direction.mode_for(config, plateau.monitor or config.checkpoint_monitor(), plateau.mode),
             verbose=0,
         )
     ]

@@ -1,0 +1,174 @@
+"""Several targets in one model (data.target: [a, b]): an output per target with its own loss,
+metrics, loss weight and head; metrics.json, history, plots, evaluate, predict, runs and compare per
+output; resume; every mistake before TensorFlow, with its line; what is not possible yet, said."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CONFIGS, ROOT, ci_config, fails, finished, read_json
+
+MULTI = ci_config("multitask")
+
+
+def test_each_target_is_an_output_with_its_loss_metrics_and_head(multitask_run):
+    metrics = read_json(multitask_run / "metrics.json")
+    assert list(metrics) == ["train", "validation", "test"]
+    test = metrics["test"]
+    assert set(test) == {"loss", "price", "city"}
+    assert {"loss", "mae", "rmse", "r2"} <= set(test["price"])  # in dollars, as one target's would be
+    assert 10_000 < test["price"]["mae"] < 200_000
+    assert {"loss", "accuracy", "f1_macro", "per_class", "confusion_matrix"} <= set(test["city"])
+    assert set(test["city"]["per_class"]) == {"east", "north", "south"}
+    history = pd.read_csv(multitask_run / "history.csv")
+    assert {"loss", "price_loss", "price_mae", "city_loss", "city_accuracy", "val_city_accuracy"} <= set(
+        history
+    )
+    run = read_json(multitask_run / "run.json")
+    assert run["epochs"]["monitor"] == "val_city_accuracy"
+    assert run["data"]["columns"]["ignored"] == {"price": "the target", "city": "the target"}
+    plots = {p.name for p in (multitask_run / "plots").iterdir()}
+    assert {
+        "curves.png",
+        "confusion_matrix_city.png",
+        "predicted_vs_actual_price.png",
+        "residuals_price.png",
+    } <= plots
+    state = read_json(multitask_run / "preprocessing.json")
+    assert [(o["name"], o["label_mode"], o["target"]["task"]) for o in state["outputs"]] == [
+        ("price", None, "regression"),
+        ("city", "sparse", "classification"),
+    ]
+    with zipfile.ZipFile(multitask_run / "model.keras") as archive:
+        model = json.loads(archive.read("config.json"))
+    assert set(model["config"]["output_layers"]) == {"price", "city"}  # Keras' outputs, by name
+    assert model["compile_config"]["loss"] == {"price": "mse", "city": "sparse_categorical_crossentropy"}
+    assert model["compile_config"]["loss_weights"] == {"price": 1.0, "city": 0.5}
+
+
+def test_evaluate_and_predict_give_every_output(multitask_run, cli, tmp_path):
+    code, out, err = cli("evaluate", str(multitask_run), "--json")
+    assert code == 0, err
+    evaluated, trained = json.loads(out), read_json(multitask_run / "metrics.json")["test"]
+    assert evaluated["price"]["r2"] == pytest.approx(trained["price"]["r2"], rel=1e-6)
+    assert evaluated["city"]["accuracy"] == trained["city"]["accuracy"]
+    code, out, err = cli("evaluate", str(multitask_run))
+    assert code == 0, err
+    assert "price r2" in out and "city accuracy" in out and "per class (test, city)" in out
+    rows = pd.read_csv(ROOT / "data" / "tiny_regression.csv").head(6)
+    rows.drop(columns=["price", "city"]).to_csv(tmp_path / "x.csv", index=False)
+    code, out, err = cli("predict", str(multitask_run), "--input", "x.csv", "--output", "p.csv")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert list(table.columns) == [
+        "area", "rooms", "prediction_price", "prediction_city",
+        "probability_city_east", "probability_city_north", "probability_city_south",
+    ]  # fmt: skip
+    assert table["prediction_city"].isin(["east", "north", "south"]).all()
+    probs = table[[c for c in table.columns if c.startswith("probability_city_")]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert table["prediction_price"].between(10_000, 1_000_000).all()  # dollars, the scaling undone
+
+
+def test_runs_and_compare_name_each_outputs_metrics(multitask_run, regression_run, cli):
+    code, out, err = cli("runs", str(multitask_run), "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["test"]["metric"] == "price.r2"
+    code, out, err = cli("compare", str(multitask_run), str(regression_run), "--json")
+    assert code == 0, err
+    compared = json.loads(out)["metrics"]
+    assert compared["test.city.accuracy"][1] is None and compared["test.price.r2"][0] is not None
+    assert compared["test.r2"][0] is None and compared["test.r2"][1] is not None
+
+
+def test_stopped_after_two_epochs_resumes_to_the_uninterrupted_weights(multitask_run, tmp_path, dlcli_fork):
+    """Several outputs after a trunk with a skip connection (an Add of two named layers): trained for
+    2 epochs, then resumed to 4 by a new process, bit for bit the run trained for 4."""
+    import keras
+
+    config = str(CONFIGS / "ci" / "multitask.yaml")
+    finished(dlcli_fork("train", config, "-q", "-o", "train.epochs=2", "--run-dir", "part", cwd=tmp_path))
+    (run,) = (tmp_path / "part").glob("ci-multitask/2*")
+    finished(dlcli_fork("train", "--resume", str(run), "-q", "-o", "train.epochs=4", cwd=tmp_path))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(run / "history.csv"), pd.read_csv(multitask_run / "history.csv")
+    )
+    assert read_json(run / "metrics.json") == read_json(multitask_run / "metrics.json")
+    weights = [
+        keras.saving.load_model(r / "model.keras", safe_mode=True).get_weights() for r in (run, multitask_run)
+    ]
+    assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "loss: {price: mse, city: sparse_categorical_crossentropy}",
+            "loss: mse",
+            "m.yaml:23:1: loss: with several targets each needs its own loss: loss: {price: ..., city: ...}",
+        ),
+        (
+            "loss: {price: mse, city: sparse_categorical_crossentropy}",
+            "loss: {price: mse, cty: sparse_categorical_crossentropy}",
+            "m.yaml:23:20: loss.cty: 'cty' is not a target (the targets: price, city); did you mean 'city'?",
+        ),
+        (
+            "    city:\n      - Dense: {units: 8, activation: relu}\n      - Dense: {units: 3, activation: softmax}\n",
+            "",
+            "m.yaml:16:3: model.heads: the output of target 'city' is reached by no head: add "
+            "model.heads.city, ending in its output layer",
+        ),
+        (
+            "{units: 3, activation: softmax}",
+            "{units: 3}",
+            "m.yaml:21:9: model.heads.city.1.Dense: the output activation is 'linear' but "
+            "sparse_categorical_crossentropy expects class probabilities: set `activation: softmax` on the "
+            "last layer",
+        ),
+        (
+            "monitor: val_city_accuracy",
+            "monitor: val_accuracy",
+            "m.yaml:29:20: train.early_stopping.monitor: 'val_accuracy' is not a quantity this model reports "
+            "(expected one of loss, price_loss, price_mae, city_loss, city_accuracy, val_loss, "
+            "val_price_loss, val_price_mae, val_city_loss, val_city_accuracy); did you mean "
+            "'val_city_accuracy'?",
+        ),
+        (
+            "  batch_size: 32\n",
+            "  batch_size: 32\n  class_weight: balanced\n",
+            "m.yaml:29:3: train.class_weight: several targets (data.target) are not possible here yet: class "
+            "weights are per class of one target; Keras takes none for several outputs; remove it",
+        ),
+        (
+            "  target: [price, city]",
+            "  target: [price]",
+            "m.yaml:6:3: data.target: one target is a column name: write target: price",
+        ),
+    ],
+)
+def test_mistakes_with_several_targets(cli, tmp_path, old, new, expected):
+    assert old in MULTI
+    (tmp_path / "m.yaml").write_text(MULTI.replace(old, new))
+    assert expected in fails(cli, "validate", "m.yaml")
+
+
+def test_a_row_missing_one_target_is_named_and_export_says_what_it_cannot_take(cli, tmp_path, multitask_run):
+    frame = pd.read_csv(ROOT / "data" / "tiny_regression.csv")
+    frame.loc[7, "city"] = None
+    frame.to_csv(tmp_path / "holes.csv", index=False)
+    (tmp_path / "m.yaml").write_text(MULTI.replace(f"{ROOT}/data/tiny_regression.csv", "holes.csv"))
+    assert (
+        "holes.csv: target 'city' line 9 is empty (1 of 240 rows); drop those rows or fill them in"
+        in fails(cli, "train", "m.yaml")
+    )
+    assert not (tmp_path / "runs").exists()
+    assert (
+        "--format onnx: the model has an output per target (price, city), and exported models and the server "
+        "take one output yet; predict with dlcli (which writes prediction_<target> per target)"
+    ) in fails(cli, "export", str(multitask_run), "--format", "onnx")
