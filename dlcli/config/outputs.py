@@ -86,11 +86,19 @@ def problems(raw: dict) -> list[Problem]:
     if len(set(targets)) != len(targets):
         problems.append((("data", "target"), f"each target is listed once (got {', '.join(targets)})"))
     for key, why in NOT_WITH_SEVERAL:
-        value = get_path(raw, *key)
-        if value not in (None, False, "auto"):
+        if get_path(raw, *key) not in (None, False, "auto"):
             problems.append(
                 (key, f"several targets (data.target) are not possible here yet: {why}; remove it")
             )
+    strategy = ("train", "distribution", "strategy")
+    if get_path(raw, *strategy) == "multi_worker":
+        problems.append(
+            (
+                strategy,
+                "several targets (data.target) train on one machine yet: set strategy auto, one_device or "
+                "mirrored",
+            )
+        )
     return problems + _per_target(raw, targets) + _heads(raw, targets) + monitor_problems(raw, targets)
 
 
