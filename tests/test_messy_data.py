@@ -338,7 +338,7 @@ def test_an_unquoted_no_says_to_quote_it(cli, tmp_path):
     config = _config(tmp_path, "  path: t.csv\n  target: No", task="regression")
     _, err = _run(cli, "validate", str(config), code=2)
     assert (
-        "data.target: Input should be a valid string (got False); YAML 1.1 reads an unquoted yes, no, on, off, y or n as true or false: quote the value (e.g. 'No') to keep it as text"
+        "data.target: Input should be a valid string, or a valid list (got False); YAML 1.1 reads an unquoted yes, no, on, off, y or n as true or false: quote the value (e.g. 'No') to keep it as text"
         in err
     )
 

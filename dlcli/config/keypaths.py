@@ -88,7 +88,8 @@ def merge_union_branches(errors: list[dict], model: type[BaseModel]) -> list[tup
             out.append((loc, _message(group[0], model)))
             continue
         wants = [e["msg"].removeprefix("Input should be ") for e in group]
-        out.append((loc, f"Input should be {', or '.join(wants)} (got {group[0].get('input')!r})"))
+        hint = next((h for h in map(_yaml_boolean, group) if h), "")
+        out.append((loc, f"Input should be {', or '.join(wants)} (got {group[0].get('input')!r}){hint}"))
     return out
 
 
@@ -126,12 +127,17 @@ def _message(err: dict, model: type[BaseModel]) -> str:
         msg = f"{msg} (got {err.get('input')!r}){suggest(str(err.get('input')), choices)}"
     else:
         msg = f"{msg} (got {err.get('input')!r})"
-    if isinstance(err.get("input"), bool) and kind in ("string_type", "literal_error"):
-        msg += (
+    return msg + _yaml_boolean(err)
+
+
+def _yaml_boolean(err: dict) -> str:
+    """Why a text key got true or false, when it did."""
+    if isinstance(err.get("input"), bool) and err["type"] in ("string_type", "literal_error"):
+        return (
             "; YAML 1.1 reads an unquoted yes, no, on, off, y or n as true or false: quote the value "
             f"(e.g. '{'Yes' if err['input'] else 'No'}') to keep it as text"
         )
-    return msg
+    return ""
 
 
 def nearest_mark(loc: tuple, marks: Marks) -> tuple[int, int] | None:
