@@ -178,3 +178,20 @@ def test_a_row_missing_one_target_is_named_and_export_says_what_it_cannot_take(c
         "--format onnx: the model has an output per target (price, city), and exported models and the server "
         "take one output yet; predict with dlcli (which writes prediction_<target> per target)"
     ) in fails(cli, "export", str(multitask_run), "--format", "onnx")
+
+
+def test_tune_scores_trials_on_one_outputs_metric(cli, tmp_path):
+    """search.metric names one output's quantity; its direction is that metric's (accuracy: up), and
+    a search may vary a head's layers."""
+    search = (
+        "search:\n  parameters:\n    model.heads.city.0.Dense.units: {choice: [4, 8]}\n"
+        "  metric: val_city_accuracy\n  trials: 2\n  sampler: grid\n"
+    )
+    (tmp_path / "s.yaml").write_text(MULTI + search)
+    code, out, err = cli("tune", "s.yaml")
+    assert code == 0, err
+    assert "(2 trials, maximize val_city_accuracy)" in out
+    (study,) = (tmp_path / "runs" / "ci-multitask").glob("tune-*")
+    trials = pd.read_csv(study / "trials.csv")
+    assert sorted(trials["units"]) == [4, 8] and trials["state"].eq("completed").all()
+    assert (study / "best.yaml").is_file()

@@ -40,7 +40,6 @@ NOT_WITH_SEVERAL = (
         ("train", "class_weight"),
         "class weights are per class of one target; Keras takes none for several outputs",
     ),
-    (("search",), "dlcli tune scores one target"),
 )
 
 

@@ -78,7 +78,9 @@ def direction_of(config: Config, metric: str) -> str:
     asked = config.search.direction
     if asked != "auto":
         return asked
-    found = direction.configured_direction(metric, config.where("search", "metric"))
+    found = direction.mode_for(config, metric, "auto")  # one output's quantity, of several targets
+    if found == "auto":
+        found = direction.configured_direction(metric, config.where("search", "metric"))
     return "maximize" if found == "max" else "minimize"
 
 
@@ -145,7 +147,11 @@ def sampler_for(s: Search, number: int):
         return optuna.samplers.TPESampler(seed=seed)
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.GridSampler({p.path: p.grid() for p in s.space}, seed=seed)
+    # Optuna shuffles the grid by the seed and records a trial's cell by its place in that order, so
+    # every trial's sampler shuffles alike (the config's seed): a seed per trial made one cell's number
+    # mean another cell to the next trial, which then ran a cell twice and skipped one. The cells still
+    # go once each: a new one is drawn from those no trial has started.
+    return optuna.samplers.GridSampler({p.path: p.grid() for p in s.space}, seed=s.config.seed)
 
 
 def study(s: Search):
@@ -337,7 +343,7 @@ def _check_layers(s: Search) -> None:
     """The layer arguments searched, each extreme value in a constructed layer (Keras checks them)."""
 
     for param in s.space:
-        if not param.path.startswith(("model.layers.", "model.branches.")):
+        if not param.path.startswith(("model.layers.", "model.branches.", "model.heads.")):
             continue
         for what, value in param.extremes():
             config = load_config(s.path, [*s.overrides, search.override(param.path, value)])
