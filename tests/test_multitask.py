@@ -1,6 +1,7 @@
 """Several targets in one model (data.target: [a, b]): an output per target with its own loss,
 metrics, loss weight and head; metrics.json, history, plots, evaluate, predict, runs and compare per
-output; resume; every mistake before TensorFlow, with its line; what is not possible yet, said."""
+output; resume; tune on one output's metric; every mistake before TensorFlow, with its line; what is
+not possible yet, said."""
 
 from __future__ import annotations
 
