@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CONFIGS, ROOT, ci_config, fails, finished, read_json
+from servers import _free_port as free_port
 
 MULTI = ci_config("multitask")
 
@@ -175,10 +176,15 @@ def test_a_row_missing_one_target_is_named_and_export_says_what_it_cannot_take(c
         in fails(cli, "train", "m.yaml")
     )
     assert not (tmp_path / "runs").exists()
-    assert (
-        "--format onnx: the model has an output per target (price, city), and exported models and the server "
-        "take one output yet; predict with dlcli (which writes prediction_<target> per target)"
-    ) in fails(cli, "export", str(multitask_run), "--format", "onnx")
+    why = (
+        "the model has an output per target (price, city), and exported models and the server take one "
+        "output yet; predict with dlcli (which writes prediction_<target> per target)"
+    )
+    assert f"--format onnx: {why}" in fails(cli, "export", str(multitask_run), "--format", "onnx")
+    port = str(free_port())  # refused once the address is checked, before anything is served
+    assert f"{multitask_run}: cannot be served: {why}" in fails(
+        cli, "serve", str(multitask_run), "--port", port
+    )
 
 
 def test_tune_scores_trials_on_one_outputs_metric(cli, tmp_path):
