@@ -1,7 +1,7 @@
 """Several targets in one model (data.target: [a, b]): an output per target with its own loss,
 metrics, loss weight and head; metrics.json, history, plots, evaluate, predict, runs and compare per
-output; resume; tune on one output's metric; every mistake before TensorFlow, with its line; what is
-not possible yet, said."""
+output; resume; tune on one output's metric; every mistake before TensorFlow, with its line; export,
+predict through ONNX and TFLite, and serve with every output; what is not possible yet, said."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CONFIGS, ROOT, ci_config, fails, finished, read_json
-from servers import _free_port as free_port
 
 MULTI = ci_config("multitask")
 
@@ -166,7 +165,7 @@ def test_mistakes_with_several_targets(cli, tmp_path, old, new, expected):
     assert expected in fails(cli, "validate", "m.yaml")
 
 
-def test_a_row_missing_one_target_is_named_and_export_says_what_it_cannot_take(cli, tmp_path, multitask_run):
+def test_a_row_missing_one_target_is_named_with_its_line(cli, tmp_path):
     frame = pd.read_csv(ROOT / "data" / "tiny_regression.csv")
     frame.loc[7, "city"] = None
     frame.to_csv(tmp_path / "holes.csv", index=False)
@@ -176,15 +175,59 @@ def test_a_row_missing_one_target_is_named_and_export_says_what_it_cannot_take(c
         in fails(cli, "train", "m.yaml")
     )
     assert not (tmp_path / "runs").exists()
-    why = (
-        "the model has an output per target (price, city), and exported models and the server take one "
-        "output yet; predict with dlcli (which writes prediction_<target> per target)"
+
+
+def test_every_format_holds_every_output_and_predicts_and_serves_as_dlcli_does(multitask_run, cli, tmp_path):
+    """SavedModel, ONNX and TFLite each checked against dlcli predict at export (1e-5); predict
+    through ONNX and TFLite (no TensorFlow) writes TensorFlow's table; the server answers one object
+    per row with every target's prediction."""
+    import shutil
+
+    from servers import Server
+
+    run = tmp_path / "run"
+    shutil.copytree(multitask_run, run)  # exports go inside the run: a copy of the shared one
+    for fmt in ("saved_model", "onnx", "tflite"):
+        code, out, err = cli("export", str(run), "--format", fmt)
+        assert code == 0, err
+        assert f"in {fmt}: largest difference from dlcli predict" in out and "test price.r2" in out
+    meta = read_json(run / "export" / "model.onnx.json")
+    assert [(t["column"], t["task"]) for t in meta["targets"]] == [
+        ("price", "regression"),
+        ("city", "classification"),
+    ]
+    assert meta["checked"]["max_difference"] <= 1e-5 and set(meta["checked"]["outputs"]) == {"price", "city"}
+    rows = pd.read_csv(ROOT / "data" / "tiny_regression.csv").head(6).drop(columns=["price", "city"])
+    rows.to_csv(tmp_path / "x.csv", index=False)
+    tables = {}
+    for runtime in ("tensorflow", "onnx", "tflite"):
+        code, out, err = cli(
+            "predict", str(run), "--input", "x.csv", "--output", f"{runtime}.csv", "--runtime", runtime
+        )
+        assert code == 0, err
+        tables[runtime] = pd.read_csv(tmp_path / f"{runtime}.csv")
+    for runtime in ("onnx", "tflite"):
+        table, reference = tables[runtime], tables["tensorflow"]
+        assert list(table.columns) == list(reference.columns)
+        assert table["prediction_city"].tolist() == reference["prediction_city"].tolist()
+        np.testing.assert_allclose(table["prediction_price"], reference["prediction_price"], rtol=1e-5)
+        probs = [c for c in table.columns if c.startswith("probability_city_")]
+        np.testing.assert_allclose(table[probs], reference[probs], atol=1e-5)
+    server = Server(run, "--runtime", "onnx")
+    try:
+        status, answer = server.post(rows.to_dict("records"))
+        described = server.get("/metadata")
+    finally:
+        server.stop()
+    assert status == 200, answer
+    predictions = answer["predictions"]
+    assert len(predictions) == 6 and set(predictions[0]) == {"price", "city"}
+    assert [p["city"]["prediction"] for p in predictions] == tables["tensorflow"]["prediction_city"].tolist()
+    np.testing.assert_allclose(
+        [p["price"]["prediction"] for p in predictions], tables["tensorflow"]["prediction_price"], rtol=1e-5
     )
-    assert f"--format onnx: {why}" in fails(cli, "export", str(multitask_run), "--format", "onnx")
-    port = str(free_port())  # refused once the address is checked, before anything is served
-    assert f"{multitask_run}: cannot be served: {why}" in fails(
-        cli, "serve", str(multitask_run), "--port", port
-    )
+    assert set(predictions[0]["city"]["probabilities"]) == {"east", "north", "south"}
+    assert [t["column"] for t in described["targets"]] == ["price", "city"]
 
 
 def test_tune_scores_trials_on_one_outputs_metric(cli, tmp_path):

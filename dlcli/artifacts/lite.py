@@ -15,7 +15,7 @@ import numpy as np
 
 from dlcli.artifacts import runtime, saved
 from dlcli.artifacts.run_inputs import image_arrays, read_table_input
-from dlcli.datasets.predictions import prediction_table, write_table
+from dlcli.datasets.predictions import outputs_table, prediction_table, write_table
 from dlcli.preprocessing.base import refuse_non_finite
 from dlcli.preprocessing.transforms import unseen_note
 from dlcli.utils.errors import DataError, RunError
@@ -77,15 +77,15 @@ def predict(
     if unseen:
         notes.append(unseen_note(str(input_path), unseen, meta["encode"]))
     got = runtime.run_batched(runtime.open_artifact(artifact, fmt), inputs)
-    predictions = got["prediction"].reshape(-1)
-    probs = got.get("probabilities")
-    refuse_non_finite(np.asarray(probs if probs is not None else predictions, dtype="float64"))
-    if meta["task"] == "classification":
-        predictions = np.asarray(runtime.labels(predictions), dtype=object)
+    decoded = runtime.decoded(meta, got)
+    for _, predictions, probs, _ in decoded:
+        refuse_non_finite(np.asarray(probs if probs is not None else predictions, dtype="float64"))
+    if meta.get("targets"):  # several targets: prediction_<target> and probability_<target>_<class>
+        table = outputs_table(part, decoded)
     else:
-        predictions = predictions.astype("float64")
-    pad = meta["window"]["length"] - 1 if kind.windowed else 0
-    table = prediction_table(part, predictions, probs, meta["classes"], pad)
+        ((_, predictions, probs, classes),) = decoded
+        pad = meta["window"]["length"] - 1 if kind.windowed else 0
+        table = prediction_table(part, predictions, probs, classes, pad)
     write_table(table, out)
     table.attrs["runtime"] = f"{fmt}, {artifact.name}"
     return out, table, notes

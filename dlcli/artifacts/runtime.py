@@ -126,22 +126,34 @@ def input_specs(prep: Preprocessor, fmt: str = "saved_model") -> list[InputSpec]
 def metadata(
     prep: Preprocessor, specs: list[InputSpec], fmt: str, quantize: str | None, run_dir: Path
 ) -> dict:
-    classes = prep.target_encoder.classes_
-    outputs = {
-        "prediction": "float32" if prep.task == "regression" else ("int64" if _ints(classes) else "string")
-    }
-    if prep.task == "classification":
-        outputs["probabilities"] = "float32"
+    """What an export's runtime needs besides the artifact; several targets: `targets`, each with the
+    names of its output tensors (`prediction_<output>`, `probabilities_<output>`)."""
+    views = prep.outputs or {"": prep}
+    outputs, targets = {}, []
+    for name, view in views.items():
+        suffix = f"_{name}" if name else ""
+        classes = view.target_encoder.classes_
+        task = view.task
+        outputs[f"prediction{suffix}"] = (
+            "float32" if task == "regression" else ("int64" if _ints(classes) else "string")
+        )
+        if task == "classification":
+            outputs[f"probabilities{suffix}"] = "float32"
+        targets.append(
+            {"column": view.target_encoder.column, "task": task, "classes": classes, "suffix": suffix}
+        )
+    first = targets[0]
     return {
         "format": FORMAT,
         "artifact": fmt,
         "quantize": quantize,
         "task": prep.task,
         "kind": prep.kind,
-        "target": prep.target_encoder.column,
+        "target": None if prep.outputs else first["column"],
+        **({"targets": targets} if prep.outputs else {}),
         "inputs": [asdict(s) for s in specs],
         "outputs": outputs,
-        "classes": classes,
+        "classes": None if prep.outputs else first["classes"],
         "window": prep.window,
         # how a number column's gaps and ±inf are read, as dlcli predict reads them
         "impute": prep.numeric.impute if prep.numeric else None,
@@ -331,6 +343,24 @@ def windows(columns: dict[str, np.ndarray], length: int, source: str) -> dict[st
     if n < length:
         raise DataError(f"{source}: {n} rows; a forecast needs a window of {length} rows")
     return {k: np.lib.stride_tricks.sliding_window_view(v, length).copy() for k, v in columns.items()}
+
+
+def decoded(meta: dict, got: dict) -> list[tuple[str | None, np.ndarray, np.ndarray | None, list]]:
+    """An artifact's outputs as `(target column or None, predictions, probabilities, classes)` per
+    target: labels for classes, float64 numbers for regression; one entry (column None) for one target."""
+    targets = meta.get("targets") or [
+        {"column": None, "task": meta["task"], "classes": meta["classes"], "suffix": ""}
+    ]
+    out = []
+    for target in targets:
+        predictions = np.asarray(got[f"prediction{target['suffix']}"]).reshape(-1)
+        probs = got.get(f"probabilities{target['suffix']}")
+        if target["task"] == "classification":
+            predictions = np.asarray(labels(predictions), dtype=object)
+        else:
+            predictions = predictions.astype("float64")
+        out.append((target["column"], predictions, probs, target["classes"]))
+    return out
 
 
 def labels(values) -> list:

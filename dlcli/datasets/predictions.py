@@ -40,17 +40,15 @@ def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=
     return table
 
 
-def outputs_table(part: Any, prep, outputs: dict) -> pd.DataFrame:
+def outputs_table(part: Any, decoded: list[tuple[str, Any, Any, list]]) -> pd.DataFrame:
     """Several targets: the input's columns, then per target `prediction_<target>` and, for a class
-    target, `probability_<target>_<class>`, from the model's outputs by name."""
-    table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(part)))
-    for name, view in prep.outputs.items():
-        predictions, probs = view.decode(outputs[name])
-        column = view.target_encoder.column
+    target, `probability_<target>_<class>`, from `(target column, predictions, probabilities, classes)`."""
+    table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(decoded[0][1])))
+    for column, predictions, probs, classes in decoded:
         table[f"prediction_{column}"] = predictions
         if probs is not None:
-            for i, label in enumerate(view.target_encoder.classes_):
-                table[f"probability_{column}_{label}"] = probs[:, i]
+            for i, label in enumerate(classes):
+                table[f"probability_{column}_{label}"] = np.asarray(probs)[:, i]
     return table
 
 

@@ -198,7 +198,7 @@ def predict(
     ex = scoring.examples(prep, part, source=str(input_path), labelled=False)
     outputs = pipeline.forward(model, ex.dataset(prep, loaded_run.forward_batch))
     if prep.outputs is not None:
-        table = outputs_table(part, prep, outputs)
+        table = outputs_table(part, decode_outputs(prep, outputs))
         write_table(table, out)
         return out, table, [*loaded_run.warnings, *prep.warnings]
     last, rows = None, None
@@ -212,6 +212,16 @@ def predict(
         table = table.iloc[np.argsort(order, kind="stable")]
     write_table(table, out)
     return out, table, [*loaded_run.warnings, *prep.warnings]
+
+
+def decode_outputs(prep: Preprocessor, outputs: dict) -> list[tuple[str, Any, Any, list]]:
+    """Several targets' model outputs (by output name) → `(target column, predictions, probabilities,
+    classes)` per target, as `runtime.decoded` gives an export's."""
+    out = []
+    for name, view in prep.outputs.items():
+        predictions, probs = view.decode(outputs[name])
+        out.append((view.target_encoder.column, predictions, probs, view.target_encoder.classes_))
+    return out
 
 
 def _by_series(prep: Preprocessor, part: pd.DataFrame, source: str):

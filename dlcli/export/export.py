@@ -74,11 +74,6 @@ def refusal(prep: Preprocessor, fmt: str, quantize: str | None) -> str | None:
 
 def unsupported(prep: Preprocessor) -> str | None:
     """What no format can take yet, or None."""
-    if prep.outputs is not None:
-        return (
-            f"the model has an output per target ({', '.join(prep.outputs)}), and exported models and "
-            "the server take one output yet; predict with dlcli (which writes prediction_<target> per target)"
-        )
     if prep.differenced:
         return (
             "the series is differenced (preprocessing.series.difference): each window needs the value "
@@ -177,7 +172,14 @@ def _decoded(prep: Preprocessor, encoded, resize):
 
 
 def _outputs(prep: Preprocessor, y) -> dict:
-
+    """The graph's named outputs: `prediction` (and `probabilities`); several targets: each target's,
+    its output's name after them (`prediction_price`, `probabilities_city`)."""
+    if prep.outputs is not None:
+        return {
+            f"{k}_{name}": v
+            for name, view in prep.outputs.items()
+            for k, v in _outputs(view, y[name]).items()
+        }
     y = tf.cast(y, tf.float32)
     target = prep.target_encoder
     if prep.task == "regression":
@@ -224,12 +226,41 @@ def _test_rows(loaded_run: LoadedRun) -> tuple[str, Any, Any, Any]:
     return split, frame, prep.raw_target(frame, split)[length - 1 + horizon :], train
 
 
-def _reference(loaded_run: LoadedRun, rows, split: str) -> tuple[Any, Any]:
-    """dlcli predict's (predictions, probabilities) for the rows."""
+def _reference(loaded_run: LoadedRun, rows, split: str) -> tuple[Any, Any] | dict[str, tuple[Any, Any]]:
+    """dlcli predict's (predictions, probabilities) for the rows; several targets: by output name."""
+    prep = loaded_run.prep
+    ex = scoring.examples(prep, rows, source=f"the {split} rows", labelled=False)
+    outputs = pipeline.forward(loaded_run.model, ex.dataset(prep, loaded_run.forward_batch))
+    if prep.outputs is not None:
+        return {name: view.decode(outputs[name]) for name, view in prep.outputs.items()}
+    return prep.decode(outputs)
 
-    ex = scoring.examples(loaded_run.prep, rows, source=f"the {split} rows", labelled=False)
-    outputs = pipeline.forward(loaded_run.model, ex.dataset(loaded_run.prep, loaded_run.forward_batch))
-    return loaded_run.prep.decode(outputs)
+
+def _checked(prep: Preprocessor, split: str, expected, got: dict, truth) -> dict:
+    """The artifact against dlcli predict on the rows, and each one's test metric; several targets:
+    each target's (under `outputs`), the largest difference and every label mismatch summed at the top,
+    the metrics of the first target at the top (what --max-drop judges)."""
+    if prep.outputs is None:
+        checked = {"split": split, **compare(prep, expected, got)}
+        n = len(truth)
+        name, ours = metric(prep, truth, expected[0][:n])
+        _, theirs = metric(prep, truth, runtime.labels(got["prediction"][:n]))
+        return {**checked, "metric": name, "dlcli_metric": ours, "artifact_metric": theirs}
+    each = {}
+    for name, view in prep.outputs.items():
+        own = {k: got[f"{k}_{name}"] for k in ("prediction", "probabilities") if f"{k}_{name}" in got}
+        each[name] = _checked(view, split, expected[name], own, truth[name])
+    first = next(iter(each.values()))
+    return {
+        "split": split,
+        "rows": first["rows"],
+        "max_difference": max(c["max_difference"] for c in each.values()),
+        "label_mismatches": sum(c.get("label_mismatches", 0) for c in each.values()),
+        "metric": f"{next(iter(each))}.{first['metric']}",
+        "dlcli_metric": first["dlcli_metric"],
+        "artifact_metric": first["artifact_metric"],
+        "outputs": each,
+    }
 
 
 def compare(prep: Preprocessor, expected: tuple, got: dict) -> dict:
@@ -342,11 +373,7 @@ def export(
             converters.write_onnx(saved_model, artifact, quantize, meta)
         runner = runtime.open_artifact(artifact, fmt)
         got = runtime.run_batched(runner, runtime.inputs_of(meta, rows, f"the {split} rows"))
-        checked = {"split": split, **compare(prep, expected, got)}
-        n = len(truth)
-        name, ours = metric(prep, truth, expected[0][:n])
-        _, theirs = metric(prep, truth, runtime.labels(got["prediction"][:n]))
-        checked.update(metric=name, dlcli_metric=ours, artifact_metric=theirs)
+        checked = _checked(prep, split, expected, got, truth)
         _judge(checked, quantize, max_drop, fmt)
         meta["checked"] = checked
         if quantize == "int8":

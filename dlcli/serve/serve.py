@@ -53,9 +53,9 @@ class Model:
 class _InProcess(runtime.Runner):
     """The export graph built from the run in this process (TensorFlow), called directly."""
 
-    def __init__(self, module):
+    def __init__(self, module, outputs: list[str]):
         self.module = module
-        self.outputs = ["prediction", "probabilities"]
+        self.outputs = outputs
         self.lock = threading.Lock()
 
     def __call__(self, inputs):
@@ -83,7 +83,8 @@ def load(run: str | Path, runs_dir: Path | str, asked: str = "auto") -> Model:
         raise DataError(f"{run_dir}: cannot be served: {reason}")
     specs = runtime.input_specs(prep)
     meta = runtime.metadata(prep, specs, "tensorflow", None, run_dir)
-    return Model(_InProcess(export.RawInputs(prep, loaded.model, specs)), meta, "tensorflow", info)
+    module = export.RawInputs(prep, loaded.model, specs)
+    return Model(_InProcess(module, list(meta["outputs"])), meta, "tensorflow", info)
 
 
 def _read(reader, path: Path):
@@ -199,6 +200,7 @@ def describe(model: Model, limits: Limits, batcher: Batcher | None) -> dict:
             {"column": s.column, "type": s.role, "dtype": s.dtype, "shape": s.shape} for s in model.specs
         ],
         "classes": model.meta["classes"],
+        **({"targets": model.meta["targets"]} if model.meta.get("targets") else {}),
         "window": model.meta["window"],
         "metrics": model.info["metrics"],
         "versions": model.info["versions"],
