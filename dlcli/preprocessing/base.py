@@ -55,7 +55,8 @@ class Preprocessor:
         self.outputs: dict[str, Preprocessor] | None = None
 
     def with_outputs(self, outputs: dict[str, Preprocessor]) -> Preprocessor:
-        """This preprocessor as one of several targets: `outputs` by model output name."""
+        """This preprocessor as the features of several targets: `outputs`, by model output name, each
+        with its own target."""
         self.outputs = outputs
         for view in outputs.values():
             view.warnings = self.warnings  # one list: the label notes of every target
