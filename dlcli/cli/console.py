@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dlcli.runs.listing import NOT_NUMBERS
+from dlcli.runs.scores import by_output, flatten
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -59,28 +59,13 @@ def metrics_table(metrics: dict[str, dict]) -> Table:
     splits = list(metrics)
     for split in splits:
         table.add_column(split, justify="right")
-    flat = {split: dict(_numbers(values)) for split, values in metrics.items()}
+    flat = {split: flatten(values, " ") for split, values in metrics.items()}
     names: list[str] = []
     for values in flat.values():
         names += [k for k in values if k not in names]
     for name in names:
         table.add_row(escape(name), *(fmt(flat[s].get(name)) for s in splits))
     return table
-
-
-def _numbers(values: dict, prefix: str = ""):
-    """(name, number) of one split's metrics; several targets' as `<output> <metric>`."""
-    for key, value in values.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            yield f"{prefix}{key}", value
-        elif isinstance(value, dict) and key not in NOT_NUMBERS:
-            yield from _numbers(value, f"{key} ")
-
-
-def by_output(values: dict) -> dict[str, dict]:
-    """One split's metrics per target: {"": values} with one, {output: its metrics} with several."""
-    nested = {k: v for k, v in values.items() if isinstance(v, dict) and k not in NOT_NUMBERS}
-    return nested or {"": values}
 
 
 #: Classes beyond this many are left to metrics.json (per_class) rather than printed.

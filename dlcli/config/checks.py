@@ -39,7 +39,7 @@ CLASSIFICATION_LOSSES: dict[str, tuple[str, str]] = {
 
 def label_mode(loss: str) -> str | None:
     """sparse, one_hot or binary for a classification loss; None for regression."""
-    return CLASSIFICATION_LOSSES[loss][0] if loss in CLASSIFICATION_LOSSES else None
+    return CLASSIFICATION_LOSSES[loss][0] if isinstance(loss, str) and loss in CLASSIFICATION_LOSSES else None
 
 
 ACTIVATION_ARGS = ("activation", "recurrent_activation")
@@ -314,12 +314,12 @@ def _compute(raw: dict) -> list[Problem]:
     return problems
 
 
-def layer_lists(raw: dict) -> list[tuple[tuple, Any]]:
-    """(key path, raw list) of every list of layers: model.layers, each of model.branches and of
-    model.heads."""
-    lists = [(("model", "layers"), get_path(raw, "model", "layers"))]
+def layer_lists(model: Any) -> list[tuple[tuple, Any]]:
+    """(key path, list) of every list of layers of the model section: model.layers, each of
+    model.branches and of model.heads."""
+    lists = [(("model", "layers"), get_path(model, "layers"))]
     for part in ("branches", "heads"):
-        named = get_path(raw, "model", part)
+        named = get_path(model, part)
         lists += [
             (("model", part, name), layers)
             for name, layers in (named.items() if isinstance(named, dict) else [])
@@ -330,7 +330,7 @@ def layer_lists(raw: dict) -> list[tuple[tuple, Any]]:
 def _layers(raw: dict) -> list[Problem]:
     """Each list of layers: each layer's class and arguments (a block's layers too), then the graph."""
     problems: list[Problem] = []
-    for key, layers in layer_lists(raw):
+    for key, layers in layer_lists(get_path(raw, "model")):
         problems += graph.plan(layers, key)[1] + _layer_items(raw, graph.layer_items(layers, key))
     return problems
 
@@ -441,19 +441,33 @@ def _optimizer(raw: dict) -> list[Problem]:
     ]
 
 
+def several_targets(raw: dict) -> list[str] | None:
+    """The target columns when data.target lists several (config/outputs.py checks them), else None."""
+    target = get_path(raw, "data", "target")
+    return [str(t) for t in target] if isinstance(target, list) and len(target) > 1 else None
+
+
 def _loss_and_metrics(raw: dict) -> list[Problem]:
+    """Every loss and metric name, given once or per target (`loss: {price: mse}`)."""
     known = catalog.load()
     problems: list[Problem] = []
-    loss = raw.get("loss")
-    if isinstance(loss, str) and loss not in known["losses"]:
-        names = [n for n in known["losses"] if n.islower()]
-        problems.append((("loss",), f"unknown loss {loss!r}{suggest(loss, names, n=2)}"))
-    metrics = raw.get("metrics")
-    for i, metric in enumerate(metrics if isinstance(metrics, list) else []):
-        if isinstance(metric, str) and metric not in known["metrics"]:
-            names = [n for n in known["metrics"] if n.islower()]
-            problems.append((("metrics", i), f"unknown metric {metric!r}{suggest(metric, names, n=2)}"))
+    for key, loss in _per_target(raw.get("loss")):
+        if isinstance(loss, str) and loss not in known["losses"]:
+            names = [n for n in known["losses"] if n.islower()]
+            problems.append((("loss", *key), f"unknown loss {loss!r}{suggest(loss, names, n=2)}"))
+    for key, metrics in _per_target(raw.get("metrics")):
+        for i, metric in enumerate(metrics if isinstance(metrics, list) else []):
+            if isinstance(metric, str) and metric not in known["metrics"]:
+                names = [n for n in known["metrics"] if n.islower()]
+                problems.append(
+                    (("metrics", *key, i), f"unknown metric {metric!r}{suggest(metric, names, n=2)}")
+                )
     return problems
+
+
+def _per_target(value: Any) -> list[tuple[tuple, Any]]:
+    """(key path below the key, value): the value itself, or each target's of a per-target mapping."""
+    return [((name,), item) for name, item in value.items()] if isinstance(value, dict) else [((), value)]
 
 
 def _output(raw: dict) -> list[Problem]:
@@ -514,8 +528,7 @@ def output_problems(loss: str, layers: Any, key: tuple) -> list[Problem]:
 
 
 def _monitors(raw: dict) -> list[Problem]:
-    target = get_path(raw, "data", "target")
-    if isinstance(target, list) and len(target) > 1:
+    if several_targets(raw):
         return []  # config/outputs.py: each output's names
     metrics = raw.get("metrics") if isinstance(raw.get("metrics"), list) else []
     return monitors(raw, ["loss", *[m for m in metrics if isinstance(m, str)]])

@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dlcli.config import catalog
 from dlcli.config.checks import (
     CLASSIFICATION_LOSSES,
     Problem,
@@ -29,6 +28,7 @@ from dlcli.config.checks import (
     label_mode,
     monitors,
     output_problems,
+    several_targets,
     suggest,
 )
 
@@ -68,17 +68,11 @@ def output_name(column: str) -> str:
     return name if name and name[0].isalpha() else f"output_{name}"
 
 
-def several(raw: dict) -> list[str] | None:
-    """The target columns when data.target lists several, else None."""
-    target = get_path(raw, "data", "target")
-    return [str(t) for t in target] if isinstance(target, list) and len(target) > 1 else None
-
-
 def problems(raw: dict) -> list[Problem]:
     """Several targets: each one's loss, metrics, weight and head, the monitors, and what is not yet
     possible with them. A list of one target, or a dict loss for one, is refused too."""
     target = get_path(raw, "data", "target")
-    targets = several(raw)
+    targets = several_targets(raw)
     if targets is None:
         return _single(raw, target)
     problems: list[Problem] = []
@@ -151,26 +145,7 @@ def _per_target(raw: dict, targets: list[str]) -> list[Problem]:
         example = ", ".join(f"{t}: ..." for t in targets)
         problems.append((("loss",), f"with several targets each needs its own loss: loss: {{{example}}}"))
     problems += _keyed(raw, "loss", targets, required=True) + _keyed(raw, "metrics", targets, False)
-    problems += _keyed(raw, "loss_weights", targets, False)
-    known = catalog.load()
-    for name, value in loss.items() if isinstance(loss, dict) else []:
-        if isinstance(value, str) and value not in known["losses"]:
-            names = [n for n in known["losses"] if n.islower()]
-            problems.append((("loss", name), f"unknown loss {value!r}{suggest(value, names, n=2)}"))
-    metrics = raw.get("metrics")
-    for name, listed in metrics.items() if isinstance(metrics, dict) else []:
-        for i, metric in enumerate(listed if isinstance(listed, list) else []):
-            if isinstance(metric, str) and metric not in known["metrics"]:
-                names = [n for n in known["metrics"] if n.islower()]
-                problems.append(
-                    (("metrics", name, i), f"unknown metric {metric!r}{suggest(metric, names, n=2)}")
-                )
-    weights = raw.get("loss_weights")
-    for name, weight in weights.items() if isinstance(weights, dict) else []:
-        if not (isinstance(weight, int | float) and not isinstance(weight, bool) and weight >= 0):
-            problems.append(
-                (("loss_weights", name), f"a loss weight is a number of 0 or more (got {weight!r})")
-            )
+    problems += _keyed(raw, "loss_weights", targets, False)  # their names and values: checks.py, pydantic
     return problems
 
 

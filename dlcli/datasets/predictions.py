@@ -33,11 +33,7 @@ def prediction_table(part: Any, predictions, probs, classes, pad: int = 0, rows=
             spread[rows] = probs
             probs = spread
     table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(predictions)))
-    table["prediction"] = predictions
-    if probs is not None:
-        for i, label in enumerate(classes):
-            table[f"probability_{label}"] = probs[:, i]
-    return table
+    return _with_predictions(table, predictions, probs, classes)
 
 
 def outputs_table(part: Any, decoded: list[tuple[str, Any, Any, list]]) -> pd.DataFrame:
@@ -45,10 +41,15 @@ def outputs_table(part: Any, decoded: list[tuple[str, Any, Any, list]]) -> pd.Da
     target, `probability_<target>_<class>`, from `(target column, predictions, probabilities, classes)`."""
     table = part.copy() if isinstance(part, pd.DataFrame) else pd.DataFrame(index=range(len(decoded[0][1])))
     for column, predictions, probs, classes in decoded:
-        table[f"prediction_{column}"] = predictions
-        if probs is not None:
-            for i, label in enumerate(classes):
-                table[f"probability_{column}_{label}"] = np.asarray(probs)[:, i]
+        table = _with_predictions(table, predictions, probs, classes, f"_{column}")
+    return table
+
+
+def _with_predictions(table: pd.DataFrame, predictions, probs, classes, suffix: str = "") -> pd.DataFrame:
+    """`prediction<suffix>` and, with probabilities, `probability<suffix>_<class>` per class."""
+    table[f"prediction{suffix}"] = predictions
+    for i, label in enumerate(classes if probs is not None else []):
+        table[f"probability{suffix}_{label}"] = np.asarray(probs)[:, i]
     return table
 
 

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from dlcli.config import graph
-from dlcli.config.checks import REFUSED_LAYERS, label_mode, suggest
+from dlcli.config.checks import REFUSED_LAYERS, label_mode, layer_lists, suggest
 from dlcli.config.config import Config
 from dlcli.io.images import augmentation as layers
 from dlcli.models import backbones
@@ -45,9 +45,7 @@ def check_layer_arguments(config: Config) -> None:
         return tf.config.get_visible_devices(device_type)
 
     problems = []
-    lists = [(("model", "layers"), config.model.layers)]
-    for part, named in (("branches", config.model.branches), ("heads", config.model.heads)):
-        lists += [(("model", part, name), specs) for name, specs in (named or {}).items()]
+    lists = layer_lists(config.model.model_dump())
     for key, name, kwargs in (item for at, specs in lists for item in graph.layer_items(specs, at)):
         where = config.where(*key)
         kwargs = {k: v for k, v in kwargs.items() if k != "inputs"}
@@ -198,7 +196,7 @@ def _text_inputs(config: Config, width: int, embeddings, text: TextVectorizer):
     if width:
         features = keras.Input(shape=(width,), dtype="float32", name="features")
         inputs["features"] = features
-        parts["features"] = _embedded(features, embeddings) if embeddings else features
+        parts["features"] = (_embedded(features, embeddings) if embeddings else features, None)
     for i, (column, (name, layer)) in enumerate(zip(text.columns, text.layers(), strict=True)):
         raw = keras.Input(shape=(), dtype="string", name=name)
         inputs[name] = raw
@@ -211,8 +209,7 @@ def _text_inputs(config: Config, width: int, embeddings, text: TextVectorizer):
             f"columns, only text ({', '.join(text.columns)}): remove the features branch"
         )
     joined = []
-    for name, part in parts.items():
-        x, vocabulary = part if isinstance(part, tuple) else (part, None)
+    for name, (x, vocabulary) in parts.items():  # vocabulary: a text column's, an Embedding's input_dim
         if name in branches:
             x = _apply(config, _plan(config, branches[name], ("model", "branches", name)), x, vocabulary)
         joined.append(x)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from dlcli.runs import runs
+from dlcli.runs import runs, scores
 from dlcli.utils.errors import RunError
 
 STAMP = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
@@ -107,27 +107,11 @@ def summary(run_dir: Path) -> dict[str, Any]:
 
 def _headline(test: dict) -> dict | None:
     """The test metric a row shows; several targets: the first output's (`<output>.<metric>`)."""
-    outputs = [(f"{k}.", v) for k, v in test.items() if isinstance(v, dict) and k not in NOT_NUMBERS]
-    for prefix, values in outputs or [("", test)]:
+    for output, values in scores.by_output(test).items():
         name = next((m for m in HEADLINE if isinstance(values.get(m), (int, float))), None)
         if name:
-            return {"metric": prefix + name, "value": values[name]}
+            return {"metric": f"{output}.{name}" if output else name, "value": values[name]}
     return None
-
-
-#: The parts of one target's metrics that are not numbers.
-NOT_NUMBERS = ("per_class", "confusion_matrix")
-
-
-def _flat(values: dict, prefix: str) -> dict[str, float]:
-    """`split.metric` (several targets: `split.output.metric`) → number, for compare."""
-    out = {}
-    for name, value in values.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[f"{prefix}{name}"] = value
-        elif isinstance(value, dict) and name not in NOT_NUMBERS:
-            out.update(_flat(value, f"{prefix}{name}."))
-    return out
 
 
 def _start(row: dict[str, Any]) -> float:
@@ -168,7 +152,7 @@ def compare(run_dirs: list[Path]) -> dict[str, Any]:
                 name: value
                 for split, values in (metrics.items() if isinstance(metrics, dict) else [])
                 if isinstance(values, dict)
-                for name, value in _flat(values, f"{split}.").items()
+                for name, value in scores.flatten(values, prefix=f"{split}.").items()
             }
         )
     order = list(dict.fromkeys(k for f in flat for k in f))

@@ -175,36 +175,24 @@ def _images_b64(payload: list) -> Any:
 def answer(model, outputs: dict) -> list[dict]:
     """Model outputs → one JSON object per row; several targets: per row, each target's object by its
     column (`{"price": {"prediction": ...}, "city": {"prediction": ..., "probabilities": {...}}}`)."""
-    if model.meta.get("targets"):
-        per_target = [
-            (column, _rows(predictions, probs, classes))
-            for column, predictions, probs, classes in runtime.decoded(model.meta, outputs)
-        ]
-        return [
-            dict(zip([c for c, _ in per_target], row, strict=True))
-            for row in zip(*(r for _, r in per_target), strict=True)
-        ]
-    predictions = outputs["prediction"].reshape(-1)
-    probs = outputs.get("probabilities")
-    if model.meta["task"] == "classification":
-        labels = runtime.labels(predictions)
-        classes = [str(c) for c in model.meta["classes"]]
-        return [
-            {"prediction": label, "probabilities": dict(zip(classes, map(float, row), strict=True))}
-            for label, row in zip(labels, probs, strict=True)
-        ]
-    return [{"prediction": float(v)} for v in predictions]
+    decoded = runtime.decoded(model.meta, outputs)
+    if not model.meta.get("targets"):
+        ((_, predictions, probs, classes),) = decoded
+        return _rows(predictions, probs, classes)
+    columns = [column for column, *_ in decoded]
+    per_target = [_rows(predictions, probs, classes) for _, predictions, probs, classes in decoded]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*per_target, strict=True)]
 
 
 def _rows(predictions, probs, classes) -> list[dict]:
+    """One target's answer per row: its prediction, and each class's probability."""
     if probs is None:
         return [{"prediction": float(v)} for v in predictions]
     names = [str(c) for c in classes]
     return [
-        {"prediction": label.item() if isinstance(label, np.generic) else label,
-         "probabilities": dict(zip(names, map(float, row), strict=True))}
+        {"prediction": label, "probabilities": dict(zip(names, map(float, row), strict=True))}
         for label, row in zip(predictions, probs, strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def declared_size(request, limit: int) -> None:

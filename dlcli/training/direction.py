@@ -43,11 +43,19 @@ def mode_for(config, monitor: str, mode: str) -> str:
     whose name Keras cannot judge: that metric's direction, as `configured_direction` finds it."""
     if mode != "auto" or not config.several:
         return mode
+    return configured_direction(metric_of(config, monitor), config.where("train"))
+
+
+def metric_of(config, monitor: str) -> str:
+    """The metric a monitored quantity names: with several targets, without `val_` and its output's
+    name (`val_city_accuracy` → `accuracy`; the weighted total `loss` stays); else `monitor` itself."""
+    if not config.several:
+        return monitor
     name = monitor.removeprefix("val_")
-    for output in sorted(config.outputs, key=lambda o: -len(o.name)):
+    for output in sorted(config.outputs, key=lambda o: -len(o.name)):  # the longest name that fits
         if name.startswith(f"{output.name}_"):
-            return configured_direction(name[len(output.name) + 1 :], config.where("train"))
-    return mode  # loss, the weighted sum: Keras knows
+            return name[len(output.name) + 1 :]
+    return name
 
 
 def configured_direction(monitor: str, where: str = "search.metric") -> str:

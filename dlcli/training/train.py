@@ -112,14 +112,15 @@ def _reduce_lr(config: Config) -> list:
     if plateau is None:
         return []
 
+    monitor = plateau.monitor or config.checkpoint_monitor()
     return [
         keras.callbacks.ReduceLROnPlateau(
-            monitor=plateau.monitor or config.checkpoint_monitor(),
+            monitor=monitor,
             factor=plateau.factor,
             patience=plateau.patience,
             min_delta=plateau.min_delta,
             min_lr=plateau.min_lr,
-            mode=direction.mode_for(config, plateau.monitor or config.checkpoint_monitor(), plateau.mode),
+            mode=direction.mode_for(config, monitor, plateau.mode),
             verbose=0,
         )
     ]

@@ -78,9 +78,9 @@ def direction_of(config: Config, metric: str) -> str:
     asked = config.search.direction
     if asked != "auto":
         return asked
-    found = direction.mode_for(config, metric, "auto")  # one output's quantity, of several targets
-    if found == "auto":
-        found = direction.configured_direction(metric, config.where("search", "metric"))
+    found = direction.configured_direction(
+        direction.metric_of(config, metric), config.where("search", "metric")
+    )
     return "maximize" if found == "max" else "minimize"
 
 
