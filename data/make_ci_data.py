@@ -88,6 +88,17 @@ def image_folder(rng: np.random.Generator, folder: Path, per_class: int = 24) ->
             image.save(folder / label / f"{name}{suffix}")
 
 
+def photo_table(rng: np.random.Generator, folder: Path) -> pd.DataFrame:
+    """The photos of `folder` as rows of a table beside a number: each row's colour is seen only in
+    its photo, and its price depends on the colour and the weight, so a model needs both inputs."""
+    paths = sorted(p for p in folder.rglob("*.*") if p.suffix in (".png", ".jpg", ".jpeg", ".gif"))
+    colour = np.array([p.parent.name for p in paths])
+    weight = rng.uniform(1, 10, len(paths)).round(2)
+    price = 10 * weight + np.where(colour == "red", 40, 0) + rng.normal(0, 1, len(paths))
+    files = [str(p.relative_to(folder.parent)) for p in paths]
+    return pd.DataFrame({"photo": files, "weight": weight, "colour": colour, "price": price.round(2)})
+
+
 def images() -> dict[str, np.ndarray]:
     """scikit-learn's 8x8 digits as uint8 arrays in the Keras NPZ layout."""
     digits = load_digits()
@@ -104,6 +115,7 @@ def main() -> None:
     image_folder(rng, HERE / "tiny_images")
     np.savez_compressed(HERE / "tiny_digits.npz", **images())
     sensors(np.random.default_rng(1)).to_csv(HERE / "tiny_sensors.csv", index=False)
+    photo_table(np.random.default_rng(2), HERE / "tiny_images").to_csv(HERE / "tiny_photos.csv", index=False)
 
 
 if __name__ == "__main__":

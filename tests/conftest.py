@@ -178,6 +178,10 @@ text_run = _shared_run(
 multitask_run = _shared_run(
     "multitask", "configs/ci/multitask.yaml as shipped: price (regression) and city (3 classes), a head each."
 )
+photo_table_run = _shared_run(
+    "photo_table",
+    "configs/ci/photo_table.yaml as shipped: a photo per row beside a number, a branch each, two targets.",
+)
 image_folder_run = _shared_run(
     "image_folder", "configs/ci/image_folder.yaml as shipped: 48 small photos of varied sizes and formats."
 )

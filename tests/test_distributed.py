@@ -125,6 +125,28 @@ def test_two_workers_train_in_sync_and_write_one_run_directory(tmp_path, cli, dl
     }
 
 
+def test_two_workers_train_several_targets_as_one_process_does(tmp_path, multitask_run, dlcli_fork):
+    """configs/ci/multitask.yaml (price and city, a head each) on two workers: the curves and each
+    output's test metrics are the one-process run's (the shared fixture), up to rounding."""
+    args = [
+        "train",
+        str(CONFIGS / "ci" / "multitask.yaml"),
+        "-q",
+        "-o",
+        "train.distribution.strategy=multi_worker",
+    ]
+    (tmp_path / "cluster").mkdir()
+    for code, out, err in reap(start_cluster(dlcli_fork, args, tmp_path / "cluster", tmp_path / "tmp")):
+        assert code == 0, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
+    run_dir = the_run(tmp_path / "cluster", "ci-multitask")
+    assert read_json(run_dir / "run.json")["distribution"]["workers"] == 2
+    curves = pd.read_csv(run_dir / "history.csv"), pd.read_csv(multitask_run / "history.csv")
+    pd.testing.assert_frame_equal(*curves, rtol=LOSS_TOLERANCE)
+    cluster, single = (read_json(run / "metrics.json")["test"] for run in (run_dir, multitask_run))
+    assert abs(cluster["city"]["accuracy"] - single["city"]["accuracy"]) <= 1 / 48 + 1e-9  # 48 test rows
+    assert cluster["price"]["r2"] == pytest.approx(single["price"]["r2"], abs=0.02)
+
+
 def test_mirrored_over_two_logical_cpus_trains_and_predicts(tmp_path, dlcli_fork):
     config = str(CONFIGS / "ci" / "images.yaml")  # uint8 pixels, a Rescaling layer, a Conv2D
     overrides = ["-o", "train.distribution.strategy=mirrored", "-o", "train.distribution.devices=2"]

@@ -147,12 +147,6 @@ def test_stopped_after_two_epochs_resumes_to_the_uninterrupted_weights(multitask
             "weights are per class of one target; Keras takes none for several outputs; remove it",
         ),
         (
-            "  batch_size: 32\n",
-            "  batch_size: 32\n  distribution: {strategy: multi_worker}\n",
-            "m.yaml:29:18: train.distribution.strategy: several targets (data.target) train on one machine "
-            "yet: set strategy auto, one_device or mirrored",
-        ),
-        (
             "  target: [price, city]",
             "  target: [price]",
             "m.yaml:6:3: data.target: one target is a column name: write target: price",

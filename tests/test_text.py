@@ -232,7 +232,8 @@ def test_branches_give_each_input_its_own_layers_before_they_join(cli, tmp_path,
             "",
             "b.yaml:4:3: model.branches: branches give each input its own layers, and this model has one "
             "input (its numeric and categorical columns; text columns would be others, in "
-            "preprocessing.text): put those layers in model.layers",
+            "preprocessing.text, and a column of image files another, in preprocessing.image.column): put "
+            "those layers in model.layers",
         ),
     ],
 )

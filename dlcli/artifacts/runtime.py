@@ -120,6 +120,9 @@ def input_specs(prep: Preprocessor, fmt: str = "saved_model") -> list[InputSpec]
     ]
     if prep.text is not None:
         specs += [InputSpec(_tensor_name(c, taken), c, "text", "string", []) for c in prep.text.columns]
+    if prep.image_input is not None:  # a column of image files beside the others: their bytes
+        column = prep.image["column"]
+        specs.append(InputSpec(_tensor_name(column, taken), column, "image", "string", []))
     return specs
 
 
@@ -249,7 +252,12 @@ def inputs_of(meta: dict, part: Any, source: str) -> dict[str, np.ndarray]:
             f"{', '.join(s.column for s in specs)})"
         )
     rows = part.index.tolist()
-    columns = {s.name: column_values(meta, s, part[s.column].tolist(), source, rows) for s in specs}
+    columns = {
+        s.name: np.asarray([_read_bytes(p, source) for p in part[s.column]], dtype=object)
+        if s.role == "image"
+        else column_values(meta, s, part[s.column].tolist(), source, rows)
+        for s in specs
+    }
     if kind.windowed:
         columns = windows(columns, meta["window"]["length"], source)
     return columns

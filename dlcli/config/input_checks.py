@@ -19,23 +19,25 @@ def problems(raw: dict, images: str | None) -> list[Problem]:
 
 
 def _branches(raw: dict) -> list[Problem]:
-    """model.branches against the inputs there are (`features` and each text column) and what each
-    input must become before the join."""
+    """model.branches against the inputs there are (`features`, each text column and a column of image
+    files) and what each input must become before the join."""
     branches, key = get_path(raw, "model", "branches"), ("model", "branches")
     if not isinstance(branches, dict):
         return []
     columns = get_path(raw, "preprocessing", "text", "columns")
     columns = [c for c in columns if isinstance(c, str)] if isinstance(columns, list) else []
-    if not columns:
+    image = get_path(raw, "preprocessing", "image", "column")
+    image = [image] if isinstance(image, str) else []
+    if not columns and not image:
         return [
             (
                 key,
                 "branches give each input its own layers, and this model has one input (its numeric and "
-                "categorical columns; text columns would be others, in preprocessing.text): put those "
-                "layers in model.layers",
+                "categorical columns; text columns would be others, in preprocessing.text, and a column "
+                "of image files another, in preprocessing.image.column): put those layers in model.layers",
             )
         ]
-    inputs = ["features", *columns]
+    inputs = ["features", *columns, *image]
     problems: list[Problem] = [
         (
             (*key, name),
@@ -44,6 +46,16 @@ def _branches(raw: dict) -> list[Problem]:
         for name in branches
         if name not in inputs
     ]
+    pooled = get_path(raw, "model", "backbone", "pooling") in ("avg", "max")
+    if image and image[0] not in branches and not pooled:
+        problems.append(
+            (
+                key,
+                f"the image column {image[0]!r} joins the table's other columns as a vector: give it a "
+                f"branch (model.branches.{image[0]}) that ends flat, e.g. `[{{Conv2D: {{filters: 8, "
+                "kernel_size: 3}}, {GlobalAveragePooling2D: {}}]`, or a model.backbone with pooling: avg",
+            )
+        )
     if get_path(raw, "preprocessing", "text", "output_mode") in ("int", None):
         for column in columns:
             first = get_path(branches, column, 0)

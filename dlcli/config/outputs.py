@@ -83,15 +83,6 @@ def problems(raw: dict) -> list[Problem]:
             problems.append(
                 (key, f"several targets (data.target) are not possible here yet: {why}; remove it")
             )
-    strategy = ("train", "distribution", "strategy")
-    if get_path(raw, *strategy) == "multi_worker":
-        problems.append(
-            (
-                strategy,
-                "several targets (data.target) train on one machine yet: set strategy auto, one_device or "
-                "mirrored",
-            )
-        )
     return problems + _per_target(raw, targets) + _heads(raw, targets) + monitor_problems(raw, targets)
 
 

@@ -64,7 +64,7 @@ def refusal(prep: Preprocessor, fmt: str, quantize: str | None) -> str | None:
             f"regular expressions, splitting and n-grams, which {fmt} has no operation for; "
             f"--format {others} holds them"
         )
-    if prep.reads_files:
+    if prep.reads_files or prep.image_input is not None:
         return (
             f"the model takes encoded image files (JPEG, PNG, GIF, BMP), and decoding them has no "
             f"{fmt} operation; --format {others} holds it"
@@ -91,11 +91,12 @@ class RawInputs(tf.Module):
         super().__init__()
         self.model = model
         self.tables = []
-        if prep.reads_files:  # tracked here: Keras' Resizing keeps a seed generator's state
+        files = prep.reads_files or prep.image_input is not None
+        if files:  # tracked here: Keras' Resizing keeps a seed generator's state
             self.resize = resizer(prep.image)
         # every tf.Variable the graph reads, augmentation layers' seed states too (as Keras'
         # ExportArchive tracks them): otherwise saving refuses a capture "not reachable from root"
-        layers = [model, *([self.resize] if prep.reads_files else [])]
+        layers = [model, *([self.resize] if files else [])]
         self.keras_variables = [getattr(v, "value", v) for layer in layers for v in layer.variables]
         if prep.categorical is not None:
             for categories, fill in zip(prep.categorical.categories_, prep.categorical.fill_, strict=True):
@@ -109,7 +110,11 @@ class RawInputs(tf.Module):
 
         def serve(inputs):  # prep and specs stay Python values of the closure, never tracked state
             x = _decoded(prep, inputs["image"], self.resize) if prep.reads_files else None
-            x = x if x is not None else _model_input(prep, inputs, specs, self.tables)
+            x = (
+                x
+                if x is not None
+                else _model_input(prep, inputs, specs, self.tables, getattr(self, "resize", None))
+            )
             return _outputs(prep, self.model(x, training=False))
 
         self.serve = tf.function(serve, input_signature=[{s.name: s.tensor_spec(batch) for s in specs}])
@@ -141,8 +146,9 @@ def _categorical(prep: Preprocessor, x, i: int, table):
     return tf.cast(hot, tf.float32)
 
 
-def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec], tables: list):
-
+def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec], tables: list, resize=None):
+    """The model's input from the raw ones: the feature vector, and where the model has named inputs
+    the text columns' strings and the decoded images of a column of image files too."""
     if prep.images:
         (spec,) = specs
         return inputs[spec.name]
@@ -150,11 +156,15 @@ def _model_input(prep: Preprocessor, inputs: dict, specs: list[runtime.InputSpec
     blocks = [tf.expand_dims(_numeric(prep, by_column[c], i), -1) for i, c in enumerate(prep.numeric.columns)]
     blocks += [_categorical(prep, by_column[c], i, tables[i]) for i, c in enumerate(prep.categorical.columns)]
     features = tf.concat(blocks, axis=-1) if blocks else None
-    if prep.text is None:
+    if prep.text is None and prep.image_input is None:
         return features
-
-    text = {input_name(c): tf.reshape(by_column[c], [-1, 1]) for c in prep.text.columns}
-    return {**({"features": features} if prep.feature_width else {}), **text}
+    named = {"features": features} if prep.feature_width else {}
+    if prep.text is not None:
+        named.update({input_name(c): tf.reshape(by_column[c], [-1, 1]) for c in prep.text.columns})
+    if prep.image_input is not None:
+        column = prep.image["column"]
+        named[input_name(column)] = _decoded(prep, by_column[column], resize)
+    return named
 
 
 def _decoded(prep: Preprocessor, encoded, resize):

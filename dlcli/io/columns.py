@@ -59,21 +59,22 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "", image: str | 
     """The feature columns: those listed under preprocessing, or by default every column not used
     otherwise (target, time, split column, data.drop), text columns as categorical. For time series
     the target is a feature too: the model reads its past values. With a column of image files
-    (`image`: a folder's, or preprocessing.image.column) the images are the only input."""
+    (`image`: a folder's, or preprocessing.image.column) the images are the only input, unless
+    model.branches gives the table's columns and the images a branch each: then the images are one
+    input beside the others."""
     pre = config.preprocessing
     names = [str(c) for c in frame.columns]
     _check_listed(config, names)
-    if image is not None:
-        ignored = _set_aside(config, frame, names)
+    ignored = _set_aside(config, frame, names)
+    if image is not None and not config.model.branches:
         why = "images are the model's input (preprocessing.image.column)"
         ignored.update({c: why for c in names if c != image and c not in ignored})
         return Columns([], [], ignored, image=[image])
-    ignored = _set_aside(config, frame, names)
     text = list(pre.text.columns) if pre.text is not None else []
     _check_text(config, frame, text, source)
-    free = [c for c in names if c not in ignored and c not in text]
+    free = [c for c in names if c not in ignored and c not in text and c != image]
     numeric, categorical, notes = _kinds(config, frame, free, ignored, source)
-    cols = Columns(numeric, categorical, ignored, notes=notes, text=text)
+    cols = Columns(numeric, categorical, ignored, notes=notes, text=text, image=[image] if image else [])
     if pre.text is not None and pre.text.output_mode == "int" and (numeric or categorical):
         if not config.model.branches:
             raise DataError(
@@ -83,7 +84,7 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "", image: str | 
                 "its own that starts with an Embedding (model.branches), or use output_mode: tf_idf, "
                 "multi_hot or count to combine them"
             )
-    if not numeric and not categorical and not text:
+    if not numeric and not categorical and not text and not image:
         raise DataError(
             f"{source}: no feature columns are left (the file has {', '.join(names)}; "
             f"ignored: {', '.join(f'{c} ({w})' for c, w in cols.ignored.items())})"

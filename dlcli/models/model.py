@@ -16,6 +16,7 @@ from dlcli.config.checks import REFUSED_LAYERS, label_mode, layer_lists, suggest
 from dlcli.config.config import Config
 from dlcli.io.images import augmentation as layers
 from dlcli.models import backbones
+from dlcli.preprocessing.text import input_name
 from dlcli.utils.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -77,10 +78,12 @@ def build(
     rescale: float | None = None,
     embeddings: list[tuple[str, int, int]] = (),
     text: TextVectorizer | None = None,
+    image: dict | None = None,
 ) -> keras.Model:
     """A functional model: Input (shape and dtype from the data) → optional rescale/reshape → layers.
-    With text columns the inputs are named: `features` (numeric and categorical, when there are any)
-    and one string input per text column, vectorized inside the model.
+    With text columns or a column of image files beside the others (`image`: its state) the inputs
+    are named: `features` (numeric and categorical, when there are any), one string input per text
+    column, vectorized inside the model, and the decoded images.
 
     With `train.mixed_precision` every layer but the last computes in 16 bits; the global dtype policy
     is restored afterwards, so nothing else in the process is affected.
@@ -88,22 +91,19 @@ def build(
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.train.mixed_precision or "float32")
     try:
-        return _build(config, input_shape, input_dtype, n_classes, rescale, embeddings, text)
+        return _build(config, input_shape, input_dtype, n_classes, rescale, embeddings, text, image)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
-def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), text=None) -> keras.Model:
-    if text is not None:
-        inputs, x = _text_inputs(config, input_shape[0] - text.width, embeddings, text)
+def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), text=None, image=None):
+    if text is not None or image is not None:
+        width = input_shape[0] - (text.width if text is not None else 0)
+        inputs, x = _named_inputs(config, width, embeddings, text, image)
         return _stack(config, inputs, x, n_classes, text)
     inputs = keras.Input(shape=tuple(input_shape), dtype=input_dtype, name="inputs")
     x = _embedded(inputs, embeddings) if embeddings else inputs
-    for layer in augmentation(config.preprocessing.image.augment, config.seed):
-        x = layer(x)  # before rescaling: RandomContrast expects pixels 0–255
-    if rescale is not None or input_dtype not in ("float32", "float64"):
-        # Pixels stay uint8 in memory; the model casts and rescales them itself.
-        x = keras.layers.Rescaling(rescale if rescale is not None else 1.0, name="rescale")(x)
+    x = _pixels(config, x, rescale, input_dtype)
     wanted = config.model.input_shape
     if wanted is not None and list(wanted) != list(input_shape):
         if _size(wanted) != _size(input_shape):
@@ -116,6 +116,16 @@ def _build(config, input_shape, input_dtype, n_classes, rescale, embeddings=(), 
     if config.model.backbone is not None:
         x = backbones.attach(config, x)
     return _stack(config, inputs, x, n_classes)
+
+
+def _pixels(config: Config, x, rescale: float | None, dtype: str):
+    """Augmentation (training only), then rescaling: pixels stay uint8 in memory, and the model casts
+    and rescales them itself."""
+    for layer in augmentation(config.preprocessing.image.augment, config.seed):
+        x = layer(x)  # before rescaling: RandomContrast expects pixels 0–255
+    if rescale is not None or dtype not in ("float32", "float64"):
+        x = keras.layers.Rescaling(rescale if rescale is not None else 1.0, name="rescale")(x)
+    return x
 
 
 def _stack(config, inputs, x, n_classes, text=None) -> keras.Model:
@@ -188,30 +198,44 @@ def augmentation(augment, seed: int) -> list:
     return layers(augment.model_dump(exclude_none=True) if augment is not None else None, seed)
 
 
-def _text_inputs(config: Config, width: int, embeddings, text: TextVectorizer):
-    """Named inputs (`features` when there are feature columns, one string input per text column)
-    and what model.layers reads: each input through its branch (model.branches) where it has one,
-    then joined (model.combine), or the int sequence of the one text column."""
+def _named_inputs(config: Config, width: int, embeddings, text: TextVectorizer | None, image: dict | None):
+    """Named inputs (`features` when there are feature columns, one string input per text column,
+    the decoded images of a column of image files) and what model.layers reads: each input through
+    its branch (model.branches) where it has one, then joined (model.combine), or the int sequence of
+    the one text column."""
     inputs, parts = {}, {}
     if width:
         features = keras.Input(shape=(width,), dtype="float32", name="features")
         inputs["features"] = features
         parts["features"] = (_embedded(features, embeddings) if embeddings else features, None)
-    for i, (column, (name, layer)) in enumerate(zip(text.columns, text.layers(), strict=True)):
+    vectorizers = zip(text.columns, text.layers(), strict=True) if text is not None else []
+    for i, (column, (name, layer)) in enumerate(vectorizers):
         raw = keras.Input(shape=(), dtype="string", name=name)
         inputs[name] = raw
         parts[column] = (layer(raw), text.vocabulary_size(i))
+    if image is not None:
+        name = input_name(image["column"])
+        inputs[name] = keras.Input(shape=tuple(image["shape"]), dtype="float32", name=name)
+        x = _pixels(config, inputs[name], image["rescale"], "float32")
+        parts[image["column"]] = (backbones.attach(config, x) if config.model.backbone else x, None)
     branches = config.model.branches or {}
     missing = [name for name in branches if name not in parts]
-    if missing:  # validate knows the text columns; whether there are feature columns, only the data
+    if missing:  # validate knows the text and image columns; whether there are feature columns, only the data
         raise ConfigError(
             f"{config.where('model', 'branches', missing[0])}: this model has no numeric or categorical "
-            f"columns, only text ({', '.join(text.columns)}): remove the features branch"
+            f"columns, only {', '.join(parts)}: remove the features branch"
         )
     joined = []
     for name, (x, vocabulary) in parts.items():  # vocabulary: a text column's, an Embedding's input_dim
+        key = ("model", "branches", name)
         if name in branches:
-            x = _apply(config, _plan(config, branches[name], ("model", "branches", name)), x, vocabulary)
+            x = _apply(config, _plan(config, branches[name], key), x, vocabulary)
+        if len(x.shape) != 2 and len(parts) > 1:
+            raise ConfigError(
+                f"{config.where(*key[: 3 if name in branches else 2])}: the input {name!r} reaches the join "
+                f"at shape {list(x.shape[1:])}, and inputs join as vectors: end its branch with "
+                "GlobalAveragePooling2D (images), GlobalAveragePooling1D (sequences) or Flatten"
+            )
         joined.append(x)
     return inputs, _combine(config, joined)
 

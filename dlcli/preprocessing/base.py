@@ -94,7 +94,13 @@ class Preprocessor:
         return []
 
     def loader(self):
-        """For image files, `path → pixels` to map over a dataset of paths; else None."""
+        """For image files, `path → pixels` to map over a dataset of paths (of named inputs, where the
+        images are one input of several); else None."""
+        return None
+
+    @property
+    def image_input(self) -> dict | None:
+        """The state of a column of image files that is one input beside a table's others, else None."""
         return None
 
     @property

@@ -44,7 +44,7 @@ def fit(
         rescale = config.preprocessing.image.rescale
         image = {"shape": list(x.shape[1:]), "dtype": str(x.dtype), "rescale": rescale}
         prep = ImagePreprocessor(config.task, checks.label_mode(config.loss), target.fit(y), image=image)
-    elif cols is not None and cols.image:  # image files: paths in a column, decoded as they stream
+    elif cols is not None and cols.image and not config.model.branches:  # image files only
         prep = _fit_image_files(config, train, source, cols, target)
     else:
         prep = _fit_table(config, train, source, cols or columns_mod.resolve(config, train, source), target)
@@ -55,7 +55,7 @@ def fit(
 def _fit_several(config: Config, train, source: str, cols) -> TablePreprocessor:
     """Several targets: the feature columns fitted once, then each target's encoder; a preprocessor
     per output shares the feature transformers."""
-    if isinstance(train, tuple) or (cols is not None and cols.image):
+    if isinstance(train, tuple) or (cols is not None and cols.image and not config.model.branches):
         raise ConfigError(
             f"{config.where('data', 'target')}: several targets are columns of a table, and this data is "
             "images: give one target"
@@ -69,7 +69,13 @@ def _fit_several(config: Config, train, source: str, cols) -> TablePreprocessor:
         else:
             target.fit(columns_mod.target_values(train, output.column, output.task, source))
         view = TablePreprocessor(
-            output.task, output.label_mode, target, prep.numeric, prep.categorical, text=prep.text
+            output.task,
+            output.label_mode,
+            target,
+            prep.numeric,
+            prep.categorical,
+            image=prep.image,
+            text=prep.text,
         )
         _two_classes(view, output.loss)
         views[output.name] = view
@@ -85,29 +91,39 @@ def _two_classes(prep: Preprocessor, loss: str) -> None:
 
 
 def _fit_image_files(config: Config, train, source: str, cols, target) -> ImageFilesPreprocessor:
-    pre = config.preprocessing
-    size = list(pre.image.size or DEFAULT_SIZE)
-    image = {
-        **pre.image.model_dump(include={"rescale", "channels", "interpolation"}),
-        **pre.image.model_dump(include={"crop_to_aspect_ratio", "pad_to_aspect_ratio"}),
-        "column": cols.image[0],
-        "size": size,
-        "shape": [*size, pre.image.channels],
-        "dtype": "float32",
-    }
+    image = _image_state(config, cols.image[0])
     y = columns_mod.target_values(train, target.column, config.task, source)
     return ImageFilesPreprocessor(config.task, checks.label_mode(config.loss), target.fit(y), image=image)
 
 
-def of_columns(config: Config, target, numeric, categorical, text=None, output=None) -> TablePreprocessor:
+def _image_state(config: Config, column: str) -> dict:
+    """How the image files of `column` are decoded and resized, as the state records it."""
+    pre = config.preprocessing
+    size = list(pre.image.size or DEFAULT_SIZE)
+    return {
+        **pre.image.model_dump(include={"rescale", "channels", "interpolation"}),
+        **pre.image.model_dump(include={"crop_to_aspect_ratio", "pad_to_aspect_ratio"}),
+        "column": column,
+        "size": size,
+        "shape": [*size, pre.image.channels],
+        "dtype": "float32",
+    }
+
+
+def of_columns(
+    config: Config, target, numeric, categorical, text=None, output=None, image=None
+) -> TablePreprocessor:
     """A table's or a series' preprocessor from its (fitted or to-be-fitted) column transformers:
     a series (preprocessing.window) with its windows as the state records them. Used by the
-    in-memory fit and the streamed statistics pass alike. `output`: the target's, of several."""
+    in-memory fit and the streamed statistics pass alike. `output`: the target's, of several;
+    `image`: a column of image files beside the others (model.branches), its state."""
     pre = config.preprocessing
     output = output or config.outputs[0]
     label_mode = output.label_mode
     if pre.window is None:
-        return TablePreprocessor(output.task, label_mode, target, numeric, categorical, text=text)
+        return TablePreprocessor(
+            output.task, label_mode, target, numeric, categorical, image=image, text=text
+        )
     window = {
         **pre.window.model_dump(),
         "difference": pre.series.difference,
@@ -141,7 +157,8 @@ def _fit_table(config: Config, train, source: str, cols, target, output=None) ->
     text = None
     if pre.text is not None:
         text = TextVectorizer(cols.text, **pre.text.model_dump(exclude={"columns"}))
-    prep = of_columns(config, target, numeric, categorical, text, output)
+    image = _image_state(config, cols.image[0]) if cols.image else None
+    prep = of_columns(config, target, numeric, categorical, text, output, image)
     try:
         numeric.fit(prep.series_input(train))
     except DataError as exc:

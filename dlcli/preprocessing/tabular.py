@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from dlcli.io import columns as columns_mod
+from dlcli.io import images
 from dlcli.preprocessing.base import Preprocessor
+from dlcli.preprocessing.text import input_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +26,19 @@ class TablePreprocessor(Preprocessor):
 
     @property
     def streamable(self) -> bool:
-        return True
+        return self.image is None
+
+    @property
+    def image_input(self) -> dict | None:
+        """A column of image files beside the others (model.branches): its state, else None."""
+        return self.image
+
+    def loader(self):
+        """With a column of image files: `inputs → inputs` with that column's paths read as pixels."""
+        if self.image is None:
+            return None
+        load, name = images.loader(self.image), input_name(self.image["column"])
+        return lambda inputs: {**inputs, name: load(inputs[name])}
 
     @property
     def feature_width(self) -> int:
@@ -54,7 +68,12 @@ class TablePreprocessor(Preprocessor):
     def input_columns(self) -> list[str]:
         if not self.numeric:
             return []
-        return [*self.numeric.columns, *self.categorical.columns, *(self.text.columns if self.text else [])]
+        text = self.text.columns if self.text else []
+        return [*self.numeric.columns, *self.categorical.columns, *text, *self.image_columns]
+
+    @property
+    def image_columns(self) -> list[str]:
+        return [self.image["column"]] if self.image is not None else []
 
     def series_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The numeric columns as the model reads them (a differenced series changes its target's)."""
@@ -73,10 +92,16 @@ class TablePreprocessor(Preprocessor):
         if unknown:
             self.warnings.append(self.categorical.unseen_note(source, unknown))
         features = np.concatenate(blocks, axis=1)
-        if self.text is None:
+        if self.text is None and self.image is None:
             return features
-        # the model's named inputs: the feature vector (when there is one) and each raw text column
-        return {**({"features": features} if self.feature_width else {}), **self.text.inputs(part)}
+        # the model's named inputs: the feature vector (when there is one), each raw text column and
+        # the paths of the image files (read as batches stream)
+        named = {"features": features} if self.feature_width else {}
+        if self.text is not None:
+            named.update(self.text.inputs(part))
+        for column in self.image_columns:
+            named[input_name(column)] = part[column].astype(str).to_numpy(dtype=object)
+        return named
 
 
 class SeriesPreprocessor(TablePreprocessor):

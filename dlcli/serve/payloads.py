@@ -79,7 +79,7 @@ def _records(model, records: list) -> dict:
                     s.column,
                 )
             value = record[s.column]
-            if isinstance(value, (dict, list)) and window is None:
+            if isinstance(value, (dict, list)) and window is None and s.role != "image":
                 raise bad(
                     f"column {s.column!r}: expected a single value, got {type(value).__name__}", i, s.column
                 )
@@ -89,6 +89,9 @@ def _records(model, records: list) -> dict:
     out = {}
     for s in specs:
         values = columns[s.name]
+        if s.role == "image":  # a column of image files: each row's {"b64": ...}
+            out[s.name] = _images_b64(values, s.column)
+            continue
         try:
             if window is None:
                 out[s.name] = runtime.column_values(model.meta, s, values, "request")
@@ -158,17 +161,18 @@ def _pixels(model, payload: list) -> dict:
     return {spec.name: x.astype(spec.dtype)}
 
 
-def _images_b64(payload: list) -> Any:
-
+def _images_b64(payload: list, column: str | None = None) -> Any:
+    """Each instance's (or, `column`: each record's value in that column) {"b64": ...} as bytes."""
+    at = () if column is None else (column,)
     out = []
     for i, item in enumerate(payload):
         data = item.get("b64") if isinstance(item, dict) else None
         if not isinstance(data, str):
-            raise bad('expected {"b64": "<base64 of an image file>"} per instance', i)
+            raise bad('expected {"b64": "<base64 of an image file>"} per instance', i, *at)
         try:
             out.append(base64.b64decode(data, validate=True))
         except (binascii.Error, ValueError):
-            raise bad("not valid base64", i, "b64") from None
+            raise bad("not valid base64", i, *at, "b64") from None
     return np.asarray(out, dtype=object)
 
 

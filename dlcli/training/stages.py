@@ -293,7 +293,14 @@ def _build(job: Job):
     steps_per_execution = compute.steps_per_execution(config, placement.distributed)
     with placement.scope():  # variables (model, optimizer, metrics) are made in the strategy's scope
         model = model_mod.build(
-            config, prep.input_shape, prep.input_dtype, prep.n_classes, rescale, prep.embeddings, prep.text
+            config,
+            prep.input_shape,
+            prep.input_dtype,
+            prep.n_classes,
+            rescale,
+            prep.embeddings,
+            prep.text,
+            prep.image_input,
         )
         if prior is not None and prior.phase == 2:  # resuming a fine-tuning phase: its trainable set
             finetune.compile_phase_two(model, config, steps_per_execution)

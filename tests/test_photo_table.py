@@ -1,0 +1,128 @@
+"""A table with a photo per row (preprocessing.image.column) beside other columns: with model.branches
+the photos are one input of the model, through a branch of their own, joined to the feature columns'
+branch; predict, evaluate, export (SavedModel) and serve read the photos from the same column. Without
+branches the photos stay the only input, as before (test_images.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, ci_config, fails, read_json
+
+PHOTOS = ci_config("photo_table")
+
+
+def test_the_photos_and_the_number_are_inputs_of_their_own_joined_after_their_branches(photo_table_run):
+    run = read_json(photo_table_run / "run.json")
+    assert run["data"]["columns"]["numeric"] == ["weight"] and run["data"]["columns"]["image"] == ["photo"]
+    with zipfile.ZipFile(photo_table_run / "model.keras") as archive:
+        model = json.loads(archive.read("config.json"))["config"]
+    assert sorted(model["input_layers"]) == ["features", "photo"]
+    layers = {layer["class_name"] for layer in model["layers"]}
+    assert {"Conv2D", "GlobalAveragePooling2D", "Rescaling", "Concatenate"} <= layers
+    state = read_json(photo_table_run / "preprocessing.json")
+    assert (
+        state["kind"] == "table"
+        and state["image"]["column"] == "photo"
+        and state["image"]["size"] == [24, 24]
+    )
+    test = read_json(photo_table_run / "metrics.json")["test"]
+    assert set(test) == {"loss", "colour", "price"}
+    # the price is 10 × weight, plus 40 for a red photo: the number alone explains most of it
+    assert test["price"]["r2"] > 0.5
+
+
+def _rows(tmp_path):
+    """Six rows without targets, in another folder, their photos relative to it."""
+    shutil.copytree(ROOT / "data" / "tiny_images", tmp_path / "tiny_images")
+    rows = pd.read_csv(ROOT / "data" / "tiny_photos.csv").iloc[::8].drop(columns=["colour", "price"])
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    return rows
+
+
+def test_predict_evaluate_export_and_serve_read_the_photo_column(photo_table_run, cli, tmp_path):
+    from servers import Server
+
+    rows = _rows(tmp_path)
+    code, out, err = cli("predict", str(photo_table_run), "--input", "rows.csv", "--output", "p.csv")
+    assert code == 0, err
+    predicted = pd.read_csv(tmp_path / "p.csv")
+    assert list(predicted.columns)[-4:] == [
+        "prediction_colour",
+        "probability_colour_blue",
+        "probability_colour_red",
+        "prediction_price",
+    ]
+    assert len(predicted) == 6 and predicted["prediction_colour"].isin(["blue", "red"]).all()
+    code, out, err = cli("evaluate", str(photo_table_run), "--json")
+    assert code == 0, err
+    trained = read_json(photo_table_run / "metrics.json")["test"]
+    assert json.loads(out)["price"]["r2"] == pytest.approx(trained["price"]["r2"], rel=1e-6)
+
+    run = tmp_path / "run"
+    shutil.copytree(photo_table_run, run)  # exports go inside the run
+    assert (
+        "--format onnx: the model takes encoded image files (JPEG, PNG, GIF, BMP), and decoding them has "
+        "no onnx operation; --format saved_model holds it (this run exports as: saved_model)"
+    ) in fails(cli, "export", str(run), "--format", "onnx")
+    code, out, err = cli("export", str(run), "--format", "saved_model")
+    assert code == 0, err
+    meta = read_json(run / "export" / "saved_model" / "dlcli.json")
+    assert [(s["column"], s["role"]) for s in meta["inputs"]] == [("weight", "numeric"), ("photo", "image")]
+    assert meta["checked"]["max_difference"] <= 1e-5
+
+    records = [
+        {"weight": w, "photo": {"b64": base64.b64encode((tmp_path / p).read_bytes()).decode()}}
+        for w, p in zip(rows["weight"], rows["photo"], strict=True)
+    ]
+    server = Server(run)
+    try:
+        status, answer = server.post(records)
+        refused, why = server.post([{"weight": 1.0, "photo": "tiny_images/red/red_00.png"}])
+    finally:
+        server.stop()
+    assert status == 200, answer
+    served = answer["predictions"]
+    assert [p["colour"]["prediction"] for p in served] == predicted["prediction_colour"].tolist()
+    np.testing.assert_allclose(
+        [p["price"]["prediction"] for p in served], predicted["prediction_price"], rtol=1e-5
+    )
+    assert refused == 422
+    assert why["detail"] == [
+        {
+            "loc": ["body", 0, "photo"],
+            "msg": 'expected {"b64": "<base64 of an image file>"} per instance',
+            "type": "value_error",
+        }
+    ]
+
+
+def test_a_photo_column_beside_others_needs_a_branch_that_ends_flat(cli, tmp_path):
+    (tmp_path / "t.yaml").write_text(
+        PHOTOS.replace("      - Conv2D: {filters: 4, kernel_size: 3, activation: relu}\n", "").replace(
+            "    photo:                          # the decoded photo, 24 x 24 x 3\n      - GlobalAveragePooling2D: {}\n",
+            "",
+        )
+    )
+    assert (
+        "t.yaml:13:3: model.branches: the image column 'photo' joins the table's other columns as a vector: "
+        "give it a branch (model.branches.photo) that ends flat, e.g. `[{Conv2D: {filters: 8, kernel_size: "
+        "3}}, {GlobalAveragePooling2D: {}}]`, or a model.backbone with pooling: avg"
+    ) in fails(cli, "validate", "t.yaml")
+    (tmp_path / "s.yaml").write_text(PHOTOS.replace("      - GlobalAveragePooling2D: {}\n", ""))
+    assert (
+        "s.yaml:14:5: model.branches.photo: the input 'photo' reaches the join at shape [22, 22, 4], and inputs "
+        "join as vectors: end its branch with GlobalAveragePooling2D (images), GlobalAveragePooling1D "
+        "(sequences) or Flatten"
+    ) in fails(cli, "train", "s.yaml")
+    (tmp_path / "n.yaml").write_text(PHOTOS.replace("    features:  ", "    feature:  "))
+    assert (
+        "n.yaml:17:5: model.branches.feature: no input is named 'feature' (this model's: features, photo); "
+        "did you mean 'features'?"
+    ) in fails(cli, "validate", "n.yaml")
