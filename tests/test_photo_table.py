@@ -126,3 +126,30 @@ def test_a_photo_column_beside_others_needs_a_branch_that_ends_flat(cli, tmp_pat
         "n.yaml:17:5: model.branches.feature: no input is named 'feature' (this model's: features, photo); "
         "did you mean 'features'?"
     ) in fails(cli, "validate", "n.yaml")
+
+
+def test_a_backbone_reads_the_photo_column_before_its_branch(tmp_path):
+    """model.backbone sits at the head of the photo column's branch: the photos are the application's
+    input, its pooled vector enters the branch, and the numbers never pass through it."""
+    from dlcli.config.config import load_config
+    from dlcli.models import model as model_mod
+
+    (tmp_path / "b.yaml").write_text(
+        PHOTOS.replace("size: [24, 24], rescale: 0.00392156862745098", "size: [32, 32]")
+        .replace(
+            "model:\n",
+            "model:\n  backbone: {name: MobileNetV2, weights: null, pooling: avg, arguments: {alpha: 0.35}}\n",
+        )
+        .replace(
+            "      - Conv2D: {filters: 4, kernel_size: 3, activation: relu}\n      - GlobalAveragePooling2D: {}\n",
+            "      - Dense: {units: 4, activation: relu, name: photo_vector}\n",
+        )
+    )
+    config = load_config(tmp_path / "b.yaml")
+    image = {"column": "photo", "shape": [32, 32, 3], "rescale": None}
+    model = model_mod.build(config, [1], "float32", {"colour": 2, "price": None}, image=image)
+    (base,) = (layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
+    assert base.input.shape[1:] == (32, 32, 3) and base.output.shape[1:] == (1280,)  # pooled
+    vector = model.get_layer("photo_vector")
+    assert vector.input.shape[1:] == (1280,)
+    assert model.input["features"].shape[1:] == (1,) and model.input["photo"].shape[1:] == (32, 32, 3)
