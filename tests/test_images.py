@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -222,9 +223,36 @@ def _backbone_weights(run):
     return model, base.get_weights(), head.get_weights()
 
 
-def test_a_frozen_backbone_keeps_its_weights_bit_identical_while_the_head_learns(cli, tmp_path):
-    saved = _mobilenet(tmp_path / "backbone.weights.h5")
-    (tmp_path / "c.yaml").write_text(_backbone_config(tmp_path, "backbone.weights.h5"))
+def _mirror(tmp_path, monkeypatch) -> tuple[Path, list]:
+    """A DLCLI_DATA_DIR holding MobileNetV2's imagenet file (alpha 0.35, no top) under Keras' name, made
+    of random weights in Keras' own .h5 layout, and a proxy that refuses every connection (so no
+    download is attempted); returns the folder and those weights."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format  # Keras' own .h5 layout, to forge the file
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    base = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35
+    )
+    with h5py.File(mirror / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, base)
+    monkeypatch.setenv("DLCLI_DATA_DIR", str(mirror))
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    return mirror, [w.copy() for w in base.get_weights()]
+
+
+def test_a_frozen_backbone_from_the_mirror_keeps_its_weights_bit_identical_while_the_head_learns(
+    cli, tmp_path, monkeypatch
+):
+    """`weights: imagenet` is MobileNetV2's file (Keras publishes no hash for it) taken from
+    DLCLI_DATA_DIR under Keras' name, never downloaded; frozen, it stays bit for bit that file's
+    through training and a resume (BatchNormalization statistics too) while the head learns. A path
+    of weights is read in the fine-tuning test."""
+    _, saved = _mirror(tmp_path, monkeypatch)
+    (tmp_path / "c.yaml").write_text(_backbone_config(tmp_path, "imagenet"))
     code, out, err = cli("train", "c.yaml", "-q")
     assert code == 0, err
     run = latest_run(tmp_path, "bb")
@@ -240,32 +268,13 @@ def test_a_frozen_backbone_keeps_its_weights_bit_identical_while_the_head_learns
     assert not all(np.array_equal(a, b) for a, b in zip(head_after, head_first, strict=True))
 
 
-def test_imagenet_weights_are_read_from_the_mirror_under_keras_name(cli, tmp_path, monkeypatch):
-    """MobileNetV2's imagenet file (Keras publishes no hash for it) is taken from DLCLI_DATA_DIR;
-    ResNet50's, which Keras hashes, is checked: a file that is not Keras' is refused, naming it.
-    A proxy that refuses every connection proves no download is attempted."""
+def test_imagenet_weights_keras_refuses_or_cannot_fetch_are_named(cli, tmp_path, monkeypatch):
+    """ResNet50's imagenet file, which Keras hashes, is checked: a file in the mirror that is not
+    Keras' is refused, naming it. A file neither in the mirror nor downloadable names the URL, the
+    places tried and how to work offline."""
     import hashlib
 
-    import h5py
-    import keras
-    from keras.src.legacy.saving import legacy_h5_format  # Keras' own .h5 layout, to forge the file
-
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    base = keras.applications.MobileNetV2(
-        include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35
-    )
-    with h5py.File(mirror / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5", "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, base)
-    monkeypatch.setenv("DLCLI_DATA_DIR", str(mirror))
-    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
-    (tmp_path / "c.yaml").write_text(_backbone_config(tmp_path, "imagenet"))
-    code, out, err = cli("train", "c.yaml", "-q")
-    assert code == 0, err
-    _, weights, _ = _backbone_weights(latest_run(tmp_path, "bb"))
-    assert all(np.array_equal(a, b) for a, b in zip(weights, base.get_weights(), strict=True))
-
+    mirror, _ = _mirror(tmp_path, monkeypatch)
     forged = b"not Keras' file"
     (mirror / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(forged)
     resnet = (
@@ -351,25 +360,16 @@ def _fine_tune_config(tmp_path) -> str:
     )
 
 
-def test_fine_tuning_trains_the_unfrozen_top_layers_only_then_resumes_in_phase_two(cli, tmp_path):
+def _changed_backbone_layers(run, weights_file) -> tuple[set, set]:
+    """`(changed, top)`: the backbone layers whose weights differ from `weights_file`'s in the run's
+    last epoch (model.keras is the best epoch of both phases, which may be phase 1's), and the
+    non-BatchNormalization layers among the top 5."""
     import keras
 
-    _mobilenet(tmp_path / "backbone.weights.h5")
-    (tmp_path / "c.yaml").write_text(_fine_tune_config(tmp_path))
-    code, out, err = cli("train", "c.yaml")
-    assert code == 0, err
-    assert (
-        "fine-tuning mobilenetv2_0.35_32: the top 5 layers train (BatchNormalization frozen), learning "
-        "rate 0.001, epochs 3–4" in " ".join(err.split())
-    )
-    run = latest_run(tmp_path, "bb")
-    history = pd.read_csv(run / "history.csv")
-    assert history["epoch"].tolist() == [1, 2, 3, 4] and history["phase"].tolist() == [1, 1, 2, 2]
-    # the last epoch's weights (model.keras is the best epoch of both phases, which may be phase 1's)
     model = keras.saving.load_model(run / "checkpoints" / "last.keras", safe_mode=True)
     (base,) = (layer for layer in model.layers if layer.name.startswith("mobilenetv2"))
     fresh = keras.applications.MobileNetV2(
-        include_top=False, weights=str(tmp_path / "backbone.weights.h5"), input_shape=(32, 32, 3), alpha=0.35
+        include_top=False, weights=str(weights_file), input_shape=(32, 32, 3), alpha=0.35
     )
     top = {layer.name for layer in base.layers[-5:] if not isinstance(layer, keras.layers.BatchNormalization)}
     before = {layer.name: layer.get_weights() for layer in fresh.layers}
@@ -382,22 +382,16 @@ def test_fine_tuning_trains_the_unfrozen_top_layers_only_then_resumes_in_phase_t
             np.array_equal(a, b) for a, b in zip(layer.get_weights(), before[layer.name], strict=True)
         )
     }
-    assert changed and changed <= top, (changed, top)  # BatchNormalization statistics untouched too
-
-    code, out, err = cli("train", "--resume", str(run), "-q", "-o", "train.fine_tune.epochs=3")
-    assert code == 0, err
-    history = pd.read_csv(run / "history.csv")
-    assert history["epoch"].tolist() == [1, 2, 3, 4, 5] and history["phase"].tolist() == [1, 1, 2, 2, 2]
-    code, out, err = cli("train", "--resume", str(run), "-q")
-    assert code == 2
-    assert (
-        "the run completed both phases after epoch 5; to train on, raise -o train.fine_tune.epochs=N" in err
-    )
+    return changed, top
 
 
-def test_a_fine_tuned_run_interrupted_anywhere_resumes_to_the_end(tmp_path, cli, dlcli_fork):
+def test_fine_tuning_interrupted_anywhere_resumes_to_the_end_training_the_unfrozen_top_only(
+    tmp_path, cli, dlcli_fork
+):
     """SIGINT once the first epoch is committed (in phase 1, between the phases or in phase 2, as
-    the machine's speed has it), then --resume: both phases end, each epoch once."""
+    the machine's speed has it), then --resume: both phases end, each epoch once, and phase 2 changed
+    the top 5 layers of the backbone only (BatchNormalization statistics untouched too). A resume with
+    more fine-tuning epochs goes on in phase 2; one past the end is refused."""
     import signal
     import time
 
@@ -406,7 +400,7 @@ def test_a_fine_tuned_run_interrupted_anywhere_resumes_to_the_end(tmp_path, cli,
     _mobilenet(tmp_path / "backbone.weights.h5")
     config = _fine_tune_config(tmp_path).replace("epochs: 2, batch_size: 8,", "epochs: 3, batch_size: 2,")
     (tmp_path / "c.yaml").write_text(config)
-    proc = dlcli_fork("train", "c.yaml", "-q", cwd=tmp_path)  # forked: TensorFlow already imported
+    proc = dlcli_fork("train", "c.yaml", cwd=tmp_path)  # forked: TensorFlow already imported
     try:
         deadline = time.monotonic() + STUCK_S
         while time.monotonic() < deadline and proc.poll() is None:
@@ -415,14 +409,31 @@ def test_a_fine_tuned_run_interrupted_anywhere_resumes_to_the_end(tmp_path, cli,
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=STUCK_S)
+        _, printed = proc.communicate(timeout=STUCK_S)
     finally:
         proc.kill()
     (run,) = (tmp_path / "runs" / "bb").glob("2*")
     if proc.returncode == 130:
-        code, _, err = cli("train", "--resume", str(run), "-q")  # in this process
+        code, _, err = cli("train", "--resume", str(run))  # in this process
         assert code == 0, err
+        printed += err
     assert proc.returncode in (0, 130)
     history = pd.read_csv(run / "history.csv")
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5] and history["phase"].tolist() == [1, 1, 1, 2, 2]
     assert read_json(run / "run.json")["status"] == "completed"
+    assert (
+        "fine-tuning mobilenetv2_0.35_32: the top 5 layers train (BatchNormalization frozen), learning "
+        "rate 0.001, epochs 4–5" in " ".join(printed.split())
+    )
+    changed, top = _changed_backbone_layers(run, tmp_path / "backbone.weights.h5")
+    assert changed and changed <= top, (changed, top)
+
+    code, out, err = cli("train", "--resume", str(run), "-q", "-o", "train.fine_tune.epochs=3")
+    assert code == 0, err
+    history = pd.read_csv(run / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5, 6] and history["phase"].tolist() == [1, 1, 1, 2, 2, 2]
+    code, out, err = cli("train", "--resume", str(run), "-q")
+    assert code == 2
+    assert (
+        "the run completed both phases after epoch 6; to train on, raise -o train.fine_tune.epochs=N" in err
+    )
