@@ -22,12 +22,23 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, run: Path, *args: str):
+    """`dlcli serve RUN ARGS` in a process of its own; with `start` (the `dlcli_fork` fixture), forked
+    from the process that imported TensorFlow already (for servers that run the model in TensorFlow:
+    the import is most of their start-up), else a fresh `python -m dlcli` (a light runtime's server
+    must show it needs no TensorFlow)."""
+
+    def __init__(self, run: Path, *args: str, start=None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "dlcli", "serve", str(run), "--port", str(self.port), *args]
+        serve = ["serve", str(run), "--port", str(self.port), *args]
         env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": str(run.parent)}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        if start is not None:
+            self.proc = start(*serve, cwd=run.parent, env=env)
+        else:
+            cmd = [sys.executable, "-m", "dlcli", *serve]
+            self.proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
         deadline = time.monotonic() + STUCK_S
         while True:
             assert self.proc.poll() is None, self.proc.communicate()

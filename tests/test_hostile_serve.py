@@ -31,8 +31,8 @@ def table(regression_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pixels_server(images_run):
-    server = Server(images_run, "--runtime", "tensorflow")
+def pixels_server(images_run, dlcli_fork):
+    server = Server(images_run, "--runtime", "tensorflow", start=dlcli_fork)
     yield server
     code, _, err = server.stop()
     assert code == 0 and "Traceback" not in err, err

@@ -46,7 +46,7 @@ def _rows(tmp_path):
     return rows
 
 
-def test_predict_evaluate_export_and_serve_read_the_photo_column(photo_table_run, cli, tmp_path):
+def test_predict_evaluate_export_and_serve_read_the_photo_column(photo_table_run, cli, tmp_path, dlcli_fork):
     from servers import Server
 
     rows = _rows(tmp_path)
@@ -81,7 +81,7 @@ def test_predict_evaluate_export_and_serve_read_the_photo_column(photo_table_run
         {"weight": w, "photo": {"b64": base64.b64encode((tmp_path / p).read_bytes()).decode()}}
         for w, p in zip(rows["weight"], rows["photo"], strict=True)
     ]
-    server = Server(run)
+    server = Server(run, start=dlcli_fork)  # TensorFlow serves the SavedModel's graph
     try:
         status, answer = server.post(records)
         refused, why = server.post([{"weight": 1.0, "photo": "tiny_images/red/red_00.png"}])

@@ -148,9 +148,9 @@ def test_sigterm_drains_requests_in_flight(exported):
     assert code == 0, err
 
 
-def test_images_as_pixels_files_and_base64(images_run, image_folder_run, tmp_path):
+def test_images_as_pixels_files_and_base64(images_run, image_folder_run, tmp_path, dlcli_fork):
     pixels = np.load(ROOT / "data" / "tiny_digits.npz")["x_test"][:3]
-    server = Server(images_run, "--runtime", "tensorflow")
+    server = Server(images_run, "--runtime", "tensorflow", start=dlcli_fork)
     try:
         status, body = server.post({"instances": pixels.tolist()})
         assert status == 200 and len(body["predictions"]) == 3
@@ -163,7 +163,7 @@ def test_images_as_pixels_files_and_base64(images_run, image_folder_run, tmp_pat
         )
     finally:
         server.stop()
-    server = Server(image_folder_run, "--runtime", "tensorflow")
+    server = Server(image_folder_run, "--runtime", "tensorflow", start=dlcli_fork)
     try:
         files = sorted((ROOT / "data" / "tiny_images").rglob("*.png"))[:2]
         status, body = server.post(
@@ -208,7 +208,7 @@ def test_serve_without_the_extra_says_how_to_install_it(regression_run, cli, mon
     )
 
 
-def test_series_windows_and_text_as_the_model_takes_them(series_run, text_run, tmp_path, cli):
+def test_series_windows_and_text_as_the_model_takes_them(series_run, text_run, tmp_path, cli, dlcli_fork):
     from dlcli.export import export
 
     series = tmp_path / "series"
@@ -241,7 +241,7 @@ def test_series_windows_and_text_as_the_model_takes_them(series_run, text_run, t
     (tmp_path / "text.tsv").write_text("\n".join(lines) + "\n")
     assert cli("predict", str(text_run), "--input", "text.tsv", "--output", "text.csv")[0] == 0
     expected = pd.read_csv(tmp_path / "text.csv")
-    server = Server(text_run)  # text is vectorized inside the model: TensorFlow serves it
+    server = Server(text_run, start=dlcli_fork)  # text is vectorized inside the model: TensorFlow serves it
     try:
         status, body = server.post([{"message": line.split("\t", 1)[1]} for line in lines])
         assert status == 200, body
