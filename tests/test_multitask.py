@@ -239,3 +239,58 @@ def test_tune_scores_trials_on_one_outputs_metric(cli, tmp_path):
     trials = pd.read_csv(study / "trials.csv")
     assert sorted(trials["units"]) == [4, 8] and trials["state"].eq("completed").all()
     assert (study / "best.yaml").is_file()
+
+
+def test_a_streamed_table_trains_scores_and_predicts_every_target(cli, tmp_path, monkeypatch):
+    """data.stream: true with price and city, the file cut into units of about 60 rows: the statistics
+    pass fits each target as the whole file's fit does (the same rows, split by the id's hash),
+    training and scoring stream unit by unit, and evaluate and predict stream every output."""
+    from dlcli.config.config import load_config
+    from dlcli.io import data as data_mod
+    from dlcli.preprocessing import preprocessing
+
+    monkeypatch.setenv("DLCLI_UNIT_BYTES", "1500")
+    frame = pd.read_csv(ROOT / "data" / "tiny_regression.csv")
+    frame.insert(0, "id", range(len(frame)))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    config = MULTI.replace(f"path: {ROOT}/data/tiny_regression.csv", "path: t.csv\n  stream: true").replace(
+        "split: {validation: 0.2, test: 0.2}", "split: {validation: 0.2, test: 0.2, key: id}"
+    )
+    (tmp_path / "s.yaml").write_text(config)
+    code, out, err = cli("train", "s.yaml", "-q")
+    assert code == 0, err
+    run = next((tmp_path / "runs" / "ci-multitask").glob("2*"))
+    assert read_json(run / "run.json")["data"]["stream"]["units"] >= 4
+    streamed = read_json(run / "preprocessing.json")["outputs"]
+    whole = load_config(tmp_path / "s.yaml", ["data.stream=false"])
+    loaded = data_mod.load(whole)
+    fitted = json.loads(
+        preprocessing.fit(whole, loaded.splits["train"], loaded.source, loaded.columns).to_json()
+    )
+    assert [o["name"] for o in streamed] == [o["name"] for o in fitted["outputs"]] == ["price", "city"]
+    price, city = (o["target"] for o in streamed)
+    assert city["classes_"] == fitted["outputs"][1]["target"]["classes_"] == ["east", "north", "south"]
+    np.testing.assert_allclose(
+        [price["center_"], price["scale_"]],
+        [fitted["outputs"][0]["target"]["center_"], fitted["outputs"][0]["target"]["scale_"]],
+        rtol=1e-9,
+    )
+    trained = read_json(run / "metrics.json")["test"]
+    assert set(trained) == {"loss", "price", "city"} and {"r2", "mae"} <= set(trained["price"])
+    code, out, err = cli("evaluate", str(run), "--json")
+    assert code == 0, err
+    evaluated = json.loads(out)
+    assert evaluated["price"]["r2"] == pytest.approx(trained["price"]["r2"], rel=1e-6)
+    assert evaluated["city"]["accuracy"] == trained["city"]["accuracy"]
+    code, out, err = cli("predict", str(run), "--input", "t.csv", "--output", "p.csv")
+    assert code == 0, err
+    assert "predict: 240 rows at" in out + err  # streamed, unit by unit
+    predicted = pd.read_csv(tmp_path / "p.csv")
+    assert list(predicted.columns)[-5:] == [
+        "prediction_price",
+        "prediction_city",
+        "probability_city_east",
+        "probability_city_north",
+        "probability_city_south",
+    ]
+    assert predicted["id"].tolist() == list(range(240))

@@ -35,7 +35,6 @@ from dlcli.config.checks import (
 #: What several targets cannot be combined with yet, and why.
 NOT_WITH_SEVERAL = (
     (("preprocessing", "window"), "a time series forecasts one column"),
-    (("data", "stream"), "a streamed table is read with one target"),
     (
         ("train", "class_weight"),
         "class weights are per class of one target; Keras takes none for several outputs",

@@ -45,6 +45,16 @@ def outputs_table(part: Any, decoded: list[tuple[str, Any, Any, list]]) -> pd.Da
     return table
 
 
+def decode_outputs(prep, outputs: dict) -> list[tuple[str, Any, Any, list]]:
+    """Several targets' model outputs (by output name) → `(target column, predictions, probabilities,
+    classes)` per target, as `runtime.decoded` gives an export's."""
+    out = []
+    for name, view in prep.outputs.items():
+        predictions, probs = view.decode(outputs[name])
+        out.append((view.target_encoder.column, predictions, probs, view.target_encoder.classes_))
+    return out
+
+
 def _with_predictions(table: pd.DataFrame, predictions, probs, classes, suffix: str = "") -> pd.DataFrame:
     """`prediction<suffix>` and, with probabilities, `probability<suffix>_<class>` per class."""
     table[f"prediction{suffix}"] = predictions

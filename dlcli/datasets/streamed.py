@@ -24,7 +24,7 @@ import pyarrow as pa
 import tensorflow as tf
 
 from dlcli.datasets import pipeline
-from dlcli.datasets.predictions import prediction_table
+from dlcli.datasets.predictions import decode_outputs, outputs_table, prediction_table
 from dlcli.io import hashsplit, shards
 from dlcli.metrics.tallies import ClassTally, RegressionTally
 from dlcli.preprocessing.stats import piece_name
@@ -118,8 +118,10 @@ class StreamSplit:
 
     def keep_while_training(self, other: StreamSplit) -> None:
         """Keep `other`'s rows (validation) on disk as this split's pass (training) reads each unit:
-        the epochs then read the data once, not twice. Replayed in file order, as read directly."""
-        other.cache, self.feeds = UnitCache(), other
+        the epochs then read the data once, not twice. Replayed in file order, as read directly.
+        Several targets: not kept (the cache holds one target array per unit); read each epoch."""
+        if self.prep.outputs is None:
+            other.cache, self.feeds = UnitCache(), other
 
     def chunks(self, order=None):
         """`(x, y, y_raw)` of each unit holding rows of this split, in `order` (default: file order),
@@ -154,16 +156,8 @@ class StreamSplit:
         return piece[0][a:b]
 
     def _signature(self, weighted: bool = False):
-        width = self.prep.feature_width
-        mode, k = self.prep.label_mode, self.prep.n_classes
-        if self.prep.task == "regression":
-            y = tf.TensorSpec((None,), tf.float32)
-        elif mode == "one_hot":
-            y = tf.TensorSpec((None, k), tf.float32)
-        elif mode == "binary":
-            y = tf.TensorSpec((None, 1), tf.float32)
-        else:
-            y = tf.TensorSpec((None,), tf.int32)
+        width, views = self.prep.feature_width, self.prep.outputs
+        y = _target_spec(self.prep) if views is None else {n: _target_spec(v) for n, v in views.items()}
         parts = (tf.TensorSpec((None, width), tf.float32), y)
         return (*parts, tf.TensorSpec((None,), tf.float32)) if weighted else parts
 
@@ -175,7 +169,7 @@ class StreamSplit:
         def batches():
             for x, y in self._replayed():
                 for s in range(0, len(x), batch):
-                    yield x[s : s + batch], y[s : s + batch]
+                    yield x[s : s + batch], _each(lambda a, s=s: a[s : s + batch], y)
 
         def steps_of(worker=None):
             mine = self._units() if worker is None else self._units_of(worker)
@@ -227,9 +221,9 @@ class StreamSplit:
             yield from _batched(_shuffled(pool, rng, batch_size, weights, self.prep, True), batch_size)
 
         # each item a stack of batches: (batches, rows, ...) of every part
-        signature = tuple(
-            tf.TensorSpec((None, *spec.shape), spec.dtype)
-            for spec in self._signature(weighted=weights is not None)
+        signature = tf.nest.map_structure(
+            lambda spec: tf.TensorSpec((None, *spec.shape), spec.dtype),
+            self._signature(weighted=weights is not None),
         )
         steps = -(-self.rows // global_batch)
         if self.shard is not None:
@@ -245,15 +239,31 @@ class StreamSplit:
         return self._distributed(make), epoch, steps
 
 
+def _target_spec(prep: Preprocessor):
+    """One target's batch as the model learns it (encode_target)."""
+    if prep.task == "regression":
+        return tf.TensorSpec((None,), tf.float32)
+    if prep.label_mode == "one_hot":
+        return tf.TensorSpec((None, prep.n_classes), tf.float32)
+    if prep.label_mode == "binary":
+        return tf.TensorSpec((None, 1), tf.float32)
+    return tf.TensorSpec((None,), tf.int32)
+
+
+def _each(fn, y):
+    """`fn` of the targets: one array, or with several targets each output's (a dict by name)."""
+    return {name: fn(a) for name, a in y.items()} if isinstance(y, dict) else fn(y)
+
+
 def _batched(parts: tuple, batch_size: int):
     """`parts` (x, y[, w]) as stacks of batches, `(batches, rows, ...)` each: its whole batches as one
     stack (a view, no copy), then the rows left over as a stack of one short batch."""
     rows = len(parts[0])
     whole = rows - rows % batch_size
     if whole:
-        yield tuple(p[:whole].reshape(-1, batch_size, *p.shape[1:]) for p in parts)
+        yield tuple(_each(lambda a: a[:whole].reshape(-1, batch_size, *a.shape[1:]), p) for p in parts)
     if whole < rows:
-        yield tuple(p[whole:][None] for p in parts)
+        yield tuple(_each(lambda a: a[whole:][None], p) for p in parts)
 
 
 def _shuffled(pool: list, rng, batch_size: int, weights, prep, final: bool):
@@ -261,22 +271,29 @@ def _shuffled(pool: list, rng, batch_size: int, weights, prep, final: bool):
     whole batch stay in the pool (so every batch but an epoch's last is full)."""
 
     x = np.concatenate([p[0] for p in pool])
-    y = np.concatenate([p[1] for p in pool])
+    ys = [p[1] for p in pool]
+    y = (
+        {n: np.concatenate([t[n] for t in ys]) for n in ys[0]}
+        if isinstance(ys[0], dict)
+        else np.concatenate(ys)
+    )
     order = rng.permutation(len(x))
     end = len(x) if final else len(x) - len(x) % batch_size
     pool.clear()
     if end < len(x):
         rest = order[end:]
-        pool.append((x[rest], y[rest]))
+        pool.append((x[rest], _each(lambda a: a[rest], y)))
     idx = order[:end]
     if weights is None:
-        return x[idx], y[idx]
+        return x[idx], _each(lambda a: a[idx], y)
     return x[idx], y[idx], weights[prep._codes(y[idx])]
 
 
 def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_size: int):
     """Metrics of a streamed split in the target's own units, as scoring.score gives for one in
     memory, and the predictions of its first PLOT_ROWS rows (their targets left in split.y_raw)."""
+    if prep.outputs is not None:
+        return _score_outputs(prep, config, model, split, batch_size)
     classify = prep.task == "classification"
     step = pipeline.traced_step(model, compiled=classify)
     classes = prep.target_encoder.classes_
@@ -320,6 +337,49 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
     return tally.result(compiled), predicted
 
 
+def _score_outputs(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_size: int):
+    """Several targets: the total loss, then each output's metrics as one target's would be (under its
+    output's name), as scoring gives for a split in memory; chunk by chunk. Predictions and targets of
+    the first PLOT_ROWS rows are kept by output name."""
+    step = pipeline.traced_step(model, compiled=True)
+    model.reset_metrics()
+    views = prep.outputs
+    tallies = {
+        o.name: RegressionTally(o.loss, list(o.metrics))
+        if views[o.name].task == "regression"
+        else ClassTally(views[o.name].target_encoder.classes_)
+        for o in config.outputs
+    }
+    loss_sum, rows = 0.0, 0
+    kept_true, kept_pred = ({name: [] for name in views} for _ in range(2))
+    for x, y, y_raw in split.chunks():
+        parts = []
+        for s in range(0, len(x), batch_size):
+            targets = {name: tf.constant(a[s : s + batch_size]) for name, a in y.items()}
+            out, loss = step(tf.constant(x[s : s + batch_size]), targets)
+            loss_sum += float(loss) * min(batch_size, len(x) - s)
+            parts.append({name: value.numpy() for name, value in out.items()})
+        for name, tally in tallies.items():
+            predictions, probs = views[name].decode(np.concatenate([p[name] for p in parts]))
+            tally.update_state(y_raw[name], predictions, *([probs] if probs is not None else []))
+            if rows < PLOT_ROWS:
+                kept_true[name].append(y_raw[name])
+                kept_pred[name].append(predictions)
+        rows += len(x)
+    split.y_raw = {name: np.concatenate(v)[:PLOT_ROWS] for name, v in kept_true.items() if v}
+    predicted = {name: np.concatenate(v)[:PLOT_ROWS] for name, v in kept_pred.items() if v}
+    if split.shard is not None:  # every worker's rows: each output's tally, the metric states, the loss
+        for tally in list(tallies.values())[1:]:
+            tally.merge(split.shard.exchange_arrays(*tally.state()))
+        loss_sum, rows = _add_up(split.shard, next(iter(tallies.values())), model.metrics, loss_sum, rows)
+    compiled = {k: float(v) for k, v in model.get_metrics_result().items()}
+    metrics = {"loss": loss_sum / max(rows, 1)}
+    for name, tally in tallies.items():
+        own = {k[len(name) + 1 :]: v for k, v in compiled.items() if k.startswith(f"{name}_")}
+        metrics[name] = tally.result() if views[name].task == "regression" else tally.result(own)
+    return metrics, predicted
+
+
 def _add_up(shard: Shard, tally, keras_metrics: list, loss_sum: float, rows: int) -> tuple[float, int]:
     """`tally`, the Keras metric states and the loss sum over every worker's rows (each worker
     scored its own units); returns the loss sum and the rows of all."""
@@ -336,7 +396,10 @@ def predict(prep: Preprocessor, model, stream: Stream, out: Path, batch_size: in
 
     def table_of(i: int, frame):
         x = prep.features(frame, str(stream.paths[0]))
-        predictions, probs = prep.decode(outputs(model, len(x), lambda a, b: x[a:b], batch_size))
+        out = outputs(model, len(x), lambda a, b: x[a:b], batch_size)
+        if prep.outputs is not None:  # prediction_<target> and probability_<target>_<class>
+            return outputs_table(frame, decode_outputs(prep, out))
+        predictions, probs = prep.decode(out)
         return prediction_table(frame, predictions, probs, prep.target_encoder.classes_)
 
     return write_units(stream, out, table_of, progress)
@@ -369,8 +432,10 @@ def outputs(model, n: int, batch, batch_size: int):
     the traced step per batch. No tf.data dataset per unit: making one for each of a 16 GB file's
     2,000 units grew predict's resident memory steadily (by 400 MB over half the file)."""
     step = pipeline.traced_step(model, compiled=False)
-    parts = [step(tf.constant(batch(a, a + batch_size))).numpy() for a in range(0, n, batch_size)]
-    return np.concatenate(parts) if parts else np.empty((0, 1), "float32")
+    parts = [step(tf.constant(batch(a, a + batch_size))) for a in range(0, n, batch_size)]
+    if parts and isinstance(parts[0], dict):  # several targets: by output name
+        return {name: np.concatenate([p[name].numpy() for p in parts]) for name in parts[0]}
+    return np.concatenate([p.numpy() for p in parts]) if parts else np.empty((0, 1), "float32")
 
 
 class UnitCache:

@@ -16,7 +16,7 @@ import numpy as np
 from dlcli.artifacts import run_inputs, saved
 from dlcli.config.config import Config
 from dlcli.datasets import pipeline, scoring, seriesstream, streamed
-from dlcli.datasets.predictions import outputs_table, prediction_table, write_table
+from dlcli.datasets.predictions import decode_outputs, outputs_table, prediction_table, write_table
 from dlcli.devices import compute, distribute
 from dlcli.io import data as data_mod
 from dlcli.io import hashsplit, streams
@@ -180,11 +180,6 @@ def predict(
     loaded_run = load_run(run, runs_dir, device)
     prep, model = loaded_run.prep, loaded_run.model
     stream = input_stream(loaded_run, input_path, labelled=False)
-    if stream is not None and prep.outputs is not None:
-        raise RunError(
-            f"{input_path}: a model of several targets predicts a table held in memory, and this one is "
-            "read as a stream (larger than memory): split it into smaller files"
-        )
     if stream is not None:  # read, predicted and written unit by unit
         predict = seriesstream.predict if prep.windowed else streamed.predict
         table = predict(prep, model, stream, out, loaded_run.forward_batch, progress)
@@ -212,16 +207,6 @@ def predict(
         table = table.iloc[np.argsort(order, kind="stable")]
     write_table(table, out)
     return out, table, [*loaded_run.warnings, *prep.warnings]
-
-
-def decode_outputs(prep: Preprocessor, outputs: dict) -> list[tuple[str, Any, Any, list]]:
-    """Several targets' model outputs (by output name) → `(target column, predictions, probabilities,
-    classes)` per target, as `runtime.decoded` gives an export's."""
-    out = []
-    for name, view in prep.outputs.items():
-        predictions, probs = view.decode(outputs[name])
-        out.append((view.target_encoder.column, predictions, probs, view.target_encoder.classes_))
-    return out
 
 
 def _by_series(prep: Preprocessor, part: pd.DataFrame, source: str):

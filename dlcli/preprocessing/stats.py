@@ -58,16 +58,34 @@ class Layout:
 
 @dataclass
 class _Tallies:
+    """The train rows' summaries: the numeric columns' moments, a row sample (the numeric columns,
+    then each target's value), the categories, and per target (data.target, one or several) its
+    moments (regression) or classes (classification)."""
+
     moments: Moments
     sample: Sample
     categories: list[Counts]
     missing: list[int]  # missing cells per categorical column (train rows)
-    target_moments: Moments
-    classes: Counts
+    target_moments: list[Moments]
+    classes: list[Counts]
     train_rows: int = 0
-    #: Each label of the validation and test rows where it first appears, `(file, line)`: a class
-    #: the train rows lack is refused before training, not found at scoring.
-    held_out: dict = field(default_factory=dict)
+    #: Per target, each label of the validation and test rows where it first appears, `(file,
+    #: line)`: a class the train rows lack is refused before training, not found at scoring.
+    held_out: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def empty(
+        cls, numeric: int, categorical: int, targets: int, seed: int, capacity: int = 20 * MAX_CATEGORIES
+    ):
+        return cls(
+            Moments(numeric),
+            Sample(numeric + targets, seed=seed),
+            [Counts(capacity) for _ in range(categorical)],
+            [0] * categorical,
+            [Moments(1) for _ in range(targets)],
+            [Counts(MAX_CLASSES + 1) for _ in range(targets)],
+            held_out=[{} for _ in range(targets)],
+        )
 
 
 def refuse_unstreamable(config: Config) -> None:
@@ -78,7 +96,6 @@ def refuse_unstreamable(config: Config) -> None:
         (("preprocessing", "image"), pre.image.column is not None),
         (("data", "test_path"), data.test_path is not None),
         (("data", "comment"), data.comment is not None),
-        (("data", "target"), config.several),
     ):
         if given:
             raise ConfigError(
@@ -117,14 +134,7 @@ def fit(config: Config, stream: Stream, progress=None, shard: Shard | None = Non
     cols = columns_mod.resolve(config, first, source)
     wanted = [c for c in stream.columns if c in {*cols.numeric, *cols.categorical, *_roles(config)}]
     stream.wanted = wanted
-    tallies = _Tallies(
-        Moments(len(cols.numeric)),
-        Sample(len(cols.numeric) + 1, seed=config.seed),
-        [Counts(20 * MAX_CATEGORIES) for _ in cols.categorical],
-        [0] * len(cols.categorical),
-        Moments(1),
-        Counts(MAX_CLASSES + 1),
-    )
+    tallies = _Tallies.empty(len(cols.numeric), len(cols.categorical), len(config.outputs), config.seed)
     if shard is None:
         layout = _pass(config, stream, cols, tallies, progress, plan)
     else:
@@ -149,12 +159,12 @@ def fit(config: Config, stream: Stream, progress=None, shard: Shard | None = Non
                 f"the train rows; the {MAX_CATEGORIES} most frequent are kept, the others encode as one "
                 "'other' category (one-hot: all zeros)"
             )
-    return Fitted(prep, layout, cols, notes, dict(tallies.classes.counts), plan)
+    return Fitted(prep, layout, cols, notes, dict(tallies.classes[0].counts), plan)
 
 
 def _roles(config: Config) -> set[str]:
     data = config.data
-    return {c for c in (data.target_column, data.split.key, data.split.column) if c is not None}
+    return {c for c in (*data.targets, data.split.key, data.split.column) if c is not None}
 
 
 def _pass(config: Config, stream: Stream, cols, tallies: _Tallies, progress, plan=None) -> Layout:
@@ -194,20 +204,25 @@ def _unit(
     train = frame[codes == hashsplit.TRAIN]
     if len(train):
         _tally(config, train, cols, tallies, i)
-    if config.task == "classification" and len(tallies.held_out) <= MAX_CLASSES:
-        labels = frame[config.data.target_column][codes != hashsplit.TRAIN].dropna()
-        for line, label in labels.drop_duplicates().items():  # the index is the file's line
-            tallies.held_out.setdefault(label, (where, line))
+    for output, held_out in zip(config.outputs, tallies.held_out, strict=True):
+        if output.task == "classification" and len(held_out) <= MAX_CLASSES:
+            labels = frame[output.column][codes != hashsplit.TRAIN].dropna()
+            for line, label in labels.drop_duplicates().items():  # the index is the file's line
+                held_out.setdefault(label, (where, line))
     return np.bincount(codes, minlength=3).tolist()
 
 
 def _refuse_unknown_labels(config: Config, tallies: _Tallies) -> None:
     """A label of the validation or test rows that no train row has: scoring would fail after all
     the training, so it is refused now, naming where it first appears."""
-    known = tallies.classes.counts
-    unknown = {label: at for label, at in tallies.held_out.items() if label not in known}
-    if not unknown:
-        return
+    for output, classes, held_out in zip(config.outputs, tallies.classes, tallies.held_out, strict=True):
+        known = classes.counts
+        unknown = {label: at for label, at in held_out.items() if label not in known}
+        if unknown:
+            _unknown_label(output.column, known, unknown)
+
+
+def _unknown_label(column: str, known: dict, unknown: dict) -> None:
     label, (where, line) = next(iter(unknown.items()))
     more = (
         f" (and {len(unknown) - 1} more: {', '.join(map(repr, list(unknown)[1:6]))})"
@@ -215,7 +230,7 @@ def _refuse_unknown_labels(config: Config, tallies: _Tallies) -> None:
         else ""
     )
     raise DataError(
-        f"{where}: line {line}: target {config.data.target_column!r} is {label!r}{more}, a label no train "
+        f"{where}: line {line}: target {column!r} is {label!r}{more}, a label no train "
         f"row has (the train rows have {', '.join(map(repr, sorted(known, key=str)))}); a classifier "
         "cannot learn or score a class it never sees: fix the label, remove those rows, or make sure "
         "the train split holds every class"
@@ -263,14 +278,14 @@ def _shard_pass(config: Config, stream: Stream, cols, tallies: _Tallies, progres
     meta = {
         "units": {str(i): [layout.rows[i], layout.split_rows[i]] for i in mine},
         "categories": [c.pairs() for c in tallies.categories],
-        "classes": tallies.classes.pairs(),
+        "classes": [c.pairs() for c in tallies.classes],
         "missing": tallies.missing,
         "train_rows": tallies.train_rows,
         "read": sorted(stream.reads),  # the units this worker's pass read
     }
     arrays = {
         **tallies.moments.arrays("moments"),
-        **tallies.target_moments.arrays("target"),
+        **{k: v for j, m in enumerate(tallies.target_moments) for k, v in m.arrays(f"target.{j}").items()},
         "sample.keys": tallies.sample.keys,
         "sample.rows": tallies.sample.rows,
     }
@@ -285,23 +300,21 @@ def _shard_pass(config: Config, stream: Stream, cols, tallies: _Tallies, progres
 
 def _merge(tallies: _Tallies, layout: Layout, everyone: list, width: int) -> None:
     """Every worker's summaries (in worker order) into `tallies`, every unit's rows into `layout`."""
-    fresh = _Tallies(
-        Moments(width),
-        Sample(width + 1, seed=tallies.sample.seed),
-        [Counts(c.capacity) for c in tallies.categories],
-        [0] * len(tallies.categories),
-        Moments(1),
-        Counts(tallies.classes.capacity),
-    )
+    targets = len(tallies.target_moments)
+    capacity = tallies.categories[0].capacity if tallies.categories else 20 * MAX_CATEGORIES
+    fresh = _Tallies.empty(width, len(tallies.categories), targets, tallies.sample.seed, capacity)
+    fresh.held_out = tallies.held_out
     for meta, arrays in everyone:
         for i, (rows, split_rows) in meta["units"].items():
             layout.rows[int(i)], layout.split_rows[int(i)] = rows, split_rows
         fresh.moments.fold(Moments.of(arrays, "moments"))
-        fresh.target_moments.fold(Moments.of(arrays, "target"))
-        fresh.sample.fold(arrays["sample.keys"], arrays["sample.rows"].reshape(-1, width + 1))
+        for j, moments in enumerate(fresh.target_moments):
+            moments.fold(Moments.of(arrays, f"target.{j}"))
+        fresh.sample.fold(arrays["sample.keys"], arrays["sample.rows"].reshape(-1, width + targets))
         for counts, theirs in zip(fresh.categories, meta["categories"], strict=True):
             counts.fold(theirs)
-        fresh.classes.fold(meta["classes"])
+        for classes, theirs in zip(fresh.classes, meta["classes"], strict=True):
+            classes.fold(theirs)
         fresh.missing = [a + b for a, b in zip(fresh.missing, meta["missing"], strict=True)]
         fresh.train_rows += meta["train_rows"]
     tallies.__dict__.update(fresh.__dict__)
@@ -313,18 +326,21 @@ def _tally(config: Config, train: pd.DataFrame, cols, tallies: _Tallies, chunk: 
     if config.preprocessing.numeric.non_finite == "missing":
         values[np.isinf(values)] = np.nan
     tallies.moments.add(values)
-    target = train[config.data.target_column]
-    y = target.to_numpy(dtype="float64") if config.task == "regression" else np.zeros(len(train))
-    tallies.sample.add(np.column_stack([values, y]), chunk)
-    if config.task == "regression":
-        tallies.target_moments.add(y)
-    else:
-        tallies.classes.add(target)
-        if tallies.classes.distinct() > MAX_CLASSES:
+    ys = []
+    for j, output in enumerate(config.outputs):
+        target = train[output.column]
+        if output.task == "regression":
+            ys.append(target.to_numpy(dtype="float64"))
+            tallies.target_moments[j].add(ys[-1])
+            continue
+        ys.append(np.zeros(len(train)))
+        tallies.classes[j].add(target)
+        if tallies.classes[j].distinct() > MAX_CLASSES:
             raise DataError(
-                f"target {config.data.target_column!r} has more than {MAX_CLASSES} classes in the train "
-                "rows; is it a number to predict (use a regression loss such as mse)?"
+                f"target {output.column!r} has more than {MAX_CLASSES} classes in the train rows; is it a "
+                "number to predict (use a regression loss such as mse)?"
             )
+    tallies.sample.add(np.column_stack([values, *ys]), chunk)
     for j, column in enumerate(cols.categorical):
         text = train[column].astype("object").where(train[column].notna(), None)
         tallies.missing[j] += int(text.isna().sum())
@@ -347,16 +363,26 @@ def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Prepr
         list(cols.categorical), pre.categorical.impute, pre.categorical.fill_value, pre.categorical.encode
     )
     categorical.fit_counts([c.counts for c in tallies.categories], tallies.missing, MAX_CATEGORIES)
-    target = TargetEncoder(config.data.target_column, config.task, pre.target.scale)
-    target.fit_summary(list(tallies.classes.counts), tallies.target_moments, tallies.sample.rows[:, -1:])
-    prep = preprocessing.of_columns(config, target, numeric, categorical)
-    label_mode = prep.label_mode
-    if label_mode == "binary" and len(target.classes_) != 2:
-        raise DataError(
-            f"loss {config.loss} needs exactly 2 classes, but target {target.column!r} has "
-            f"{len(target.classes_)}: use sparse_categorical_crossentropy"
+    views, first = {}, len(cols.numeric)  # each target's sample values follow the numeric columns'
+    for j, output in enumerate(config.outputs):
+        target = TargetEncoder(output.column, output.task, pre.target.scale)
+        sampled = tallies.sample.rows[:, first + j : first + j + 1]
+        target.fit_summary(list(tallies.classes[j].counts), tallies.target_moments[j], sampled)
+        views[output.name] = view = preprocessing.of_columns(
+            config, target, numeric, categorical, output=output
         )
-    return prep
+        if view.label_mode == "binary" and len(target.classes_) != 2:
+            raise DataError(
+                f"loss {output.loss} needs exactly 2 classes, but target {target.column!r} has "
+                f"{len(target.classes_)}: use sparse_categorical_crossentropy"
+            )
+    prep = next(iter(views.values()))
+    if not config.several:
+        return prep
+    features = preprocessing.of_columns(
+        config, prep.target_encoder, numeric, categorical, output=config.outputs[0]
+    )
+    return features.with_outputs(views)
 
 
 def class_weights(prep: Preprocessor, config: Config, counts: dict) -> dict[str, float]:

@@ -184,7 +184,7 @@ class NumericTransformer(Stateful):
                     fill = np.full(width, float(self.fill_value))
             check_finite_statistics(self.columns, values, f"{self.impute} imputation", fill)
             self.statistics_ = plain(fill)
-        filled = sample.filled(np.append(fill, 0))[:, :width]
+        filled = sample.filled(np.append(fill, np.zeros(sample.rows.shape[1] - width)))[:, :width]
         self.center_, self.scale_ = summary_scale(self.scale, moments.filled(fill, rows), filled)
         check_finite_statistics(self.columns, values, f"{self.scale} scaling", self.center_, self.scale_)
         return self
