@@ -294,3 +294,7 @@ def test_a_streamed_table_trains_scores_and_predicts_every_target(cli, tmp_path,
         "probability_city_south",
     ]
     assert predicted["id"].tolist() == list(range(240))
+    frame.loc[100, "city"] = None  # the statistics pass checks every unit's rows as a whole file's
+    frame.to_csv(tmp_path / "holes.csv", index=False)
+    (tmp_path / "h.yaml").write_text(config.replace("path: t.csv", "path: holes.csv"))
+    assert "holes.csv: target 'city' line 102 is empty" in fails(cli, "train", "h.yaml")
