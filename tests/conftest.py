@@ -39,6 +39,30 @@ if os.environ.get("DLCLI_DATA_DIR"):
 os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="dlcli-tests-keras-"))
 
 
+#: Test files whose tests take the most worker seconds (measured with --durations), heaviest first.
+#: They are run first: xdist hands out the tests in collection order, so the long ones start early
+#: and the many short ones fill the end, rather than one worker finishing a 40 s test alone.
+HEAVY_FIRST = (
+    "test_images.py",
+    "test_resume.py",
+    "test_real_data.py",
+    "test_distributed.py",
+    "test_export.py",
+    "test_hostile_tune.py",
+    "test_stream.py",
+    "test_tune.py",
+    "test_serve.py",
+    "test_multitask.py",
+    "test_messy_data.py",
+)
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The heavy files first (HEAVY_FIRST's order), every file's tests in their own order."""
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 #: How long a test waits for a run to reach a point before calling it stuck: a guard against hanging
 #: forever, not a timing (a loaded 2-core machine is slow; speed is measured in benchmarks/).
 STUCK_S = 600

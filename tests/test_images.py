@@ -398,7 +398,7 @@ def test_fine_tuning_interrupted_anywhere_resumes_to_the_end_training_the_unfroz
     from conftest import STUCK_S
 
     _mobilenet(tmp_path / "backbone.weights.h5")
-    config = _fine_tune_config(tmp_path).replace("epochs: 2, batch_size: 8,", "epochs: 3, batch_size: 2,")
+    config = _fine_tune_config(tmp_path).replace("epochs: 2, batch_size: 8,", "epochs: 2, batch_size: 2,")
     (tmp_path / "c.yaml").write_text(config)
     proc = dlcli_fork("train", "c.yaml", cwd=tmp_path)  # forked: TensorFlow already imported
     try:
@@ -419,11 +419,11 @@ def test_fine_tuning_interrupted_anywhere_resumes_to_the_end_training_the_unfroz
         printed += err
     assert proc.returncode in (0, 130)
     history = pd.read_csv(run / "history.csv")
-    assert history["epoch"].tolist() == [1, 2, 3, 4, 5] and history["phase"].tolist() == [1, 1, 1, 2, 2]
+    assert history["epoch"].tolist() == [1, 2, 3, 4] and history["phase"].tolist() == [1, 1, 2, 2]
     assert read_json(run / "run.json")["status"] == "completed"
     assert (
         "fine-tuning mobilenetv2_0.35_32: the top 5 layers train (BatchNormalization frozen), learning "
-        "rate 0.001, epochs 4–5" in " ".join(printed.split())
+        "rate 0.001, epochs 3–4" in " ".join(printed.split())
     )
     changed, top = _changed_backbone_layers(run, tmp_path / "backbone.weights.h5")
     assert changed and changed <= top, (changed, top)
@@ -431,9 +431,9 @@ def test_fine_tuning_interrupted_anywhere_resumes_to_the_end_training_the_unfroz
     code, out, err = cli("train", "--resume", str(run), "-q", "-o", "train.fine_tune.epochs=3")
     assert code == 0, err
     history = pd.read_csv(run / "history.csv")
-    assert history["epoch"].tolist() == [1, 2, 3, 4, 5, 6] and history["phase"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5] and history["phase"].tolist() == [1, 1, 2, 2, 2]
     code, out, err = cli("train", "--resume", str(run), "-q")
     assert code == 2
     assert (
-        "the run completed both phases after epoch 6; to train on, raise -o train.fine_tune.epochs=N" in err
+        "the run completed both phases after epoch 5; to train on, raise -o train.fine_tune.epochs=N" in err
     )
