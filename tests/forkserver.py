@@ -60,13 +60,21 @@ def _reap(pending: dict[int, str]) -> None:
 
 
 def serve() -> None:
+    # a run's first plot loads matplotlib's Agg backend and its font list: once here, for every child
+    import io
+
     import keras  # noqa: F401
     import tensorflow  # noqa: F401
+    from matplotlib.figure import Figure
 
     import dlcli.api
     import dlcli.cli.cli
     import dlcli.training.stages
     import dlcli.training.train  # noqa: F401
+
+    figure = Figure()
+    figure.add_subplot().set_title("warm")
+    figure.savefig(io.BytesIO(), format="png")
 
     print(json.dumps({"ready": True}), flush=True)
     pending: dict[int, str] = {}

@@ -20,9 +20,9 @@ from conftest import CONFIGS, GOOD, ROOT, STUCK_S, finished, read_json
 
 MULTI_WORKER = CONFIGS / "ci" / "multi_worker.yaml"
 #: Two workers each compute half of every global batch and all-reduce the gradients, so the sums
-#: differ from one process only in rounding: the test metrics may move by one of iris's 30 test
-#: rows and the loss by a few percent (measured here: identical to 4 decimals).
-ACCURACY_TOLERANCE = 1 / 30 + 1e-9
+#: differ from one process only in rounding: the city's test accuracy may move by one of its 48 test
+#: rows and the losses by a few percent (measured here: identical to 4 decimals).
+ACCURACY_TOLERANCE = 1 / 48 + 1e-9
 LOSS_TOLERANCE = 0.05
 
 
@@ -113,38 +113,17 @@ def test_two_workers_train_in_sync_and_write_one_run_directory(tmp_path, cli, dl
     assert record["epochs"] == read_json(single_dir / "run.json")["epochs"]
     assert record["epochs"]["completed"] < 12  # it did stop early
     curves = pd.read_csv(run_dir / "history.csv"), pd.read_csv(single_dir / "history.csv")
-    pd.testing.assert_frame_equal(*curves, rtol=LOSS_TOLERANCE)
+    pd.testing.assert_frame_equal(*curves, rtol=LOSS_TOLERANCE)  # every output's loss and metric
     single = read_json(single_dir / "metrics.json")["test"]
-    cluster = read_json(run_dir / "metrics.json")["test"]
-    assert abs(cluster["accuracy"] - single["accuracy"]) <= ACCURACY_TOLERANCE
+    cluster = read_json(run_dir / "metrics.json")["test"]  # two targets: each output's numbers
+    assert abs(cluster["city"]["accuracy"] - single["city"]["accuracy"]) <= ACCURACY_TOLERANCE
     assert abs(cluster["loss"] - single["loss"]) <= LOSS_TOLERANCE * single["loss"]
+    assert cluster["price"]["r2"] == pytest.approx(single["price"]["r2"], abs=0.02)
     assert read_json(single_dir / "run.json")["distribution"] == {
         "strategy": "one_device",
         "replicas": 1,
         "devices": ["CPU:0"],
     }
-
-
-def test_two_workers_train_several_targets_as_one_process_does(tmp_path, multitask_run, dlcli_fork):
-    """configs/ci/multitask.yaml (price and city, a head each) on two workers: the curves and each
-    output's test metrics are the one-process run's (the shared fixture), up to rounding."""
-    args = [
-        "train",
-        str(CONFIGS / "ci" / "multitask.yaml"),
-        "-q",
-        "-o",
-        "train.distribution.strategy=multi_worker",
-    ]
-    (tmp_path / "cluster").mkdir()
-    for code, out, err in reap(start_cluster(dlcli_fork, args, tmp_path / "cluster", tmp_path / "tmp")):
-        assert code == 0, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
-    run_dir = the_run(tmp_path / "cluster", "ci-multitask")
-    assert read_json(run_dir / "run.json")["distribution"]["workers"] == 2
-    curves = pd.read_csv(run_dir / "history.csv"), pd.read_csv(multitask_run / "history.csv")
-    pd.testing.assert_frame_equal(*curves, rtol=LOSS_TOLERANCE)
-    cluster, single = (read_json(run / "metrics.json")["test"] for run in (run_dir, multitask_run))
-    assert abs(cluster["city"]["accuracy"] - single["city"]["accuracy"]) <= 1 / 48 + 1e-9  # 48 test rows
-    assert cluster["price"]["r2"] == pytest.approx(single["price"]["r2"], abs=0.02)
 
 
 def test_mirrored_over_two_logical_cpus_trains_and_predicts(tmp_path, dlcli_fork):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CONFIGS, STUCK_S, dlcli, dlcli_popen, fails, finished, forked, ok, read_json, unsealed
+from conftest import CONFIGS, STUCK_S, dlcli_popen, fails, finished, forked, ok, read_json, unsealed
 
 CONFIG = str(CONFIGS / "ci" / "regression.yaml")
 # small batches and one step per call: epochs long enough to be killed inside
@@ -67,7 +67,7 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 
 def test_kill_in_epoch_3_then_resume_equals_an_uninterrupted_run(tmp_path, dlcli_fork):
-    # both trainings are forked (tests/forkserver.py); the resume is a whole new process
+    # every process is forked (tests/forkserver.py) from one that imported TensorFlow and ran nothing
     finished(dlcli_fork("train", CONFIG, *SIX, "--run-dir", "whole", cwd=tmp_path))
     proc = dlcli_fork("train", CONFIG, *SIX, "--run-dir", "killed", cwd=tmp_path)
     _kill_after_epoch(proc, tmp_path / "killed", 2)
@@ -76,7 +76,7 @@ def test_kill_in_epoch_3_then_resume_equals_an_uninterrupted_run(tmp_path, dlcli
     assert read_json(killed / "run.json")["status"] == "running"  # SIGKILL leaves no time to say more
     assert read_json(killed / "checkpoints" / "resume.json")["epoch"] < 6
 
-    ok(dlcli("train", "--resume", str(killed), "-q", cwd=tmp_path))
+    ok(forked(dlcli_fork, "train", "--resume", str(killed), "-q", cwd=tmp_path))
     whole = _run_dir(tmp_path / "whole")
     history = pd.read_csv(killed / "history.csv")
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
@@ -107,7 +107,7 @@ def test_early_stopping_and_best_checkpoint_survive_a_resume(tmp_path, cli, dlcl
     _kill_after_epoch(proc, tmp_path / "killed", best - 1 if best > 2 else 1)
     proc.wait()
     killed = _run_dir(tmp_path / "killed")
-    ok(dlcli("train", "--resume", str(killed), "-q", cwd=tmp_path))
+    ok(forked(dlcli_fork, "train", "--resume", str(killed), "-q", cwd=tmp_path))
     assert len(pd.read_csv(killed / "history.csv")) == stopped_at
     assert read_json(killed / "checkpoints" / "resume.json")["best_epoch"] == best
     assert _same_weights(killed / "checkpoints" / "best.keras", whole / "checkpoints" / "best.keras")
@@ -151,7 +151,7 @@ def test_a_run_in_training_cannot_be_resumed_twice_and_sigterm_exits_143(tmp_pat
     proc = dlcli_fork("train", CONFIG, *SLOW, *longer, cwd=tmp_path)
     _kill_after_epoch(proc, tmp_path / "runs", 1, sig=0)  # signal 0: only wait for epoch 1
     run = _run_dir(tmp_path / "runs")
-    second = dlcli("train", "--resume", str(run), cwd=tmp_path)
+    second = forked(dlcli_fork, "train", "--resume", str(run), cwd=tmp_path)
     assert second.returncode == 2
     assert f"error: {run}: another dlcli process is training this run now" in second.stderr
     proc.send_signal(signal.SIGTERM)

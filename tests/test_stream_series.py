@@ -202,23 +202,15 @@ def test_predict_streams_a_series_and_forecasts_each_row_that_ends_a_window(stre
     # each sensor's first 11 rows end no whole 12-row window of their own sensor
     empty = written["prediction"].isna().groupby(written["sensor"]).sum()
     assert empty.to_dict() == {"a": 11, "b": 11, "c": 11}
-    script = f"""
-import numpy as np, pandas as pd
-from dlcli.evaluation import with_tensorflow; from dlcli.datasets import pipeline, scoring
-run = with_tensorflow.load_run({str(streamed)!r})
-frame = pd.read_csv({str(folder / "series.csv")!r})
-ex = scoring.examples(run.prep, frame, labelled=False)
-forecast = run.prep.decode(pipeline.forward(run.model, ex.dataset(run.prep, 256)))[0]
-written = pd.read_csv("p.csv")["prediction"].to_numpy()[ex.starts + 11]
-print(len(forecast), float(np.abs(forecast - written).max()))
-"""
-    import subprocess
-    import sys
+    # the model on the whole file at once (in this process: TensorFlow is here)
+    from dlcli.datasets import pipeline, scoring
+    from dlcli.evaluation import with_tensorflow
 
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    count, gap = done.stdout.split()[-2:]
-    assert int(count) == 3600 - 3 * 11 and float(gap) < 1e-5
+    run = with_tensorflow.load_run(streamed)
+    ex = scoring.examples(run.prep, pd.read_csv(folder / "series.csv"), labelled=False)
+    forecast = run.prep.decode(pipeline.forward(run.model, ex.dataset(run.prep, 256)))[0]
+    assert len(forecast) == 3600 - 3 * 11
+    assert float(np.abs(forecast - written["prediction"].to_numpy()[ex.starts + 11]).max()) < 1e-5
 
 
 def test_a_stride_thins_the_streamed_training_windows_as_in_memory(folder, monkeypatch):
