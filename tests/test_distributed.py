@@ -152,7 +152,7 @@ def test_mirrored_over_two_logical_cpus_trains_and_predicts(tmp_path, dlcli_fork
 
 
 def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path, dlcli_fork):
-    args = ["train", str(MULTI_WORKER), "-q", "-o", "train.epochs=8", "-o", "train.batch_size=8"]
+    args = ["train", str(MULTI_WORKER), "-q", "-o", "train.epochs=6", "-o", "train.batch_size=16"]
     args += ["-o", "train.early_stopping.patience=100"]  # every epoch trains
     procs = start_cluster(dlcli_fork, args, tmp_path, tmp_path / "tmp")
     try:
@@ -172,7 +172,7 @@ def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path, 
     record = read_json(run_dir / "run.json")
     assert record["status"] == "failed" and record["error"].startswith("the cluster lost a worker (")
     committed = read_json(run_dir / "checkpoints" / "resume.json")["epoch"]
-    assert 1 <= committed < 8
+    assert 1 <= committed < 6
 
     resume = ["train", "--resume", str(run_dir), "-q"]
     results = reap(start_cluster(dlcli_fork, resume, tmp_path, tmp_path / "tmp2"))
@@ -181,7 +181,7 @@ def test_a_killed_worker_stops_the_cluster_and_both_resume_to_the_end(tmp_path, 
     record = read_json(run_dir / "run.json")
     assert record["status"] == "completed"
     history = pd.read_csv(run_dir / "history.csv")
-    assert history["epoch"].tolist() == list(range(1, 9))
+    assert history["epoch"].tolist() == list(range(1, 7))
     assert f"Weights sha256 {record['distribution']['weights_sha256']}" in results[1][1]
     assert list((tmp_path / "tmp2" / "worker1").iterdir()) == []
 

@@ -153,3 +153,15 @@ def test_a_backbone_reads_the_photo_column_before_its_branch(tmp_path):
     vector = model.get_layer("photo_vector")
     assert vector.input.shape[1:] == (1280,)
     assert model.input["features"].shape[1:] == (1,) and model.input["photo"].shape[1:] == (32, 32, 3)
+
+
+def test_a_photo_column_is_for_rows_of_a_table_not_windows_of_a_series(cli, tmp_path):
+    (tmp_path / "w.yaml").write_text(
+        PHOTOS.replace("  target: [colour, price]", "  target: price").replace(
+            "  target: {scale: standard}\n", "  target: {scale: standard}\n  window: {length: 3}\n"
+        )
+    )
+    assert (
+        "w.yaml:10:11: preprocessing.image.column: a column of image files gives each row a picture; a series "
+        "(preprocessing.window) reads windows of numbers: remove one of them"
+    ) in fails(cli, "validate", "w.yaml")

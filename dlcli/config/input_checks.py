@@ -159,6 +159,14 @@ def image_problems(raw: dict, images: str | None) -> list[Problem]:
                 problems.append(
                     ((*key, option), f"{option} is for image files; image arrays keep their own shape")
                 )
+    if image.get("column") is not None and get_path(raw, "preprocessing", "window") is not None:
+        problems.append(
+            (
+                (*key, "column"),
+                "a column of image files gives each row a picture; a series (preprocessing.window) reads "
+                "windows of numbers: remove one of them",
+            )
+        )
     if image.get("crop_to_aspect_ratio") and image.get("pad_to_aspect_ratio"):
         problems.append(((*key, "pad_to_aspect_ratio"), "choose crop_to_aspect_ratio or pad_to_aspect_ratio"))
     return problems + _backbone(raw, images)
