@@ -103,29 +103,42 @@ def test_predict_evaluate_export_and_serve_read_the_photo_column(photo_table_run
     ]
 
 
-def test_a_photo_column_beside_others_needs_a_branch_that_ends_flat(cli, tmp_path):
-    (tmp_path / "t.yaml").write_text(
-        PHOTOS.replace("      - Conv2D: {filters: 4, kernel_size: 3, activation: relu}\n", "").replace(
-            "    photo:                          # the decoded photo, 24 x 24 x 3\n      - GlobalAveragePooling2D: {}\n",
+@pytest.mark.parametrize(
+    ("old", "new", "command", "expected"),
+    [
+        (
+            "    photo:                          # the decoded photo, 24 x 24 x 3\n      - Conv2D: {filters: 4, "
+            "kernel_size: 3, activation: relu}\n      - GlobalAveragePooling2D: {}\n",
             "",
-        )
-    )
-    assert (
-        "t.yaml:13:3: model.branches: the image column 'photo' joins the table's other columns as a vector: "
-        "give it a branch (model.branches.photo) that ends flat, e.g. `[{Conv2D: {filters: 8, kernel_size: "
-        "3}}, {GlobalAveragePooling2D: {}}]`, or a model.backbone with pooling: avg"
-    ) in fails(cli, "validate", "t.yaml")
-    (tmp_path / "s.yaml").write_text(PHOTOS.replace("      - GlobalAveragePooling2D: {}\n", ""))
-    assert (
-        "s.yaml:14:5: model.branches.photo: the input 'photo' reaches the join at shape [22, 22, 4], and inputs "
-        "join as vectors: end its branch with GlobalAveragePooling2D (images), GlobalAveragePooling1D "
-        "(sequences) or Flatten"
-    ) in fails(cli, "train", "s.yaml")
-    (tmp_path / "n.yaml").write_text(PHOTOS.replace("    features:  ", "    feature:  "))
-    assert (
-        "n.yaml:17:5: model.branches.feature: no input is named 'feature' (this model's: features, photo); "
-        "did you mean 'features'?"
-    ) in fails(cli, "validate", "n.yaml")
+            "validate",
+            "c.yaml:13:3: model.branches: the image column 'photo' joins the table's other columns as a vector: "
+            "give it a branch (model.branches.photo) that ends flat, e.g. `[{Conv2D: {filters: 8, kernel_size: "
+            "3}}, {GlobalAveragePooling2D: {}}]`, or a model.backbone with pooling: avg",
+        ),
+        (
+            "      - GlobalAveragePooling2D: {}\n",
+            "",
+            "train",
+            "c.yaml:14:5: model.branches.photo: the input 'photo' reaches the join at shape [22, 22, 4], and "
+            "inputs join as vectors: end its branch with GlobalAveragePooling2D (images), GlobalAveragePooling1D "
+            "(sequences) or Flatten",
+        ),
+        (
+            "    features:  ",
+            "    feature:  ",
+            "validate",
+            "c.yaml:17:5: model.branches.feature: no input is named 'feature' (this model's: features, photo); "
+            "did you mean 'features'?",
+        ),
+    ],
+    ids=["no-branch", "not-flat", "unknown-input"],
+)
+def test_a_photo_column_beside_others_needs_a_branch_that_ends_flat(
+    cli, tmp_path, old, new, command, expected
+):
+    assert old in PHOTOS
+    (tmp_path / "c.yaml").write_text(PHOTOS.replace(old, new))
+    assert expected in fails(cli, command, "c.yaml")
 
 
 def test_a_backbone_reads_the_photo_column_before_its_branch(tmp_path):
