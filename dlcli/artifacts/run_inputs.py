@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def read_input(prep: Preprocessor, path: Path, config: Config | None, labelled: bool = True) -> Any:
     """A table for tabular and time-series runs, read as the run's data was (header, separator,
     missing markers); `(x, y or None)` for image runs."""
-    if prep.reads_files or prep.image_input is not None:  # image files, alone or beside other columns
+    if prep.decodes_files:  # image files, alone or beside other columns
         return image_files(prep, path, config, labelled)
     if not prep.arrays:
         return read_table_input(path, config, labelled)

@@ -46,30 +46,46 @@ def _branches(raw: dict) -> list[Problem]:
         for name in branches
         if name not in inputs
     ]
-    pooled = get_path(raw, "model", "backbone", "pooling") in ("avg", "max")
-    if image and image[0] not in branches and not pooled:
-        problems.append(
-            (
-                key,
-                f"the image column {image[0]!r} joins the table's other columns as a vector: give it a "
-                f"branch (model.branches.{image[0]}) that ends flat, e.g. `[{{Conv2D: {{filters: 8, "
-                "kernel_size: 3}}, {GlobalAveragePooling2D: {}}]`, or a model.backbone with pooling: avg",
-            )
-        )
-    if get_path(raw, "preprocessing", "text", "output_mode") in ("int", None):
-        for column in columns:
-            first = get_path(branches, column, 0)
-            first = next(iter(first)) if isinstance(first, dict) and first else None
-            if first != "Embedding":
-                problems.append(
-                    (
-                        (*key, column) if first is None else (*key, column, 0, first),
-                        f"output_mode int gives {column!r} as a sequence of token numbers, which must become "
-                        "a vector before it joins the other inputs: give it a branch that starts with `- "
-                        "Embedding: {output_dim: 16}` and pools the sequence (GlobalAveragePooling1D)",
-                    )
-                )
+    problems += _image_branch(raw, branches, image) + _int_text_branches(raw, branches, columns)
     return problems + _combine(raw, branches, inputs)
+
+
+def _image_branch(raw: dict, branches: dict, image: list[str]) -> list[Problem]:
+    """A column of image files beside the others reaches the join as a vector: through its branch,
+    or a backbone's pooling."""
+    pooled = get_path(raw, "model", "backbone", "pooling") in ("avg", "max")
+    if not image or image[0] in branches or pooled:
+        return []
+    return [
+        (
+            ("model", "branches"),
+            f"the image column {image[0]!r} joins the table's other columns as a vector: give it a "
+            f"branch (model.branches.{image[0]}) that ends flat, e.g. `[{{Conv2D: {{filters: 8, "
+            "kernel_size: 3}}, {GlobalAveragePooling2D: {}}]`, or a model.backbone with pooling: avg",
+        )
+    ]
+
+
+def _int_text_branches(raw: dict, branches: dict, columns: list[str]) -> list[Problem]:
+    """Int text is a sequence of token numbers: its branch starts with an Embedding."""
+    if get_path(raw, "preprocessing", "text", "output_mode") not in ("int", None):
+        return []
+    problems: list[Problem] = []
+    for column in columns:
+        first = get_path(branches, column, 0)
+        first = next(iter(first)) if isinstance(first, dict) and first else None
+        if first != "Embedding":
+            problems.append(
+                (
+                    ("model", "branches", column)
+                    if first is None
+                    else ("model", "branches", column, 0, first),
+                    f"output_mode int gives {column!r} as a sequence of token numbers, which must become "
+                    "a vector before it joins the other inputs: give it a branch that starts with `- "
+                    "Embedding: {output_dim: 16}` and pools the sequence (GlobalAveragePooling1D)",
+                )
+            )
+    return problems
 
 
 def _combine(raw: dict, branches: dict, inputs: list[str]) -> list[Problem]:

@@ -177,34 +177,56 @@ def score_in_memory(prep: Preprocessor, config: Config, model, ex: Examples, bat
     ds = ex.dataset(prep, batch_size)
     if prep.outputs is not None:
         return _score_outputs(prep, config, model, ex, ds)
+    tally = tally_for(prep, config.loss, config.metrics)
     if prep.task == "regression":
         predictions, _ = prep.decode(pipeline.forward(model, ds), ex.naive)
-        tally = RegressionTally(config.loss, config.metrics)
         tally.update_state(ex.y_raw, predictions, ex.naive)
         return tally.result(), predictions
     # the compiled loss and metrics from the same pass: not a second one as model.evaluate would make
     outputs, compiled = pipeline.forward(model, ds, compiled=True)
     predictions, probs = prep.decode(outputs)
-    tally = ClassTally(prep.target_encoder.classes_)
     tally.update_state(ex.y_raw, predictions, probs)
     return tally.result(compiled), predictions
 
 
+def tally_for(prep: Preprocessor, loss: str, metrics: list[str]) -> ClassTally | RegressionTally:
+    """The tally that scores one target in its own units: classes, or numbers with the configured
+    loss and metrics."""
+    if prep.task == "regression":
+        return RegressionTally(loss, list(metrics))
+    return ClassTally(prep.target_encoder.classes_)
+
+
+class OutputTallies:
+    """Several targets: each output's tally, as one target's would be, fed from one pass over the
+    data at once (in memory) or piece by piece (streamed)."""
+
+    def __init__(self, prep: Preprocessor, config: Config):
+        self.views = prep.outputs
+        self.tallies = {o.name: tally_for(self.views[o.name], o.loss, o.metrics) for o in config.outputs}
+
+    def update(self, outputs: dict, y_raw: dict) -> dict:
+        """The model's outputs (by name) decoded and tallied against the targets; the predictions."""
+        predictions = {}
+        for name, tally in self.tallies.items():
+            predictions[name], probs = self.views[name].decode(outputs[name])
+            tally.update_state(y_raw[name], predictions[name], *([] if probs is None else [probs]))
+        return predictions
+
+    def result(self, compiled: dict, loss: float) -> dict:
+        """The total loss, then each output's metrics under its name (Keras' `<output>_<metric>`
+        compiled values given to its class tally)."""
+        metrics = {"loss": loss}
+        for name, tally in self.tallies.items():
+            own = {k[len(name) + 1 :]: v for k, v in compiled.items() if k.startswith(f"{name}_")}
+            metrics[name] = tally.result() if self.views[name].task == "regression" else tally.result(own)
+        return metrics
+
+
 def _score_outputs(prep: Preprocessor, config: Config, model, ex: Examples, ds):
-    """Several targets: the total loss, then each output's metrics as one target's would be (under
-    its output's name), from one pass; and each output's predictions, by name."""
+    """Several targets: the total loss and each output's metrics from one pass; each output's
+    predictions, by name."""
     outputs, compiled = pipeline.forward(model, ds, compiled=True)
-    metrics, predictions = {"loss": compiled["loss"]}, {}
-    for output in config.outputs:
-        view, name = prep.outputs[output.name], output.name
-        own = {k[len(name) + 1 :]: v for k, v in compiled.items() if k.startswith(f"{name}_")}
-        predictions[name], probs = view.decode(outputs[name])
-        if view.task == "regression":
-            tally = RegressionTally(output.loss, list(output.metrics))
-            tally.update_state(ex.y_raw[name], predictions[name])
-            metrics[name] = tally.result()
-        else:
-            tally = ClassTally(view.target_encoder.classes_)
-            tally.update_state(ex.y_raw[name], predictions[name], probs)
-            metrics[name] = tally.result(own)
-    return metrics, predictions
+    tallies = OutputTallies(prep, config)
+    predictions = tallies.update(outputs, ex.y_raw)
+    return tallies.result(compiled, compiled["loss"]), predictions

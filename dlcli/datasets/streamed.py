@@ -25,8 +25,8 @@ import tensorflow as tf
 
 from dlcli.datasets import pipeline
 from dlcli.datasets.predictions import decode_outputs, outputs_table, prediction_table
+from dlcli.datasets.scoring import OutputTallies, tally_for
 from dlcli.io import hashsplit, shards
-from dlcli.metrics.tallies import ClassTally, RegressionTally
 from dlcli.preprocessing.stats import piece_name
 from dlcli.utils import files, formats
 
@@ -296,8 +296,7 @@ def score(prep: Preprocessor, config: Config, model, split: StreamSplit, batch_s
         return _score_outputs(prep, config, model, split, batch_size)
     classify = prep.task == "classification"
     step = pipeline.traced_step(model, compiled=classify)
-    classes = prep.target_encoder.classes_
-    tally = ClassTally(classes) if classify else RegressionTally(config.loss, config.metrics)
+    tally = tally_for(prep, config.loss, config.metrics)
     if classify:
         model.reset_metrics()
     loss_sum, rows, kept_true, kept_pred, kept_when = 0.0, 0, [], [], []
@@ -343,15 +342,9 @@ def _score_outputs(prep: Preprocessor, config: Config, model, split: StreamSplit
     the first PLOT_ROWS rows are kept by output name."""
     step = pipeline.traced_step(model, compiled=True)
     model.reset_metrics()
-    views = prep.outputs
-    tallies = {
-        o.name: RegressionTally(o.loss, list(o.metrics))
-        if views[o.name].task == "regression"
-        else ClassTally(views[o.name].target_encoder.classes_)
-        for o in config.outputs
-    }
+    scored = OutputTallies(prep, config)
     loss_sum, rows = 0.0, 0
-    kept_true, kept_pred = ({name: [] for name in views} for _ in range(2))
+    kept_true, kept_pred = ({name: [] for name in scored.tallies} for _ in range(2))
     for x, y, y_raw in split.chunks():
         parts = []
         for s in range(0, len(x), batch_size):
@@ -359,25 +352,21 @@ def _score_outputs(prep: Preprocessor, config: Config, model, split: StreamSplit
             out, loss = step(tf.constant(x[s : s + batch_size]), targets)
             loss_sum += float(loss) * min(batch_size, len(x) - s)
             parts.append({name: value.numpy() for name, value in out.items()})
-        for name, tally in tallies.items():
-            predictions, probs = views[name].decode(np.concatenate([p[name] for p in parts]))
-            tally.update_state(y_raw[name], predictions, *([probs] if probs is not None else []))
-            if rows < PLOT_ROWS:
+        predictions = scored.update({n: np.concatenate([p[n] for p in parts]) for n in scored.tallies}, y_raw)
+        if rows < PLOT_ROWS:
+            for name in scored.tallies:
                 kept_true[name].append(y_raw[name])
-                kept_pred[name].append(predictions)
+                kept_pred[name].append(predictions[name])
         rows += len(x)
     split.y_raw = {name: np.concatenate(v)[:PLOT_ROWS] for name, v in kept_true.items() if v}
     predicted = {name: np.concatenate(v)[:PLOT_ROWS] for name, v in kept_pred.items() if v}
     if split.shard is not None:  # every worker's rows: each output's tally, the metric states, the loss
-        for tally in list(tallies.values())[1:]:
+        first, *others = scored.tallies.values()
+        for tally in others:
             tally.merge(split.shard.exchange_arrays(*tally.state()))
-        loss_sum, rows = _add_up(split.shard, next(iter(tallies.values())), model.metrics, loss_sum, rows)
+        loss_sum, rows = _add_up(split.shard, first, model.metrics, loss_sum, rows)
     compiled = {k: float(v) for k, v in model.get_metrics_result().items()}
-    metrics = {"loss": loss_sum / max(rows, 1)}
-    for name, tally in tallies.items():
-        own = {k[len(name) + 1 :]: v for k, v in compiled.items() if k.startswith(f"{name}_")}
-        metrics[name] = tally.result() if views[name].task == "regression" else tally.result(own)
-    return metrics, predicted
+    return scored.result(compiled, loss_sum / max(rows, 1)), predicted
 
 
 def _add_up(shard: Shard, tally, keras_metrics: list, loss_sum: float, rows: int) -> tuple[float, int]:

@@ -64,7 +64,7 @@ def refusal(prep: Preprocessor, fmt: str, quantize: str | None) -> str | None:
             f"regular expressions, splitting and n-grams, which {fmt} has no operation for; "
             f"--format {others} holds them"
         )
-    if prep.reads_files or prep.image_input is not None:
+    if prep.decodes_files:
         return (
             f"the model takes encoded image files (JPEG, PNG, GIF, BMP), and decoding them has no "
             f"{fmt} operation; --format {others} holds it"
@@ -91,12 +91,11 @@ class RawInputs(tf.Module):
         super().__init__()
         self.model = model
         self.tables = []
-        files = prep.reads_files or prep.image_input is not None
-        if files:  # tracked here: Keras' Resizing keeps a seed generator's state
-            self.resize = resizer(prep.image)
+        # tracked here: Keras' Resizing keeps a seed generator's state
+        self.resize = resizer(prep.image) if prep.decodes_files else None
         # every tf.Variable the graph reads, augmentation layers' seed states too (as Keras'
         # ExportArchive tracks them): otherwise saving refuses a capture "not reachable from root"
-        layers = [model, *([self.resize] if files else [])]
+        layers = [model, *([self.resize] if self.resize is not None else [])]
         self.keras_variables = [getattr(v, "value", v) for layer in layers for v in layer.variables]
         if prep.categorical is not None:
             for categories, fill in zip(prep.categorical.categories_, prep.categorical.fill_, strict=True):
@@ -109,12 +108,10 @@ class RawInputs(tf.Module):
                 self.tables.append(tf.lookup.StaticHashTable(init, default_value=-1))
 
         def serve(inputs):  # prep and specs stay Python values of the closure, never tracked state
-            x = _decoded(prep, inputs["image"], self.resize) if prep.reads_files else None
-            x = (
-                x
-                if x is not None
-                else _model_input(prep, inputs, specs, self.tables, getattr(self, "resize", None))
-            )
+            if prep.reads_files:
+                x = _decoded(prep, inputs["image"], self.resize)
+            else:
+                x = _model_input(prep, inputs, specs, self.tables, self.resize)
             return _outputs(prep, self.model(x, training=False))
 
         self.serve = tf.function(serve, input_signature=[{s.name: s.tensor_spec(batch) for s in specs}])

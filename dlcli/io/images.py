@@ -25,6 +25,11 @@ def parallel_calls() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def paths(frame, column: str) -> np.ndarray:
+    """A table's column of image file paths as the model's input takes them (read as batches stream)."""
+    return frame[column].astype(str).to_numpy(dtype=object)
+
+
 def _decode(path, channels: int):
     import tensorflow as tf
 

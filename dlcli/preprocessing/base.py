@@ -104,6 +104,11 @@ class Preprocessor:
         return None
 
     @property
+    def decodes_files(self) -> bool:
+        """Whether the model reads image files: as its only input, or as one column beside others."""
+        return self.reads_files or self.image_input is not None
+
+    @property
     def n_classes(self) -> int | None | dict[str, int | None]:
         """Classes of the target (None for regression); several targets: by output name."""
         if self.outputs is not None:

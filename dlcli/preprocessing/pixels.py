@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcli.io.images import loader
+from dlcli.io.images import loader, paths
 from dlcli.preprocessing.base import Preprocessor
 from dlcli.utils.arrays import check_pixels
 
@@ -50,4 +50,4 @@ class ImageFilesPreprocessor(ImagePreprocessor):
     def features(self, part: Any, source: str = "") -> np.ndarray:
         """The paths; the images are read as batches stream (datasets/pipeline.py)."""
         self.check_columns(part, source)
-        return part[self.image["column"]].astype(str).to_numpy(dtype=object)
+        return paths(part, self.image["column"])

@@ -48,41 +48,49 @@ def fit(
         prep = _fit_image_files(config, train, source, cols, target)
     else:
         prep = _fit_table(config, train, source, cols or columns_mod.resolve(config, train, source), target)
-    _two_classes(prep, config.loss)
+    check_two_classes(prep, config.loss)
     return prep
 
 
 def _fit_several(config: Config, train, source: str, cols) -> TablePreprocessor:
-    """Several targets: the feature columns fitted once, then each target's encoder; a preprocessor
-    per output shares the feature transformers."""
+    """Several targets: the feature columns fitted once with the first target, then each other
+    target's encoder."""
     if isinstance(train, tuple) or (cols is not None and cols.image and not config.model.branches):
         raise ConfigError(
             f"{config.where('data', 'target')}: several targets are columns of a table, and this data is "
             "images: give one target"
         )
-    cols = cols or columns_mod.resolve(config, train, source)
-    prep, views = None, {}
-    for output in config.outputs:
-        target = TargetEncoder(output.column, output.task, config.preprocessing.target.scale)
-        if prep is None:  # the features, and the first target
-            prep = _fit_table(config, train, source, cols, target, output)
-        else:
-            target.fit(columns_mod.target_values(train, output.column, output.task, source))
-        view = TablePreprocessor(
-            output.task,
-            output.label_mode,
-            target,
-            prep.numeric,
-            prep.categorical,
-            image=prep.image,
-            text=prep.text,
+    first, *others = config.outputs
+    target = TargetEncoder(first.column, first.task, config.preprocessing.target.scale)
+    prep = _fit_table(
+        config, train, source, cols or columns_mod.resolve(config, train, source), target, first
+    )
+    targets = [prep.target_encoder]
+    for output in others:
+        encoder = TargetEncoder(output.column, output.task, config.preprocessing.target.scale)
+        targets.append(encoder.fit(columns_mod.target_values(train, output.column, output.task, source)))
+    return per_output(config, prep, targets)
+
+
+def per_output(config: Config, features: TablePreprocessor, targets: list[TargetEncoder]) -> Preprocessor:
+    """Several targets: `features` (the fitted feature transformers) as the features of one
+    preprocessor per output, each with its fitted target encoder (in config.outputs' order) and
+    checked; the in-memory fit and the streamed statistics pass alike. One target: `features`."""
+    if not config.several:
+        check_two_classes(features, config.loss)
+        return features
+    views = {}
+    for output, target in zip(config.outputs, targets, strict=True):
+        view = of_columns(
+            config, target, features.numeric, features.categorical, features.text, output, features.image
         )
-        _two_classes(view, output.loss)
+        check_two_classes(view, output.loss)
         views[output.name] = view
-    return prep.with_outputs(views)
+    return features.with_outputs(views)
 
 
-def _two_classes(prep: Preprocessor, loss: str) -> None:
+def check_two_classes(prep: Preprocessor, loss: str) -> None:
+    """A binary loss (one sigmoid unit) needs a target of exactly two classes."""
     if prep.label_mode == "binary" and len(prep.target_encoder.classes_) != 2:
         raise DataError(
             f"loss {loss} needs exactly 2 classes, but target {prep.target_encoder.column!r} has "

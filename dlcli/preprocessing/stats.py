@@ -363,26 +363,15 @@ def _preprocessor(config: Config, cols, tallies: _Tallies, source: str) -> Prepr
         list(cols.categorical), pre.categorical.impute, pre.categorical.fill_value, pre.categorical.encode
     )
     categorical.fit_counts([c.counts for c in tallies.categories], tallies.missing, MAX_CATEGORIES)
-    views, first = {}, len(cols.numeric)  # each target's sample values follow the numeric columns'
+    targets, first = [], len(cols.numeric)  # each target's sample values follow the numeric columns'
     for j, output in enumerate(config.outputs):
         target = TargetEncoder(output.column, output.task, pre.target.scale)
         sampled = tallies.sample.rows[:, first + j : first + j + 1]
-        target.fit_summary(list(tallies.classes[j].counts), tallies.target_moments[j], sampled)
-        views[output.name] = view = preprocessing.of_columns(
-            config, target, numeric, categorical, output=output
+        targets.append(
+            target.fit_summary(list(tallies.classes[j].counts), tallies.target_moments[j], sampled)
         )
-        if view.label_mode == "binary" and len(target.classes_) != 2:
-            raise DataError(
-                f"loss {output.loss} needs exactly 2 classes, but target {target.column!r} has "
-                f"{len(target.classes_)}: use sparse_categorical_crossentropy"
-            )
-    prep = next(iter(views.values()))
-    if not config.several:
-        return prep
-    features = preprocessing.of_columns(
-        config, prep.target_encoder, numeric, categorical, output=config.outputs[0]
-    )
-    return features.with_outputs(views)
+    features = preprocessing.of_columns(config, targets[0], numeric, categorical, output=config.outputs[0])
+    return preprocessing.per_output(config, features, targets)
 
 
 def class_weights(prep: Preprocessor, config: Config, counts: dict) -> dict[str, float]:

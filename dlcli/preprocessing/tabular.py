@@ -100,7 +100,7 @@ class TablePreprocessor(Preprocessor):
         if self.text is not None:
             named.update(self.text.inputs(part))
         for column in self.image_columns:
-            named[input_name(column)] = part[column].astype(str).to_numpy(dtype=object)
+            named[input_name(column)] = images.paths(part, column)
         return named
 
 
