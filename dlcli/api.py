@@ -57,6 +57,8 @@ def train(
         run_dir.mkdir(parents=True)
     with runs.training_lock(run_dir):
         saved.save_config(run_dir, config)
+        if config.written is not None:  # `dlcli train DATA --target COL`: the config it wrote
+            files.write_atomic(run_dir / "init.yaml", config.written)
         files.write_atomic(run_dir / "preprocessing.json", prepared.prep.to_json())
         record = record_mod.RunRecord(run_dir, config, command)
         return stages.run(stages.Job(config, run_dir, record, prepared, placement, listener))

@@ -100,23 +100,74 @@ def train(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary.")] = False,
     device: Device = None,
+    target: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--target", help="With a data file for CONFIG: the column to predict.", metavar="COL"),
+    ] = None,
+    folds: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--folds", help="Cross-validate: K runs, each validating on one K-th.", metavar="K"),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="With --folds: folds trained at once.", metavar="N")
+    ] = 1,
+    fold_worker: Annotated[bool, typer.Option("--fold-worker", hidden=True)] = False,
 ) -> None:
-    """Validate, load data, train, evaluate on the test split and write the run directory."""
+    """Validate, load data, train, evaluate on the test split and write the run directory.
+
+    CONFIG may be a data file (or folder of class folders) with --target: the config `dlcli init
+    --data` would write is trained, and kept in the run directory as init.yaml. With --folds K (or
+    train.folds), one run per fold in runs/NAME/cv-ID/, and each metric's mean and spread."""
+    overrides = [*(override or []), *([f"train.folds={folds}"] if folds is not None else [])]
+    written = _written_from_data(config, target, overrides)  # before TensorFlow: mistakes are instant
     _import_tensorflow()
     from dlcli import api
     from dlcli.config.config import load_config
 
     listener = None if quiet else console.Progress()
     if resume is not None:
-        result = api.resume(resume, override or [], config, runs_dir, listener, device=device)
+        result = api.resume(resume, overrides, config, runs_dir, listener, device=device)
     elif config is None:
         raise typer.BadParameter("give a CONFIG to train, or --resume RUN to continue a run")
     else:
-        loaded = load_config(config, override or [])
+        loaded = written if written is not None else load_config(config, overrides)
         if listener is not None:
             listener.batch_size = loaded.train.batch_size
+        if loaded.train.folds is not None and loaded.train.fold is None:
+            again = ["train", str(config), *_repeated(overrides, runs_dir, target)]
+            return _cross_validate(loaded, runs_dir, listener, jobs, again, fold_worker, device)
         result = api.train(loaded, runs_dir, listener, device=device)
-    if listener is None:  # with progress on, the notes came before the first epoch
+    _print_result(result, listener is None)
+
+
+def _repeated(overrides: list[str], runs_dir: Path, target: str | None) -> list[str]:
+    """The options that repeat this `dlcli train` in another process (--jobs)."""
+    target_option = ["--target", target] if target is not None else []
+    return [*(a for o in overrides for a in ("-o", o)), "--run-dir", str(runs_dir), *target_option]
+
+
+def _cross_validate(
+    config, runs_dir: Path, listener, jobs: int, again: list[str], worker: bool, device
+) -> None:
+    from dlcli.crossval.crossval import cross_validate
+
+    def say(text: str) -> None:
+        err.print(escape(text), highlight=False)
+
+    done = cross_validate(config, runs_dir, listener, jobs, again, worker, say, device)
+    if worker:
+        return
+    if not done.complete:
+        raise RunError(
+            f"{done.folder}: {len(done.folds)} of {config.train.folds} folds completed (another process "
+            "may be training the rest); run the same command again to continue"
+        )
+    out.print(f"[bold green]done[/] {config.train.folds} folds → {done.folder}", highlight=False)
+    out.print(console.spread_table(done.summary["splits"]))
+
+
+def _print_result(result, notes: bool) -> None:
+    if notes:  # with progress on, the notes came before the first epoch
         console.print_notes(result.notes)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
@@ -133,6 +184,22 @@ def train(
     out.print(f"[bold green]done[/] {result.epochs} epochs{best} → {result.run_dir}", highlight=False)
     out.print(console.metrics_table(result.metrics))
     console.print_per_class(result.metrics)
+
+
+def _written_from_data(config: Path | None, target: str | None, overrides: list[str]):
+    """The config written for a data file or folder given where a config goes (`dlcli train
+    titanic.csv --target Survived`), else None."""
+    if config is not None and (
+        config.is_dir() or (config.suffix.lower() not in (".yaml", ".yml") and config.is_file())
+    ):
+        from dlcli.autoconfig.draft import for_training
+
+        return for_training(config, target, overrides)
+    if target is not None:
+        raise typer.BadParameter(
+            "--target goes with a data file for CONFIG; a config names it in data.target"
+        )
+    return None
 
 
 @app.command()
@@ -359,11 +426,42 @@ def schema() -> None:
 
 @app.command()
 def init(
-    template: Annotated[str, typer.Argument(help=f"One of: {', '.join(TEMPLATES)}.", metavar="TEMPLATE")],
+    template: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional
+        typer.Argument(
+            help=f"One of: {', '.join(TEMPLATES)}; with --data, the config's path.", metavar="TEMPLATE"
+        ),
+    ] = None,
     path: Annotated[Optional[Path], typer.Argument(help="Where to write it (default TEMPLATE.yaml).")] = None,  # noqa: UP045
+    data: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--data", help="Write the config from this data file or folder of class folders.", metavar="FILE"
+        ),
+    ] = None,
+    target: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--target", help="With --data: the column to predict (without it: the candidates).", metavar="COL"
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented starter config."""
+    """Write a commented starter config: a template, or one written from your data (--data)."""
+    if data is not None:
+        from dlcli.autoconfig.draft import write
+
+        if path is not None:
+            raise typer.BadParameter(
+                "with --data give one PATH, where the config goes: dlcli init --data FILE [PATH]"
+            )
+        written = write(data, target, Path(template) if template is not None else None, force)
+        out.print(
+            f"wrote {written} from {data}; read its comments, then: dlcli train {written}", highlight=False
+        )
+        return
+    if template is None:
+        raise typer.BadParameter(f"give a TEMPLATE ({', '.join(TEMPLATES)}) or --data FILE")
     from dlcli.config.templates import write_template
 
     written = write_template(template, path, force)
@@ -397,14 +495,17 @@ def runs_(
         table.add_column(column, justify="right" if column in ("epochs", "duration") else "left")
     for row in rows:
         epochs = "" if row["epochs"] is None else f"{row['epochs']}/{row['epochs_planned'] or '?'}"
-        best = row["best"]
+        if "folds" in row:
+            epochs = f"{row['folds']['completed']}/{row['folds']['planned']} folds"
+        best, test = row["best"], row["test"]
+        spread = f" ± {console.fmt(test['spread'])}" if test and test.get("spread") is not None else ""
         table.add_row(
             f"{row['name']}/{row['id']}",
             (row["started_at"] or "")[:19].replace("T", " "),
             f"[{STATUS_STYLE.get(row['status'], 'red')}]{row['status']}[/]",
             epochs,
             f"{best['metric']} {console.fmt(best['value'])} @{best['epoch']}" if best else "",
-            f"{row['test']['metric']} {console.fmt(row['test']['value'])}" if row["test"] else "",
+            f"{test['metric']} {console.fmt(test['value'])}{spread}" if test else "",
             console.duration(row["duration_s"]),
         )
     console.print_wide(table)
@@ -431,7 +532,7 @@ def compare(
     from dlcli.runs import listing
     from dlcli.runs.runs import resolve
 
-    result = listing.compare([resolve(r, runs_dir) for r in run])
+    result = listing.compare([resolve(r, runs_dir, folds=True) for r in run])
     if as_json:
         print(json.dumps(result, indent=2))
         return

@@ -68,6 +68,21 @@ def metrics_table(metrics: dict[str, dict]) -> Table:
     return table
 
 
+def spread_table(splits: dict[str, dict]) -> Table:
+    """Cross-validation: each metric's mean ± spread (standard deviation over the folds) per split."""
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("metric")
+    for split in splits:
+        table.add_column(f"{split} (mean ± sd)", justify="right")
+    names: list[str] = []
+    for values in splits.values():
+        names += [k for k in values if k not in names]
+    for name in names:
+        cells = [splits[s].get(name) for s in splits]
+        table.add_row(escape(name), *(f"{fmt(c['mean'])} ± {fmt(c['std'])}" if c else "" for c in cells))
+    return table
+
+
 #: Classes beyond this many are left to metrics.json (per_class) rather than printed.
 MAX_PRINTED_CLASSES = 20
 

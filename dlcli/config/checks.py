@@ -86,7 +86,29 @@ def static_problems(raw: dict) -> list[Problem]:
         *streamed_series(raw),
         *_schedule(raw),
         *_binary_metrics(raw),
+        *_folds(raw),
     ]
+
+
+def _folds(raw: dict) -> list[Problem]:
+    """train.folds and train.fold: a fold within the folds, and a split the folds can divide."""
+    folds, fold = get_path(raw, "train", "folds"), get_path(raw, "train", "fold")
+    if not isinstance(fold, int) and not isinstance(folds, int):
+        return []
+    if isinstance(fold, int) and not (isinstance(folds, int) and fold <= folds):
+        what = "without train.folds" if not isinstance(folds, int) else f"above train.folds ({folds})"
+        return [(("train", "fold"), f"fold {fold} {what}: expected a fold from 1 to train.folds")]
+    why = None
+    if get_path(raw, "data", "split", "column") is not None:
+        why = (
+            "data.split.column fixes each row's split, so there is nothing to fold: remove it, or use "
+            "data.split.key to keep groups of rows together"
+        )
+    elif get_path(raw, "data", "stream") is True:
+        why = "cross-validation reads the table in memory: set data.stream: false, or remove train.folds"
+    elif get_path(raw, "train", "distribution", "strategy") == "multi_worker":
+        why = "folds are runs of their own; train them on one machine (--jobs runs several at once)"
+    return [(("train", "folds"), why)] if why else []
 
 
 def _series(raw: dict) -> list[Problem]:

@@ -333,6 +333,18 @@ class TrainConfig(Strict):
     distribution: DistributionConfig = Field(
         DistributionConfig(), description="One device, every GPU of a machine, or several machines."
     )
+    folds: Annotated[int, Field(ge=2, le=100)] | None = Field(
+        None,
+        description="Cross-validation (or `dlcli train --folds K`): K runs in one folder, each validating "
+        "on one K-th of the rows outside the test split (stratified by class; groups of "
+        "data.split.key kept together; for a series, each fold trains on the past and validates on "
+        "the next block). data.split.validation is then unused; the test split stays out of every fold.",
+    )
+    fold: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="Which fold of train.folds this run is (1 to folds): set in each fold's run by "
+        "`dlcli train --folds`; given by hand, trains that fold alone.",
+    )
 
 
 class MlflowConfig(Strict):
@@ -381,6 +393,16 @@ class Config(Strict):
 
     _source: Path | None = PrivateAttr(None)
     _marks: Marks = PrivateAttr(default_factory=dict)
+    _written: str | None = PrivateAttr(None)  # the text `dlcli train DATA --target` wrote (init.yaml)
+
+    @property
+    def written(self) -> str | None:
+        """The config's text when `dlcli train DATA --target COL` wrote it from the data (the run keeps
+        it as init.yaml, comments and all), else None."""
+        return self._written
+
+    def keep_written(self, text: str) -> None:
+        self._written = text
 
     def where(self, *path: str | int) -> str:
         """`FILE:LINE:COL: key.path` for messages about a key, as precisely as the marks allow."""
@@ -443,6 +465,11 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path}: config file not found (resolved to {path.resolve()})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
+    return load_config_text(text, path, overrides)
+
+
+def load_config_text(text: str, path: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """A config's text, as if read from `path` (its line marks, and the folder relative paths start in)."""
     raw, marks = load_marked(text, str(path))
     if raw is None:
         raise ConfigError(f"{path}: the file is empty; start from a template with `dlcli init`")

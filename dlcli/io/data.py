@@ -24,7 +24,7 @@ from sklearn.model_selection import train_test_split
 from dlcli.config.checks import suggest
 from dlcli.config.config import DATASET_TARGET, KERAS_DATASETS, Config
 from dlcli.io import columns as columns_mod
-from dlcli.io import folders, hashsplit, streams, timeseries
+from dlcli.io import folders, folds, hashsplit, streams, timeseries
 from dlcli.io.columns import Columns
 from dlcli.io.images import check_files
 from dlcli.io.reading import Reading, is_table, row_where  # noqa: F401 - row_where: used by importers
@@ -449,9 +449,10 @@ def _split_each_series(config: Config, ids: pd.Series, test_frac: float) -> dict
 
 
 def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
-    """Indices for train/validation/test: stratified for classification, in order when shuffle is off."""
+    """Indices for train/validation/test: stratified for classification, in order when shuffle is off;
+    with train.fold, the fold's rows of what the test split leaves (io/folds.py)."""
     split = config.data.split
-    val_frac = split.validation
+    val_frac = 0.0 if config.train.fold is not None else split.validation
     out: dict[str, Any] = {"train": index, "validation": None, "test": None}
     n = len(index)
     if not config.shuffles:
@@ -460,27 +461,32 @@ def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
         out["train"] = index[:n_train]
         out["validation"] = index[n_train : n_train + n_val] if n_val else None
         out["test"] = index[n_train + n_val :] if n_test else None
-        return out
-
-    def cut(idx, labels, frac, what):
-        try:
-            return train_test_split(idx, test_size=frac, random_state=config.seed, stratify=labels)
-        except ValueError as exc:
-            raise DataError(
-                f"cannot split off the {what} rows ({exc}); a stratified split needs at least 2 rows of "
-                "every class in each part: use more data or smaller data.split fractions"
-            ) from None
-
-    rest = index
-    if test_frac:
-        rest, out["test"] = cut(index, None if y is None else y[index], test_frac, "test")
-    if val_frac:
-        out["train"], out["validation"] = cut(
-            rest, None if y is None else y[rest], val_frac / (1 - test_frac), "validation"
-        )
     else:
-        out["train"] = rest
+        rest = index
+        if test_frac:
+            rest, out["test"] = _cut(config, index, None if y is None else y[index], test_frac, "test")
+        if val_frac:
+            labels = None if y is None else y[rest]
+            out["train"], out["validation"] = _cut(
+                config, rest, labels, val_frac / (1 - test_frac), "validation"
+            )
+        else:
+            out["train"] = rest
+    if config.train.fold is not None:
+        out["train"], out["validation"] = folds.split(
+            config, out["train"], None if y is None else y[out["train"]]
+        )
     return out
+
+
+def _cut(config: Config, idx, labels, frac: float, what: str):
+    try:
+        return train_test_split(idx, test_size=frac, random_state=config.seed, stratify=labels)
+    except ValueError as exc:
+        raise DataError(
+            f"cannot split off the {what} rows ({exc}); a stratified split needs at least 2 rows of "
+            "every class in each part: use more data or smaller data.split fractions"
+        ) from None
 
 
 def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str, Any]:
@@ -493,7 +499,9 @@ def _split_by_column(frame: pd.DataFrame, column: str, source: str) -> dict[str,
 def _split_by_key(config: Config, frame: pd.DataFrame, test_frac: float) -> dict[str, Any]:
     """data.split.key: each row's split from the hash of its key (the same as when streamed)."""
 
-    labels = hashsplit.codes(frame, config.data.split.validation, test_frac, key=config.data.split.key)
+    split, train = config.data.split, config.train
+    fold = (train.folds, train.fold) if train.fold is not None else None
+    labels = hashsplit.codes(frame, split.validation, test_frac, key=split.key, fold=fold)
     return {name: frame[labels == code] for code, name in enumerate(SPLITS) if (labels == code).any()}
 
 

@@ -45,10 +45,12 @@ def codes(
     first_row: int = 0,
     column: str | None = None,
     source: str = "",
+    fold: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """The split of each row (TRAIN, VALIDATION or TEST, as int8): from `column`'s names, else from
     the hash of `key`'s value as text, else of the row's 0-based position (`first_row` being the
-    frame's first). A hash below `test` is test, below `test + validation` validation."""
+    frame's first). A hash below `test` is test, below `test + validation` validation; with `fold`
+    (folds, fold), the rows above `test` in that fold's range of hashes are validation."""
 
     if column is not None:
         return _from_column(frame, column, source)
@@ -61,9 +63,17 @@ def codes(
     else:
         u = unit_interval(np.arange(first_row, first_row + len(frame), dtype="int64"))
     out = np.zeros(len(frame), dtype="int8")
-    out[u < test + validation] = VALIDATION
+    if fold is not None:
+        out[fold_of(u, test, fold[0]) == fold[1] - 1] = VALIDATION
+    else:
+        out[u < test + validation] = VALIDATION
     out[u < test] = TEST
     return out
+
+
+def fold_of(u: np.ndarray, test: float, k: int) -> np.ndarray:
+    """The fold (0 to k - 1) of each row whose hash is `u` in [test, 1): equal ranges of it."""
+    return np.minimum(((u - test) / (1.0 - test) * k).astype("int64"), k - 1)
 
 
 def _from_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:

@@ -95,6 +95,8 @@ def summary(run_dir: Path) -> dict[str, Any]:
     test = metrics.get("test") if isinstance(metrics, dict) else None
     if isinstance(test, dict):
         row["test"] = _headline(test)
+    if isinstance(record.get("folds"), int):  # a cross-validation folder (dlcli train --folds)
+        _folds(run_dir, record, row)
     row["duration_s"] = record.get("duration_s")
     if status == "running" and row["started_at"]:
         try:
@@ -103,6 +105,16 @@ def summary(run_dir: Path) -> dict[str, Any]:
         except ValueError:
             pass
     return row
+
+
+def _folds(folder: Path, record: dict, row: dict[str, Any]) -> None:
+    """A cross-validation folder's row: its folds done of all, the test metric's mean ± spread."""
+    done = [p for p in folder.glob("fold-*") if (_json(p / "run.json") or {}).get("status") == "completed"]
+    row.update(epochs=None, folds={"completed": len(done), "planned": record["folds"]})
+    summary = _json(folder / "cv.json")
+    spread = (summary or {}).get("splits", {}).get("test", {}) if isinstance(summary, dict) else {}
+    if row["test"] and isinstance(spread.get(row["test"]["metric"]), dict):
+        row["test"]["spread"] = spread[row["test"]["metric"]].get("std")
 
 
 def _headline(test: dict) -> dict | None:

@@ -149,6 +149,43 @@ def forecast(
     return _save(fig, path)
 
 
+def folds(splits: dict[str, dict], path: Path) -> list[str]:
+    """Cross-validation: the headline metric of each fold, validation and test, the mean dashed."""
+    name = next(
+        (
+            m
+            for m in ("accuracy", "r2", "mae", "loss")
+            if m in splits.get("test", splits.get("validation", {}))
+        ),
+        None,
+    )
+    if name is None:
+        return []
+
+    def draw() -> Path:
+        fig = _figure(figsize=(5.5, 3.4))
+        ax = fig.subplots()
+        for split, marker in (("validation", "o"), ("test", "s")):
+            values = splits.get(split, {}).get(name)
+            if values:
+                numbers = range(1, len(values["folds"]) + 1)
+                line = ax.plot(
+                    numbers,
+                    values["folds"],
+                    marker,
+                    label=f"{split} (mean {values['mean']:.4g} ± {values['std']:.2g})",
+                )
+                ax.axhline(values["mean"], color=line[0].get_color(), linestyle="--", linewidth=1)
+        ax.set_xlabel("fold")
+        ax.set_ylabel(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{name} per fold")
+        ax.legend(fontsize="small")
+        return _save(fig, path)
+
+    return _guarded(draw)
+
+
 def learning_curves(run_dir: Path, monitor: str | None, best_epoch: int | None) -> list[str]:
     """plots/curves.png from history.csv; warnings instead of errors."""
 

@@ -106,8 +106,9 @@ def mark_latest(run_dir: Path) -> None:
     symlink_atomic(run_dir.name, run_dir.parent / "latest")
 
 
-def resolve(run: str | Path, runs_dir: Path = DEFAULT_RUNS_DIR) -> Path:
-    """A run directory from a path, `latest` (newest under `runs_dir`) or `NAME/latest`."""
+def resolve(run: str | Path, runs_dir: Path = DEFAULT_RUNS_DIR, folds: bool = False) -> Path:
+    """A run directory from a path, `latest` (newest under `runs_dir`) or `NAME/latest`; a
+    cross-validation folder (`dlcli train --folds`) only with `folds` (compare takes it as one side)."""
     text = str(run)
     if text == "latest":
         links = [p for p in Path(runs_dir).glob("*/latest") if p.exists()]
@@ -123,4 +124,9 @@ def resolve(run: str | Path, runs_dir: Path = DEFAULT_RUNS_DIR) -> Path:
     path = path.resolve()
     if not (path / "run.json").is_file():
         raise RunError(f"{run}: not a dlcli run directory (no run.json in {path})")
+    if not folds and ((path / "cv.json").is_file() or (path / "fold-1").is_dir()):
+        raise RunError(
+            f"{run}: a cross-validation folder, whose folds are the runs: give one of them "
+            f"({path / 'fold-1'} …), or list them with `dlcli runs {path}`"
+        )
     return path
