@@ -5,6 +5,7 @@ line in `dlcli runs`, a side in `dlcli compare`; killed part way, the same comma
 from __future__ import annotations
 
 import json
+import os
 import signal
 import statistics
 import time
@@ -177,3 +178,30 @@ def test_killed_in_fold_3_the_same_command_trains_folds_3_to_5_only(tmp_path, dl
     assert {i: (folder / f"fold-{i}" / "run.json").read_bytes() for i in (1, 2)} == before
     assert sorted(p.name for p in folder.glob("fold-*")) == [f"fold-{i}" for i in range(1, 6)]
     assert read_json(folder / "cv.json")["folds"] == 5
+
+
+def test_jobs_2_train_every_fold_once(tmp_path, dlcli_fork):
+    proc = forked(dlcli_fork, "train", IRIS, "--folds", "3", "--jobs", "2", "-q", cwd=tmp_path)
+    ok(proc)
+    (folder,) = (tmp_path / "runs" / "ci-iris").glob("cv-*")
+    assert sorted(p.name for p in folder.glob("fold-*")) == ["fold-1", "fold-2", "fold-3"]  # none twice
+    assert all(read_json(folder / f"fold-{i}" / "run.json")["status"] == "completed" for i in (1, 2, 3))
+    threads = {read_json(folder / f"fold-{i}" / "run.json")["compute"]["intra_op_threads"] for i in (1, 2, 3)}
+    assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # the cores divided between the two processes
+    assert read_json(folder / "cv.json")["folds"] == 3
+
+
+def test_tune_scores_each_trial_by_the_mean_over_its_folds(tmp_path, cli):
+    config = (CONFIGS / "ci" / "tune.yaml").read_text().replace("../../data/", f"{ROOT}/data/")
+    (tmp_path / "t.yaml").write_text(config)
+    code, out, err = cli("tune", "t.yaml", "--trials", "2", "-o", "search.folds=2", "-o", "train.epochs=3")
+    assert code == 0, err
+    (searched,) = (tmp_path / "runs" / "ci-tune").glob("tune-*")
+    trials = pd.read_csv(searched / "trials.csv")
+    assert trials["state"].tolist() == ["completed", "completed"]
+    for row in trials.itertuples():
+        folder = searched / f"trial-{row.trial}"
+        best = [pd.read_csv(folder / f"fold-{i}" / "history.csv")["val_loss"].min() for i in (1, 2)]
+        assert row.val_loss == pytest.approx(statistics.fmean(best))  # the mean of each fold's best epoch
+        assert read_json(folder / "cv.json")["folds"] == 2
+    assert "trial 0: val_loss" in out + err and "the mean of 2 folds" in out + err

@@ -192,6 +192,11 @@ class SearchConfig(Strict):
     pruner: Literal["median", "hyperband", "none"] = Field(
         "median", description="Stops a trial whose validation curve falls behind the others' (Optuna's)."
     )
+    folds: Annotated[int, Field(ge=2, le=100)] | None = Field(
+        None,
+        description="Score each trial by the mean over this many cross-validation folds (each trial a "
+        "folder of fold runs, as `dlcli train --folds`); trials are then not pruned.",
+    )
 
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]

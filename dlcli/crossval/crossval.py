@@ -57,8 +57,11 @@ class CrossValidation:
 
 
 def folder_of(config: Config, runs_dir: Path) -> Path:
-    """`runs_dir/<name>/cv-<digest of the resolved config>`: the same command, the same folder."""
-    text = dump(config.to_yaml_dict())
+    """`runs_dir/<name>/cv-<digest of the resolved config>`: the same command, the same folder (the
+    threads each process of --jobs is given change how fast, not what, so they are left out)."""
+    raw = config.to_yaml_dict()
+    raw["train"].pop("intra_op_threads", None)
+    text = dump(raw)
     return Path(runs_dir) / config.name / f"cv-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
@@ -88,7 +91,11 @@ def cross_validate(
     if not worker:
         _start(folder, config)
     result = CrossValidation(folder, [])
-    with _workers(jobs, command, folder, config, say), _quiet_retracing():
+    with _workers(jobs, command, folder, config, say) as threads, _quiet_retracing():
+        if threads:  # this process's share of the cores, as each worker's
+            config = config.model_copy(
+                update={"train": config.train.model_copy(update={"intra_op_threads": threads})}
+            )
         lock = runs.training_lock(folder) if not worker else _nothing()
         with lock:
             for fold in range(1, config.train.folds + 1):
@@ -217,10 +224,10 @@ def _spread(values: list[float]) -> dict:
 
 
 @contextmanager
-def _workers(jobs: int, command: list[str] | None, folder: Path, config: Config, say) -> Iterator[None]:
+def _workers(jobs: int, command: list[str] | None, folder: Path, config: Config, say) -> Iterator[int | None]:
     """`jobs - 1` more processes of `command` (this `dlcli train --folds`, marked as a worker), the
-    cores divided between all (train.intra_op_threads); waited for at the end."""
-    children = []
+    cores divided between all (train.intra_op_threads: yields each one's share); waited for at the end."""
+    children, threads = [], None
     left = sum(1 for f in range(1, config.train.folds + 1) if not _done(folder, f))
     bounded = max(1, min(jobs, left, os.cpu_count() or 1))
     if jobs > 1 and bounded < jobs:
@@ -237,7 +244,7 @@ def _workers(jobs: int, command: list[str] | None, folder: Path, config: Config,
             subprocess.Popen([sys.executable, "-m", "dlcli", *command, *extra]) for _ in range(bounded - 1)
         ]
     try:
-        yield
+        yield threads
     except BaseException:
         for child in children:
             child.terminate()

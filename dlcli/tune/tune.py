@@ -46,6 +46,7 @@ from optuna.trial import TrialState
 
 from dlcli import api
 from dlcli.config import search
+from dlcli.crossval import crossval
 from dlcli.config.config import Config, load_config
 from dlcli.models import model as model_mod
 from dlcli.runs import runs
@@ -363,6 +364,8 @@ def trial_config(s: Search, params: dict[str, Any]) -> Config:
 
 
 def _one(study_, trial, params: dict[str, Any], s: Search, optuna) -> None:
+    if s.config.search.folds:
+        return _folded(study_, trial, params, s, optuna)
     resume = trial.user_attrs.get("resume_run")
     run_dir = Path(resume) if resume and _has_epochs(Path(resume)) else s.folder / f"trial-{trial.number}"
     trial.set_user_attr("run_dir", str(run_dir))
@@ -398,6 +401,28 @@ def _one(study_, trial, params: dict[str, Any], s: Search, optuna) -> None:
     trial.set_user_attr("epochs", epochs)
     tell(study_, trial, value)
     s.say(f"trial {trial.number}: {s.metric} {value:.4g} after {epochs} epochs")
+
+
+def _folded(study_, trial, params: dict[str, Any], s: Search, optuna) -> None:
+    """search.folds: the trial is a cross-validation folder; its value the mean over the folds of each
+    fold's best epoch (folds killed part way are continued when the trial is asked again)."""
+    folder = Path(trial.user_attrs.get("resume_run") or s.folder / f"trial-{trial.number}")
+    trial.set_user_attr("run_dir", str(folder))
+    shown = ", ".join(f"{k} {_short(v)}" for k, v in params.items())
+    s.say(f"trial {trial.number}: {shown} ({s.config.search.folds} folds)")
+    config = trial_config(s, params)
+    config.train.folds = s.config.search.folds
+    try:
+        done = crossval.cross_validate(config, folder=folder, say=lambda _: None)
+    except TrainingFailed as exc:
+        tell(study_, trial, state=optuna.trial.TrialState.FAIL)
+        s.say(f"trial {trial.number}: failed: {exc}")
+        return
+    bests = [best_of(run, s) for run in done.folds]
+    value = sum(b[0] for b in bests) / len(bests)
+    trial.set_user_attr("epochs", sum(b[1] for b in bests))
+    tell(study_, trial, value)
+    s.say(f"trial {trial.number}: {s.metric} {value:.4g}, the mean of {len(bests)} folds")
 
 
 def _short(value) -> str:
