@@ -111,6 +111,8 @@ OTHER_BLOCKS = [
     ("<!-- stream_sizes.py:start -->", "<!-- stream_sizes.py:end -->"),
     ("<!-- series_memory.py:start -->", "<!-- series_memory.py:end -->"),
     ("<!-- tune_pruning.py:start -->", "<!-- tune_pruning.py:end -->"),
+    ("<!-- init_vs_hand.py:start -->", "<!-- init_vs_hand.py:end -->"),
+    ("<!-- explain_time.py:start -->", "<!-- explain_time.py:end -->"),
 ]
 
 

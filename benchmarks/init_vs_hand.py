@@ -2,6 +2,7 @@
 edit) against the shipped hand-written config of the same data, over seeds, interleaved.
 
     DLCLI_DATA_DIR=../shared/data python benchmarks/init_vs_hand.py [--seeds 42,1,2] [--only titanic,iris]
+    DLCLI_DATA_DIR=../shared/data python benchmarks/init_vs_hand.py --write-configs   # configs/written/
 
 The four shared files as they ship (housing.csv, sms-spam.tsv, titanic.csv, daily-min-temperatures.csv)
 and scikit-learn's iris, wine and breast-cancer tables written to CSV. Each seed trains both sides as
@@ -39,6 +40,25 @@ SETS = {
     "wine": ("sklearn:wine", "target", "wine.yaml", "accuracy"),
     "breast-cancer": ("sklearn:breast_cancer", "target", "breast_cancer.yaml", "accuracy"),
 }
+
+
+WRITTEN = ROOT / "configs" / "written"
+
+
+def write_configs(data: Path) -> None:
+    """configs/written/: what `dlcli init --data` writes for each set, its data path as the README's
+    other examples give theirs (the shared files by name, found in $DLCLI_DATA_DIR; scikit-learn's
+    tables in data/, written by data/make_ci_data.py). tests/test_autoconfig.py checks they are what
+    init writes today."""
+    from dlcli.autoconfig import draft, profile
+
+    for source, target, _, _ in SETS.values():
+        sklearn_table = source.startswith("sklearn:")
+        file = ROOT / "data" / f"{source.split(':')[1]}.csv" if sklearn_table else data / source
+        where = f"../../data/{file.name}" if sklearn_table else file.name
+        path = WRITTEN / f"{draft.config_name(file)}.yaml"
+        path.write_text(draft.draft(profile.read(file), target, path, where))
+        print(f"wrote {path.relative_to(ROOT)}")
 
 
 def data_file(source: str, data: Path, work: Path) -> Path:
@@ -91,8 +111,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="42,1,2")
     parser.add_argument("--only", default=",".join(SETS))
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--write-configs", action="store_true", help="Write configs/written/ and stop.")
     args = parser.parse_args()
     data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    if args.write_configs:
+        WRITTEN.mkdir(exist_ok=True)
+        return write_configs(data)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -106,6 +106,14 @@ def images() -> dict[str, np.ndarray]:
     return {"x_train": x[:600], "y_train": y[:600], "x_test": x[600:800], "y_test": y[600:800]}
 
 
+def sklearn_tables() -> None:
+    """scikit-learn's iris, wine and breast cancer tables as CSV files (configs/written/ reads them)."""
+    import sklearn.datasets
+
+    for name in ("iris", "wine", "breast_cancer"):
+        getattr(sklearn.datasets, f"load_{name}")(as_frame=True).frame.to_csv(HERE / f"{name}.csv", index=False)
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     regression(rng).to_csv(HERE / "tiny_regression.csv", index=False)
@@ -116,6 +124,7 @@ def main() -> None:
     np.savez_compressed(HERE / "tiny_digits.npz", **images())
     sensors(np.random.default_rng(1)).to_csv(HERE / "tiny_sensors.csv", index=False)
     photo_table(np.random.default_rng(2), HERE / "tiny_images").to_csv(HERE / "tiny_photos.csv", index=False)
+    sklearn_tables()
 
 
 if __name__ == "__main__":

@@ -182,3 +182,25 @@ def test_init_from_data_imports_no_tensorflow(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "none"
     assert (tmp_path / "w.yaml").is_file()
+
+
+WRITTEN = sorted((ROOT / "configs" / "written").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", WRITTEN, ids=[p.stem for p in WRITTEN])
+def test_the_written_examples_are_what_init_writes_today(path):
+    """configs/written/ (benchmarks/init_vs_hand.py --write-configs): each example config the README
+    lists as written from its data is exactly what `dlcli init --data` writes for it now."""
+    import os
+    import re
+
+    text = path.read_text()
+    name, target = re.match(r"# Written by `dlcli init --data (\S+) --target (\S+)`", text).groups()
+    where = yaml.safe_load(text)["data"]["path"]
+    if where.startswith("../../data/"):
+        data = ROOT / "data" / name
+    elif os.environ.get("DLCLI_DATA_DIR") and (Path(os.environ["DLCLI_DATA_DIR"]) / name).is_file():
+        data = Path(os.environ["DLCLI_DATA_DIR"]) / name
+    else:
+        pytest.skip(f"{name}: the shared data set is not in DLCLI_DATA_DIR")
+    assert draft.draft(profile.read(data), target, path, where) == text

@@ -200,7 +200,7 @@ def _relative(path: Path, folder: Path) -> str:
 
 
 def _data(profile, target, task, roles, where, size) -> list[str]:
-    lines = ["data:", _line(f"  path: {_scalar(where)}", "beside this config, or an absolute path")]
+    lines = ["data:", _line(f"  path: {_scalar(where)}", "beside this config, else in $DLCLI_DATA_DIR")]
     for key, value in profile.reading.items():
         lines.append(_line(f"  {key}: {json.dumps(value)}", profile.why[key]))
     lines.append(_line(f"  target: {_scalar(target)}", f"{task.kind}: {task.reason}"))

@@ -230,6 +230,45 @@ def evaluate(
 
 
 @app.command()
+def explain(
+    run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
+    data: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--data", help="Explain on this file (default: the test split)."),
+    ] = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="Shuffles of each column.", min=1)] = 5,
+    rows: Annotated[
+        int, typer.Option("--rows", help="Rows (texts, images) explained one by one.", min=0)
+    ] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print explain.json.")] = False,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    device: Device = None,
+) -> None:
+    """Which input columns, words or pixels the run's predictions rest on (written to RUN/explain/)."""
+    _import_tensorflow()
+    from dlcli.explain.explain import explain as explain_run
+
+    found = explain_run(run, data, repeats, rows, runs_dir, device)
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    for note in found["notes"]:
+        err.print(f"note: {escape(note)}", highlight=False)
+    if "columns" in found:
+        out.print(console.importance_table(found), highlight=False)
+    for row in found.get("words", []):
+        words = ", ".join(f"{w['word']} ({w['effect']:+.3f})" for w in row["words"])
+        out.print(
+            f"{escape(row['text'][:70])!r} → {escape(row['prediction'])}: {escape(words)}", highlight=False
+        )
+    for shown in found.get("maps", []):
+        out.print(
+            f"{escape(shown['image'])} → {escape(shown['prediction'])}: {shown['map']}", highlight=False
+        )
+    out.print(f"written to {Path(found['run']) / 'explain'}", highlight=False)
+
+
+@app.command()
 def predict(
     run: Annotated[str, typer.Argument(help="Run directory, 'latest' or NAME/latest.", metavar="RUN")],
     input: Annotated[Path, typer.Option("--input", "-i", help="CSV/Parquet rows, or .npy/.npz images.")],

@@ -83,6 +83,20 @@ def spread_table(splits: dict[str, dict]) -> Table:
     return table
 
 
+def importance_table(found: dict) -> Table:
+    """`dlcli explain`: each column's drop in the metric when shuffled, mean ± spread, largest first."""
+    title = (
+        f"drop in {found['metric']} when a column is shuffled ({found['repeats']} times; "
+        f"{found['metric']} {fmt(found['baseline'])} on {found['rows']} rows)"
+    )
+    table = Table(show_edge=False, header_style="bold", title=escape(title), title_justify="left")
+    for name in ("column", "importance", "spread"):
+        table.add_column(name, justify="left" if name == "column" else "right")
+    for row in found["columns"]:
+        table.add_row(escape(row["column"]), fmt(row["importance"]), fmt(row["spread"]))
+    return table
+
+
 #: Classes beyond this many are left to metrics.json (per_class) rather than printed.
 MAX_PRINTED_CLASSES = 20
 

@@ -88,15 +88,7 @@ def evaluate(
     loaded_run = load_run(run, runs_dir, device)
     prep, config = loaded_run.prep, loaded_run.need_config()
     if data_path is None:
-        if loaded_run.edited:  # the test split is read from the config: an edited one is another split
-            raise RunError(f"{loaded_run.edited}. Restore it, or pass the data to evaluate on with --data")
-        loaded = data_mod.load(_as_trained(config, loaded_run.run_dir))
-        recorded = files.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("sha256")
-        if recorded and loaded.sha256 and recorded != loaded.sha256:
-            raise DataError(
-                f"{loaded.source}: the data changed since training (sha256 {loaded.sha256}, "
-                f"trained on {recorded}); pass the file with --data to evaluate on it anyway"
-            )
+        loaded = trained_data(loaded_run, "evaluate")
         if loaded.stream is not None:
             ex = _streamed_split(loaded_run, loaded.stream, progress)
         elif "test" not in loaded.splits:
@@ -112,6 +104,21 @@ def evaluate(
     if warnings is not None:
         warnings += [*loaded_run.warnings, *prep.warnings]
     return scored
+
+
+def trained_data(loaded_run: LoadedRun, command: str) -> data_mod.Loaded:
+    """The run's own data, split as in training (its test split: what `command` works on), refused
+    when config.yaml was edited or the data changed since: those would be another split."""
+    if loaded_run.edited:  # the test split is read from the config: an edited one is another split
+        raise RunError(f"{loaded_run.edited}. Restore it, or pass the data to {command} on with --data")
+    loaded = data_mod.load(as_trained(loaded_run.need_config(), loaded_run.run_dir))
+    recorded = files.read_json(loaded_run.run_dir / "run.json").get("data", {}).get("sha256")
+    if recorded and loaded.sha256 and recorded != loaded.sha256:
+        raise DataError(
+            f"{loaded.source}: the data changed since training (sha256 {loaded.sha256}, "
+            f"trained on {recorded}); pass the file with --data to {command} on it anyway"
+        )
+    return loaded
 
 
 def input_stream(loaded_run: LoadedRun, path: Path, labelled: bool = True):
@@ -142,7 +149,7 @@ def _with_data(config: Config, **changes) -> Config:
     return copied
 
 
-def _as_trained(config: Config, run_dir: Path) -> Config:
+def as_trained(config: Config, run_dir: Path) -> Config:
     """The config reading its data as training did: streamed or whole (data.stream: auto decides by
     the memory available, which may have changed; the split of rows depends on it without a key)."""
     return _with_data(config, stream=_trained_streamed(run_dir))

@@ -46,8 +46,8 @@ from optuna.trial import TrialState
 
 from dlcli import api
 from dlcli.config import search
-from dlcli.crossval import crossval
 from dlcli.config.config import Config, load_config
+from dlcli.crossval import crossval
 from dlcli.models import model as model_mod
 from dlcli.runs import runs
 from dlcli.training import direction

@@ -1,0 +1,1 @@
+"""Layer 7: `dlcli explain`: which columns, words and pixels a run's predictions rest on."""
