@@ -50,7 +50,7 @@ def main() -> None:
             "| command | wall s | peak RSS MB |",
             "| --- | --- | --- |",
             f"| `dlcli explain RUN` | {wall['explain']:.1f} | {rss['explain']:.0f} |",
-            f"| `python -c \"import tensorflow\"` (the floor) | {wall['import']:.1f} | {rss['import']:.0f} |",
+            f'| `python -c "import tensorflow"` (the floor) | {wall["import"]:.1f} | {rss["import"]:.0f} |',
             "",
             f"Target under 30 s: {'met' if wall['explain'] < 30 else 'missed'}.",
             END,

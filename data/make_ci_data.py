@@ -111,7 +111,9 @@ def sklearn_tables() -> None:
     import sklearn.datasets
 
     for name in ("iris", "wine", "breast_cancer"):
-        getattr(sklearn.datasets, f"load_{name}")(as_frame=True).frame.to_csv(HERE / f"{name}.csv", index=False)
+        getattr(sklearn.datasets, f"load_{name}")(as_frame=True).frame.to_csv(
+            HERE / f"{name}.csv", index=False
+        )
 
 
 def main() -> None:
