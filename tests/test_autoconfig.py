@@ -204,3 +204,18 @@ def test_the_written_examples_are_what_init_writes_today(path):
     else:
         pytest.skip(f"{name}: the shared data set is not in DLCLI_DATA_DIR")
     assert draft.draft(profile.read(data), target, path, where) == text
+
+
+def test_a_folder_of_class_folders_gets_a_small_convnet(tmp_path, cli):
+    code, out, err = cli("init", "--data", str(DATA / "tiny_images"), "--target", "label", "photos.yaml")
+    assert code == 0, err
+    raw = yaml.safe_load((tmp_path / "photos.yaml").read_text())
+    assert raw["data"]["path"] == str(DATA / "tiny_images") and raw["data"]["target"] == "label"
+    assert raw["preprocessing"]["image"]["size"] == [64, 64] and "column" not in raw["preprocessing"]["image"]
+    assert [next(iter(layer)) for layer in raw["model"]["layers"]][:2] == ["Conv2D", "MaxPooling2D"]
+    assert raw["loss"] == "binary_crossentropy" and raw["model"]["layers"][-1]["Dense"] == {
+        "units": 1,
+        "activation": "sigmoid",
+    }
+    code, out, err = cli("validate", "photos.yaml")
+    assert code == 0, err

@@ -98,7 +98,9 @@ def test_csv_parquet_folder_jsonl_and_in_memory_give_the_same_splits_and_statist
     assert "stream" not in read_json(runs["memory"] / "run.json")["data"]
 
 
-def test_evaluate_and_predict_stream_and_agree_with_training(streamed_run, tables, cli, tmp_path):
+def test_evaluate_predict_and_explain_stream_and_agree_with_training(
+    streamed_run, tables, cli, tmp_path, monkeypatch
+):
     code, out, err = cli("evaluate", str(streamed_run), "--json")
     assert code == 0, err
     trained = read_json(streamed_run / "metrics.json")["test"]
@@ -120,6 +122,15 @@ def test_evaluate_and_predict_stream_and_agree_with_training(streamed_run, table
     run = with_tensorflow.load_run(streamed_run)
     outputs = run.model.predict(run.prep.features(pd.read_csv(tables / "table.csv")), verbose=0)
     assert float(np.abs(outputs[:, 0] - from_csv["probability_1"].to_numpy()).max()) < 1e-6
+    # explain reads a bounded sample of the streamed test split, and says so
+    from dlcli.explain import explain
+
+    monkeypatch.chdir(tables)
+    found = explain.explain(streamed_run, repeats=2, sample=300)
+    assert found["rows"] == 300
+    assert found["notes"] == ["a streamed run: explained on the first 300 rows of its test split"]
+    used = read_json(streamed_run / "run.json")["data"]["columns"]
+    assert {c["column"] for c in found["columns"]} == {*used["numeric"], *used["categorical"]}
 
 
 def test_a_killed_streamed_run_resumes_to_the_uninterrupted_runs_weights(tables, dlcli_fork, tmp_path):

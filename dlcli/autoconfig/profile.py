@@ -22,7 +22,7 @@ import pandas as pd
 
 from dlcli.io import folders
 from dlcli.io.columns import ID_SHARE
-from dlcli.io.reading import Reading, read_table
+from dlcli.io.reading import Reading, is_number, read_table
 from dlcli.utils import formats
 from dlcli.utils.errors import DataError
 
@@ -117,7 +117,7 @@ def _data_in_header(path: Path, frame: pd.DataFrame, reading: dict, why: dict) -
     recurring = [
         i
         for i, name in enumerate(frame.columns)
-        if not _is_number(name) and frame[name].dtype.kind not in "biuf" and (frame[name] == name).sum() >= 2
+        if not is_number(name) and frame[name].dtype.kind not in "biuf" and (frame[name] == name).sum() >= 2
     ]
     if not recurring:
         return frame
@@ -135,14 +135,6 @@ def _header_reason(frame: pd.DataFrame, why: dict) -> None:
             f"the first row is data: {name!r} recurs {count} times in its column; "
             f"columns named column_1 … column_{frame.shape[1]}"
         )
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _column(frame: pd.DataFrame, name: str, path: Path | None = None) -> Column:

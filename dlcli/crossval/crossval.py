@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ from dlcli.artifacts import saved
 from dlcli.config.config import Config
 from dlcli.io import data
 from dlcli.runs import listing, plots, runs, scores
-from dlcli.utils import files
+from dlcli.utils import files, processes
 from dlcli.utils.errors import RunError
 from dlcli.utils.yamlio import dump
 
@@ -227,7 +226,7 @@ def _spread(values: list[float]) -> dict:
 def _workers(jobs: int, command: list[str] | None, folder: Path, config: Config, say) -> Iterator[int | None]:
     """`jobs - 1` more processes of `command` (this `dlcli train --folds`, marked as a worker), the
     cores divided between all (train.intra_op_threads: yields each one's share); waited for at the end."""
-    children, threads = [], None
+    threads, commands = None, []
     left = sum(1 for f in range(1, config.train.folds + 1) if not _done(folder, f))
     bounded = max(1, min(jobs, left, os.cpu_count() or 1))
     if jobs > 1 and bounded < jobs:
@@ -240,18 +239,9 @@ def _workers(jobs: int, command: list[str] | None, folder: Path, config: Config,
             raise RunError("--jobs needs the command to repeat for its other processes")
         threads = max(1, (os.cpu_count() or 1) // bounded)
         extra = ["--fold-worker", "-q", "-o", f"train.intra_op_threads={threads}"]
-        children = [
-            subprocess.Popen([sys.executable, "-m", "dlcli", *command, *extra]) for _ in range(bounded - 1)
-        ]
-    try:
+        commands = [[sys.executable, "-m", "dlcli", *command, *extra]] * (bounded - 1)
+    with processes.started(commands):
         yield threads
-    except BaseException:
-        for child in children:
-            child.terminate()
-        raise
-    finally:
-        for child in children:
-            child.wait()
 
 
 def _done(folder: Path, fold: int) -> bool:

@@ -260,7 +260,8 @@ def _leading(skipped: list[int]) -> int:
     return n
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether `text` reads as a number (as a header cell never does)."""
     try:
         float(text)
     except ValueError:
@@ -276,7 +277,7 @@ def has_header(path: Path, reading: Reading, first: list[str], notes: list[str])
     if reading.columns is not None:  # a header of some of those names (predict's input: no target)
         return len(set(first)) == len(first) and set(first) <= set(reading.columns)
     if reading.target is not None and reading.target in first:
-        if first and all(_is_number(c) for c in first):  # Pima's `target: "1"`: a data row as names?
+        if first and all(is_number(c) for c in first):  # Pima's `target: "1"`: a data row as names?
             shown = ", ".join(repr(c) for c in first[:6]) + (", …" if len(first) > 6 else "")
             notes.append(
                 f"{path}: the first row ({shown}) holds only numbers but is read as the header, because "
@@ -284,7 +285,7 @@ def has_header(path: Path, reading: Reading, first: list[str], notes: list[str])
                 "data and is lost: set data.header: false (and name the columns with data.columns)"
             )
         return True
-    data_like = [c for c in first if _is_number(c)]  # an empty cell: pandas' unnamed index column
+    data_like = [c for c in first if is_number(c)]  # an empty cell: pandas' unnamed index column
     if not data_like:
         return True
     what = "numbers"

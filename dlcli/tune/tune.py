@@ -29,7 +29,6 @@ import json
 import math
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -51,7 +50,7 @@ from dlcli.crossval import crossval
 from dlcli.models import model as model_mod
 from dlcli.runs import runs
 from dlcli.training import direction
-from dlcli.utils import files
+from dlcli.utils import files, processes
 from dlcli.utils.errors import ConfigError, DataError, DlcliError, Pruned, RunError, TrainingFailed
 
 
@@ -464,7 +463,7 @@ def workers(s: Search, jobs: int):
     """`jobs - 1` more `dlcli tune` processes on the same study, the cores divided between all
     (train.intra_op_threads); each stops when the study has its trials. Waited for at the end."""
 
-    children = []
+    commands = []
     jobs = _bounded_jobs(s, jobs)
     if jobs > 1 and s.worker == 0:
         s.threads = s.threads or max(1, (os.cpu_count() or 1) // jobs)
@@ -473,16 +472,9 @@ def workers(s: Search, jobs: int):
         command += ["--run-dir", str(s.folder.parent.parent), "--threads", str(s.threads)]
         if not s.storage.startswith("sqlite"):
             command += ["--storage", s.storage]
-        children = [subprocess.Popen([*command, "--worker", str(j)]) for j in range(1, jobs)]
-    try:
+        commands = [[*command, "--worker", str(j)] for j in range(1, jobs)]
+    with processes.started(commands):
         yield
-    except BaseException:
-        for child in children:
-            child.terminate()
-        raise
-    finally:
-        for child in children:
-            child.wait()
 
 
 def _bounded_jobs(s: Search, jobs: int) -> int:
