@@ -69,7 +69,15 @@ def test_a_strong_a_weak_and_eight_noise_columns_rank_as_they_should(tmp_path, c
     )
 
 
+def _copy(run: Path, tmp_path: Path) -> Path:
+    """A shared run copied first: explain writes RUN/explain/."""
+    import shutil
+
+    return Path(shutil.copytree(run, tmp_path / "run"))
+
+
 def test_a_text_model_names_the_words_that_move_each_prediction(text_run, tmp_path, cli):
+    text_run = _copy(text_run, tmp_path)
     rows = pd.DataFrame({"message": ["win a free prize now txt claim", "see you at lunch tonight love"]})
     rows.to_csv(tmp_path / "two.csv", index=False)
     code, out, err = cli("explain", str(text_run), "--data", str(tmp_path / "two.csv"), "--json")
@@ -95,7 +103,8 @@ def test_a_text_model_names_the_words_that_move_each_prediction(text_run, tmp_pa
     )
 
 
-def test_an_image_model_gets_an_occlusion_map_per_image(images_run, cli):
+def test_an_image_model_gets_an_occlusion_map_per_image(images_run, tmp_path, cli):
+    images_run = _copy(images_run, tmp_path)
     code, out, err = cli("explain", str(images_run), "--rows", "2")
     assert code == 0, err
     found = read_json(images_run / "explain" / "explain.json")
@@ -122,10 +131,7 @@ def test_occlusion_finds_the_only_pixels_the_model_reads():
 
 
 def test_an_edited_config_or_no_test_split_asks_for_data(iris_run, tmp_path, cli):
-    import shutil
-
-    run = tmp_path / "run"
-    shutil.copytree(iris_run, run)
+    run = _copy(iris_run, tmp_path)
     (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("epochs: 3", "epochs: 4"))
     err = fails(cli, "explain", str(run))
     assert err.endswith(". Restore it, or pass the data to explain on with --data")
@@ -136,3 +142,15 @@ def test_an_edited_config_or_no_test_split_asks_for_data(iris_run, tmp_path, cli
     assert code == 0, err
     err = fails(cli, "explain", str(latest_run(tmp_path, "t")))
     assert err == "error: the run has no test split (data.split.test is 0); pass --data FILE"
+
+
+def test_several_targets_are_explained_on_the_first_ones_metric(multitask_run, tmp_path, cli):
+    multitask_run = _copy(multitask_run, tmp_path)
+    code, out, err = cli("explain", str(multitask_run), "--repeats", "2", "--json")
+    assert code == 0, err
+    found = json.loads(out)
+    assert found["metric"] == "price.r2"
+    assert found["baseline"] == pytest.approx(
+        read_json(multitask_run / "metrics.json")["test"]["price"]["r2"], rel=1e-6
+    )
+    assert {c["column"] for c in found["columns"]} == {"area", "rooms"}  # city is a target, not an input

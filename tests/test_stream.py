@@ -125,8 +125,10 @@ def test_evaluate_predict_and_explain_stream_and_agree_with_training(
     # explain reads a bounded sample of the streamed test split, and says so
     from dlcli.explain import explain
 
+    import shutil
+
     monkeypatch.chdir(tables)
-    found = explain.explain(streamed_run, repeats=2, sample=300)
+    found = explain.explain(shutil.copytree(streamed_run, tmp_path / "run"), repeats=2, sample=300)
     assert found["rows"] == 300
     assert found["notes"] == ["a streamed run: explained on the first 300 rows of its test split"]
     used = read_json(streamed_run / "run.json")["data"]["columns"]

@@ -119,13 +119,13 @@ def _streamed_test(stream, config, sample: int) -> pd.DataFrame:
 
 
 def _score(loaded_run, part, history, source: str) -> tuple[str, float]:
-    """The headline metric of `part` (the first output's, with several targets)."""
+    """The headline metric of `part` (the first output's with several targets: `price.r2`)."""
     prep, config = loaded_run.prep, loaded_run.need_config()
     ex = scoring.examples(prep, prep.match_labels(part, source), history, source)
     metrics = scoring.score(prep, config, loaded_run.model, ex)[0]
-    values = next(iter(scores.by_output(metrics).values()))
+    output, values = next(iter(scores.by_output(metrics).items()))
     name = next(m for m in HEADLINE if m in values)
-    return name, float(values[name])
+    return (f"{output}.{name}" if output else name), float(values[name])
 
 
 def _importance(loaded_run, part: pd.DataFrame, history, source: str, repeats: int, rng) -> dict:
