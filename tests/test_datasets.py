@@ -57,3 +57,20 @@ def test_a_series_first_rows_without_a_whole_window_get_no_forecast():
     table = prediction_table(pd.DataFrame({"t": range(4)}), np.array([1.5, 2.5]), None, None, pad=2)
     assert table["prediction"].isna().tolist() == [True, True, False, False]
     assert table["prediction"].tolist()[2:] == [1.5, 2.5]
+
+
+def test_the_heap_is_collected_only_after_training_on_enough_data(monkeypatch):
+    import gc
+
+    import keras
+
+    collected = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(1) or 0)
+    small = {"a": np.zeros((10, 4), "float32"), "b": np.zeros(10, "int64")}
+    assert pipeline.nbytes(small) == 240 and pipeline.nbytes(None) is None
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    pipeline.release_training_memory(model, pipeline.nbytes(small))
+    assert collected == []  # 240 bytes: nothing worth a collection
+    pipeline.release_training_memory(model, pipeline.RELEASE_BYTES)
+    pipeline.release_training_memory(model, None)  # a stream: unknown, collected
+    assert collected == [1, 1] and model.train_function is None

@@ -123,9 +123,9 @@ def test_evaluate_predict_and_explain_stream_and_agree_with_training(
     outputs = run.model.predict(run.prep.features(pd.read_csv(tables / "table.csv")), verbose=0)
     assert float(np.abs(outputs[:, 0] - from_csv["probability_1"].to_numpy()).max()) < 1e-6
     # explain reads a bounded sample of the streamed test split, and says so
-    from dlcli.explain import explain
-
     import shutil
+
+    from dlcli.explain import explain
 
     monkeypatch.chdir(tables)
     found = explain.explain(shutil.copytree(streamed_run, tmp_path / "run"), repeats=2, sample=300)

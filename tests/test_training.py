@@ -65,3 +65,16 @@ def test_history_is_cut_back_to_the_committed_epochs(tmp_path):
     kept = state.truncate_history(tmp_path, 2)
     assert [r["epoch"] for r in kept] == [1, 2]
     assert (tmp_path / "history.csv").read_text().splitlines()[0] == "epoch,loss"
+
+
+def test_the_best_checkpoint_is_the_improving_epochs_own_file(iris_run):
+    """An epoch that improves the monitor links best.keras to its checkpoint instead of saving the
+    model a second time (configs/ci/iris.yaml's best epoch is its last, 3)."""
+    import os
+
+    from dlcli.utils.files import read_json
+
+    checkpoints = iris_run / "checkpoints"
+    assert read_json(checkpoints / "resume.json")["best_epoch"] == 3
+    best, last = os.stat(checkpoints / "best.keras"), os.stat(checkpoints / "last.keras")
+    assert best.st_ino == last.st_ino and best.st_nlink >= 2

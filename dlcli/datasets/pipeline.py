@@ -246,11 +246,29 @@ def traced_step(model, compiled: bool):
     return steps[compiled]
 
 
-def release_training_memory(model) -> None:
-    """Drop the traced training and validation functions and hand freed heap back to the OS."""
+#: Training data below this size leaves too little heap to hand back for a collection's cost (about
+#: 0.3 s in a process that has imported TensorFlow, a third of a small table's fit).
+RELEASE_BYTES = 64 << 20
+
+
+def nbytes(x) -> int | None:
+    """The bytes of a split's inputs held in memory (an array, named arrays, a sparse matrix); None
+    for what is not held (a stream)."""
+    if x is None:
+        return None
+    parts = x.values() if isinstance(x, dict) else [x]
+    sizes = [getattr(p, "nbytes", None) or getattr(getattr(p, "data", None), "nbytes", None) for p in parts]
+    return None if any(size is None for size in sizes) else int(sum(sizes))
+
+
+def release_training_memory(model, data_bytes: int | None = None) -> None:
+    """Drop the traced training and validation functions and, after training on `data_bytes` of at
+    least RELEASE_BYTES (None: unknown, a stream), hand the freed heap back to the OS."""
 
     model.train_function = model.test_function = None
     _STEPS.pop(model, None)
+    if data_bytes is not None and data_bytes < RELEASE_BYTES:
+        return
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -491,7 +491,7 @@ def _score_and_plot(job: Job, model, epochs: int, best_epoch: int | None) -> Tra
     prepared.loaded.splits = {}  # the raw tables: every split is in `sets` as the model sees it
     for split in sets.values():  # a streamed split: its scoring pass shows rows and rows/s
         split.progress = getattr(job.listener, "rows", None)
-    pipeline.release_training_memory(model)
+    pipeline.release_training_memory(model, pipeline.nbytes(getattr(sets["train"], "x", None)))
     if job.placement.distributed:  # score as `dlcli evaluate` does: the saved model, outside the strategy
         model = saved.load_model(run_dir)
     shown = next(s for s in ("test", "validation", "train") if s in sets)

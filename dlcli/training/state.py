@@ -3,7 +3,8 @@
 At the end of every completed epoch `RunState` writes, each atomically (temp file + rename):
 
 1. `checkpoints/resume-<E>.keras`: weights and optimizer state after epoch E;
-2. `checkpoints/best.keras`, when the monitored quantity improved;
+2. `checkpoints/best.keras`, when the monitored quantity improved: a hard link to the file of step 1
+   (the same weights, without saving them twice);
 3. `history.csv`, one row per completed epoch;
 4. `checkpoints/resume.json`: the commit point — epoch E, the file of step 1, the best value and
    epoch, early-stopping counters and the dropout seed-generator states (Keras does not save those);

@@ -54,7 +54,7 @@ class RunState(keras.callbacks.Callback):
             self.direction = monitor_direction(self.model, self.monitor, self.mode, logs)
         if value is not None and improved(self.direction, value, self.best):
             self.best, self.best_epoch = value, done
-            save_atomic(saved, ckpt / "best.keras")
+            link_atomic(ckpt / name, ckpt / "best.keras")  # this epoch's checkpoint: not saved twice
         self.history.append({"epoch": done, **({"phase": self.phase[0]} if self.phase else {}), **logs})
         write_history(self.dir / "history.csv", self.history)
         state = ResumeState(
