@@ -114,6 +114,16 @@ def test_unbalanced_classes_are_weighted_and_a_series_is_split_in_time_order(tmp
     assert raw["preprocessing"]["window"] == {"length": 6, "horizon": 1} and raw["loss"] == "mse"
 
 
+def test_dates_beside_a_category_target_are_dropped_with_the_reason(tmp_path):
+    days = pd.date_range("2020-01-01", periods=50).strftime("%Y-%m-%d")
+    found = profile.read(
+        _table(tmp_path, pd.DataFrame({"day": days, "x": np.arange(50.0), "y": ["a", "b"] * 25}))
+    )
+    raw = yaml.safe_load(draft.draft(found, "y", tmp_path / "d.yaml"))
+    assert raw["data"]["drop"] == ["day"] and "time_column" not in raw["data"]
+    assert found.columns["day"].role == "time"  # the profile itself is left as read
+
+
 def test_without_a_target_the_candidates_are_listed_and_nothing_is_written(tmp_path, cli):
     data = _table(tmp_path, _passengers())
     err = fails(cli, "init", "--data", str(data), raw=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -129,12 +129,10 @@ def _check_target(profile: Profile, target: str | None) -> None:
 def _roles(profile: Profile, target: str, task: Task) -> dict[str, Column]:
     """Each column but the target by role; a time column is dropped unless the task is a series."""
     roles = {c.name: c for c in profile.columns.values() if c.name != target}
-    for column in roles.values():
+    for name, column in roles.items():
         if column.role == "time" and task.kind != "series":
-            column.role, column.reason = (
-                "drop",
-                f"dates ({column.reason.split(':')[0]}), not a feature of a table",
-            )
+            why = f"{column.reason.split(':')[0]}: a time column orders a series; not a feature of a table"
+            roles[name] = replace(column, role="drop", reason=why)
     return roles
 
 
