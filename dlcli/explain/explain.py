@@ -72,7 +72,10 @@ def explain(
             f"{source} has no {', '.join(_targets(prep))} column: no importance without labels"
         )
     if getattr(prep, "text", None) is not None and not prep.arrays:
-        found["words"] = _words(loaded_run, part, rows)
+        if prep.outputs is None:
+            found["words"] = _words(loaded_run, part, rows)
+        else:
+            found["notes"].append("several targets: no word effects (given for models of one target)")
     files.write_json(folder / "explain.json", found)
     return found
 
