@@ -125,7 +125,7 @@ def test_occlusion_finds_the_only_pixels_the_model_reads():
     model.layers[-1].set_weights([np.full((9, 1), 1.0), np.array([-4.0])])
     image = np.zeros((8, 8, 1), dtype="float32")
     image[:3, :3] = 1.0  # the corner lit: the model says class 1
-    heat, label, probability = pictures.occlusion(pictures.log_scorer(model), image)
+    heat, label, probability = pictures.occlusion(pictures.log_scorer(model, None), image)
     assert label == 1 and probability == pytest.approx(1 / (1 + np.exp(-5.0)))
     assert heat[:3, :3].min() > 0 and np.abs(heat[4:, :]).max() == 0 and np.abs(heat[:, 4:]).max() == 0
 

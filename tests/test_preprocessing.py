@@ -164,3 +164,16 @@ def test_training_windows_are_cut_by_index_as_keras_cuts_them():
     )
     want = {tuple(w.ravel()): t for bx, by in expected for w, t in zip(bx.numpy(), by.numpy(), strict=True)}
     assert got == want and len(got) == 12  # starts 0, 2, …, 22
+
+
+def test_words_are_the_tokens_keras_text_vectorization_makes():
+    import keras
+
+    from dlcli.preprocessing.tokens import words
+
+    texts = ["Don't WIN a prize!! (now) t&c's", "FreeMsg: call 08452810075over18's, txt STOP"]
+    for standardize in ("lower_and_strip_punctuation", "lower", "strip_punctuation", None):
+        layer = keras.layers.TextVectorization(standardize=standardize, output_mode="int")
+        layer.adapt(texts)
+        vocabulary = {str(w) for w in layer.get_vocabulary()[2:]}
+        assert {w for t in texts for w in words(t, standardize)} == vocabulary, standardize

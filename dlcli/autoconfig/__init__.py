@@ -1,1 +1,1 @@
-"""Layer 3: a first config written from the data (`dlcli init --data`): each column's role and why."""
+"""Layer 4: a first config written from the data (`dlcli init --data`): each column's role and why."""

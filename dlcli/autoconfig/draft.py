@@ -19,8 +19,9 @@ from dlcli.autoconfig import profile as profile_mod
 from dlcli.autoconfig.profile import MAX_CLASS_CODES, MAX_CLASSES, Column, Profile
 from dlcli.config.checks import suggest
 from dlcli.config.config import Config, load_config_text
+from dlcli.config.templates import write_new
+from dlcli.preprocessing import tokens
 from dlcli.utils.errors import DataError
-from dlcli.utils.files import check_writable, write_atomic
 
 #: The minority class's share under which the classes are weighted (class_weight: balanced).
 UNBALANCED = 0.2
@@ -142,6 +143,7 @@ class Size:
 
     rows: int
     inputs: int
+    long_text: bool  # free text of LONG_TEXT_WORDS words or more a value: TF-IDF, one Dense layer
     units: int
     layers: int
     batch: int
@@ -162,6 +164,7 @@ class Size:
         return cls(
             rows=rows,
             inputs=inputs,
+            long_text=words,
             units=32 if words else 16 if rows < 1000 else 32 if rows < 5000 else 64,
             layers=1 if words else 2,
             batch=16 if rows < 500 else 32 if rows < 5000 else 64,
@@ -208,15 +211,15 @@ def _data(profile, target, task, roles, where, size) -> list[str]:
     dropped = [c for c in roles.values() if c.role == "drop"]
     if dropped:
         lines += ["  drop:", *_listed("    ", dropped)]
-    split = f"{{validation: 0.15, test: {size.test}}}"
     why = {
         "classification": "stratified by class",
         "regression": "shuffled",
         "series": "in time order, never shuffled",
     }[task.kind]
-    if task.kind == "series":
-        split = f"{{validation: 0.15, test: {size.test}, shuffle: false}}"
-    lines.append(_line(f"  split: {split}", f"{why}; {size.rows} rows"))
+    order = ", shuffle: false" if task.kind == "series" else ""
+    lines.append(
+        _line(f"  split: {{validation: 0.15, test: {size.test}{order}}}", f"{why}; {size.rows} rows")
+    )
     return lines
 
 
@@ -262,17 +265,17 @@ def _text(profile: Profile, text: list[Column], size: Size) -> list[str]:
     values = _text_values(profile)
     words = values.str.split().str.len().mean()
     lines = ["  text:", "    columns:", *_listed("      ", text)]
-    if _long_text(profile):
+    if size.long_text:
         why = f"{words:.0f} words a value: TF-IDF of words and pairs of words"
         return [*lines, _line("    output_mode: tf_idf", why), "    max_tokens: 20000", "    ngrams: 2"]
     seen = max(5, size.rows // 100)
-    counts = values.str.lower().str.replace(r"[^\w\s]", " ", regex=True).str.split().explode().value_counts()
-    tokens = max(8, min(20000, int((counts >= seen).sum())))
-    why = f"the {tokens} words found in at least {seen} rows"
+    counts = values.map(tokens.words).explode().value_counts()  # words as the model's vectorizer sees them
+    kept = max(8, min(20000, int((counts >= seen).sum())))
+    why = f"the {kept} words found in at least {seen} rows"
     return [
         *lines,
         _line("    output_mode: multi_hot", "which words a value holds"),
-        _line(f"    max_tokens: {tokens}", why),
+        _line(f"    max_tokens: {kept}", why),
     ]
 
 
@@ -308,7 +311,7 @@ def _model(profile: Profile, task: Task, size: Size) -> list[str]:
         lines.append(_line("    - LSTM: {units: 32}", "reads the window step by step"))
     else:
         why = f"sized to {size.rows} rows" + (f" and about {size.inputs} inputs" if size.inputs else "")
-        if _long_text(profile):
+        if size.long_text:
             lines.append(_line("    - Dropout: {rate: 0.5}", "many word features: drop half"))
         for i in range(size.layers):
             lines.append(
@@ -361,12 +364,7 @@ def write(data: Path, target: str | None, path: Path | None, force: bool = False
         raise DataError(
             f"init: {path}: a config's name ends in .yaml; name it {path.with_suffix('.yaml').name}"
         )
-    text = draft(found, target, path)
-    if path.exists() and not force:
-        raise DataError(f"init: {path} already exists; choose another path or pass --force")
-    check_writable(path.parent if str(path.parent) else Path.cwd(), f"init: {path}", "choose another path")
-    write_atomic(path, text)
-    return path
+    return write_new(path, draft(found, target, path), force)
 
 
 def for_training(data: Path, target: str | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:

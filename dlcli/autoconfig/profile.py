@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlcli.io import folders
-from dlcli.io.columns import ID_SHARE
+from dlcli.io.columns import ID_SHARE, id_like, is_row_number
 from dlcli.io.reading import Reading, is_number, read_table
 from dlcli.utils import formats
 from dlcli.utils.errors import DataError
@@ -84,7 +84,7 @@ def read(path: Path) -> Profile:
     if delimited:
         frame = _data_in_header(path, frame, reading, why)
         frame = _stray_quotes(path, frame, reading, why)
-        _header_reason(frame, why)
+        _header_reason(frame, reading, why)
     columns = {name: _column(frame, name, path) for name in frame.columns}
     return Profile(path, frame, columns, reading, why)
 
@@ -115,21 +115,23 @@ def _stray_quotes(path: Path, frame: pd.DataFrame, reading: dict, why: dict) -> 
 def _data_in_header(path: Path, frame: pd.DataFrame, reading: dict, why: dict) -> pd.DataFrame:
     """A first row whose text values recur in their own columns is a row of data, not names."""
     recurring = [
-        i
-        for i, name in enumerate(frame.columns)
+        name
+        for name in frame.columns
         if not is_number(name) and frame[name].dtype.kind not in "biuf" and (frame[name] == name).sum() >= 2
     ]
     if not recurring:
         return frame
-    read, _ = read_table(path, _options({**reading, "header": False}))
     reading["header"] = False
-    why["header"] = recurring[0]  # the column's place: the reason is written once the file is read
-    return read
+    return read_table(path, _options(reading))[0]
 
 
-def _header_reason(frame: pd.DataFrame, why: dict) -> None:
-    if "header" in why:
-        column = frame.columns[why["header"]]
+def _header_reason(frame: pd.DataFrame, reading: dict, why: dict) -> None:
+    """Why the first row is data, told from the file as finally read (quotes as they are read)."""
+    if reading.get("header") is False:
+        first = frame.iloc[0]
+        column = next(
+            c for c in frame.columns if not is_number(str(first[c])) and (frame[c] == first[c]).sum() >= 2
+        )
         name, count = frame[column].iloc[0], int((frame[column] == frame[column].iloc[0]).sum())
         why["header"] = (
             f"the first row is data: {name!r} recurs {count} times in its column; "
@@ -153,18 +155,19 @@ def _column(frame: pd.DataFrame, name: str, path: Path | None = None) -> Column:
         return role("drop", f"{missing} of {rows} values missing")
     if values.dtype.kind in "biuf":
         return _number_column(values, role, distinct, missing)
-    return _text_column(present, role, distinct, rows, path)
+    return _text_column(values, role, distinct, path)
 
 
 def _number_column(values: pd.Series, role, distinct: int, missing: int) -> Column:
     rows = len(values)
-    if values.dtype.kind in "iu" and distinct == rows >= 20 and values.is_monotonic_increasing:
+    if rows >= 20 and is_row_number(values):
         return role("drop", f"a row number or id: {values.iloc[0]} to {values.iloc[-1]}, each once, in order")
     filled = f", {missing} missing (filled with the median)" if missing else ""
     return role("numeric", f"numbers, {distinct} distinct values{filled}")
 
 
-def _text_column(present: pd.Series, role, distinct: int, rows: int, path: Path | None) -> Column:
+def _text_column(values: pd.Series, role, distinct: int, path: Path | None) -> Column:
+    present, rows = values.dropna(), len(values)
     sample = present.head(SAMPLE).astype(str)
     if sample.str.lower().str.endswith(formats.IMAGES).mean() > 0.9:
         base = path.parent if path is not None else Path.cwd()
@@ -176,9 +179,9 @@ def _text_column(present: pd.Series, role, distinct: int, rows: int, path: Path 
     words = sample.str.split().str.len().mean()
     if words >= TEXT_WORDS and distinct > ID_SHARE * len(present):
         return role("text", f"free text: {distinct} distinct values of {words:.0f} words on average")
-    if distinct > ID_SHARE * rows and rows >= 20:
-        return role("drop", f"{distinct} distinct values in {rows} rows: an identifier, not a category")
     missing = rows - len(present)
+    if id_like(values):
+        return role("drop", f"{distinct} distinct values in {rows} rows: an identifier, not a category")
     filled = f", {missing} missing (a category of their own)" if missing else ""
     return role("categorical", f"{distinct} categories{filled}")
 

@@ -19,15 +19,13 @@ claimed under a lock, so no fold trains twice.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import statistics
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -95,21 +93,15 @@ def cross_validate(
             config = config.model_copy(
                 update={"train": config.train.model_copy(update={"intra_op_threads": threads})}
             )
-        lock = runs.training_lock(folder) if not worker else _nothing()
-        with lock:
+        with runs.training_lock(folder) if not worker else nullcontext():
             for fold in range(1, config.train.folds + 1):
                 if _train_fold(config, folder, fold, listener, say, device):
                     result.trained.append(fold)
     result.folds = [f for f in (_latest(folder, i) for i in range(1, config.train.folds + 1)) if f]
-    done = [f for f in result.folds if listing.summary(f)["status"] == "completed"]
+    done = [f for f in result.folds if _completed(f)]
     if not worker and len(done) == config.train.folds:
         result.summary, result.complete = summarize(folder, config, done), True
     return result
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 @contextmanager
@@ -136,11 +128,8 @@ def _start(folder: Path, config: Config) -> None:
 
 
 def _record(folder: Path) -> dict:
-    try:
-        record = json.loads((folder / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    """The folder's run.json so far ({} before the first start)."""
+    return files.read_json(folder / "run.json") if (folder / "run.json").is_file() else {}
 
 
 def _candidates(folder: Path, fold: int) -> list[Path]:
@@ -153,34 +142,20 @@ def _latest(folder: Path, fold: int) -> Path | None:
     return existing[-1] if existing else None
 
 
-@contextmanager
-def _claim(folder: Path, fold: int) -> Iterator[bool]:
-    """Whether this process holds fold `fold` (another process of --jobs may be training it)."""
-    with open(folder / f".fold-{fold}.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-
-
 def _train_fold(config: Config, folder: Path, fold: int, listener, say, device: str | None) -> bool:
     """Train (or resume) fold `fold` unless it is done or another process holds it; whether it did."""
-    with _claim(folder, fold) as mine:
+    with runs.held(folder / f".fold-{fold}.lock") as mine:  # another process of --jobs may hold it
         if not mine:
             return False
         last = _latest(folder, fold)
-        status = listing.summary(last)["status"] if last else None
+        if _completed(last):
+            return False
         try:
-            if status == "completed":
-                return False
             if last is not None and (last / "checkpoints" / "resume.json").is_file():
                 say(f"fold {fold}/{config.train.folds}: resuming {last}")
                 api.resume(last, listener=listener, device=device)
-            else:
-                taken = [p for p in _candidates(folder, fold) if p.exists()]
-                run_dir = _candidates(folder, fold)[len(taken)]
+            else:  # never started, or killed before its first epoch: a directory of its own
+                run_dir = next(p for p in _candidates(folder, fold) if not p.exists())
                 say(f"fold {fold}/{config.train.folds}: training {run_dir}")
                 api.train(fold_config(config, fold), listener=listener, run_dir=run_dir, device=device)
         finally:
@@ -227,23 +202,18 @@ def _workers(jobs: int, command: list[str] | None, folder: Path, config: Config,
     """`jobs - 1` more processes of `command` (this `dlcli train --folds`, marked as a worker), the
     cores divided between all (train.intra_op_threads: yields each one's share); waited for at the end."""
     threads, commands = None, []
-    left = sum(1 for f in range(1, config.train.folds + 1) if not _done(folder, f))
-    bounded = max(1, min(jobs, left, os.cpu_count() or 1))
-    if jobs > 1 and bounded < jobs:
-        say(
-            f"note: --jobs {jobs}: running {bounded} process(es) "
-            f"({left} fold(s) left, {os.cpu_count()} cores)"
-        )
-    if bounded > 1:
+    left = sum(1 for f in range(1, config.train.folds + 1) if not _completed(_latest(folder, f)))
+    count, share = processes.bounded(jobs, left, "fold(s)", say) if jobs > 1 else (1, None)
+    if count > 1:
         if command is None:
             raise RunError("--jobs needs the command to repeat for its other processes")
-        threads = max(1, (os.cpu_count() or 1) // bounded)
+        threads = share
         extra = ["--fold-worker", "-q", "-o", f"train.intra_op_threads={threads}"]
-        commands = [[sys.executable, "-m", "dlcli", *command, *extra]] * (bounded - 1)
+        commands = [[sys.executable, "-m", "dlcli", *command, *extra]] * (count - 1)
     with processes.started(commands):
         yield threads
 
 
-def _done(folder: Path, fold: int) -> bool:
-    last = _latest(folder, fold)
-    return last is not None and listing.summary(last)["status"] == "completed"
+def _completed(run: Path | None) -> bool:
+    """Whether `run` (a fold's run directory, or None: not started) completed."""
+    return run is not None and listing.summary(run)["status"] == "completed"

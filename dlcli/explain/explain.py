@@ -23,7 +23,6 @@ Everything goes to RUN/explain/ (explain.json and the pictures), which each expl
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -149,20 +148,16 @@ def _importance(loaded_run, part: pd.DataFrame, history, source: str, repeats: i
     return {"metric": metric, "baseline": baseline, "rows": len(part), "repeats": repeats, "columns": columns}
 
 
-#: Keras' TextVectorization standardize (lower_and_strip_punctuation): what a word is.
-PUNCTUATION = re.compile(r"[!\"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']")
-
-
 def _words(loaded_run, part: pd.DataFrame, rows: int, top: int = 5) -> list[dict]:
     """For each of the first `rows` rows, the words whose removal moves the predicted class most."""
     prep = loaded_run.prep
     column = prep.text.columns[0]
-    scorer = pictures.log_scorer(loaded_run.model)
+    scorer = pictures.log_scorer(loaded_run.model, prep)
     out = []
     for _, row in part.head(rows).iterrows():
         text = str(row[column])
-        words = list(dict.fromkeys(w for w in PUNCTUATION.sub(" ", text.lower()).split()))
-        variants = [text] + [_without(text, w) for w in words]
+        words = list(dict.fromkeys(prep.text.words(text)))  # as the model's vectorizer splits it
+        variants = [text] + [_without(prep.text, text, w) for w in words]
         frame = pd.DataFrame([row] * len(variants)).reset_index(drop=True)
         frame[column] = variants
         logs = _log_probabilities(loaded_run, scorer, frame)
@@ -181,9 +176,9 @@ def _words(loaded_run, part: pd.DataFrame, rows: int, top: int = 5) -> list[dict
     return out
 
 
-def _without(text: str, word: str) -> str:
-    """`text` with every occurrence of `word` (as the model's standardize sees words) left out."""
-    kept = [t for t in text.split() if PUNCTUATION.sub(" ", t.lower()).split() != [word]]
+def _without(vectorizer, text: str, word: str) -> str:
+    """`text` with every piece that the vectorizer reads as `word` alone left out."""
+    kept = [piece for piece in text.split() if vectorizer.words(piece) != [word]]
     return " ".join(kept) if kept else "."
 
 

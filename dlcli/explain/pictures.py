@@ -21,20 +21,12 @@ PATCH_SHARE = 1 / 7
 BATCH = 256
 
 
-def class_probabilities(outputs) -> np.ndarray:
-    """Each class's probability per row (two columns for one sigmoid output)."""
-    outputs = np.asarray(outputs, dtype="float64")
-    if outputs.ndim == 1 or outputs.shape[-1] == 1:
-        p = outputs.reshape(-1)
-        return np.stack([1 - p, p], axis=1)
-    return outputs
-
-
-def log_scorer(model):
+def log_scorer(model, prep):
     """`(head, to_log_probabilities)`: the model up to its output layer's sum and the function that
     turns head's outputs into each class's log-probability, computed in float64 from the output
     Dense layer's weights, so a confident prediction (a sigmoid of 0.99999994 in float32) still
-    shows how much a word or a patch moves it. Another output layer: the model and log(probability)."""
+    shows how much a word or a patch moves it. Another output layer: the model, and the log of the
+    probabilities `prep.decode` gives."""
     import keras
 
     last = model.layers[-1]
@@ -51,7 +43,7 @@ def log_scorer(model):
             return z - np.logaddexp.reduce(z, axis=1, keepdims=True)
 
         return head, to_log
-    return model, lambda outputs: np.log(np.clip(class_probabilities(outputs), 1e-300, 1.0))
+    return model, lambda outputs: np.log(np.clip(prep.decode(outputs)[1].astype("float64"), 1e-300, 1.0))
 
 
 def log_odds(logs: np.ndarray, label: int) -> np.ndarray:
@@ -65,7 +57,7 @@ def occlusion_maps(loaded_run, part, rows: int, folder: Path) -> list[dict]:
     """A map for each of the first `rows` images of `part` (arrays, or a table of image paths)."""
     prep = loaded_run.prep
     classes = prep.target_encoder.classes_ if prep.target_encoder is not None else None
-    scorer = log_scorer(loaded_run.model)
+    scorer = log_scorer(loaded_run.model, prep)
     out = []
     for i, (name, pixels) in enumerate(_images(prep, part, rows), start=1):
         heat, label, probability = occlusion(scorer, pixels)

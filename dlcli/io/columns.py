@@ -94,7 +94,7 @@ def resolve(config: Config, frame: pd.DataFrame, source: str = "", image: str | 
         "rows, so it tells rows apart more than it describes them (an id or a name?): add it to "
         "data.drop, or set preprocessing.categorical.encode: embedding"
         for c in categorical
-        if _id_like(frame[c])
+        if id_like(frame[c])
     ]
     return cols
 
@@ -119,7 +119,7 @@ def _kinds(
         categorical = list(listed_categorical)
     else:
         categorical = [c for c in free if c not in numeric and (_is_text(frame[c]) or mixed[c])]
-        for c in [c for c in categorical if _id_like(frame[c])]:
+        for c in [c for c in categorical if id_like(frame[c])]:
             categorical.remove(c)
             kind = f"numbers and text ({mixed[c]})" if mixed[c] else "text"
             ignored[c] = (
@@ -157,16 +157,18 @@ def _set_aside(config: Config, frame: pd.DataFrame, names: list[str]) -> dict[st
         if column in names:
             ignored.setdefault(column, why)
     for c in names:
-        if c.startswith("Unnamed: ") and c not in ignored and _is_row_number(frame[c]):
+        if c.startswith("Unnamed: ") and c not in ignored and is_row_number(frame[c]):
             ignored[c] = "a row number (an index written without a name, as pandas does)"
     return ignored
 
 
-def _id_like(values: pd.Series) -> bool:
+def id_like(values: pd.Series) -> bool:
+    """More distinct values than ID_SHARE of the rows (20 rows or more): an id or a name."""
     return len(values) >= 20 and values.nunique() > ID_SHARE * len(values)
 
 
-def _is_row_number(values: pd.Series) -> bool:
+def is_row_number(values: pd.Series) -> bool:
+    """Whole numbers counting up by one: a row number (or an id given in order)."""
 
     if not pd.api.types.is_integer_dtype(values):
         return False

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlcli.preprocessing import state_schema
+from dlcli.preprocessing.tokens import words
 from dlcli.preprocessing.transforms import Stateful
 from dlcli.utils.errors import DataError
 
@@ -90,6 +91,10 @@ class TextVectorizer(Stateful):
                 layer.save_own_variables(store)  # Keras' public saving hook: [OOV, then each token]
                 self.idf_weights_.append([float(w) for w in store["idf_weights"][1 : len(vocabulary) + 1]])
         return self
+
+    def words(self, text: str) -> list[str]:
+        """`text`'s tokens as this vectorizer's layers make them (module-level `words`)."""
+        return words(text, self.standardize, self.split)
 
     def vocabulary_size(self, i: int) -> int:
         """Token numbers the vectorizer of column i gives: its vocabulary plus the out-of-vocabulary

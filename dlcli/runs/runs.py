@@ -43,29 +43,36 @@ def create(runs_dir: Path, name: str) -> Path:
 
 
 @contextmanager
-def training_lock(run_dir: Path) -> Iterator[None]:
-    """Hold `run_dir/.lock` while training: a second `--resume` of the same run refuses, not races.
+def held(lock: Path) -> Iterator[bool]:
+    """Whether this process holds the file lock `lock` (exclusive, not waited for) for the block.
 
-    The kernel drops the lock when the process dies, however it dies, so a killed run never stays
-    locked. Where `fcntl` is missing (Windows) runs are not locked.
-    """
+    The kernel drops it when the process dies, however it dies. Where `fcntl` is missing (Windows),
+    every lock is held."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX
-        yield
+        yield True
         return
-    handle = open(run_dir / ".lock", "a")  # noqa: SIM115 - held for the whole block
-    try:
+    with open(lock, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+@contextmanager
+def training_lock(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir/.lock` while training: a second `--resume` of the same run refuses, not races
+    (`held`: a killed run never stays locked)."""
+    with held(run_dir / ".lock") as mine:
+        if not mine:
             raise RunError(
                 f"{run_dir}: another dlcli process is training this run now; wait for it to end "
                 "or stop it (Ctrl-C) before resuming"
-            ) from None
+            )
         yield
-    finally:
-        handle.close()
 
 
 def is_training(run_dir: Path) -> bool:

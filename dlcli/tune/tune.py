@@ -484,12 +484,4 @@ def _bounded_jobs(s: Search, jobs: int) -> int:
         return jobs
     with _asking(s.folder):
         left = max(0, s.trials - counted(study(s)))
-    cores = os.cpu_count() or 1
-    bounded = max(1, min(jobs, left, cores))
-    if bounded < jobs:
-        why = [
-            f"{left} trial(s) left to run" if left < jobs else "",
-            f"{cores} cores" if cores < jobs else "",
-        ]
-        s.say(f"note: --jobs {jobs}: running {bounded} process(es) ({' and '.join(w for w in why if w)})")
-    return bounded
+    return processes.bounded(jobs, left, "trial(s)", s.say)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlcli.utils.errors import ConfigError
+from dlcli.utils.files import write_atomic
 
 HERE = Path(__file__).parent
 TEMPLATES = (
@@ -31,11 +32,16 @@ def template_text(name: str, path: Path) -> str:
 def write_template(name: str, path: Path | None = None, force: bool = False) -> Path:
     """Write the template to `path` (default `NAME.yaml`); never overwrites unless `force`."""
     path = Path(path) if path is not None else Path(f"{name}.yaml")
-    text = template_text(name, path)
+    return write_new(path, template_text(name, path), force)
+
+
+def write_new(path: Path, text: str, force: bool = False) -> Path:
+    """`dlcli init`'s one writer (a template, or a config written from data): `text` to `path`,
+    atomically, never over an existing file unless `force`."""
     if path.exists() and not force:
         raise ConfigError(f"init: {path} already exists; choose another path or pass --force")
     try:
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
     except OSError as exc:
         raise ConfigError(f"init: cannot write {path} ({exc})") from None
     return path
