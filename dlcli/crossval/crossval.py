@@ -19,7 +19,6 @@ claimed under a lock, so no fold trains twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import statistics
@@ -39,7 +38,6 @@ from dlcli.io import data
 from dlcli.runs import listing, plots, runs, scores
 from dlcli.utils import files, processes
 from dlcli.utils.errors import RunError
-from dlcli.utils.yamlio import dump
 
 
 @dataclass
@@ -58,8 +56,7 @@ def folder_of(config: Config, runs_dir: Path) -> Path:
     threads each process of --jobs is given change how fast, not what, so they are left out)."""
     raw = config.to_yaml_dict()
     raw["train"].pop("intra_op_threads", None)
-    text = dump(raw)
-    return Path(runs_dir) / config.name / f"cv-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return Path(runs_dir) / config.name / f"cv-{runs.config_id(raw)}"
 
 
 def fold_config(config: Config, fold: int) -> Config:
@@ -84,6 +81,7 @@ def cross_validate(
     folder = (folder or folder_of(config, runs_dir)).absolute()
     if not (folder / "run.json").is_file():
         data.load(fold_config(config, 1))  # folds that cannot be made fail before the folder exists
+    files.check_writable(folder, f"{folder} (the folds' folder)", "choose another with --run-dir")
     folder.mkdir(parents=True, exist_ok=True)
     if not worker:
         _start(folder, config)

@@ -8,6 +8,8 @@ runs/<name>/latest → the newest completed run of that name
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,6 +20,13 @@ from dlcli.utils.errors import RunError
 from dlcli.utils.files import symlink_atomic
 
 DEFAULT_RUNS_DIR = Path("runs")
+
+
+def config_id(data) -> str:
+    """A short, stable digest of a resolved config (and what else decides a folder): the folder of a
+    search (`tune-<id>`) or of a cross-validation (`cv-<id>`), found again by the same command."""
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def create(runs_dir: Path, name: str) -> Path:

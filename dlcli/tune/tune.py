@@ -101,9 +101,7 @@ def open_search(
         )
     space = search.parse(config.search.parameters, config.where)
     metric = config.search.metric or config.checkpoint_monitor()  # checked by validate (checks.py)
-    digest = hashlib.sha256(
-        json.dumps([config.to_yaml_dict(), list(overrides)], sort_keys=True, default=str).encode()
-    ).hexdigest()[:12]
+    digest = runs.config_id([config.to_yaml_dict(), list(overrides)])
     folder = Path(runs_dir) / config.name / f"tune-{digest}"
     files.check_writable(folder, f"{folder} (the study's folder)", "choose another with --run-dir")
     folder.mkdir(parents=True, exist_ok=True)
