@@ -61,6 +61,42 @@ def predict(records: list[dict] = Body(...)):
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 """
 
+ANCHOR = r"""
+# What a competent engineer writes in an afternoon: FastAPI on uvicorn, as installed, one onnxruntime
+# call per request (the inputs built straight from the records; the export's metadata names them).
+import json, sys
+import numpy as np, onnxruntime as ort, uvicorn
+from fastapi import FastAPI, HTTPException
+
+path, port = sys.argv[1], int(sys.argv[2])
+meta = json.load(open(path + ".json"))
+session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+inputs = [(s["name"], s["column"], s["dtype"]) for s in meta["inputs"]]
+app = FastAPI()
+
+def value(v, dtype):
+    if dtype == "string":
+        return "" if v is None else str(v)
+    return np.nan if v is None or v == "" else float(v)
+
+@app.get("/health")
+async def health():
+    return {"status": "ok"}
+
+@app.post("/predict")
+async def predict(records: list[dict]):
+    try:
+        feed = {name: np.array([value(r[column], dtype) for r in records],
+                               dtype=object if dtype == "string" else dtype)
+                for name, column, dtype in inputs}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HTTPException(422, f"bad input: {exc}")
+    (prediction,) = session.run(["prediction"], feed)
+    return {"predictions": [{"prediction": float(v)} for v in prediction.reshape(-1)]}
+
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+"""
+
 CLIENT = r"""
 import http.client, json, random, sys, threading, time
 port, seconds, clients, rows_file, out = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]

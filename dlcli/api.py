@@ -16,6 +16,7 @@ from pathlib import Path
 from dlcli.artifacts import saved
 from dlcli.config.config import Config, load_config
 from dlcli.devices import compute, distribute
+from dlcli.export import light
 from dlcli.models import model as model_mod
 from dlcli.runs import record as record_mod
 from dlcli.runs import runs
@@ -32,18 +33,21 @@ def train(
     command: list[str] | None = None,
     device: str | None = None,
     run_dir: Path | None = None,
+    light_model: bool = True,
 ) -> stages.TrainResult:
     """Validate, load, fit preprocessing on train only, build, train, score every split, save.
 
     The data is loaded and checked before the run directory is made: a data error leaves nothing.
     `device`: cpu, gpu or gpu:N (see distribute.py); None uses what TensorFlow finds. `run_dir`:
     this exact (new) directory instead of `runs_dir/<name>/<stamp>` (a trial of `dlcli tune`).
+    `light_model`: leave the checked ONNX/TFLite model in export/ (train.light_model permitting).
     """
     device = distribute.parse_device(device)
     chief = distribute.is_chief(config)
     folder = Path(runs_dir) / config.name
     if chief:
         files.check_writable(folder, f"{folder} (the runs folder)", "choose another with --run-dir")
+    asked = light.choice(config) if light_model and chief else None  # a bad choice fails first
     compute.import_tensorflow()
     placement = _placement(config, device)
     model_mod.check_layer_arguments(config)  # a bad argument fails before any data or run directory
@@ -61,7 +65,15 @@ def train(
             files.write_atomic(run_dir / "init.yaml", config.written)
         files.write_atomic(run_dir / "preprocessing.json", prepared.prep.to_json())
         record = record_mod.RunRecord(run_dir, config, command)
-        return stages.run(stages.Job(config, run_dir, record, prepared, placement, listener))
+        result = stages.run(stages.Job(config, run_dir, record, prepared, placement, listener))
+        return _with_light_model(result, config, asked)
+
+
+def _with_light_model(result: stages.TrainResult, config: Config, asked: str | None) -> stages.TrainResult:
+    """The finished run's light model (export/light.py); none at all for a trial or a fold (None)."""
+    if asked is not None:
+        result.light_model = light.write(result.run_dir, config)
+    return result
 
 
 def _placement(config: Config, device: str | None) -> distribute.Placement:
@@ -119,6 +131,7 @@ def resume(
     listener=None,
     command: list[str] | None = None,
     device: str | None = None,
+    light_model: bool = True,
 ) -> stages.TrainResult:
     """Continue a run from its last completed epoch, in the same run directory.
 
@@ -141,6 +154,7 @@ def resume(
             stages.prepare(config, run_dir, prior, getattr(listener, "rows", None), placement),
             run_dir,
         )
+    asked = light.choice(config) if light_model and distribute.is_chief(config) else None
     with runs.training_lock(run_dir):
         prior = _prior(run, run_dir, config, changed)
         compute.import_tensorflow()
@@ -148,7 +162,7 @@ def resume(
         runs.remove_leftovers(run_dir)
         saved.save_config(run_dir, config)
         record = record_mod.RunRecord.reopen(run_dir, command)
-        return stages.run(
+        result = stages.run(
             stages.Job(
                 config,
                 run_dir,
@@ -158,6 +172,7 @@ def resume(
                 listener,
             )
         )
+        return _with_light_model(result, config, asked)
 
 
 def _resume_config(run, run_dir: Path, overrides, config_path) -> tuple[Config, list[str]]:

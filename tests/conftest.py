@@ -30,6 +30,11 @@ train:
   epochs: 2
 """
 
+# The light model every `dlcli train` writes at its end (train.light_model) costs 1-2 s a run, and the
+# suite trains some 250: off by default here (its machine-wide switch); tests/test_light_model.py turns
+# it on in the configs of the runs it checks, and the shared runs are exported where a test needs it.
+os.environ["DLCLI_LIGHT_MODEL"] = "off"
+
 # CI sets DLCLI_DATA_DIR=../shared/data, relative to the repo; subprocesses run in temporary folders.
 if os.environ.get("DLCLI_DATA_DIR"):
     os.environ["DLCLI_DATA_DIR"] = str(Path(os.environ["DLCLI_DATA_DIR"]).resolve())

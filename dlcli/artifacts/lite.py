@@ -18,7 +18,8 @@ from dlcli.artifacts.run_inputs import image_arrays, read_table_input
 from dlcli.datasets.predictions import outputs_table, prediction_table, write_table
 from dlcli.preprocessing.base import refuse_non_finite
 from dlcli.preprocessing.transforms import unseen_note
-from dlcli.utils.errors import DataError, RunError
+from dlcli.utils.errors import DataError, DlcliError, RunError
+from dlcli.utils.files import read_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +56,18 @@ def choose(run_dir: Path, asked: str) -> tuple[str, Path | None]:
         )
     runtime.need(module, "export")
     return asked, path
+
+
+def missing_reason(run_dir: Path) -> str | None:
+    """Why the run has no light model, as run.json recorded at the end of training (None: it has one,
+    or the run is older than light models)."""
+    try:
+        entry = read_json(run_dir / "run.json").get("light_model")
+    except (DlcliError, AttributeError):
+        return None
+    if isinstance(entry, dict) and entry.get("format") is None and isinstance(entry.get("reason"), str):
+        return entry["reason"]
+    return None
 
 
 def predict(

@@ -184,6 +184,7 @@ def _print_result(result, notes: bool) -> None:
     out.print(f"[bold green]done[/] {result.epochs} epochs{best} → {result.run_dir}", highlight=False)
     out.print(console.metrics_table(result.metrics))
     console.print_per_class(result.metrics)
+    console.print_light_model(result.light_model)
 
 
 def _written_from_data(config: Path | None, target: str | None, overrides: list[str]):
@@ -295,6 +296,8 @@ def predict(
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     via = f" (with {table.attrs['runtime']}, without TensorFlow)" if "runtime" in table.attrs else ""
+    if "tensorflow_because" in table.attrs:
+        via = f" (with TensorFlow; {table.attrs['tensorflow_because']})"
     out.print(f"wrote {table.attrs.get('rows', len(table))} predictions{via} → {path}", highlight=False)
 
 

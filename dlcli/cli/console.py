@@ -128,6 +128,23 @@ def print_notes(lines: list[str]) -> None:
         err.print(f"note: {escape(line)}", highlight=False)
 
 
+def print_light_model(entry: dict | None) -> None:
+    """The run's light model (train.light_model): where it is, or why predict stays on TensorFlow."""
+    if entry is None:
+        return
+    if entry["format"] is not None:
+        err.print(
+            f"note: light model {escape(entry['path'])} ({entry['format']}, checked on the test rows, "
+            f"{entry['seconds']:.1f} s): predict and serve use it without TensorFlow",
+            highlight=False,
+        )
+    else:
+        err.print(
+            f"note: no light model ({escape(entry['reason'])}): predict and serve use TensorFlow",
+            highlight=False,
+        )
+
+
 class Rows:
     """Live progress of a pass over a streamed table (rich): rows done, rows per second, time left.
     Called as `rows(what, done, fraction)`; a pass is done when its fraction reaches 1."""

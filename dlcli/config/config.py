@@ -321,6 +321,15 @@ class TrainConfig(Strict):
         description="Compute in 16-bit floats with float32 weights; the output layer stays float32. "
         "For GPUs (float16) and CPUs or TPUs with bfloat16 units; slower on other CPUs.",
     )
+    light_model: Literal["auto", "onnx", "tflite", "off"] | None = Field(
+        None,
+        description="At the end of training, the model as one small file that takes raw inputs "
+        "(export/model.onnx or model.tflite), checked against TensorFlow on the test rows as `dlcli "
+        "export` checks it: predict and serve then answer without TensorFlow. auto: ONNX, else TFLite, "
+        "where the export extra is installed and the model converts (text and image-file models stay "
+        "on TensorFlow, with the reason); off: none. Default: the DLCLI_LIGHT_MODEL environment "
+        "variable, else auto. Not written by tune trials and cross-validation folds.",
+    )
     tensorboard: bool = Field(True, description="TensorBoard logs in the run's tensorboard/ folder.")
     plots: bool = Field(
         True,

@@ -151,11 +151,17 @@ def _train_fold(config: Config, folder: Path, fold: int, listener, say, device: 
         try:
             if last is not None and (last / "checkpoints" / "resume.json").is_file():
                 say(f"fold {fold}/{config.train.folds}: resuming {last}")
-                api.resume(last, listener=listener, device=device)
+                api.resume(last, listener=listener, device=device, light_model=False)
             else:  # never started, or killed before its first epoch: a directory of its own
                 run_dir = next(p for p in _candidates(folder, fold) if not p.exists())
                 say(f"fold {fold}/{config.train.folds}: training {run_dir}")
-                api.train(fold_config(config, fold), listener=listener, run_dir=run_dir, device=device)
+                api.train(
+                    fold_config(config, fold),
+                    listener=listener,
+                    run_dir=run_dir,
+                    device=device,
+                    light_model=False,
+                )
         finally:
             keras.backend.clear_session(free_memory=True)
         return True

@@ -58,4 +58,8 @@ def predict(
     name, artifact = lite.choose(run_dir, runtime)
     if artifact is not None:
         return lite.predict(run_dir, artifact, name, input_path, out)
-    return tensorflow_path().predict(run_dir, input_path, out, runs_dir, device, progress)
+    path, table, warnings = tensorflow_path().predict(run_dir, input_path, out, runs_dir, device, progress)
+    reason = lite.missing_reason(run_dir) if runtime == "auto" else None
+    if reason is not None:
+        table.attrs["tensorflow_because"] = f"no light model: {reason}"
+    return path, table, warnings

@@ -18,8 +18,6 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
-import sklearn.datasets
-from sklearn.model_selection import train_test_split
 
 from dlcli.config.checks import suggest
 from dlcli.config.config import DATASET_TARGET, KERAS_DATASETS, Config
@@ -332,6 +330,7 @@ def _npz_source(path: Path) -> tuple[dict, str, str]:
 
 
 def _sklearn_dataset(name: str) -> pd.DataFrame:
+    import sklearn.datasets  # scikit-learn where it is needed only: predict through ONNX never loads it
 
     bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
     frame = bunch.frame
@@ -480,6 +479,8 @@ def _split_index(config: Config, index, y, test_frac: float) -> dict[str, Any]:
 
 
 def _cut(config: Config, idx, labels, frac: float, what: str):
+    from sklearn.model_selection import train_test_split  # as _sklearn_dataset's
+
     try:
         return train_test_split(idx, test_size=frac, random_state=config.seed, stratify=labels)
     except ValueError as exc:

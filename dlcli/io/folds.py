@@ -12,7 +12,6 @@ the key's hash, as the test split is: `hashsplit.fold_of`).
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from dlcli.config.config import Config
 from dlcli.utils.errors import DataError
@@ -29,6 +28,8 @@ def split(config: Config, rest: np.ndarray, labels: np.ndarray | None) -> tuple[
     if not config.shuffles:  # forward chaining: the past trains, the next block validates
         blocks = np.array_split(rest, k + 1)
         return np.concatenate(blocks[:i]), blocks[i]
+    from sklearn.model_selection import KFold, StratifiedKFold  # splitting only: predict never loads it
+
     if labels is not None:
         values, counts = np.unique(labels.astype(str), return_counts=True)
         if counts.min() < k:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from sklearn.utils.class_weight import compute_class_weight
 
 from dlcli.config.checks import suggest
 from dlcli.io import columns as columns_mod
@@ -205,6 +204,9 @@ class Preprocessor:
             raise ConfigError(f"{where}: class weights are for classification (this loss means regression)")
         labels = [str(c) for c in self.target_encoder.classes_]
         if setting == "balanced":
+            # scikit-learn only where a run is fitted: predict through a light runtime never loads it
+            from sklearn.utils.class_weight import compute_class_weight
+
             codes = self._codes(encoded)
             present = np.unique(codes)
             found = compute_class_weight("balanced", classes=present, y=codes)

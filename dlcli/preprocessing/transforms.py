@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
-from sklearn.impute import SimpleImputer
-from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-from dlcli.io.data import row_where
+from dlcli.io.reading import row_where
 from dlcli.preprocessing import state_schema
 from dlcli.utils.errors import DataError
 
@@ -59,6 +57,9 @@ def fit_scale(values: np.ndarray, scale: str, columns: list[str]) -> tuple[list[
     width = values.shape[1]
     if scale == "none" or width == 0:
         return [0.0] * width, [1.0] * width
+    # scikit-learn only where a run is fitted: predict through a light runtime never loads it
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
     with _overflow_reported_below():
         if scale == "standard":
             fitted = StandardScaler().fit(values)
@@ -149,6 +150,8 @@ class NumericTransformer(Stateful):
         if self.impute == "none" or not self.columns:  # no numeric column: nothing to fit
             self.statistics_ = [None] * len(self.columns)
         else:
+            from sklearn.impute import SimpleImputer  # as fit_scale's scalers: fitting only
+
             imputer = SimpleImputer(
                 strategy=self.impute, fill_value=self.fill_value, keep_empty_features=True
             )

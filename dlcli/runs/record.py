@@ -113,6 +113,13 @@ def seal_file(run_dir: Path, *names: str) -> None:
     write_json(run_dir / "run.json", data)
 
 
+def amend(run_dir: Path, **fields) -> None:
+    """Fields added to a finished run's run.json (read, updated, written again atomically)."""
+    data = read_json(run_dir / "run.json")
+    data.update(fields)
+    write_json(run_dir / "run.json", data)
+
+
 def check_sealed(run_dir: Path, *names: str) -> set[str]:
     """Raise RunError when one of the run's files `names` is not the file dlcli wrote (its sha256
     differs from the one run.json recorded; run.json is read once). Files run.json records nothing for

@@ -48,6 +48,7 @@ class TrainResult:
     placement: dict = field(default_factory=dict)  # run.json's `distribution`
     notes: list[str] = field(default_factory=list)  # how the data was read, what the epoch lines show
     chief: bool = True  # False: a multi_worker worker whose run directory was temporary
+    light_model: dict | None = None  # run.json's light_model: the export written, or why not
 
 
 @dataclass

@@ -373,10 +373,10 @@ def _one(study_, trial, params: dict[str, Any], s: Search, optuna) -> None:
             _replay(reporter, run_dir)
             if _status(run_dir) != "completed":
                 s.say(f"trial {trial.number}: resuming {run_dir} ({shown})")
-                api.resume(run_dir, listener=reporter)
+                api.resume(run_dir, listener=reporter, light_model=False)
         else:
             s.say(f"trial {trial.number}: {shown}")
-            api.train(trial_config(s, params), listener=reporter, run_dir=run_dir)
+            api.train(trial_config(s, params), listener=reporter, run_dir=run_dir, light_model=False)
     except Pruned as exc:
         trial.set_user_attr("epochs", exc.epoch)
         tell(study_, trial, state=optuna.trial.TrialState.PRUNED)
