@@ -342,8 +342,14 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Rows per model call, at most.", min=1)] = 64,
     max_wait_ms: Annotated[
-        float, typer.Option("--max-wait-ms", help="How long a request waits for others to batch with.", min=0)
-    ] = 5.0,
+        float,
+        typer.Option(
+            "--max-wait-ms",
+            help="How long an idle model waits after a request for others to batch with (0: none; "
+            "requests that come while the model runs are batched anyway).",
+            min=0,
+        ),
+    ] = 0.0,
     runtime: Annotated[
         str,
         typer.Option(

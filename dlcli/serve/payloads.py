@@ -199,27 +199,26 @@ def _rows(predictions, probs, classes) -> list[dict]:
     ]
 
 
-def declared_size(request, limit: int) -> None:
-    declared = request.headers.get("content-length")
+def declared_size(declared: bytes | None, limit: int) -> None:
+    """413 for a Content-Length header (its raw value) over `limit`, before the body is read."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Rejected(413, f"the body is {declared} bytes; at most {limit}")
+        raise Rejected(413, f"the body is {declared.decode()} bytes; at most {limit}")
 
 
-async def body(request, limit: int) -> bytes:
-    """The body, read up to `limit` bytes (413 beyond: declared or as it streams in)."""
-    from starlette.requests import ClientDisconnect
-
-    declared_size(request, limit)
+async def body(receive, limit: int) -> bytes:
+    """The body from ASGI's `receive`, read up to `limit` bytes (413 beyond, as it streams in)."""
     chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Rejected(413, f"the body is over {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:  # a truncated body: nobody is left to answer, and nothing to log
-        raise Rejected(400, "the client went away before the whole body arrived") from None
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":  # a truncated body: nobody is left to answer
+            raise Rejected(400, "the client went away before the whole body arrived")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, f"the body is over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def uploaded(model, request, max_rows: int, max_body: int):

@@ -12,18 +12,20 @@ multipart form fields. Nothing in a request is executed: JSON and CSV are parsed
 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request) as objects
 import asyncio
+import json
 import signal
 import socket
 import threading
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from dlcli.artifacts import lite, runtime
@@ -95,78 +97,118 @@ def _read(reader, path: Path):
 
 
 # ---- micro-batching ---------------------------------------------------------------------------------
+#: A model whose last call took less than this runs on the event loop itself: handing a call to the
+#: worker thread and back costs about 0.1 ms, more than a small model's whole call.
+INLINE_S = 0.001
+
+
 class Batcher:
-    """Gathers concurrent requests into one model call of up to `max_batch` rows, waiting at most
-    `max_wait_ms` after the first for others."""
+    """Gathers concurrent requests into model calls of up to `max_batch` rows. A call starts as soon as
+    the model is free, with every request that arrived meanwhile: under load the batches fill by
+    themselves, and a lone request never waits. `max_wait_ms` > 0: an idle model first waits that
+    long after a request for others (fuller batches, longer answers).
+
+    A model that takes longer than INLINE_S a call runs in one worker thread (the event loop takes
+    requests meanwhile), a quicker one on the loop. Nothing else is per request but a future."""
 
     def __init__(self, model: Model, max_batch: int, max_wait_ms: float):
         self.model, self.max_batch, self.max_wait = model, max_batch, max_wait_ms / 1000
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.waiting: deque = deque()  # (inputs, rows, future) in arrival order
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlcli-model")
-        self.task: asyncio.Task | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.timer: asyncio.Handle | None = None  # the call to come
+        self.busy = False  # a call is running in the worker thread
+        self.call_s = 1.0  # how long the last call took: the first one runs in the thread
         self.calls = self.rows = 0
         self.pending = 0  # requests waiting for their answer
 
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._loop())
+        self.loop = asyncio.get_running_loop()
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
         self.pool.shutdown(wait=True)
 
     async def predict(self, inputs: dict, n: int):
-        future = asyncio.get_running_loop().create_future()
+        future = self.loop.create_future()
+        self.waiting.append((inputs, n, future))
         self.pending += 1
+        self._schedule()
         try:
-            await self.queue.put((inputs, n, future))
             return await future
         finally:
             self.pending -= 1
 
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self.queue.get()]
-            rows = batch[0][1]
-            deadline = loop.time() + self.max_wait
-            while rows < self.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), timeout)
-                except asyncio.TimeoutError:
-                    break
-                batch.append(item)
-                rows += item[1]
-            await self._run(loop, batch)
+    def _schedule(self) -> None:
+        if self.busy or self.timer is not None:
+            return
+        if self.max_wait > 0 and sum(item[1] for item in self.waiting) < self.max_batch:
+            self.timer = self.loop.call_later(self.max_wait, self._call)
+        else:  # after the requests already read in this turn of the loop: they join the call
+            self.timer = self.loop.call_soon(self._call)
 
-    async def _run(self, loop, batch: list) -> None:
+    def _call(self) -> None:
+        """The waiting requests, up to max_batch rows (at least one request), into the model."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.busy or not self.waiting:
+            return
+        batch = [self.waiting.popleft()]
+        rows = batch[0][1]
+        while self.waiting and rows + self.waiting[0][1] <= self.max_batch:
+            batch.append(self.waiting.popleft())
+            rows += batch[-1][1]
+        if self.call_s < INLINE_S:
+            try:
+                outputs, error = self._run(batch), None
+            except Exception as exc:  # noqa: BLE001 - every request of the call learns of it
+                outputs, error = None, exc
+            self._answer(batch, outputs, error)
+            return
+        self.busy = True
+        running = self.loop.run_in_executor(self.pool, self._run, batch)
+        running.add_done_callback(lambda done: self._answer(batch, *_outcome(done)))
 
-        names = list(batch[0][0])
-        joined = {k: np.concatenate([inputs[k] for inputs, _, _ in batch]) for k in names}
-        try:
-            outputs = await loop.run_in_executor(self.pool, runtime.run_batched, self.model.runner, joined)
-        except Exception as exc:  # noqa: BLE001 - every waiting request learns of the failure
+    def _run(self, batch: list) -> dict:
+        clock = time.perf_counter()
+        if len(batch) == 1:
+            outputs = runtime.run_batched(self.model.runner, batch[0][0])
+        else:
+            joined = {k: np.concatenate([inputs[k] for inputs, _, _ in batch]) for k in batch[0][0]}
+            outputs = runtime.run_batched(self.model.runner, joined)
+        self.call_s = time.perf_counter() - clock
+        return outputs
+
+    def _answer(self, batch: list, outputs: dict | None, error: Exception | None) -> None:
+        self.busy = False
+        if error is not None:  # every waiting request learns of the failure
             for _, _, future in batch:
                 if not future.done():
-                    future.set_exception(exc)
-            return
-        self.calls += 1
-        self.rows += sum(n for _, n, _ in batch)
-        start = 0
-        for _, n, future in batch:
-            if not future.done():
-                future.set_result({k: v[start : start + n] for k, v in outputs.items()})
-            start += n
+                    future.set_exception(error)
+        else:
+            self.calls += 1
+            start = 0
+            for _, n, future in batch:
+                self.rows += n
+                if not future.done():
+                    future.set_result({k: v[start : start + n] for k, v in outputs.items()})
+                start += n
+        if self.waiting:  # those that came during the call have waited already
+            self._schedule()
+
+
+def _outcome(done) -> tuple[dict | None, Exception | None]:
+    error = done.exception()
+    return (None, error) if error is not None else (done.result(), None)
 
 
 # ---- the app ---------------------------------------------------------------------------------------
 @dataclass
 class Limits:
     max_batch: int = 64
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     max_body: int = MAX_BODY
     max_rows: int = MAX_ROWS
     #: Seconds a client has to send a request's headers, and again its body: a slow or half-sent
@@ -176,16 +218,14 @@ class Limits:
 
 #: /predict's bodies, for the OpenAPI docs (the endpoint reads the raw request: JSON, CSV or files)
 BODIES = {
-    "requestBody": {
-        "content": {
-            "application/json": {
-                "schema": {"oneOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}
-            },
-            "text/csv": {"schema": {"type": "string"}},
-            "multipart/form-data": {"schema": {"type": "object"}},
+    "content": {
+        "application/json": {
+            "schema": {"oneOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}
         },
-        "required": True,
-    }
+        "text/csv": {"schema": {"type": "string"}},
+        "multipart/form-data": {"schema": {"type": "object"}},
+    },
+    "required": True,
 }
 
 
@@ -211,39 +251,79 @@ def describe(model: Model, limits: Limits, batcher: Batcher | None) -> dict:
     }
 
 
-async def predict(model: Model, limits: Limits, batcher: Batcher, request) -> dict:
-    """POST /predict: the body's rows through the batcher, one answer per row."""
-    content_type = request.headers.get("content-type", "application/json")
-    if content_type.startswith("multipart/form-data"):
-        payloads.declared_size(request, limits.max_body)
-        inputs, n = await payloads.uploaded(model, request, limits.max_rows, limits.max_body)
-    else:
+class Predict:
+    """POST /predict as a bare ASGI endpoint: the body's rows through the batcher, one answer per row.
+
+    It sits in front of FastAPI (which serves /health, /metadata and the docs) because FastAPI's
+    request handling cost more server CPU per request than everything else together (routing,
+    dependency solving, response validation: benchmarks/serve_load.py); the refusals are FastAPI's
+    in shape (`{"detail": ...}`, 413, 422, 408) and in words."""
+
+    def __init__(self, model: Model, limits: Limits):
+        self.model, self.limits = model, limits
+        self.batcher: Batcher | None = None  # made in the lifespan, on the server's loop
+
+    async def __call__(self, scope, receive, send) -> None:
+        status, close, extra = 200, False, []
         try:
-            body = await asyncio.wait_for(payloads.body(request, limits.max_body), limits.timeout)
-        except asyncio.TimeoutError:
-            raise Rejected(408, f"the body did not arrive within {limits.timeout:g} s") from None
-        inputs, n = payloads.parse(model, body, content_type, limits.max_rows)
-    try:
-        outputs = await batcher.predict(inputs, n)
-    except Exception as exc:  # noqa: BLE001 - e.g. an image that does not decode
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-        raise payloads.bad(f"the model could not run on this input ({reason})") from None
-    return {"predictions": payloads.answer(model, outputs)}
+            if scope["method"] != "POST":
+                extra = [(b"allow", b"POST")]
+                raise Rejected(405, "Method Not Allowed")
+            answer = {"predictions": await self._predict(scope, receive)}
+        except Rejected as exc:
+            # a refused body may be still on its way (413) or cut off (400): close the connection
+            # rather than keep it for the next request (uvicorn would wait for the rest of the body)
+            status, answer, close = exc.status, {"detail": exc.detail}, exc.status in (400, 408, 413)
+        except Exception as exc:  # noqa: BLE001 - a bug of dlcli's: said in one line, never a traceback
+            status, answer = 500, {"detail": f"internal error: {type(exc).__name__}"}
+        body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *extra]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _predict(self, scope, receive) -> list:
+        model, limits = self.model, self.limits
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"application/json").decode("latin-1")
+        payloads.declared_size(headers.get(b"content-length"), limits.max_body)
+        if content_type.startswith("multipart/form-data"):
+            from starlette.requests import Request
+
+            inputs, n = await payloads.uploaded(
+                model, Request(scope, receive), limits.max_rows, limits.max_body
+            )
+        else:
+            try:
+                async with asyncio.timeout(limits.timeout):
+                    body = await payloads.body(receive, limits.max_body)
+            except TimeoutError:
+                raise Rejected(408, f"the body did not arrive within {limits.timeout:g} s") from None
+            inputs, n = payloads.parse(model, body, content_type, limits.max_rows)
+        try:
+            outputs = await self.batcher.predict(inputs, n)
+        except Exception as exc:  # noqa: BLE001 - e.g. an image that does not decode
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            raise payloads.bad(f"the model could not run on this input ({reason})") from None
+        return payloads.answer(model, outputs)
 
 
 def app(model: Model, limits: Limits | None = None):
-    """The FastAPI application: /predict, /health, /metadata and the OpenAPI docs."""
+    """The ASGI application: POST /predict (`Predict`), and FastAPI for /health, /metadata and the
+    OpenAPI docs (/docs, /openapi.json, where /predict is described too)."""
     runtime.need("fastapi", "serve")
+    from fastapi.openapi.utils import get_openapi
 
     limits = limits or Limits()
-    state: dict[str, Any] = {}
+    endpoint = Predict(model, limits)
 
     @asynccontextmanager
     async def lifespan(_):
-        state["batcher"] = Batcher(model, limits.max_batch, limits.max_wait_ms)
-        state["batcher"].start()
+        endpoint.batcher = Batcher(model, limits.max_batch, limits.max_wait_ms)
+        endpoint.batcher.start()
         yield
-        await state["batcher"].stop()
+        await endpoint.batcher.stop()
 
     api = FastAPI(
         title=f"dlcli: {Path(model.info['run']).parent.name}",
@@ -251,13 +331,6 @@ def app(model: Model, limits: Limits | None = None):
         version=model.meta.get("dlcli", ""),
         lifespan=lifespan,
     )
-
-    @api.exception_handler(Rejected)
-    async def rejected(_, exc: Rejected):
-        # a refused body may be still on its way (413) or cut off (400): close the connection rather
-        # than keep it for the next request (uvicorn would wait for the rest of the body)
-        close = {"Connection": "close"} if exc.status in (400, 408, 413) else None
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=close)
 
     @api.exception_handler(Exception)
     async def internal(_, exc: Exception):  # a bug of dlcli's: said in one line, never a traceback
@@ -269,13 +342,33 @@ def app(model: Model, limits: Limits | None = None):
 
     @api.get("/metadata")
     async def metadata() -> dict:
-        return describe(model, limits, state.get("batcher"))
+        return describe(model, limits, endpoint.batcher)
 
-    @api.post("/predict", openapi_extra=BODIES)
-    async def predict_(request: Request) -> dict:
-        return await predict(model, limits, state["batcher"], request)
+    def openapi() -> dict:  # FastAPI's way of describing a route it does not serve itself
+        if api.openapi_schema is None:
+            schema = get_openapi(
+                title=api.title, version=api.version, description=api.description, routes=api.routes
+            )
+            schema["paths"]["/predict"] = {
+                "post": {
+                    "summary": "Predict",
+                    "description": 'One answer per row: JSON records, {"instances": [...]}, CSV or files.',
+                    "requestBody": BODIES,
+                    "responses": {"200": {"description": '{"predictions": [...]}'}},
+                }
+            }
+            api.openapi_schema = schema
+        return api.openapi_schema
 
-    return api
+    api.openapi = openapi
+
+    async def asgi(scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/predict":
+            await endpoint(scope, receive, send)
+        else:
+            await api(scope, receive, send)
+
+    return asgi
 
 
 def check_address(host: str, port: int) -> None:
