@@ -1,20 +1,25 @@
 """Load on `dlcli serve` (loopback only; every loop bounded in count and time).
 
-    DLCLI_DATA_DIR=../shared/data python benchmarks/serve_load.py [--seconds 20] [--clients 64] [--run RUN]
+    DLCLI_DATA_DIR=../shared/data python benchmarks/serve_load.py [--seconds 20] [--rounds 2] [--run RUN]
 
 Trains configs/housing.yaml once (or takes `--run`) and exports it to ONNX. Then, one server at a
-time, 64 concurrent clients (threads of a separate process, one keep-alive connection each) send
-single housing rows for 20 s to:
+time, in rounds (the servers interleaved, medians reported), a load generator (one asyncio process,
+one keep-alive connection per client, each sending single housing rows one after another: cheaper per
+request than a thread per client, so that it is the servers that are measured) runs for `--seconds`
+at 64 clients and at 1 client against:
 
-- `dlcli serve` (ONNX Runtime, micro-batched: --max-batch 64 --max-wait-ms 5),
-- the same with `--max-batch 1`,
+- the anchor: a FastAPI app calling onnxruntime once per request (ANCHOR, what a competent engineer
+  writes in an afternoon; the same uvicorn, httptools and uvloop as dlcli serve),
+- `dlcli serve` on the same ONNX file, as shipped; the same with `--max-batch 1`,
 - `dlcli serve --runtime tensorflow` (the same graph, built in the server with TensorFlow),
-- a plain FastAPI script that preprocesses each request and calls `model.predict` on it.
+- a FastAPI script that preprocesses each request and calls `model.predict` on it (PLAIN).
 
-Reports requests/s and p50/p99 latency of each. Then 10,000 malformed requests (random bytes, wrong
-types, missing columns, declared 100 MB bodies, truncated bodies) against the micro-batched server:
-the answers by status, whether it still answers, and its RSS before and after. Writes its block of
-benchmarks/RESULTS.md. Target (issue 17): ≥ 5x the plain script's throughput at a p99 no worse.
+Reports requests/s, p50/p99 latency and the server's CPU per request (from /proc), and checks that
+the anchor and dlcli give the same answers to 1e-5. Then 10,000 malformed requests (random bytes,
+wrong types, missing columns, declared 100 MB bodies, truncated bodies) against `dlcli serve`: the
+answers by status, whether it still answers, and its RSS before and after. Writes its block of
+benchmarks/RESULTS.md. Target (issue 36): ≥ 1.5x the anchor's requests/s at 64 clients, p99 no worse,
+and p50 no worse at 1 client.
 """
 
 from __future__ import annotations
@@ -41,10 +46,10 @@ PLAIN = r"""
 import sys
 import keras, pandas as pd, uvicorn
 from fastapi import Body, FastAPI
-from dlcli.preprocessing.preprocessing import Preprocessor
+from dlcli.preprocessing.preprocessing import from_json
 
 run, port = sys.argv[1], int(sys.argv[2])
-prep = Preprocessor.from_json(open(f"{run}/preprocessing.json").read())
+prep = from_json(open(f"{run}/preprocessing.json").read())
 model = keras.saving.load_model(f"{run}/model.keras", safe_mode=True)
 app = FastAPI()
 
@@ -98,47 +103,55 @@ uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=Fa
 """
 
 CLIENT = r"""
-import http.client, json, random, sys, threading, time
+import asyncio, json, random, sys, time
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
+async def main(port, seconds, clients, rows_file, out):
+    rows = json.load(open(rows_file))
+    requests = []
+    for row in rows:
+        body = json.dumps([row]).encode()
+        requests.append(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    latencies, errors = [], [0]
+    stop_at = time.monotonic() + seconds
+
+    async def client(seed):
+        rng = random.Random(seed)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(10_000_000):  # bounded; ends at stop_at
+            if time.monotonic() >= stop_at:
+                break
+            started = time.perf_counter()
+            writer.write(requests[rng.randrange(len(requests))])
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line[15:]) for line in head.split(b"\r\n") if line[:15].lower() == b"content-length:")
+                await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, StopIteration):
+                errors[0] += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            if head.startswith(b"HTTP/1.1 200"):
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors[0] += 1
+        writer.close()
+
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(clients))), seconds + 120)
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
+    json.dump({"requests": len(latencies), "errors": errors[0], "seconds": elapsed,
+               "rps": len(latencies) / elapsed, "p50_ms": 1000 * q(0.5), "p99_ms": 1000 * q(0.99)}, open(out, "w"))
+
 port, seconds, clients, rows_file, out = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-rows = json.load(open(rows_file))
-latencies, errors, lock = [], [0], threading.Lock()
-stop_at = time.monotonic() + seconds
-
-def client(seed):
-    rng = random.Random(seed)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    mine, bad = [], 0
-    for _ in range(10_000_000):  # bounded; ends at stop_at
-        if time.monotonic() >= stop_at:
-            break
-        body = json.dumps([rng.choice(rows)])
-        started = time.perf_counter()
-        try:
-            conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            resp.read()
-            ok = resp.status == 200
-        except OSError:
-            ok = False
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        if ok:
-            mine.append(time.perf_counter() - started)
-        else:
-            bad += 1
-    with lock:
-        latencies.extend(mine)
-        errors[0] += bad
-
-threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-started = time.monotonic()
-for t in threads: t.start()
-for t in threads: t.join(timeout=seconds + 120)
-elapsed = time.monotonic() - started
-latencies.sort()
-q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
-json.dump({"requests": len(latencies), "errors": errors[0], "seconds": elapsed,
-           "rps": len(latencies) / elapsed, "p50_ms": 1000 * q(0.5), "p99_ms": 1000 * q(0.99)}, open(out, "w"))
+(uvloop.run if uvloop else asyncio.run)(main(port, seconds, clients, rows_file, out))
 """
 
 
@@ -180,11 +193,31 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def load(port: int, seconds: float, clients: int, rows: Path, work: Path) -> dict:
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def load(port: int, seconds: float, clients: int, rows: Path, work: Path, pid: int | None = None) -> dict:
+    """The load generator against the server on `port`; with `pid`, the server's CPU per request."""
     out = work / "load.json"
+    before = cpu_seconds(pid) if pid else 0.0
     cmd = [sys.executable, "-c", CLIENT, str(port), str(seconds), str(clients), str(rows), str(out)]
     subprocess.run(cmd, check=True, timeout=seconds + 300)
-    return json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    if pid:
+        result["cpu_ms"] = 1000 * (cpu_seconds(pid) - before) / max(result["requests"], 1)
+    return result
+
+
+def answers(port: int, rows: list[dict]) -> list[float]:
+    """The server's predictions for `rows`, in one request."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict", json.dumps(rows).encode(), {"Content-Type": "application/json"}
+    )
+    return [
+        p["prediction"] for p in json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+    ]
 
 
 def malformed(port: int, count: int, rows: list[dict]) -> dict[str, int]:
@@ -245,11 +278,13 @@ def malformed(port: int, count: int, rows: list[dict]) -> dict[str, int]:
 
 
 def main() -> None:
+    import statistics
+
     import pandas as pd
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--malformed", type=int, default=10_000)
     parser.add_argument("--run", type=Path, help="a trained housing run (default: train one)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
@@ -261,9 +296,10 @@ def main() -> None:
         source = args.run.resolve() if args.run else trained(work, data)
         run_dir = work / "run"
         subprocess.run(["cp", "-r", str(source), str(run_dir)], check=True)
-        subprocess.run(
-            [sys.executable, "-m", "dlcli", "export", str(run_dir), "-f", "onnx"], check=True, env=env
-        )
+        if not (run_dir / "export" / "model.onnx").is_file():  # a run trained without its light model
+            subprocess.run(
+                [sys.executable, "-m", "dlcli", "export", str(run_dir), "-f", "onnx"], check=True, env=env
+            )
         frame = (
             pd.read_csv(data / "housing.csv")
             .drop(columns=["median_house_value"])
@@ -272,22 +308,35 @@ def main() -> None:
         rows = json.loads(frame.to_json(orient="records"))
         (work / "rows.json").write_text(json.dumps(rows))
         dlcli = [sys.executable, "-m", "dlcli", "serve", str(run_dir)]
+        anchor = "anchor: FastAPI + onnxruntime, one call per request"
         servers = {
-            "dlcli serve, onnx, micro-batched (64 rows, 5 ms)": [*dlcli],
-            "dlcli serve, onnx, --max-batch 1": [*dlcli, "--max-batch", "1"],
-            "dlcli serve --runtime tensorflow, micro-batched": [*dlcli, "--runtime", "tensorflow"],
-            "plain FastAPI script, model.predict per request": [sys.executable, "-c", PLAIN, str(run_dir)],
+            anchor: ([sys.executable, "-c", ANCHOR, str(run_dir / "export" / "model.onnx")], (64, 1)),
+            "dlcli serve (onnx, as shipped)": (dlcli, (64, 1)),
+            "dlcli serve (onnx), --max-batch 1": ([*dlcli, "--max-batch", "1"], (64,)),
+            "dlcli serve --runtime tensorflow": ([*dlcli, "--runtime", "tensorflow"], (64,)),
+            "FastAPI script, model.predict per request": ([sys.executable, "-c", PLAIN, str(run_dir)], (64,)),
         }
-        results = {}
-        for name, command in servers.items():
-            port = free_port()
-            full = [*command, "--port", str(port)] if "dlcli" in command else [*command, str(port)]
-            proc = start(full, port, env, work / "servers.log")
-            try:
-                results[name] = load(port, args.seconds, args.clients, work / "rows.json", work)
-            finally:
-                stop(proc)
-            print(name, results[name], flush=True)
+        results: dict[tuple[str, int], list[dict]] = {}
+        same = None
+        for round_ in range(args.rounds):
+            for name, (command, clients) in servers.items():
+                port = free_port()
+                full = [*command, "--port", str(port)] if "dlcli" in command else [*command, str(port)]
+                proc = start(full, port, env, work / "servers.log")
+                try:
+                    if round_ == 0 and name in (anchor, "dlcli serve (onnx, as shipped)"):
+                        got = answers(port, rows[:200])
+                        same = (
+                            got
+                            if same is None
+                            else max(abs(a - b) / max(abs(a), 1.0) for a, b in zip(same, got, strict=True))
+                        )
+                    for n in clients:
+                        result = load(port, args.seconds, n, work / "rows.json", work, proc.pid)
+                        results.setdefault((name, n), []).append(result)
+                        print(round_ + 1, name, n, result, flush=True)
+                finally:
+                    stop(proc)
         port = free_port()
         proc = start([*dlcli, "--port", str(port)], port, env, work / "malformed.log")
         try:
@@ -303,29 +352,39 @@ def main() -> None:
         finally:
             stop(proc)
         tracebacks = (work / "malformed.log").read_text().count("Traceback")
-    plain = results["plain FastAPI script, model.predict per request"]
+
+    def median(name: str, n: int, key: str) -> float:
+        return statistics.median(r[key] for r in results[(name, n)])
+
     lines = [
         START,
-        "## `dlcli serve` under load (`benchmarks/serve_load.py`, issue 17)",
+        "## `dlcli serve` under load (`benchmarks/serve_load.py`, issues 17 and 36)",
         "",
-        f"Measured {date.today().isoformat()} by `benchmarks/serve_load.py --seconds {args.seconds:g} --clients "
-        f"{args.clients}` on: {machine()}. configs/housing.yaml trained as shipped; {args.clients} concurrent "
-        "clients (threads of one process on the same machine, keep-alive) each send one housing row per "
-        f"request for {args.seconds:g} s, loopback only.",
+        f"Measured {date.today().isoformat()} by `benchmarks/serve_load.py --seconds {args.seconds:g} --rounds "
+        f"{args.rounds}` on: {machine()}. configs/housing.yaml trained as shipped, its ONNX model served; one "
+        "load-generating process on the same machine (asyncio, one keep-alive connection per client), each "
+        f"client sending one housing row per request for {args.seconds:g} s; servers interleaved in "
+        f"{args.rounds} rounds, medians. CPU: the server process's user + system time per answered request.",
         "",
-        "| server | requests/s | vs plain | p50 (ms) | p99 (ms) | failed |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *(
-            f"| {name} | {r['rps']:.0f} | {r['rps'] / plain['rps']:.1f}x | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-            f"{r['errors']} |"
-            for name, r in results.items()
-        ),
+        "| server | clients | requests/s | vs anchor | p50 (ms) | p99 (ms) | server CPU per request (ms) | failed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, n in results:
+        rps = median(name, n, "rps")
+        lines.append(
+            f"| {name} | {n} | {rps:.0f} | {rps / median(anchor, n, 'rps'):.2f}x | {median(name, n, 'p50_ms'):.2f} | "
+            f"{median(name, n, 'p99_ms'):.1f} | {median(name, n, 'cpu_ms'):.3f} | "
+            f"{sum(r['errors'] for r in results[(name, n)])} |"
+        )
+    lines += [
         "",
-        f"{args.malformed} malformed requests against the micro-batched server: answers "
+        f"The anchor's and dlcli's answers for 200 rows differ by at most {same:.1e} (relative).",
+        "",
+        f"{args.malformed} malformed requests against `dlcli serve`: answers "
         + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
         + f". Afterwards /health said {health['status']!r} and {check['requests']} good requests in 3 s all "
-        f"succeeded ({check['errors']} failed); server RSS {before:.0f} MB before, {half:.0f} MB after half of them, {after:.0f} MB after all; "
-        f"{tracebacks} tracebacks in the server's log.",
+        f"succeeded ({check['errors']} failed); server RSS {before:.0f} MB before, {half:.0f} MB after half of "
+        f"them, {after:.0f} MB after all; {tracebacks} tracebacks in the server's log.",
         END,
     ]
     write_block(args.output, START, END, lines)

@@ -239,7 +239,9 @@ def test_predict_runs_an_exported_model_without_tensorflow(regression_run, tmp_p
     code, _, err = cli("train", "--resume", str(run), "-q", "-o", "train.epochs=6")
     assert code == 0, err
     code, out, err = cli("predict", str(run), "--input", "in.csv", "--output", "after.csv")
-    passed_over = "(with TensorFlow; no light model: $DLCLI_LIGHT_MODEL is off)"  # the suite's machine default
+    passed_over = (
+        "(with TensorFlow; no light model: $DLCLI_LIGHT_MODEL is off)"  # the suite's machine default
+    )
     assert code == 0 and f"wrote 25 predictions {passed_over} → after.csv" in out, err
     err = fails(cli, "predict", str(run), "--input", "in.csv", "--runtime", "onnx")
     assert f"--runtime onnx: {run / 'export' / 'model.onnx'} was exported before the run's model.keras" in err

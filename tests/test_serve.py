@@ -8,6 +8,8 @@ import json
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -248,3 +250,18 @@ def test_series_windows_and_text_as_the_model_takes_them(series_run, text_run, t
         assert [p["prediction"] for p in body["predictions"]] == expected["prediction"].tolist()
     finally:
         server.stop()
+
+
+def test_a_light_model_is_served_without_tensorflow_or_scikit_learn(exported):
+    """The server's process loads the ONNX model and builds its app without importing TensorFlow or
+    scikit-learn (a server of 90 MB, not 760)."""
+    script = (
+        "import sys\n"
+        "from dlcli.serve import serve\n"
+        f"model = serve.load({str(exported)!r}, '.')\n"
+        "serve.app(model)\n"
+        "print(model.runtime, sorted(m for m in ('tensorflow', 'keras', 'sklearn') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=STUCK_S)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "onnx []"

@@ -30,7 +30,6 @@ from fastapi.responses import JSONResponse
 
 from dlcli.artifacts import lite, runtime
 from dlcli.evaluation import inference
-from dlcli.export import export
 from dlcli.runs import runs
 from dlcli.serve import payloads, slowclients
 from dlcli.serve.payloads import MAX_BODY, MAX_ROWS, Rejected
@@ -79,6 +78,8 @@ def load(run: str | Path, runs_dir: Path | str, asked: str = "auto") -> Model:
         return Model(runtime.open_artifact(artifact, name), meta, name, info)
 
     loaded = inference.tensorflow_path().load_run(run_dir, runs_dir)
+    from dlcli.export import export  # its graph, in TensorFlow: never imported to serve a light model
+
     prep = loaded.prep
     reason = export.unsupported(prep)
     if reason:
