@@ -21,6 +21,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ class Model:
     runtime: str
     info: dict = field(default_factory=dict)  # metrics and versions for /metadata
 
-    @property
+    @cached_property
     def specs(self) -> list[runtime.InputSpec]:
         return [runtime.InputSpec(**s) for s in self.meta["inputs"]]
 
@@ -412,6 +413,7 @@ def run(
         http=slowclients.dropping_after(timeout),
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # X-Forwarded-* name the client for access logs, which are off
         timeout_keep_alive=5,
         timeout_graceful_shutdown=30,
     )
