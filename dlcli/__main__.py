@@ -1,3 +1,3 @@
-from dlcli.cli.cli import main
+from dlcli.cli.cli import entry
 
-main()
+entry()

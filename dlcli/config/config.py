@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from dlcli.config import input_checks
 from dlcli.config import outputs as outputs_mod
@@ -330,6 +330,13 @@ class TrainConfig(Strict):
         "on TensorFlow, with the reason); off: none. Default: the DLCLI_LIGHT_MODEL environment "
         "variable, else auto. Not written by tune trials and cross-validation folds.",
     )
+
+    @field_validator("light_model", mode="before")
+    @classmethod
+    def _light_model_switch(cls, value):
+        """`light_model: off` is YAML 1.1's false (and `on` its true): read as the words they are."""
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
+
     tensorboard: bool = Field(True, description="TensorBoard logs in the run's tensorboard/ folder.")
     plots: bool = Field(
         True,
