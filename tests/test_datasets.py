@@ -80,7 +80,9 @@ def test_a_few_batches_run_eagerly_and_many_through_one_trace_with_the_same_outp
     import keras
     import tensorflow as tf
 
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)]
+    )
     x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
     few = tf.data.Dataset.from_tensor_slices(x).batch(8)  # 5 batches
     many = tf.data.Dataset.from_tensor_slices(x).batch(4)  # 10 batches

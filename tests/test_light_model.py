@@ -118,3 +118,13 @@ def test_a_bad_machine_default_is_refused_before_training(cli, monkeypatch, tmp_
         "error: DLCLI_LIGHT_MODEL='fast': expected one of auto, onnx, tflite, off; unset it for auto" in err
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_off_and_on_unquoted_in_yaml_are_read_as_the_words(tmp_path):
+    from dlcli.config.config import load_config
+
+    text = (CONFIGS / "iris.yaml").read_text()
+    for written, read in (("off", "off"), ("on", "auto"), ("onnx", "onnx")):
+        path = tmp_path / f"{written}.yaml"
+        path.write_text(text.replace("train:\n", f"train:\n  light_model: {written}\n", 1))
+        assert load_config(path).train.light_model == read

@@ -109,7 +109,10 @@ def test_evaluate_predict_and_explain_stream_and_agree_with_training(
     for source, name in ((tables / "table.csv", "p.csv"), (tables / "parts", "p.parquet")):
         code, out, err = cli("predict", str(streamed_run), "--input", str(source), "--output", name)
         assert code == 0, err
-        assert f"wrote 6000 predictions → {name}" in out
+        assert (
+            f"wrote 6000 predictions (with TensorFlow; no light model: $DLCLI_LIGHT_MODEL is off) → {name}"
+            in out
+        )
         assert "predict: 6,000 rows at" in out + err
     from_csv, from_parquet = pd.read_csv(tmp_path / "p.csv"), pd.read_parquet(tmp_path / "p.parquet")
     assert from_csv["id"].tolist() == list(range(6000))

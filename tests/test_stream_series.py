@@ -195,7 +195,9 @@ def test_what_a_streamed_series_cannot_take_exits_2_and_says_why(
 def test_predict_streams_a_series_and_forecasts_each_row_that_ends_a_window(streamed, folder, cli, tmp_path):
     code, out, err = cli("predict", str(streamed), "--input", str(folder / "series.csv"), "--output", "p.csv")
     assert code == 0, err
-    assert "wrote 3600 predictions → p.csv" in out
+    assert (
+        "wrote 3600 predictions (with TensorFlow; no light model: $DLCLI_LIGHT_MODEL is off) → p.csv" in out
+    )
     assert "predict: 3,600 rows at" in out + err
     written = pd.read_csv(tmp_path / "p.csv")
     assert written[["sensor", "step"]].equals(series_table()[["sensor", "step"]])
