@@ -114,7 +114,11 @@ class RawInputs(tf.Module):
                 x = _model_input(prep, inputs, specs, self.tables, self.resize)
             return _outputs(prep, self.model(x, training=False))
 
-        self.serve = tf.function(serve, input_signature=[{s.name: s.tensor_spec(batch) for s in specs}])
+        # no autograph: the branches above are on Python values, and Keras' layers need none (its own
+        # train and test functions are `do_not_convert`); converting this code took 40 % of an export
+        self.serve = tf.function(
+            serve, input_signature=[{s.name: s.tensor_spec(batch) for s in specs}], autograph=False
+        )
 
 
 def _numeric(prep: Preprocessor, x, i: int):
