@@ -75,25 +75,3 @@ def test_the_heap_is_collected_only_after_training_on_enough_data(monkeypatch):
     pipeline.release_training_memory(model, None)  # a stream: unknown, collected
     assert collected == [1, 1] and model.train_function is None
 
-
-def test_a_few_batches_run_eagerly_and_many_through_one_trace_with_the_same_outputs():
-    import keras
-    import tensorflow as tf
-
-    model = keras.Sequential(
-        [keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(2)]
-    )
-    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
-    few = tf.data.Dataset.from_tensor_slices(x).batch(8)  # 5 batches
-    many = tf.data.Dataset.from_tensor_slices(x).batch(4)  # 10 batches
-    assert 5 <= pipeline.EAGER_BATCHES < 10
-    eager = pipeline.forward(model, few)
-    assert model not in pipeline._STEPS or not pipeline._STEPS[model]  # nothing traced for 5 batches
-    traced = pipeline.forward(model, many)
-    (step,) = pipeline._STEPS[model].values()
-    assert step.experimental_get_tracing_count() == 1  # one trace, the last smaller batch included
-    np.testing.assert_allclose(eager, traced, rtol=1e-6)
-    np.testing.assert_allclose(eager, model(x).numpy(), rtol=1e-6)
-    pipeline.forward(model, few)  # traced already: the traced step serves few batches too,
-    pipeline.forward(model, many)  # relaxed once to any batch size (reduce_retracing)
-    assert step.experimental_get_tracing_count() == 2

@@ -195,7 +195,7 @@ def forward(model, ds, compiled: bool = False):
             switch[1]()
     if compiled:
         model.reset_metrics()
-    step = traced_step(model, compiled, few=0 <= int(ds.cardinality()) <= EAGER_BATCHES)
+    step = traced_step(model, compiled)
     parts, loss_sum, seen = [], 0.0, 0
     for batch in batches:
         if not compiled:
@@ -223,38 +223,27 @@ def _numpy(out):
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-#: Passes of at most this many batches call the model eagerly, unless its step is traced already:
-#: tracing costs about 0.25 s, the eager calls of a small table's splits less than that together.
-EAGER_BATCHES = 8
-
-
-def traced_step(model, compiled: bool, few: bool = False):
+def traced_step(model, compiled: bool):
     """`x → outputs`, or with `compiled` `(x, y) → (outputs, loss)` updating the compiled metrics,
     as a tf.function traced once per model (reduce_retracing: the last, smaller batch is the same
-    trace); for `few` batches, the same step called eagerly unless it is traced already."""
+    trace)."""
     steps = _STEPS.setdefault(model, {})
-    if compiled not in steps and few:
-        return _step(model, compiled)
     if compiled not in steps:
-        steps[compiled] = tf.function(_step(model, compiled), reduce_retracing=True)
+        if compiled:
+
+            def step(x, y):
+                out = model(x, training=False)
+                loss = model.compute_loss(x=None, y=y, y_pred=out, training=False)
+                model.compute_metrics(None, y, out)
+                return out, loss
+
+        else:
+
+            def step(x):
+                return model(x, training=False)
+
+        steps[compiled] = tf.function(step, reduce_retracing=True)
     return steps[compiled]
-
-
-def _step(model, compiled: bool):
-    if compiled:
-
-        def step(x, y):
-            out = model(x, training=False)
-            loss = model.compute_loss(x=None, y=y, y_pred=out, training=False)
-            model.compute_metrics(None, y, out)
-            return out, loss
-
-        return step
-
-    def forward_step(x):
-        return model(x, training=False)
-
-    return forward_step
 
 
 #: Training data below this size leaves too little heap to hand back for a collection's cost (about
