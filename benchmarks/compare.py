@@ -113,6 +113,7 @@ OTHER_BLOCKS = [
     ("<!-- tune_pruning.py:start -->", "<!-- tune_pruning.py:end -->"),
     ("<!-- init_vs_hand.py:start -->", "<!-- init_vs_hand.py:end -->"),
     ("<!-- explain_time.py:start -->", "<!-- explain_time.py:end -->"),
+    ("<!-- small_runs.py:start -->", "<!-- small_runs.py:end -->"),
 ]
 
 

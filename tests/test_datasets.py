@@ -74,4 +74,3 @@ def test_the_heap_is_collected_only_after_training_on_enough_data(monkeypatch):
     pipeline.release_training_memory(model, pipeline.RELEASE_BYTES)
     pipeline.release_training_memory(model, None)  # a stream: unknown, collected
     assert collected == [1, 1] and model.train_function is None
-

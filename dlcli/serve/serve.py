@@ -311,12 +311,30 @@ class Predict:
         return payloads.answer(model, outputs)
 
 
+def _openapi(api) -> dict:
+    """FastAPI's schema of its own routes, and POST /predict's (served by `Predict`), made once."""
+    from fastapi.openapi.utils import get_openapi
+
+    if api.openapi_schema is None:
+        schema = get_openapi(
+            title=api.title, version=api.version, description=api.description, routes=api.routes
+        )
+        schema["paths"]["/predict"] = {
+            "post": {
+                "summary": "Predict",
+                "description": 'One answer per row: JSON records, {"instances": [...]}, CSV or files.',
+                "requestBody": BODIES,
+                "responses": {"200": {"description": '{"predictions": [...]}'}},
+            }
+        }
+        api.openapi_schema = schema
+    return api.openapi_schema
+
+
 def app(model: Model, limits: Limits | None = None):
     """The ASGI application: POST /predict (`Predict`), and FastAPI for /health, /metadata and the
     OpenAPI docs (/docs, /openapi.json, where /predict is described too)."""
     runtime.need("fastapi", "serve")
-    from fastapi.openapi.utils import get_openapi
-
     limits = limits or Limits()
     endpoint = Predict(model, limits)
 
@@ -346,23 +364,7 @@ def app(model: Model, limits: Limits | None = None):
     async def metadata() -> dict:
         return describe(model, limits, endpoint.batcher)
 
-    def openapi() -> dict:  # FastAPI's way of describing a route it does not serve itself
-        if api.openapi_schema is None:
-            schema = get_openapi(
-                title=api.title, version=api.version, description=api.description, routes=api.routes
-            )
-            schema["paths"]["/predict"] = {
-                "post": {
-                    "summary": "Predict",
-                    "description": 'One answer per row: JSON records, {"instances": [...]}, CSV or files.',
-                    "requestBody": BODIES,
-                    "responses": {"200": {"description": '{"predictions": [...]}'}},
-                }
-            }
-            api.openapi_schema = schema
-        return api.openapi_schema
-
-    api.openapi = openapi
+    api.openapi = lambda: _openapi(api)  # FastAPI's way of describing a route it does not serve
 
     async def asgi(scope, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] == "/predict":
