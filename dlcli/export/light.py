@@ -73,6 +73,8 @@ def _first_written(run_dir: Path, formats: list[str]) -> dict:
             meta = export.export(run_dir, fmt)
         except DlcliError as exc:
             reasons[fmt] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a converter's own failure never fails a trained run
+            reasons[fmt] = f"the {fmt} converter failed ({type(exc).__name__}: {str(exc)[:300]})"
         else:
             return {"format": fmt, "path": f"export/{Path(meta['path']).name}"}
     if len(set(reasons.values())) == 1:

@@ -1,9 +1,11 @@
 """`dlcli serve RUN`: the run's raw-input model behind HTTP (FastAPI on uvicorn), micro-batched.
 
-Requests wait up to `max_wait_ms` for others; up to `max_batch` rows then go through the model in one
-call (in a worker thread, so the event loop keeps taking requests). The model is the graph `dlcli
-export` writes: the run's exported ONNX or TFLite file through its runtime (no TensorFlow), or the same
-graph built in this process from the run with TensorFlow.
+POST /predict is a bare ASGI endpoint (`Predict`) in front of FastAPI, which serves /health,
+/metadata and the docs. Requests that arrive while the model runs go through it together in the next
+call (up to `max_batch` rows; `max_wait_ms` > 0 makes an idle model wait that long for company first);
+a model quicker than 1 ms a call runs on the event loop, a slower one in a worker thread. The model is
+the graph `dlcli export` writes: the run's exported ONNX or TFLite file through its runtime (no
+TensorFlow), or the same graph built in this process from the run with TensorFlow.
 
 Bodies: JSON records `[{"area": 3, "color": "red"}, …]`, TensorFlow Serving's `{"instances": […]}`
 (records, pixel arrays, or `{"b64": …}` image files), CSV (`text/csv`), or image files uploaded as
