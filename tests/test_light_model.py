@@ -66,6 +66,15 @@ def test_a_trained_run_holds_a_checked_onnx_model_that_predict_takes_without_ten
     light, through_tf = pd.read_csv(tmp_path / "light.csv"), pd.read_csv(tmp_path / "tf.csv")
     np.testing.assert_allclose(light["prediction"], through_tf["prediction"], rtol=1e-5)
 
+    # resumed: model.keras changes, and the light model is written again for it (not passed over as stale)
+    before = meta["model_sha256"]
+    code, _, err = cli("train", "--resume", str(run), "-q", "-o", "train.epochs=6")
+    assert code == 0, err
+    meta = json.loads((run / "export" / "model.onnx.json").read_text())
+    assert meta["model_sha256"] != before and "note: light model export/model.onnx" in err
+    code, out, _ = cli("predict", str(run), "--input", "in.csv", "--output", "again.csv")
+    assert code == 0 and "(with onnx, model.onnx, without TensorFlow)" in out
+
 
 def test_without_a_light_model_predict_goes_through_tensorflow_and_says_why(
     text_run, regression_run, tmp_path, cli
