@@ -72,7 +72,7 @@ def train(
 def _with_light_model(result: stages.TrainResult, config: Config, asked: str | None) -> stages.TrainResult:
     """The finished run's light model (export/light.py); none at all for a trial or a fold (None)."""
     if asked is not None:
-        result.light_model = light.write(result.run_dir, config)
+        result.light_model = light.write(result.run_dir, config, asked)
     return result
 
 

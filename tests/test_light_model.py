@@ -97,14 +97,14 @@ def test_without_a_light_model_predict_goes_through_tensorflow_and_says_why(
     shutil.copytree(regression_run, run)
     config = load_config(run).model_copy(deep=True)
     config.train.light_model = "off"
-    assert light.write(run, config)["reason"] == "train.light_model is off"
+    assert light.write(run, config, light.choice(config))["reason"] == "train.light_model is off"
 
     # a model no light runtime can hold: text is vectorized inside it
     run = tmp_path / "text"
     shutil.copytree(text_run, run)
     config = load_config(run).model_copy(deep=True)
     config.train.light_model = "auto"
-    entry = light.write(run, config)
+    entry = light.write(run, config, light.choice(config))
     assert entry == {
         "format": None,
         "reason": "text columns (message) are vectorized inside the model with regular expressions, "

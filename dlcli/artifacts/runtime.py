@@ -292,10 +292,6 @@ def column_values(
     if spec.dtype == "string":
         return np.asarray([_text(v) for v in values], dtype=object)
     inf_missing, no_missing = meta.get("non_finite") == "missing", meta.get("impute") == "none"
-    if len(values) >= ARRAY_ROWS:
-        fast = _plain_numbers(values, inf_missing, no_missing)
-        if fast is not None:
-            return fast.astype(spec.dtype)
     out = np.empty(len(values), dtype=spec.dtype)
     for i, value in enumerate(values):
         kind = type(value)  # a finite number within float32 is taken as it is (NaN fails both tests)
@@ -313,27 +309,6 @@ def column_values(
                 spec.column,
                 row,
             )
-    return out
-
-
-#: From this many values on, a column of plain numbers is converted and checked as one array.
-ARRAY_ROWS = 32
-
-
-def _plain_numbers(values: list, inf_missing: bool, no_missing: bool) -> np.ndarray | None:
-    """The values as float64 when every one is an int or a float that `_number` takes as it is (finite
-    and within float32, or ±inf with `non_finite: missing`; no NaN with `impute: none`), else None: the
-    value-by-value path then finds the first that is not, and names it."""
-    if not all(type(v) is float or type(v) is int for v in values):  # bool is an int: not here
-        return None
-    try:
-        out = np.array(values, dtype="float64")
-    except OverflowError:  # an int beyond float64
-        return None
-    if inf_missing:
-        out[np.isinf(out)] = np.nan
-    if np.any(np.abs(out) > 3.4e38) or (no_missing and np.isnan(out).any()):  # ±inf included
-        return None
     return out
 
 

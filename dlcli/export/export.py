@@ -53,21 +53,28 @@ CALIBRATION_ROWS = 200
 
 def refusal(prep: Preprocessor, fmt: str, quantize: str | None) -> str | None:
     """Why `fmt` cannot hold this run's model, or None."""
-    others = "saved_model"
     if quantize and fmt == "saved_model":
         return "a SavedModel is written in float32; quantizing is for --format tflite or onnx"
     if fmt == "saved_model":
         return None
+    reason = lacking(prep, fmt)
+    if reason is None:
+        return None
+    return f"{reason}; --format saved_model holds {'them' if prep.text is not None else 'it'}"
+
+
+def lacking(prep: Preprocessor, runtimes: str) -> str | None:
+    """What the model does inside that `runtimes` (tflite, onnx: builtin operations only) have no
+    operation for, or None."""
     if prep.text is not None:
         return (
             f"text columns ({', '.join(prep.text.columns)}) are vectorized inside the model with "
-            f"regular expressions, splitting and n-grams, which {fmt} has no operation for; "
-            f"--format {others} holds them"
+            f"regular expressions, splitting and n-grams, which {runtimes} has no operation for"
         )
     if prep.decodes_files:
         return (
             f"the model takes encoded image files (JPEG, PNG, GIF, BMP), and decoding them has no "
-            f"{fmt} operation; --format {others} holds it"
+            f"{runtimes} operation"
         )
     return None
 

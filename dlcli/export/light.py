@@ -5,7 +5,7 @@ export extra is missing, text or image files inside the model, a converter's fai
 why, once, and predict says it again when it goes through TensorFlow (artifacts/lite.py).
 
 >>> light.choice(config)          # before training: "auto", "onnx", "tflite" or "off"
->>> light.write(run_dir, config)  # after it: run.json's `light_model` entry
+>>> light.write(run_dir, config, asked)  # after it: run.json's `light_model` entry
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ def choice(config) -> str:
     return asked
 
 
-def write(run_dir: Path, config) -> dict:
-    """The finished run's light model, and run.json's `light_model` entry: `{"format", "path",
-    "seconds"}` when written, `{"format": None, "reason", "seconds"}` when not."""
+def write(run_dir: Path, config, asked: str) -> dict:
+    """The finished run's light model as `choice(config)` asked for it (before training), and run.json's
+    `light_model` entry: `{"format", "path", "seconds"}` when written, `{"format": None, "reason",
+    "seconds"}` when not."""
     clock = time.perf_counter()
-    asked = choice(config)
     if asked == "off":
         where = "train.light_model" if config.train.light_model == "off" else f"${ENV}"
         entry = {"format": None, "reason": f"{where} is off"}
@@ -61,9 +61,9 @@ def _first_written(run_dir: Path, formats: list[str]) -> dict:
     from dlcli.export import export  # TensorFlow: imported by now, at the end of training
 
     prep = load_preprocessing(run_dir)
-    refused = export.unsupported(prep) or export.refusal(prep, " or ".join(formats), None)
-    if refused:  # said once for every format (its hint of a SavedModel is for `dlcli export`)
-        return {"format": None, "reason": refused.split("; --format saved_model")[0]}
+    refused = export.unsupported(prep) or export.lacking(prep, " or ".join(formats))
+    if refused:  # said once for every format
+        return {"format": None, "reason": refused}
     reasons: dict[str, str] = {}
     for fmt in formats:
         if not all(importlib.util.find_spec(m) for m in MODULES[fmt]):

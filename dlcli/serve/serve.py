@@ -12,7 +12,7 @@ Bodies: JSON records `[{"area": 3, "color": "red"}, …]`, TensorFlow Serving's 
 multipart form fields. Nothing in a request is executed: JSON and CSV are parsed as data only.
 """
 
-# no `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request) as objects
+# no `from __future__ import annotations`: FastAPI reads its endpoints' annotations as objects
 import asyncio
 import json
 import signal
@@ -177,11 +177,12 @@ class Batcher:
 
     def _run(self, batch: list) -> dict:
         clock = time.perf_counter()
-        if len(batch) == 1:
-            outputs = runtime.run_batched(self.model.runner, batch[0][0])
-        else:
-            joined = {k: np.concatenate([inputs[k] for inputs, _, _ in batch]) for k in batch[0][0]}
-            outputs = runtime.run_batched(self.model.runner, joined)
+        joined = (
+            batch[0][0]
+            if len(batch) == 1
+            else {k: np.concatenate([inputs[k] for inputs, _, _ in batch]) for k in batch[0][0]}
+        )
+        outputs = runtime.run_batched(self.model.runner, joined)
         self.call_s = time.perf_counter() - clock
         return outputs
 
@@ -279,7 +280,7 @@ class Predict:
             # rather than keep it for the next request (uvicorn would wait for the rest of the body)
             status, answer, close = exc.status, {"detail": exc.detail}, exc.status in (400, 408, 413)
         except Exception as exc:  # noqa: BLE001 - a bug of dlcli's: said in one line, never a traceback
-            status, answer = 500, {"detail": f"internal error: {type(exc).__name__}"}
+            status, answer = 500, _internal(exc)
         body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *extra]
         if close:
@@ -311,6 +312,11 @@ class Predict:
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             raise payloads.bad(f"the model could not run on this input ({reason})") from None
         return payloads.answer(model, outputs)
+
+
+def _internal(exc: Exception) -> dict:
+    """The answer to a request that met a bug of dlcli's: one line, never a traceback."""
+    return {"detail": f"internal error: {type(exc).__name__}"}
 
 
 def _openapi(api) -> dict:
@@ -356,7 +362,7 @@ def app(model: Model, limits: Limits | None = None):
 
     @api.exception_handler(Exception)
     async def internal(_, exc: Exception):  # a bug of dlcli's: said in one line, never a traceback
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+        return JSONResponse(_internal(exc), status_code=500)
 
     @api.get("/health")
     async def health() -> dict:
