@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from rich.console import Console
 from rich.markup import escape
@@ -153,8 +154,6 @@ class Rows:
         self.console, self.progress, self.task, self.what, self.clock = console or err, None, None, None, 0.0
 
     def __call__(self, what: str, done: int, fraction: float) -> None:
-        import time
-
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         if self.progress is None:
@@ -214,14 +213,10 @@ class Progress:
         self._new_task()
 
     def _new_task(self) -> None:
-        import time
-
         self.clock, self.step = time.perf_counter(), 0
         self.task = self.progress.add_task(f"epoch {self.epoch}/{self.epochs}", total=self.steps, logs="")
 
     def _speed(self) -> str:
-        import time
-
         if not self.batch_size or not self.step:
             return ""
         return f"{self.step * self.batch_size / max(time.perf_counter() - self.clock, 1e-9):,.0f} rows/s  "

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from dlcli.artifacts import lite, runtime
@@ -294,8 +295,6 @@ class Predict:
         content_type = headers.get(b"content-type", b"application/json").decode("latin-1")
         payloads.declared_size(headers.get(b"content-length"), limits.max_body)
         if content_type.startswith("multipart/form-data"):
-            from starlette.requests import Request
-
             inputs, n = await payloads.uploaded(
                 model, Request(scope, receive), limits.max_rows, limits.max_body
             )
@@ -321,8 +320,6 @@ def _internal(exc: Exception) -> dict:
 
 def _openapi(api) -> dict:
     """FastAPI's schema of its own routes, and POST /predict's (served by `Predict`), made once."""
-    from fastapi.openapi.utils import get_openapi
-
     if api.openapi_schema is None:
         schema = get_openapi(
             title=api.title, version=api.version, description=api.description, routes=api.routes
