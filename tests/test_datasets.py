@@ -74,3 +74,22 @@ def test_the_heap_is_collected_only_after_training_on_enough_data(monkeypatch):
     pipeline.release_training_memory(model, pipeline.RELEASE_BYTES)
     pipeline.release_training_memory(model, None)  # a stream: unknown, collected
     assert collected == [1, 1] and model.train_function is None
+
+
+def test_one_trace_serves_every_split_whatever_its_batch_sizes():
+    """Scoring train, validation and test (batches of 64, a last one of 13, a single batch of 7) traces
+    the model's forward step on the first split only, with and without the compiled loss and metrics
+    (whose first trace makes the metrics' variables: TensorFlow traces such a function twice)."""
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    for compiled, traces in ((False, 1), (True, 2)):
+        for n in (141, 7, 64):
+            x, y = rng.random((n, 3)).astype("float32"), rng.integers(0, 2, n)
+            ds = pipeline.array_dataset(x, y if compiled else None, 64)
+            got = pipeline.forward(model, ds, compiled=compiled)
+            assert len(got[0] if compiled else got) == n
+            step = pipeline.traced_step(model, compiled, ds.element_spec)
+            assert step.experimental_get_tracing_count() == traces, (compiled, n)
