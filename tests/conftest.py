@@ -68,6 +68,24 @@ def pytest_collection_modifyitems(items: list) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_core_per_worker() -> None:
+    """With an xdist worker per core, each worker's TensorFlow runs an op on one thread: the runs
+    trained in this process (most of the suite) then keep to their worker's core instead of taking the
+    other worker's (its pool's threads spin while waiting). Processes of their own (forked, started)
+    still choose their threads as dlcli does (train.intra_op_threads, tested in test_compute.py), and a
+    run trained here records the 1 it used."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2 or workers < (os.cpu_count() or 1):
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:  # an op already ran in this worker: it keeps TensorFlow's default
+        pass
+
+
 #: How long a test waits for a run to reach a point before calling it stuck: a guard against hanging
 #: forever, not a timing (a loaded 2-core machine is slow; speed is measured in benchmarks/).
 STUCK_S = 600

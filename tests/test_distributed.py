@@ -361,6 +361,8 @@ def test_steps_per_call_under_a_strategy_chosen_at_train_time():
     auto = load_config(CONFIGS / "ci" / "iris.yaml")
     assert compute.steps_per_execution(auto, distributed=True) == 1
     assert compute.steps_per_execution(auto, distributed=False) == compute.AUTO_STEPS_PER_EXECUTION
+    on_backbone = load_config(CONFIGS / "hymenoptera_finetune.yaml")  # long steps: one per call
+    assert compute.steps_per_execution(on_backbone, distributed=False) == 1
     explicit = load_config(CONFIGS / "ci" / "iris.yaml", ["train.steps_per_execution=8"])
     with pytest.raises(ConfigError) as info:
         compute.steps_per_execution(explicit, distributed=True)

@@ -302,7 +302,8 @@ class TrainConfig(Strict):
     steps_per_execution: int | Literal["auto"] = Field(
         "auto",
         description="Steps run per call into TensorFlow; auto is 32, which removes per-step Python "
-        "overhead without changing results; 1 with more than one device or worker, where Keras "
+        "overhead without changing results, and 1 for a model on a backbone (its steps are long; Keras "
+        "traces a loop of steps twice); 1 with more than one device or worker, where Keras "
         "3.15 cannot run more (keras-team/keras issue 19246).",
     )
     jit_compile: bool | Literal["auto"] = Field(

@@ -133,7 +133,11 @@ def weights_digest(model) -> str:
 
 def steps_per_execution(config: Config, distributed: bool = False) -> int:
     """train.steps_per_execution; 1 under a tf.distribute strategy, where Keras 3.15's loop over
-    several steps fails ("You must feed a value for placeholder tensor", keras-team/keras issue 19246)."""
+    several steps fails ("You must feed a value for placeholder tensor", keras-team/keras issue 19246).
+
+    `auto` is AUTO_STEPS_PER_EXECUTION, and 1 for a model on a backbone: a step of a pre-trained
+    network is arithmetic enough that Python's per-step cost is nothing beside it, while Keras traces a
+    loop's body twice (for MobileNetV2's 150 layers, seconds at the start of every run and phase)."""
     value = config.train.steps_per_execution
     if distributed and value not in ("auto", 1):
         from dlcli.config.checks import steps_per_call_problem
@@ -141,4 +145,6 @@ def steps_per_execution(config: Config, distributed: bool = False) -> int:
         raise ConfigError(f"train.steps_per_execution: {steps_per_call_problem(int(value))}")
     if distributed:
         return 1
-    return AUTO_STEPS_PER_EXECUTION if value == "auto" else int(value)
+    if value == "auto":
+        return 1 if config.model.backbone else AUTO_STEPS_PER_EXECUTION
+    return int(value)
