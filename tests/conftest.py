@@ -324,7 +324,8 @@ def forked(start, *args: str, cwd: Path, env: dict | None = None) -> subprocess.
 def dlcli_fork(tmp_path_factory):
     """`dlcli_fork(*args, cwd=, env=)`: like `dlcli_popen`, but forked from a server that imported
     TensorFlow and dlcli once (tests/forkserver.py), for tests that start many runs to kill them: each
-    start costs milliseconds instead of a 5 s import. The start-up phase itself needs `dlcli_popen`."""
+    start costs milliseconds instead of a 5 s import. The start-up phase itself needs `dlcli_popen`.
+    With `script=PATH`, `python PATH ARGS` forked the same way."""
     import itertools
 
     folder = tmp_path_factory.mktemp("forked")
@@ -343,11 +344,12 @@ def dlcli_fork(tmp_path_factory):
 
     lock = threading.Lock()  # tests start runs from several threads
 
-    def start(*args: str, cwd: Path, env: dict | None = None) -> Forked:
+    def start(*args: str, cwd: Path, env: dict | None = None, script: Path | None = None) -> Forked:
         with lock:
             n = next(numbers)
             out, err, status = (folder / f"{n}.{what}" for what in ("out", "err", "status"))
             request = {
+                "script": str(script) if script else None,
                 "args": list(args),
                 "cwd": str(cwd),
                 "env": {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},

@@ -6,7 +6,11 @@ and its threads are not started: forking is safe), then forks one child per requ
 `dlcli.cli.cli.main()` exactly as `python -m dlcli` would, in its own folder, environment and output
 files. The children are real processes: signals, SIGKILL and exit codes are those of a subprocess.
 
-Protocol, one JSON line each way on stdin/stdout: `{"args", "cwd", "env", "out", "err", "status"}` →
+A request with a `script` runs that Python file instead (`python SCRIPT ARGS`), for a test that checks
+TensorFlow or Keras without dlcli: dlcli changes nothing in them on import.
+
+Protocol, one JSON line each way on stdin/stdout: `{"args", "cwd", "env", "out", "err", "status"}`
+(and `script`) →
 `{"pid"}`; the server reaps its children and writes each one's exit code (negative: killed by that
 signal, as subprocess reports it) to the request's `status` file.
 """
@@ -29,15 +33,25 @@ def _child(request: dict) -> None:
         os.close(target)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    sys.argv = ["dlcli", *request["args"]]
+    script = request.get("script")
+    sys.argv = [script, *request["args"]] if script else ["dlcli", *request["args"]]
     code = 1
     try:
-        from dlcli.cli.cli import main
+        if script:  # a Python file of a test's own, run as `python SCRIPT ARGS` runs it
+            import runpy
 
-        main()
+            runpy.run_path(script, run_name="__main__")
+        else:
+            from dlcli.cli.cli import main
+
+            main()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # as the interpreter ends a script that raised: the traceback, exit 1
+        import traceback
+
+        traceback.print_exc()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

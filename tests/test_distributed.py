@@ -5,7 +5,6 @@ the Keras compatibility fix, --device, and the cluster errors users see."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -214,20 +213,15 @@ def test_keras_still_makes_the_calls_distcompat_fixes():
     )
 
 
-def test_without_the_fix_keras_multi_worker_training_still_fails(tmp_path):
-    """The day this fails, Keras trains under the plain strategy: drop dlcli/devices/distcompat.py."""
+def test_without_the_fix_keras_multi_worker_training_still_fails(tmp_path, dlcli_fork):
+    """The day this fails, Keras trains under the plain strategy: drop dlcli/devices/distcompat.py.
+    The two workers are plain scripts forked after TensorFlow's import (dlcli's fix is a strategy
+    subclass of its own: importing dlcli changes nothing in Keras)."""
     script = tmp_path / "unfixed.py"
     script.write_text(UNFIXED)
     ports = free_ports(2)
     procs = [
-        subprocess.Popen(
-            [sys.executable, str(script)],
-            env={**os.environ, "TF_CONFIG": tf_config(ports, i), "TF_CPP_MIN_LOG_LEVEL": "2"},
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for i in range(2)
+        dlcli_fork(cwd=tmp_path, env={"TF_CONFIG": tf_config(ports, i)}, script=script) for i in range(2)
     ]
     results = reap(procs, timeout=180)
     errors = "\n".join(err for _, _, err in results)
