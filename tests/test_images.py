@@ -48,6 +48,26 @@ def test_a_folder_of_class_folders_trains_from_paths(folder_run):
     assert read_json(folder_run / "metrics.json")["test"]["accuracy"] >= 0.75
 
 
+def test_photos_read_once_train_exactly_as_photos_read_every_epoch(folder_run, cli, tmp_path, monkeypatch):
+    """A folder whose decoded photos fit pipeline.DECODED_BYTES is read once, before the first epoch;
+    the epochs then see the very pixels, in the very order, that reading them every epoch gives (both
+    trained in this process: TensorFlow's threads as one)."""
+    from dlcli.datasets import pipeline
+
+    assert read_json(folder_run / "run.json")["compute"]["image_files"] == "read once"
+    (tmp_path / "c.yaml").write_text(FOLDER)
+    runs = {}
+    for read, fits in (("read once", pipeline.DECODED_BYTES), ("read every epoch", 0)):
+        monkeypatch.setattr(pipeline, "DECODED_BYTES", fits)  # 0: nothing fits, read as batches stream
+        code, _, err = cli("train", "c.yaml", "-q", "-o", "train.plots=false", "--run-dir", str(fits))
+        assert code == 0, err
+        runs[read] = (tmp_path / str(fits) / "ci-image-folder" / "latest").resolve()
+        assert read_json(runs[read] / "run.json")["compute"]["image_files"] == read
+    once, every = runs.values()
+    assert (once / "history.csv").read_text() == (every / "history.csv").read_text()
+    assert read_json(once / "metrics.json") == read_json(every / "metrics.json")
+
+
 def _predicts(cli, *args: str) -> None:
     code, _, err = cli("predict", *args)
     assert code == 0, err

@@ -334,9 +334,28 @@ def _trainer(job: Job, model):
     return sparse.Trainer(model, job.config, text, compute["steps_per_execution"])
 
 
-def _training_data(job: Job, trainer=None):
+def _images_in_memory(job: Job, trainer=None) -> dict | None:
+    """The training and validation inputs with their image files read once (pipeline.
+    decoded_in_memory), by split; None where they are read as batches stream: no image files, too
+    many, a stream, or sparse text."""
+    prepared = job.prepared
+    load = prepared.prep.loader()
+    if load is None or trainer is not None or prepared.loaded.stream is not None:
+        return None
+    names = [name for name in ("train", "validation") if name in prepared.sets]
+    clock = time.perf_counter()
+    done = pipeline.decoded_in_memory([prepared.sets[name].x for name in names], load)
+    # run.json: where the epochs read the images from
+    job.record.data["compute"]["image_files"] = "read once" if done is not None else "read every epoch"
+    if done is None:
+        return None
+    job.timings["images_read_s"] = round(time.perf_counter() - clock, 3)
+    return dict(zip(names, done, strict=True))
+
+
+def _training_data(job: Job, trainer=None, images: dict | None = None):
     """The training batches, the variable naming the epoch, the steps per epoch, and (sparse text)
-    the function each batch's x passes through."""
+    the function each batch's x passes through. `images`: the inputs with their files read."""
     config, prepared = job.config, job.prepared
     batch = config.train.batch_size
     if prepared.loaded.stream is not None:  # a streamed table: batches made as its pieces are read
@@ -357,9 +376,10 @@ def _training_data(job: Job, trainer=None):
         )
         job.record.data["class_weight"] = per_class
         weights = prepared.prep.row_weights(per_class, y)
-    train_ds, epoch_var = pipeline.training_dataset(
-        x, y, batch, config.seed, weights, prepared.prep.loader(), finish, windows
-    )
+    load = prepared.prep.loader()
+    if images is not None:
+        x, load = images["train"], None
+    train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed, weights, load, finish, windows)
     return train_ds, epoch_var, -(-len(y) // batch)
 
 
@@ -368,10 +388,13 @@ def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
     prior = prepared.prior
     clock = time.perf_counter()
     batch = config.train.batch_size
-    train_ds, epoch_var, steps = _training_data(job, trainer)
+    images = _images_in_memory(job, trainer)
+    train_ds, epoch_var, steps = _training_data(job, trainer, images)
     val = prepared.sets.get("validation")
     val_ds = None
-    if val is not None:
+    if images is not None and val is not None:
+        val_ds = pipeline.array_dataset(images["validation"], val.y, batch)
+    elif val is not None:
         val_ds = val.dataset(prepared.prep, batch) if trainer is None else _sparse_set(trainer, val, batch)
     if trainer is not None:  # run.json: the one vectorizing pass over the train and validation texts
         job.timings["text_vectors_s"] = round(time.perf_counter() - clock, 3)
