@@ -299,11 +299,10 @@ def _signature(spec, compiled: bool) -> list | None:
     `compiled`; None where `spec` is unknown or not (inputs, targets) as `compiled` needs."""
     if spec is None:
         return None
-    if isinstance(spec, tuple):
-        if compiled:
-            return list(spec) if len(spec) == 2 else None
-        return [spec[0]]
-    return None if compiled else [spec]
+    parts = list(spec) if isinstance(spec, tuple) else [spec]
+    if compiled:
+        return parts if len(parts) == 2 else None
+    return parts[:1]
 
 
 #: Training data below this size leaves too little heap to hand back for a collection's cost (about

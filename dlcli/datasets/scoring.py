@@ -31,12 +31,17 @@ class Examples:
     starts: np.ndarray | None = None  # time series: each window's first row in x, one per prediction
     # who hears the rows scored (a streamed split's pass is long); one pass over memory is not reported
     progress: Any = field(default=None, repr=False)
+    decoded: bool = False  # image files: x holds their pixels, read once (pipeline.decoded_in_memory)
+
+    def loader(self, prep: Preprocessor):
+        """What reads x's image files as batches stream (prep.loader()); None once they are read."""
+        return None if self.decoded else prep.loader()
 
     def dataset(self, prep: Preprocessor, batch_size: int):
         if prep.windowed:  # windows cut by index as each batch is made, in order
             y = None if self.y is None else np.asarray(self.y)[self.starts + prep.target_offset]
             return pipeline.window_batches(self.x, self.starts, prep.window["length"], y, batch_size)
-        return pipeline.array_dataset(self.x, self.y, batch_size, prep.loader())
+        return pipeline.array_dataset(self.x, self.y, batch_size, self.loader(prep))
 
     def score(self, prep: Preprocessor, config: Config, model, batch_size: int) -> tuple[dict, np.ndarray]:
         return score_in_memory(prep, config, model, self, batch_size)

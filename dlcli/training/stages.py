@@ -334,28 +334,29 @@ def _trainer(job: Job, model):
     return sparse.Trainer(model, job.config, text, compute["steps_per_execution"])
 
 
-def _images_in_memory(job: Job, trainer=None) -> dict | None:
-    """The training and validation inputs with their image files read once (pipeline.
-    decoded_in_memory), by split; None where they are read as batches stream: no image files, too
-    many, a stream, or sparse text."""
+def _read_images_once(job: Job, trainer=None) -> None:
+    """Where the training and validation image files fit in memory decoded (pipeline.
+    decoded_in_memory), those splits hold their pixels from here on: the epochs and their scoring
+    read no file again. Not for a stream or sparse text."""
     prepared = job.prepared
     load = prepared.prep.loader()
     if load is None or trainer is not None or prepared.loaded.stream is not None:
-        return None
+        return
     names = [name for name in ("train", "validation") if name in prepared.sets]
     clock = time.perf_counter()
     done = pipeline.decoded_in_memory([prepared.sets[name].x for name in names], load)
     # run.json: where the epochs read the images from
     job.record.data["compute"]["image_files"] = "read once" if done is not None else "read every epoch"
     if done is None:
-        return None
+        return
     job.timings["images_read_s"] = round(time.perf_counter() - clock, 3)
-    return dict(zip(names, done, strict=True))
+    for name, x in zip(names, done, strict=True):
+        prepared.sets[name] = replace(prepared.sets[name], x=x, decoded=True)
 
 
-def _training_data(job: Job, trainer=None, images: dict | None = None):
+def _training_data(job: Job, trainer=None):
     """The training batches, the variable naming the epoch, the steps per epoch, and (sparse text)
-    the function each batch's x passes through. `images`: the inputs with their files read."""
+    the function each batch's x passes through."""
     config, prepared = job.config, job.prepared
     batch = config.train.batch_size
     if prepared.loaded.stream is not None:  # a streamed table: batches made as its pieces are read
@@ -376,9 +377,7 @@ def _training_data(job: Job, trainer=None, images: dict | None = None):
         )
         job.record.data["class_weight"] = per_class
         weights = prepared.prep.row_weights(per_class, y)
-    load = prepared.prep.loader()
-    if images is not None:
-        x, load = images["train"], None
+    load = prepared.sets["train"].loader(prepared.prep)
     train_ds, epoch_var = pipeline.training_dataset(x, y, batch, config.seed, weights, load, finish, windows)
     return train_ds, epoch_var, -(-len(y) // batch)
 
@@ -388,13 +387,11 @@ def _plan(job: Job, trainer=None) -> train_mod.FitPlan:
     prior = prepared.prior
     clock = time.perf_counter()
     batch = config.train.batch_size
-    images = _images_in_memory(job, trainer)
-    train_ds, epoch_var, steps = _training_data(job, trainer, images)
+    _read_images_once(job, trainer)
+    train_ds, epoch_var, steps = _training_data(job, trainer)
     val = prepared.sets.get("validation")
     val_ds = None
-    if images is not None and val is not None:
-        val_ds = pipeline.array_dataset(images["validation"], val.y, batch)
-    elif val is not None:
+    if val is not None:
         val_ds = val.dataset(prepared.prep, batch) if trainer is None else _sparse_set(trainer, val, batch)
     if trainer is not None:  # run.json: the one vectorizing pass over the train and validation texts
         job.timings["text_vectors_s"] = round(time.perf_counter() - clock, 3)
