@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--pairs", default="mlp,housing")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    data = compare.data_dir()
     sides = {"before": str(args.before.resolve()), "after": str(ROOT)}
     pairs = [compare.PAIRS[name] for name in args.pairs.split(",")]
     results: dict[tuple[str, str], list[dict]] = {(p.name, s): [] for p in pairs for s in sides}

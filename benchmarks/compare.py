@@ -73,12 +73,17 @@ PAIRS = {
 }
 
 
+def data_dir() -> Path:
+    """The shared datasets: $DLCLI_DATA_DIR, else ../shared/data beside the repository."""
+    return data_dir()
+
+
 def script_arguments(doc: str, rounds: int) -> tuple[argparse.Namespace, Path]:
     """`--rounds` and `--output` for a benchmark script that writes one block, and the data folder."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    data = data_dir()
     return parser.parse_args(), data
 
 
@@ -217,7 +222,7 @@ def main() -> None:
     parser.add_argument("--pairs", default="mlp,convnet,housing")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    data = data_dir()
     if not (data / "mnist.npz").is_file():
         sys.exit(f"{data}: no mnist.npz; set DLCLI_DATA_DIR to the shared data folder")
     names = args.pairs.split(",")

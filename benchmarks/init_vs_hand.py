@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, machine, write_block  # noqa: E402
+from compare import ROOT, data_dir, machine, write_block  # noqa: E402
 
 START, END = "<!-- init_vs_hand.py:start -->", "<!-- init_vs_hand.py:end -->"
 CONFIGS = ROOT / "configs"
@@ -113,7 +112,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     parser.add_argument("--write-configs", action="store_true", help="Write configs/written/ and stop.")
     args = parser.parse_args()
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    data = data_dir()
     if args.write_configs:
         WRITTEN.mkdir(exist_ok=True)
         return write_configs(data)

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, machine, medians, run, write_block  # noqa: E402
+from compare import ROOT, data_dir, machine, medians, run, write_block  # noqa: E402
 
 START, END = "<!-- predict_lite.py:start -->", "<!-- predict_lite.py:end -->"
 SIDES = ("onnx", "tflite", "tensorflow")
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a trained housing run (default: train one)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    data = data_dir()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         run_dir = args.run.resolve() if args.run else trained(work, data)

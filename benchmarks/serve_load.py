@@ -37,7 +37,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, machine, write_block  # noqa: E402
+from compare import ROOT, data_dir, machine, write_block  # noqa: E402
 from predict_lite import trained  # noqa: E402
 
 START, END = "<!-- serve_load.py:start -->", "<!-- serve_load.py:end -->"
@@ -289,7 +289,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a trained housing run (default: train one)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    data = data_dir()
     env = {**os.environ, "DLCLI_DATA_DIR": str(data), "TF_CPP_MIN_LOG_LEVEL": "2"}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

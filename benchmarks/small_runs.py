@@ -29,7 +29,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, machine, write_block  # noqa: E402
+from compare import ROOT, data_dir, machine, write_block  # noqa: E402
 
 START, END = "<!-- small_runs.py:start -->", "<!-- small_runs.py:end -->"
 #: The commit before issue 36's work on small runs (the last stop's).
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--before", default=BEFORE, help="the commit to compare with")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    data = data_dir()
     env = {**os.environ, "DLCLI_DATA_DIR": str(data), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("DLCLI_LIGHT_MODEL", None)
     py = sys.executable

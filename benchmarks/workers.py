@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, machine, steady, write_block  # noqa: E402
+from compare import ROOT, data_dir, machine, steady, write_block  # noqa: E402
 
 START, END = "<!-- workers.py:start -->", "<!-- workers.py:end -->"
 SIDES = ("one_device", "1 worker", "2 workers")
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
-    data = Path(os.environ.get("DLCLI_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    data = data_dir()
     if not (data / "housing.csv").is_file():
         sys.exit(f"{data}: no housing.csv; set DLCLI_DATA_DIR to the shared data folder")
     results: dict[str, list[dict]] = {name: [] for name in SIDES}
